@@ -1,0 +1,25 @@
+// Status checks: every CUDA, cuDNN and cuBLAS call goes through one of these macros, which throw
+// pneumo::Error naming the file, the line and the failing expression. Host-only header.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace pneumo {
+
+// The one exception type the engine throws; what() is a one-line message a user can act on.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+[[noreturn]] void throw_status_error(const char* library, const char* expression, const char* file,
+                                     int line, const std::string& detail);
+
+}  // namespace pneumo
+
+// Throws pneumo::Error with file and line when `condition` is false.
+#define PNEUMO_REQUIRE(condition, message)                                                    \
+  do {                                                                                       \
+    if (!(condition)) ::pneumo::throw_status_error("pneumo", #condition, __FILE__, __LINE__, \
+                                                   (message));                               \
+  } while (0)

@@ -1,0 +1,27 @@
+// CPU threading: one thread count shared by OpenBLAS and the engine's own parallel loops.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace pneumo {
+
+int cpu_thread_count();              // threads used by CPU kernels (default: hardware threads)
+void set_cpu_thread_count(int count);  // also sets OpenBLAS's thread count
+std::string cpu_blas_name();         // "OpenBLAS" or "built-in GEMM"
+
+// Runs body(begin, end) over [0, count) split into contiguous chunks, one per thread.
+// With one thread (or count small) it runs inline. Exceptions from body are rethrown.
+void parallel_for(int64_t count, int64_t min_chunk, void (*body)(void*, int64_t, int64_t),
+                  void* context);
+
+template <typename Function>
+void parallel_for(int64_t count, int64_t min_chunk, Function&& function) {
+  parallel_for(
+      count, min_chunk,
+      [](void* context, int64_t begin, int64_t end) {
+        (*static_cast<Function*>(context))(begin, end);
+      },
+      &function);
+}
+
+}  // namespace pneumo

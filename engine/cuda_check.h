@@ -1,0 +1,40 @@
+// CUDA/cuDNN/cuBLAS status checks. Include only from files that are compiled with the CUDA
+// back end (.cu files and engine/cuda_*.cpp). Each macro throws pneumo::Error on failure with
+// the library's own message, the expression, the file and the line.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "engine/check.h"
+
+namespace pneumo {
+const char* cublas_status_name(cublasStatus_t status);
+}
+
+#define PNEUMO_CUDA_CHECK(expression)                                                        \
+  do {                                                                                      \
+    cudaError_t pneumo_status_ = (expression);                                              \
+    if (pneumo_status_ != cudaSuccess)                                                      \
+      ::pneumo::throw_status_error("CUDA", #expression, __FILE__, __LINE__,                 \
+                                   cudaGetErrorString(pneumo_status_));                     \
+  } while (0)
+
+#define PNEUMO_CUDNN_CHECK(expression)                                                       \
+  do {                                                                                      \
+    cudnnStatus_t pneumo_status_ = (expression);                                            \
+    if (pneumo_status_ != CUDNN_STATUS_SUCCESS)                                             \
+      ::pneumo::throw_status_error("cuDNN", #expression, __FILE__, __LINE__,                \
+                                   cudnnGetErrorString(pneumo_status_));                    \
+  } while (0)
+
+#define PNEUMO_CUBLAS_CHECK(expression)                                                      \
+  do {                                                                                      \
+    cublasStatus_t pneumo_status_ = (expression);                                           \
+    if (pneumo_status_ != CUBLAS_STATUS_SUCCESS)                                            \
+      ::pneumo::throw_status_error("cuBLAS", #expression, __FILE__, __LINE__,               \
+                                   ::pneumo::cublas_status_name(pneumo_status_));           \
+  } while (0)
+
+// After every kernel launch: catches bad launch configurations at the launch site.
+#define PNEUMO_CUDA_CHECK_LAUNCH() PNEUMO_CUDA_CHECK(cudaGetLastError())

@@ -1,0 +1,20 @@
+// Test support: where fixture files live, and the GPU gate that CPU-vs-CUDA tests go through.
+#pragma once
+#include <string>
+
+namespace pneumo::testing {
+
+// PNEUMO_SOURCE_DIR/tests/fixtures/<name>
+std::string fixture_path(const std::string& name);
+
+// True when a CUDA GPU is usable; otherwise prints "SKIPPED <file:line>: <reason>" and
+// returns false.
+bool gpu_available(const char* test_name);
+
+}  // namespace pneumo::testing
+
+// First line of every GPU test: returns from the test case with a printed reason when no GPU.
+#define PNEUMO_REQUIRE_GPU_OR_SKIP()                                         \
+  do {                                                                      \
+    if (!::pneumo::testing::gpu_available(__FILE__ ":" DOCTEST_TOSTR(__LINE__))) return; \
+  } while (0)

@@ -1,0 +1,113 @@
+// Engine basics: tensors, memory, device choice, flat parameter store, GEMM.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "engine/check.h"
+#include "engine/context.h"
+#include "engine/device.h"
+#include "engine/parameters.h"
+#include "engine/tensor.h"
+#include "kernels/cpu/gemm.h"
+#include "tests/support/fixtures.h"
+
+using namespace pneumo;
+
+TEST_CASE("tensor owns zeroed memory and round-trips values") {
+  Tensor tensor(Device::CPU, {2, 3, 4, 5});
+  CHECK(tensor.count() == 120);
+  CHECK(tensor.bytes() == 480);
+  for (float value : tensor.to_vector()) CHECK(value == 0.0f);
+  std::vector<float> values(120);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f;
+  tensor.set_values(values);
+  CHECK(tensor.to_vector() == values);
+  Tensor copy = tensor.to(Device::CPU);
+  CHECK(copy.data() != tensor.data());
+  CHECK(copy.to_vector() == values);
+  CHECK_THROWS_AS(tensor.reshaped({7}), Error);
+  CHECK(tensor.reshaped({120}).data() == tensor.data());
+  CHECK(shape_string(tensor.shape()) == "(2,3,4,5)");
+}
+
+TEST_CASE("device choice never falls back silently") {
+  CHECK(resolve_device("cpu") == Device::CPU);
+  CHECK_THROWS_WITH_AS(resolve_device("gpu"), "--device: expected auto, cpu or cuda, got 'gpu'", Error);
+  if (cuda_device_count() == 0) {
+    CHECK(resolve_device("auto") == Device::CPU);
+    CHECK_THROWS_AS(resolve_device("cuda"), Error);
+    CHECK_THROWS_AS(Context(Device::CUDA), Error);
+    CHECK(!cuda_unavailable_reason().empty());
+  } else {
+    CHECK(resolve_device("auto") == Device::CUDA);
+  }
+}
+
+TEST_CASE("parameter store: one flat buffer, views, deterministic Glorot init") {
+  std::vector<ParameterSpec> specs = {
+      {"conv.weight", {8, 3, 3, 4}, Initializer::GlorotUniform, true, 36, 72},
+      {"bn.gamma", {8}, Initializer::Ones, true},
+      {"bn.running_var", {8}, Initializer::Ones, false},
+      {"bn.running_mean", {8}, Initializer::Zeros, false},
+  };
+  ParameterStore store(Device::CPU, specs, 42);
+  CHECK(store.trainable_count() == 8 * 9 * 4 + 8);
+  CHECK(store.state_count() == 16);
+  const auto& weight = store.entry("conv.weight");
+  CHECK(weight.value.data() == store.values().data());
+  CHECK(store.entry("bn.gamma").value.data() == store.values().data() + 288);
+  double limit = std::sqrt(6.0 / 108.0);
+  double sum = 0;
+  for (float value : weight.value.to_vector()) {
+    CHECK(std::fabs(value) <= limit);
+    sum += value;
+  }
+  CHECK(std::fabs(sum / 288) < 0.1);
+  for (float value : store.entry("bn.gamma").value.to_vector()) CHECK(value == 1.0f);
+  for (float value : store.entry("bn.running_var").value.to_vector()) CHECK(value == 1.0f);
+  // Same seed and name -> same values, whatever else is in the store.
+  ParameterStore other(Device::CPU, {specs[0]}, 42);
+  CHECK(other.entry("conv.weight").value.to_vector() == weight.value.to_vector());
+  ParameterStore reseeded(Device::CPU, {specs[0]}, 43);
+  CHECK(reseeded.entry("conv.weight").value.to_vector() != weight.value.to_vector());
+  CHECK_THROWS_AS(ParameterStore(Device::CPU, {specs[1], specs[1]}, 1), Error);
+}
+
+TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
+  std::mt19937 generator(7);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  const int M = 37, N = 29, K = 53;
+  std::vector<float> A(M * K), B(K * N);
+  for (auto& v : A) v = uniform(generator);
+  for (auto& v : B) v = uniform(generator);
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      // Lay A and B out as the mode expects.
+      std::vector<float> a(M * K), b(K * N);
+      for (int m = 0; m < M; ++m)
+        for (int k = 0; k < K; ++k) a[ta ? k * M + m : m * K + k] = A[m * K + k];
+      for (int k = 0; k < K; ++k)
+        for (int n = 0; n < N; ++n) b[tb ? n * K + k : k * N + n] = B[k * N + n];
+      std::vector<float> C(M * N, 1.0f);
+      cpu_sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, C.data(), N);
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+          double expected = 0.5;
+          for (int k = 0; k < K; ++k) expected += 2.0 * A[m * K + k] * B[k * N + n];
+          CHECK(C[m * N + n] == doctest::Approx(expected).epsilon(1e-5));
+        }
+    }
+}
+
+TEST_CASE("cuda memory round trip (GPU)") {
+  PNEUMO_REQUIRE_GPU_OR_SKIP();
+  Tensor host(Device::CPU, {1000});
+  std::vector<float> values(1000);
+  for (int i = 0; i < 1000; ++i) values[i] = i * 0.25f;
+  host.set_values(values);
+  Tensor device = host.to(Device::CUDA);
+  CHECK(device.device() == Device::CUDA);
+  CHECK(device.to_vector() == values);
+  device.zero();
+  for (float value : device.to_vector()) CHECK(value == 0.0f);
+}
