@@ -16,6 +16,10 @@
 #include "engine/parameters.h"
 #include "layers/conv2d.h"
 
+#ifdef PNEUMO_HAVE_OPENBLAS
+extern "C" char* openblas_get_corename(void);
+#endif
+
 using namespace pneumo;
 
 namespace {
@@ -59,6 +63,11 @@ double median_seconds(Context& context, int repeats, Function&& function) {
 void run(Device device, int64_t batch, int repeats, bool tf32, const std::string& only) {
   std::printf("\n%s, batch %lld, median of %d%s\n", describe_device(device).c_str(),
               static_cast<long long>(batch), repeats, tf32 ? ", TF32 allowed" : "");
+#ifdef PNEUMO_HAVE_OPENBLAS
+  // OpenBLAS 0.3.21 takes CPUs it does not know (e.g. Sapphire Rapids) for "Prescott" (SSE3
+  // kernels, ~15x slower); OPENBLAS_CORETYPE=Cooperlake (or SkylakeX, Haswell) overrides it.
+  if (device == Device::CPU) std::printf("OpenBLAS kernels: %s\n", openblas_get_corename());
+#endif
   std::printf("%-24s %10s %10s %10s %10s\n", "layer", "fwd ms", "fwd GF/s", "bwd ms", "bwd GF/s");
   Context context(device);
   std::mt19937 generator(1);

@@ -33,10 +33,14 @@ struct Conv2dCudaPlan {
   Memory ones;  // (N*H*W) ones for the bias-gradient GEMV; allocated on first use
 };
 
+// Algorithms needing more workspace than this are passed over: the workspace is shared by the
+// whole network and never shrinks.
+constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
+
 // Without TF32 only FMA (full fp32) kernels are acceptable; fp16 down-conversion never is.
 template <typename Perf>
 bool acceptable(const Perf& perf, bool allow_tf32) {
-  if (perf.status != CUDNN_STATUS_SUCCESS) return false;
+  if (perf.status != CUDNN_STATUS_SUCCESS || perf.memory > kMaxWorkspaceBytes) return false;
   if (perf.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
   return allow_tf32 || perf.mathType != CUDNN_TENSOR_OP_MATH;
 }
