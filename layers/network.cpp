@@ -117,6 +117,8 @@ void Network::allocate_outputs(int64_t batch) {
     shape[0] = batch;
     node.output = Tensor(device(), shape);
   }
+  output_gradient_buffer_ = Tensor();
+  output_gradient_buffer_ = Tensor(device(), nodes_.back().output.shape());
   batch_ = batch;
 }
 

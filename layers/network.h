@@ -68,6 +68,9 @@ class Network {
   // parameter gradients, and into *input_gradient (N,S,S,1) when given (tests only).
   void backward(Context& context, const Tensor& output_gradient, Tensor* input_gradient = nullptr);
   const Tensor& output() const { return nodes_.back().output; }
+  // (N,S,S,1) scratch for d loss / d probabilities, allocated with the outputs (the training
+  // step writes the loss gradient here and passes it to backward).
+  Tensor& output_gradient_buffer() { return output_gradient_buffer_; }
 
   // The same passes one node at a time, for per-layer timing (benchmarks/bench_network.cpp):
   // begin_forward; forward_node(i) for i = 0..n-1 | begin_backward; backward_node(i) for
@@ -90,6 +93,7 @@ class Network {
   std::vector<NetworkNode> nodes_;
   ParameterStore store_;
   int64_t batch_ = 0;                 // batch size the outputs are allocated for
+  Tensor output_gradient_buffer_;     // (N,S,S,1)
   Tensor images_;                     // view of the current forward's images
   Tensor input_gradient_;             // view of the caller's input gradient, or empty
   // Activation gradients are only live between the last consumer's backward and the node's own

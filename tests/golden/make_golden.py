@@ -119,7 +119,8 @@ def to_torch(values):
 
 
 def to_engine(tensor):
-    """PyTorch -> engine layouts: 4-D weights (K,C,R,S) -> (K,R,S,C), float32."""
+    """PyTorch -> engine layouts, float32: conv weights (K,C,R,S) -> (K,R,S,C) and activations
+    (N,C,H,W) -> (N,H,W,C) are the same permutation."""
     array = tensor.detach().cpu().numpy()
     if array.ndim == 4:
         array = array.transpose(0, 2, 3, 1)
@@ -222,8 +223,8 @@ def main():
         loss.backward()
         losses.append(loss.item())
         if step == 1:
-            out["step1.output"] = to_engine(probabilities.permute(0, 2, 3, 1))
-            out["step1.input_gradient"] = to_engine(images_nchw.grad.permute(0, 2, 3, 1))
+            out["step1.output"] = to_engine(probabilities)
+            out["step1.input_gradient"] = to_engine(images_nchw.grad)
             for name, value in trainable.items():
                 out["step1.gradient." + name] = to_engine(value.grad)
         keras_adam_step(trainable, moments, step)
@@ -232,7 +233,7 @@ def main():
         out["final." + name] = to_engine(p[name])
     with torch.no_grad():
         inference = network_forward(p, images_nchw, training=False)
-    out["final.inference_output"] = to_engine(inference.permute(0, 2, 3, 1))
+    out["final.inference_output"] = to_engine(inference)
 
     metadata = {"config": f"input_size={INPUT_SIZE} channels={CHANNELS} n_blocks={N_BLOCKS} "
                           f"depth={DEPTH} batch={BATCH} leaky_slope={LEAKY_SLOPE}",
@@ -241,6 +242,8 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(root, "tests", "fixtures", "golden_network.safetensors")
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    for name in ("step1.output", "step1.input_gradient", "final.inference_output"):
+        assert out[name].shape == images.shape, name
     write_safetensors(path, out, metadata)
     count = sum(int(np.prod(shape)) for name, kind, shape in specs
                 if kind not in ("running_mean", "running_var"))
