@@ -123,12 +123,20 @@ void synthetic_batch(int64_t N, int64_t S, std::vector<float>& images, std::vect
 
 void time_layers(Context& context, Network& network, const Tensor& images, int repeats) {
   const int count = static_cast<int>(network.nodes().size());
-  std::vector<std::vector<double>> forward_times(static_cast<size_t>(count)),
-      backward_times(static_cast<size_t>(count));
+  std::vector<std::vector<double>> inference_times(static_cast<size_t>(count)),
+      forward_times(static_cast<size_t>(count)), backward_times(static_cast<size_t>(count));
   Tensor output_gradient(network.device(), network.input_shape(images.N()));
   std::vector<float> ones(static_cast<size_t>(output_gradient.count()), 1e-3f);
   output_gradient.set_values(ones);
   for (int r = 0; r <= repeats; ++r) {  // r == 0 is the warm-up
+    network.begin_forward(images);
+    for (int i = 0; i < count; ++i) {
+      context.synchronize();
+      const double start = now_ms();
+      network.forward_node(context, i, false);
+      context.synchronize();
+      if (r > 0) inference_times[static_cast<size_t>(i)].push_back(now_ms() - start);
+    }
     network.parameters().zero_gradients();
     network.begin_forward(images);
     for (int i = 0; i < count; ++i) {
@@ -148,31 +156,41 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
     }
     network.end_backward();
   }
-  double forward_total = 0, backward_total = 0;
-  std::vector<double> forward_median(static_cast<size_t>(count)), backward_median(static_cast<size_t>(count));
+  double inference_total = 0, forward_total = 0, backward_total = 0;
+  std::vector<double> inference_median(static_cast<size_t>(count)), forward_median(static_cast<size_t>(count)),
+      backward_median(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
+    inference_median[static_cast<size_t>(i)] = median(inference_times[static_cast<size_t>(i)]);
+    inference_total += inference_median[static_cast<size_t>(i)];
     forward_median[static_cast<size_t>(i)] = median(forward_times[static_cast<size_t>(i)]);
     backward_median[static_cast<size_t>(i)] = median(backward_times[static_cast<size_t>(i)]);
     forward_total += forward_median[static_cast<size_t>(i)];
     backward_total += backward_median[static_cast<size_t>(i)];
   }
   const double total = forward_total + backward_total;
-  std::printf("\nper layer (training forward + backward, median of %d, ms):\n", repeats);
-  std::printf("%-18s %-12s %-22s %10s %10s %7s\n", "node", "kind", "output", "forward", "backward", "share");
-  std::map<std::string, std::pair<double, double>> by_kind;
+  std::printf("\nper layer (median of %d, ms; share of training forward + backward):\n", repeats);
+  std::printf("%-18s %-12s %-22s %10s %10s %10s %7s\n", "node", "kind", "output", "inference", "forward",
+              "backward", "share");
+  struct KindTimes { double inference = 0, forward = 0, backward = 0; };
+  std::map<std::string, KindTimes> by_kind;
   for (int i = 0; i < count; ++i) {
     const NetworkNode& node = network.nodes()[static_cast<size_t>(i)];
-    const double f = forward_median[static_cast<size_t>(i)], b = backward_median[static_cast<size_t>(i)];
-    std::printf("%-18s %-12s %-22s %10.2f %10.2f %6.1f%%\n", node.name.c_str(), node.layer->kind().c_str(),
-                shape_string(node.output.shape()).c_str(), f, b, 100.0 * (f + b) / total);
-    by_kind[node.layer->kind()].first += f;
-    by_kind[node.layer->kind()].second += b;
+    const double n = inference_median[static_cast<size_t>(i)], f = forward_median[static_cast<size_t>(i)],
+                 b = backward_median[static_cast<size_t>(i)];
+    std::printf("%-18s %-12s %-22s %10.2f %10.2f %10.2f %6.1f%%\n", node.name.c_str(), node.layer->kind().c_str(),
+                shape_string(node.output.shape()).c_str(), n, f, b, 100.0 * (f + b) / total);
+    KindTimes& times = by_kind[node.layer->kind()];
+    times.inference += n;
+    times.forward += f;
+    times.backward += b;
   }
-  std::printf("%-18s %-12s %-22s %10.2f %10.2f\n", "total", "", "", forward_total, backward_total);
+  std::printf("%-18s %-12s %-22s %10.2f %10.2f %10.2f\n", "total", "", "", inference_total, forward_total,
+              backward_total);
   std::printf("\nper layer kind (ms, sum over nodes):\n");
   for (const auto& [kind, times] : by_kind)
-    std::printf("  %-12s forward %10.2f  backward %10.2f  share %5.1f%%\n", kind.c_str(), times.first,
-                times.second, 100.0 * (times.first + times.second) / total);
+    std::printf("  %-12s inference %9.2f  forward %9.2f  backward %9.2f  share %5.1f%%\n", kind.c_str(),
+                times.inference, times.forward, times.backward,
+                100.0 * (times.forward + times.backward) / total);
 }
 
 }  // namespace
