@@ -209,7 +209,7 @@ note "benchmark: ${BENCH[*]}"
 if timeout "$(stage_limit 120 90)" "${BENCH[@]}" > "$LOG_DIR/bench_network.log" 2>&1; then
   report "bench_network (size $SIZE batch $BATCH, median of $REPEATS):"
   report "$(grep -E '^bench_network:|^  (inference|training)' "$LOG_DIR/bench_network.log")"
-  report "  slowest nodes (training forward + backward):"
+  report "  slowest nodes: node kind output inference forward backward share-of-training (ms):"
   report "$(awk 'NF == 7 && $7 ~ /%$/' "$LOG_DIR/bench_network.log" | sort -k7 -g -r | head -5)"
   report "$(sed -n '/per layer kind/,/^result/p' "$LOG_DIR/bench_network.log" | grep -v '^result')"
 else
@@ -219,7 +219,7 @@ fi
 
 note "comparison: ${COMPARE[*]}"
 if timeout "$(stage_limit 150 0)" "${COMPARE[@]}" > "$LOG_DIR/pytorch_network.log" 2>&1; then
-  report "$(grep -E '^PyTorch|^  pytorch|^comparison|^  (training|inference) ' "$LOG_DIR/pytorch_network.log")"
+  report "$(grep -E '^PyTorch|^  pytorch|^comparison|^  (training|inference) +images/s' "$LOG_DIR/pytorch_network.log")"
 else
   fail "pytorch_network.py (status $?):"
   report "$(tail -5 "$LOG_DIR/pytorch_network.log")"
