@@ -4,7 +4,7 @@ the engine's throughput to PyTorch's.
 
   /usr/bin/python3 benchmarks/pytorch_network.py [--device cpu|cuda] [--size 256] [--channels 32]
       [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads 2] [--no-channels-last]
-      [--bench build/bench_network]
+      [--bench build/bench_network] [--layers]
 
 Times (median of --repeats after one warm-up) an inference forward (eval mode, no_grad) and a
 training step (training forward, the notebook loss 0.5*BCE + 0.5*IoU, backward, Adam with
@@ -96,6 +96,7 @@ def main():
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--bench", help="path of bench_network to run on the same configuration")
     parser.add_argument("--bench-timeout", type=int, default=900)
+    parser.add_argument("--layers", action="store_true", help="pass --layers to bench_network")
     args = parser.parse_args()
 
     if args.device == "cpu":
@@ -140,7 +141,7 @@ def main():
         return
     command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
                str(args.channels), "--blocks", str(args.blocks), "--depth", str(args.depth),
-               "--batch", str(args.batch), "--repeats", str(args.repeats)]
+               "--batch", str(args.batch), "--repeats", str(args.repeats)] + (["--layers"] if args.layers else [])
     print("running: " + " ".join(command), flush=True)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=args.bench_timeout)
