@@ -5,6 +5,7 @@
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
+#include "engine/blas_setup.h"
 #include "engine/context.h"
 #include "engine/device.h"
 #include "engine/parameters.h"
@@ -127,4 +128,14 @@ TEST_CASE("parallel_for covers every index exactly once and propagates exception
                          if (begin > 0) throw Error("chunk failed");
                        }),
                        "chunk failed", Error);
+}
+
+TEST_CASE("OpenBLAS runs a kernel set that matches the CPU") {
+  std::string kernels = openblas_kernel_name();
+  MESSAGE("OpenBLAS kernels: " << kernels);
+#if defined(PNEUMO_HAVE_OPENBLAS) && defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && (std::getenv("OPENBLAS_CORETYPE") == nullptr ||
+                                          std::getenv("PNEUMO_OPENBLAS_SELECTED") != nullptr))
+    CHECK(kernels != "Prescott");
+#endif
 }
