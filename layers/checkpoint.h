@@ -1,0 +1,32 @@
+// Training checkpoints: a ParameterStore (weights, batch-norm state, Adam moments) plus the step,
+// the epoch and free-form metadata <-> one safetensors file. Tensor names and layout are in
+// docs/checkpoints.md. Data on a CUDA store is copied through the host explicitly.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "engine/parameters.h"
+
+namespace pneumo {
+
+struct CheckpointInfo {
+  int64_t step = 0;   // Adam step count (Adam::step_count())
+  int64_t epoch = 0;  // epochs completed
+  // Extra string metadata, e.g. {"network": "channels=32 blocks=2 depth=4"}. The keys "format",
+  // "format_version", "step" and "epoch" are reserved.
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes every parameter's value ("<name>", trainable or not) and, for trainable parameters, the
+// Adam moments ("adam_m/<name>", "adam_v/<name>"); gradients are not saved. Atomic: a failure
+// leaves an existing file untouched.
+void save_checkpoint(const std::string& path, const ParameterStore& store, const CheckpointInfo& info);
+
+// Reads a checkpoint into `store` (OVERWRITES values, state and Adam moments; gradients are left
+// alone). Every tensor the store needs must be present with the store's shape, and the file may
+// hold no other tensors; any mismatch throws pneumo::Error naming the file and the tensor, and
+// then the store is unchanged.
+CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store);
+
+}  // namespace pneumo
