@@ -139,3 +139,14 @@ TEST_CASE("OpenBLAS runs a kernel set that matches the CPU") {
     CHECK(kernels != "Prescott");
 #endif
 }
+
+TEST_CASE("parallel_for takes a named lambda too") {
+  std::vector<int> hits(100, 0);
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)] = 1;
+  };
+  parallel_for(100, 1, body);
+  const auto& const_body = body;
+  parallel_for(100, 1, const_body);
+  for (int hit : hits) CHECK(hit == 1);
+}
