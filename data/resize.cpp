@@ -75,6 +75,24 @@ AxisTaps make_axis_taps(int in_size, int out_size, bool anti_aliasing) {
   return taps;
 }
 
+// Minimum and maximum of `count` values, in 8 independent lanes so the loop vectorises.
+void value_range(const float* values, int64_t count, float& low, float& high) {
+  float lows[8], highs[8];
+  for (int lane = 0; lane < 8; ++lane) lows[lane] = highs[lane] = values[0];
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8)
+    for (int lane = 0; lane < 8; ++lane) {
+      lows[lane] = values[i + lane] < lows[lane] ? values[i + lane] : lows[lane];
+      highs[lane] = values[i + lane] > highs[lane] ? values[i + lane] : highs[lane];
+    }
+  for (; i < count; ++i) {
+    lows[0] = std::min(lows[0], values[i]);
+    highs[0] = std::max(highs[0], values[i]);
+  }
+  low = *std::min_element(lows, lows + 8);
+  high = *std::max_element(highs, highs + 8);
+}
+
 template <typename Output>
 std::vector<Output> resize_separable(const float* image, int height, int width, int out_height,
                                      int out_width, bool use_threads) {
@@ -89,15 +107,12 @@ std::vector<Output> resize_separable(const float* image, int height, int width, 
   AxisTaps column_taps = make_axis_taps(width, out_width, anti_aliasing);
 
   // skimage clips to the input's value range (taken before filtering).
-  const int64_t count = static_cast<int64_t>(height) * width;
-  float low = image[0], high = image[0];
-  for (int64_t i = 1; i < count; ++i) {
-    low = std::min(low, image[i]);
-    high = std::max(high, image[i]);
-  }
+  float low, high;
+  value_range(image, static_cast<int64_t>(height) * width, low, high);
 
   std::vector<Output> output(static_cast<size_t>(out_height) * out_width);  // (H',W')
   auto rows = [&](int64_t begin, int64_t end) {
+    const double clip_low = low, clip_high = high;
     std::vector<double> row(width);  // (W) one output row after the vertical pass
     for (int64_t o = begin; o < end; ++o) {
       std::fill(row.begin(), row.end(), 0.0);
@@ -112,7 +127,7 @@ std::vector<Output> resize_separable(const float* image, int height, int width, 
         double sum = 0.0;
         for (int t = column_taps.offsets[x]; t < column_taps.offsets[x + 1]; ++t)
           sum += column_taps.weights[t] * row[column_taps.indices[t]];
-        out_row[x] = static_cast<Output>(std::min<double>(std::max<double>(sum, low), high));
+        out_row[x] = static_cast<Output>(std::min(std::max(sum, clip_low), clip_high));
       }
     }
   };
