@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "engine/blas_setup.h"
 #include "engine/check.h"
 
 namespace {
@@ -35,6 +36,7 @@ void print_usage(FILE* stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pneumo::select_openblas_kernels(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

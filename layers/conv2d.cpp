@@ -1,0 +1,264 @@
+#include "layers/conv2d.h"
+
+#include <algorithm>
+
+#include "engine/check.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/im2col.h"
+
+#ifdef PNEUMO_HAVE_CUDA
+#include "layers/conv2d_cuda.h"
+#endif
+
+namespace pneumo {
+
+namespace {
+
+// im2col columns are built for a chunk of image rows at a time, so scratch stays near this many
+// floats (16 MiB) whatever the batch and image size; a chunk is still thousands of GEMM rows.
+constexpr int64_t kColumnBudgetFloats = int64_t{1} << 22;
+
+// Splits the N*H image rows into equal chunks whose columns fit the budget.
+int64_t rows_per_chunk(const Conv2dGeometry& geometry, int64_t column_width) {
+  const int64_t total_rows = geometry.N * geometry.H;
+  const int64_t max_rows = std::max<int64_t>(1, kColumnBudgetFloats / (geometry.W * column_width));
+  const int64_t chunks = (total_rows + max_rows - 1) / max_rows;
+  return (total_rows + chunks - 1) / chunks;
+}
+
+float* grow(std::vector<float>& scratch, int64_t count) {
+  if (static_cast<int64_t>(scratch.size()) < count) scratch.resize(static_cast<size_t>(count));
+  return scratch.data();
+}
+
+// The CPU path's only threads are OpenBLAS's. The small loops here (bias, weight flip) are
+// memory-bound and stay single-threaded: waking the engine's OpenMP pool between two OpenBLAS
+// calls makes the two pools fight over the cores (measured: up to 2x slower on 2 cores).
+
+// output (P,K) += bias (K) on every pixel row.
+void add_bias_cpu(float* output, const float* bias, int64_t pixels, int64_t K) {
+  for (int64_t p = 0; p < pixels; ++p) {
+    float* row = output + p * K;
+    for (int64_t k = 0; k < K; ++k) row[k] += bias[k];
+  }
+}
+
+// bias_gradient (K) += sum over pixel rows of output_gradient (P,K), summed in double.
+void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_gradient,
+                                  int64_t pixels, int64_t K) {
+  std::vector<double> sum(static_cast<size_t>(K), 0.0);  // (K)
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* row = output_gradient + p * K;
+    for (int64_t k = 0; k < K; ++k) sum[k] += row[k];
+  }
+  for (int64_t k = 0; k < K; ++k) bias_gradient[k] += static_cast<float>(sum[k]);
+}
+
+}  // namespace
+
+void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
+                        const Conv2dGeometry& geometry, std::vector<float>& scratch) {
+  const int64_t W = geometry.W, C = geometry.C, K = geometry.K, R = geometry.kernel_size;
+  if (R == 1) {
+    // output (P,K) = input (P,C) x weight (K,C)^T
+    cpu_sgemm(false, true, geometry.pixels(), K, C, 1.0f, input, C, weight, C, 0.0f, output, K);
+  } else {
+    const int64_t column_width = R * R * C;  // weight read as (K, R*R*C)
+    const int64_t total_rows = geometry.N * geometry.H;
+    const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
+    float* columns = grow(scratch, chunk_rows * W * column_width);  // (chunk_rows*W, R*R*C)
+    for (int64_t first = 0; first < total_rows; first += chunk_rows) {
+      const int64_t rows = std::min(chunk_rows, total_rows - first);
+      im2col_same_cpu(columns, input, geometry.H, W, C, R, first, rows);
+      // output rows of the chunk (rows*W, K) = columns (rows*W, R*R*C) x weight (K, R*R*C)^T
+      cpu_sgemm(false, true, rows * W, K, column_width, 1.0f, columns, column_width, weight,
+                column_width, 0.0f, output + first * W * K, K);
+    }
+  }
+  if (bias) add_bias_cpu(output, bias, geometry.pixels(), K);
+}
+
+void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* bias_gradient,
+                         const float* output_gradient, const float* input, const float* weight,
+                         const Conv2dGeometry& geometry, std::vector<float>& scratch) {
+  const int64_t W = geometry.W, C = geometry.C, K = geometry.K, R = geometry.kernel_size;
+  const int64_t pixels = geometry.pixels();
+  if (bias_gradient) accumulate_bias_gradient_cpu(bias_gradient, output_gradient, pixels, K);
+  if (R == 1) {
+    // input_gradient (P,C) += output_gradient (P,K) x weight (K,C)
+    if (input_gradient)
+      cpu_sgemm(false, false, pixels, C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
+                input_gradient, C);
+    // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C)
+    cpu_sgemm(true, false, K, C, pixels, 1.0f, output_gradient, K, input, C, 1.0f,
+              weight_gradient, C);
+    return;
+  }
+  const int64_t total_rows = geometry.N * geometry.H;
+  if (input_gradient) {
+    // d input is the 'same' convolution of d output with the spatially flipped, in/out-swapped
+    // weight: flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c]. So it is im2col of
+    // d output + one GEMM that accumulates straight into input_gradient (beta = 1), with no
+    // col2im scatter.
+    const int64_t column_width = R * R * K;
+    const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
+    const int64_t column_count = chunk_rows * W * column_width;
+    float* columns = grow(scratch, column_count + C * column_width);  // (chunk_rows*W, R*R*K)
+    float* flipped = columns + column_count;                          // (C,R,S,K)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < R; ++i)
+        for (int64_t j = 0; j < R; ++j)
+          for (int64_t k = 0; k < K; ++k)
+            flipped[((c * R + i) * R + j) * K + k] =
+                weight[((k * R + (R - 1 - i)) * R + (R - 1 - j)) * C + c];
+    for (int64_t first = 0; first < total_rows; first += chunk_rows) {
+      const int64_t rows = std::min(chunk_rows, total_rows - first);
+      im2col_same_cpu(columns, output_gradient, geometry.H, W, K, R, first, rows);
+      // input_gradient rows (rows*W, C) += columns (rows*W, R*R*K) x flipped (C, R*R*K)^T
+      cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped,
+                column_width, 1.0f, input_gradient + first * W * C, C);
+    }
+  }
+  const int64_t column_width = R * R * C;
+  const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
+  float* columns = grow(scratch, chunk_rows * W * column_width);  // (chunk_rows*W, R*R*C)
+  for (int64_t first = 0; first < total_rows; first += chunk_rows) {
+    const int64_t rows = std::min(chunk_rows, total_rows - first);
+    im2col_same_cpu(columns, input, geometry.H, W, C, R, first, rows);
+    // weight_gradient (K, R*R*C) += output_gradient rows (rows*W, K)^T x columns (rows*W, R*R*C)
+    cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, output_gradient + first * W * K, K,
+              columns, column_width, 1.0f, weight_gradient, column_width);
+  }
+}
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel_size, bool bias)
+    : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size),
+      has_bias_(bias) {
+  if (in_channels <= 0 || out_channels <= 0)
+    throw Error("Conv2d: channel counts must be positive, got in_channels=" +
+                std::to_string(in_channels) + " out_channels=" + std::to_string(out_channels));
+  if (kernel_size != 1 && kernel_size != 3)
+    throw Error("Conv2d: kernel_size must be 1 or 3, got " + std::to_string(kernel_size));
+}
+
+Conv2dGeometry Conv2d::geometry_for(const Shape& input) const {
+  Conv2dGeometry geometry;
+  geometry.N = input[0];
+  geometry.H = input[1];
+  geometry.W = input[2];
+  geometry.C = input[3];
+  geometry.K = out_channels_;
+  geometry.kernel_size = kernel_size_;
+  return geometry;
+}
+
+Shape Conv2d::output_shape(const std::vector<Shape>& inputs) const {
+  require_input_count(*this, inputs);
+  require_nhwc(inputs[0], "Conv2d input");
+  if (inputs[0][3] != in_channels_)
+    throw Error("Conv2d: input " + shape_string(inputs[0]) + " has " + std::to_string(inputs[0][3]) +
+                " channels, expected " + std::to_string(in_channels_));
+  return {inputs[0][0], inputs[0][1], inputs[0][2], out_channels_};
+}
+
+int64_t Conv2d::forward_flops(const std::vector<Shape>& inputs) const {
+  const Shape output = output_shape(inputs);
+  const int64_t output_count = shape_count(output);
+  const int64_t taps = int64_t{kernel_size_} * kernel_size_ * in_channels_;
+  return 2 * output_count * taps + (has_bias_ ? output_count : 0);
+}
+
+std::vector<ParameterSpec> Conv2d::parameter_specs() const {
+  const int64_t R = kernel_size_;
+  // Keras glorot_uniform on a (kh,kw,in,out) kernel: fan_in = kh*kw*in, fan_out = kh*kw*out.
+  std::vector<ParameterSpec> specs = {{"weight", {out_channels_, R, R, in_channels_},
+                                       Initializer::GlorotUniform, true, R * R * in_channels_,
+                                       R * R * out_channels_}};
+  if (has_bias_) specs.push_back({"bias", {out_channels_}, Initializer::Zeros, true});
+  return specs;
+}
+
+void Conv2d::bind_parameters(const ParameterStore& store, const std::string& prefix) {
+  const ParameterEntry& weight = store.entry(prefix + ".weight");
+  require_shape(weight.value, {out_channels_, kernel_size_, kernel_size_, in_channels_},
+                "Conv2d weight");
+  weight_ = weight.value;
+  weight_gradient_ = weight.gradient;
+  if (has_bias_) {
+    const ParameterEntry& bias = store.entry(prefix + ".bias");
+    require_shape(bias.value, {out_channels_}, "Conv2d bias");
+    bias_ = bias.value;
+    bias_gradient_ = bias.gradient;
+  }
+}
+
+void Conv2d::set_allow_tf32(bool allow) { allow_tf32_ = allow; }
+
+void Conv2d::require_bound() const {
+  if (weight_.empty() || weight_gradient_.empty())
+    throw Error("Conv2d: forward/backward called before bind_parameters");
+}
+
+void Conv2d::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                     bool training) {
+  (void)training;
+  require_bound();
+  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Conv2d::forward needs exactly one input");
+  const Tensor& input = *inputs[0];
+  require_shape(output, output_shape({input.shape()}), "Conv2d output");
+  require_device(input, context.device(), "Conv2d input");
+  require_device(output, context.device(), "Conv2d output");
+  require_device(weight_, context.device(), "Conv2d weight");
+  const Conv2dGeometry geometry = geometry_for(input.shape());
+  const float* bias = has_bias_ ? bias_.data() : nullptr;
+  if (context.device() == Device::CPU) {
+    conv2d_forward_cpu(output.data(), input.data(), weight_.data(), bias, geometry, cpu_scratch_);
+    return;
+  }
+#ifdef PNEUMO_HAVE_CUDA
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  conv2d_forward_cuda(context, *cuda_plans_, geometry, allow_tf32_, output.data(), input.data(),
+                      weight_.data(), bias);
+#else
+  throw_no_cuda_backend(kind());
+#endif
+}
+
+void Conv2d::backward(Context& context, const std::vector<const Tensor*>& inputs,
+                      const Tensor& output, const Tensor& output_gradient,
+                      const std::vector<Tensor*>& input_gradients) {
+  (void)output;
+  require_bound();
+  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Conv2d::backward needs exactly one input");
+  PNEUMO_REQUIRE(input_gradients.size() == 1,
+                 "Conv2d::backward needs one input-gradient slot (null when not needed)");
+  const Tensor& input = *inputs[0];
+  Tensor* input_gradient = input_gradients[0];
+  require_shape(output_gradient, output_shape({input.shape()}), "Conv2d output gradient");
+  require_device(input, context.device(), "Conv2d input");
+  require_device(output_gradient, context.device(), "Conv2d output gradient");
+  require_device(weight_, context.device(), "Conv2d weight");
+  if (input_gradient) {
+    require_shape(*input_gradient, input.shape(), "Conv2d input gradient");
+    require_device(*input_gradient, context.device(), "Conv2d input gradient");
+  }
+  const Conv2dGeometry geometry = geometry_for(input.shape());
+  float* input_gradient_data = input_gradient ? input_gradient->data() : nullptr;
+  float* bias_gradient = has_bias_ ? bias_gradient_.data() : nullptr;
+  if (context.device() == Device::CPU) {
+    conv2d_backward_cpu(input_gradient_data, weight_gradient_.data(), bias_gradient,
+                        output_gradient.data(), input.data(), weight_.data(), geometry,
+                        cpu_scratch_);
+    return;
+  }
+#ifdef PNEUMO_HAVE_CUDA
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  conv2d_backward_cuda(context, *cuda_plans_, geometry, allow_tf32_, input_gradient_data,
+                       weight_gradient_.data(), bias_gradient, output_gradient.data(),
+                       input.data(), weight_.data());
+#else
+  throw_no_cuda_backend(kind());
+#endif
+}
+
+}  // namespace pneumo

@@ -1,0 +1,233 @@
+// Conv2d on the GPU: cuDNN's legacy convolution API on NHWC tensors and a (K,R,S,C) NHWC filter.
+// Descriptors and algorithms are built once per (geometry, allow_tf32) and cached; the workspace
+// is the context's shared grow-only one. The bias gradient is a cuBLAS GEMV against a ones
+// vector (Caffe's bias multiplier), which accumulates with beta = 1 like the cuDNN calls.
+#include <algorithm>
+#include <climits>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "engine/cuda_check.h"
+#include "engine/cuda_resources.h"
+#include "engine/memory.h"
+#include "layers/conv2d_cuda.h"
+
+namespace pneumo {
+
+namespace {
+
+struct Conv2dCudaPlan {
+  CudnnTensorDescriptor input;   // (N,C,H,W) dims, NHWC layout
+  CudnnTensorDescriptor output;  // (N,K,H,W) dims, NHWC layout
+  CudnnTensorDescriptor bias;    // (1,K,1,1)
+  CudnnFilterDescriptor filter;  // (K,C,R,S) dims, NHWC layout = (K,R,S,C) in memory
+  CudnnConvolutionDescriptor convolution;
+  cudnnConvolutionFwdAlgo_t forward_algorithm{};
+  cudnnConvolutionBwdDataAlgo_t backward_data_algorithm{};
+  cudnnConvolutionBwdFilterAlgo_t backward_filter_algorithm{};
+  cudnnMathType_t forward_math{}, backward_data_math{}, backward_filter_math{};
+  size_t forward_workspace = 0, backward_data_workspace = 0, backward_filter_workspace = 0;
+  Memory ones;  // (N*H*W) ones for the bias-gradient GEMV; allocated on first use
+};
+
+// Algorithms needing more workspace than this are passed over: the workspace is shared by the
+// whole network and never shrinks.
+constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
+
+// Without TF32 only FMA (full fp32) kernels are acceptable; fp16 down-conversion never is.
+template <typename Perf>
+bool acceptable(const Perf& perf, bool allow_tf32) {
+  if (perf.status != CUDNN_STATUS_SUCCESS || perf.memory > kMaxWorkspaceBytes) return false;
+  if (perf.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
+  return allow_tf32 || perf.mathType != CUDNN_TENSOR_OP_MATH;
+}
+
+// The math type the descriptor carries while running the algorithm of `perf`.
+template <typename Perf>
+cudnnMathType_t math_for(const Perf& perf, bool allow_tf32) {
+  return allow_tf32 ? perf.mathType : CUDNN_FMA_MATH;
+}
+
+std::string geometry_string(const Conv2dGeometry& g) {
+  return "input (" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) +
+         "," + std::to_string(g.C) + ") K=" + std::to_string(g.K) +
+         " kernel=" + std::to_string(g.kernel_size);
+}
+
+int to_int(int64_t value, const char* what) {
+  PNEUMO_REQUIRE(value > 0 && value <= INT_MAX, std::string("Conv2d CUDA: ") + what +
+                                                    " does not fit cuDNN's int dimensions");
+  return static_cast<int>(value);
+}
+
+void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g,
+                bool allow_tf32) {
+  const int N = to_int(g.N, "N"), H = to_int(g.H, "H"), W = to_int(g.W, "W");
+  const int C = to_int(g.C, "C"), K = to_int(g.K, "K"), R = g.kernel_size, pad = g.padding();
+  to_int(g.pixels() * std::max(g.C, g.K), "tensor size");
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.input.get(), CUDNN_TENSOR_NHWC,
+                                                CUDNN_DATA_FLOAT, N, C, H, W));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.output.get(), CUDNN_TENSOR_NHWC,
+                                                CUDNN_DATA_FLOAT, N, K, H, W));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.bias.get(), CUDNN_TENSOR_NHWC,
+                                                CUDNN_DATA_FLOAT, 1, K, 1, 1));
+  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan.filter.get(), CUDNN_DATA_FLOAT,
+                                                CUDNN_TENSOR_NHWC, K, C, R, R));
+  PNEUMO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan.convolution.get(), pad, pad, 1, 1, 1, 1,
+                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  const cudnnMathType_t requested_math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
+  const std::string where = " for Conv2d " + geometry_string(g);
+
+  {  // forward
+    int count = 0, returned = 0;
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, &count));
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> results(static_cast<size_t>(count));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+        cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(), plan.output.get(),
+        count, &returned, results.data()));
+    int chosen = -1;
+    for (int i = 0; i < returned && chosen < 0; ++i)
+      if (acceptable(results[i], allow_tf32)) chosen = i;
+    if (chosen < 0) throw Error("cuDNN offers no usable forward convolution algorithm" + where);
+    plan.forward_algorithm = results[chosen].algo;
+    plan.forward_math = math_for(results[chosen], allow_tf32);
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.forward_math));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
+        cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(), plan.output.get(),
+        plan.forward_algorithm, &plan.forward_workspace));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
+  }
+  {  // backward data
+    int count = 0, returned = 0;
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, &count));
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> results(static_cast<size_t>(count));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        cudnn, plan.filter.get(), plan.output.get(), plan.convolution.get(), plan.input.get(),
+        count, &returned, results.data()));
+    int chosen = -1;
+    for (int i = 0; i < returned && chosen < 0; ++i)
+      if (acceptable(results[i], allow_tf32)) chosen = i;
+    if (chosen < 0) throw Error("cuDNN offers no usable backward-data convolution algorithm" + where);
+    plan.backward_data_algorithm = results[chosen].algo;
+    plan.backward_data_math = math_for(results[chosen], allow_tf32);
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_data_math));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+        cudnn, plan.filter.get(), plan.output.get(), plan.convolution.get(), plan.input.get(),
+        plan.backward_data_algorithm, &plan.backward_data_workspace));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
+  }
+  {  // backward filter
+    int count = 0, returned = 0;
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, &count));
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> results(static_cast<size_t>(count));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
+        count, &returned, results.data()));
+    int chosen = -1;
+    for (int i = 0; i < returned && chosen < 0; ++i)
+      if (acceptable(results[i], allow_tf32)) chosen = i;
+    if (chosen < 0) throw Error("cuDNN offers no usable backward-filter convolution algorithm" + where);
+    plan.backward_filter_algorithm = results[chosen].algo;
+    plan.backward_filter_math = math_for(results[chosen], allow_tf32);
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
+    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
+        plan.backward_filter_algorithm, &plan.backward_filter_workspace));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
+  }
+}
+
+}  // namespace
+
+class Conv2dCudaPlans {
+ public:
+  Conv2dCudaPlan& get(CudaResources& resources, const Conv2dGeometry& g, bool allow_tf32) {
+    const auto key = std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32);
+    auto found = plans_.find(key);
+    if (found != plans_.end()) return *found->second;
+    auto plan = std::make_unique<Conv2dCudaPlan>();
+    build_plan(*plan, resources.cudnn(), g, allow_tf32);
+    return *plans_.emplace(key, std::move(plan)).first->second;
+  }
+
+ private:
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool>,
+           std::unique_ptr<Conv2dCudaPlan>>
+      plans_;
+};
+
+std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans() {
+  return std::make_shared<Conv2dCudaPlans>();
+}
+
+void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
+                         bool allow_tf32, float* output, const float* input, const float* weight,
+                         const float* bias) {
+  CudaResources& resources = context.cuda();
+  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
+  const float one = 1.0f, zero = 0.0f;
+  void* workspace = plan.forward_workspace ? resources.workspace(plan.forward_workspace) : nullptr;
+  PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.forward_math));
+  // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C))
+  PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(
+      resources.cudnn(), &one, plan.input.get(), input, plan.filter.get(), weight,
+      plan.convolution.get(), plan.forward_algorithm, workspace, plan.forward_workspace, &zero,
+      plan.output.get(), output));
+  // output (N,H,W,K) += bias (1,K,1,1), broadcast
+  if (bias)
+    PNEUMO_CUDNN_CHECK(cudnnAddTensor(resources.cudnn(), &one, plan.bias.get(), bias, &one,
+                                      plan.output.get(), output));
+}
+
+void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
+                          bool allow_tf32, float* input_gradient, float* weight_gradient,
+                          float* bias_gradient, const float* output_gradient, const float* input,
+                          const float* weight) {
+  CudaResources& resources = context.cuda();
+  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
+  const float one = 1.0f;
+  if (input_gradient) {
+    void* workspace =
+        plan.backward_data_workspace ? resources.workspace(plan.backward_data_workspace) : nullptr;
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_data_math));
+    // input_gradient (N,H,W,C) += conv_transpose(output_gradient (N,H,W,K), weight (K,R,S,C))
+    PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardData(
+        resources.cudnn(), &one, plan.filter.get(), weight, plan.output.get(), output_gradient,
+        plan.convolution.get(), plan.backward_data_algorithm, workspace,
+        plan.backward_data_workspace, &one, plan.input.get(), input_gradient));
+  }
+  {
+    void* workspace = plan.backward_filter_workspace
+                          ? resources.workspace(plan.backward_filter_workspace)
+                          : nullptr;
+    PNEUMO_CUDNN_CHECK(
+        cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
+    // weight_gradient (K,R,S,C) += correlation of input (N,H,W,C) with output_gradient (N,H,W,K)
+    PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        resources.cudnn(), &one, plan.input.get(), input, plan.output.get(), output_gradient,
+        plan.convolution.get(), plan.backward_filter_algorithm, workspace,
+        plan.backward_filter_workspace, &one, plan.filter.get(), weight_gradient));
+  }
+  if (bias_gradient) {
+    const int64_t pixels = geometry.pixels();
+    if (plan.ones.bytes() == 0) {
+      plan.ones = Memory(Device::CUDA, static_cast<size_t>(pixels) * sizeof(float));
+      const std::vector<float> host_ones(static_cast<size_t>(pixels), 1.0f);
+      copy_bytes(plan.ones.data(), Device::CUDA, host_ones.data(), Device::CPU,
+                 plan.ones.bytes());  // once per input shape
+    }
+    // bias_gradient (K) += output_gradient (P,K)^T x ones (P). Column-major cuBLAS sees the
+    // row-major (P,K) gradient as a (K,P) matrix with leading dimension K.
+    PNEUMO_CUBLAS_CHECK(cublasSgemv(resources.cublas(), CUBLAS_OP_N, static_cast<int>(geometry.K),
+                                    static_cast<int>(pixels), &one, output_gradient,
+                                    static_cast<int>(geometry.K),
+                                    static_cast<const float*>(plan.ones.data()), 1, &one,
+                                    bias_gradient, 1));
+  }
+}
+
+}  // namespace pneumo

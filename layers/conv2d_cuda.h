@@ -1,0 +1,30 @@
+// CUDA (cuDNN) launchers of Conv2d, used by layers/conv2d.cpp under #ifdef PNEUMO_HAVE_CUDA and
+// by tests and benchmarks. Same data flow and semantics as the CPU free functions in
+// layers/conv2d.h: forward OVERWRITES the output, backward ACCUMULATES (cuDNN beta = 1) into the
+// input, weight and bias gradients. All pointers are device pointers; nothing is copied.
+#pragma once
+#include <memory>
+
+#include "engine/context.h"
+#include "layers/conv2d.h"
+
+namespace pneumo {
+
+// A cache of cuDNN descriptors, chosen algorithms and workspace sizes, one entry per
+// (geometry, allow_tf32), filled on first use so algorithms are chosen once per input shape.
+std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans();
+
+// output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); bias may be null.
+// allow_tf32=false keeps cuDNN on full-fp32 FMA kernels (CUDNN_FMA_MATH).
+void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
+                         bool allow_tf32, float* output, const float* input, const float* weight,
+                         const float* bias);
+
+// ACCUMULATES into input_gradient (N,H,W,C) (may be null), weight_gradient (K,R,S,C) and
+// bias_gradient (K) (may be null), given output_gradient (N,H,W,K).
+void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
+                          bool allow_tf32, float* input_gradient, float* weight_gradient,
+                          float* bias_gradient, const float* output_gradient, const float* input,
+                          const float* weight);
+
+}  // namespace pneumo
