@@ -54,9 +54,16 @@ std::vector<ScoredBox> boxes_from_probability_map(const float* probabilities, in
   std::vector<float> resized = resize_like_skimage(probabilities, height, width, out_height,
                                                    out_width, /*use_threads=*/false);
   const int64_t pixel_count = static_cast<int64_t>(out_height) * out_width;
-  std::vector<uint8_t> mask(static_cast<size_t>(pixel_count));  // (H,W)
-  for (int64_t i = 0; i < pixel_count; ++i) mask[i] = resized[i] > options.threshold ? 1 : 0;
-  std::vector<int32_t> labels(static_cast<size_t>(pixel_count));  // (H,W)
+  // Scratch kept per thread between calls: fresh multi-megabyte buffers per map cost more in
+  // page faults than the labelling itself.
+  thread_local std::vector<uint8_t> mask;    // (H,W)
+  thread_local std::vector<int32_t> labels;  // (H,W)
+  if (mask.size() < static_cast<size_t>(pixel_count)) {
+    mask.resize(static_cast<size_t>(pixel_count));
+    labels.resize(static_cast<size_t>(pixel_count));
+  }
+  const float threshold = options.threshold;
+  for (int64_t i = 0; i < pixel_count; ++i) mask[i] = resized[i] > threshold ? 1 : 0;
   const int component_count = label_components_cpu(mask.data(), out_height, out_width, labels.data());
   std::vector<ComponentBounds> bounds =
       component_bounds_cpu(labels.data(), out_height, out_width, component_count);
