@@ -262,9 +262,10 @@ __global__ void component_bounds_kernel(const int32_t* labels, int height, int w
   const int first_lane = __ffs(peers) - 1;
   if (lane != first_lane) return;
   const int last_lane = 31 - __clz(peers);
+  const int warp_x = static_cast<int>(blockIdx.x) * 32;
   ComponentBounds* box = bounds + key;
-  atomicMin(&box->min_x, blockIdx.x * 32 + first_lane);
-  atomicMax(&box->max_x, blockIdx.x * 32 + last_lane);
+  atomicMin(&box->min_x, warp_x + first_lane);
+  atomicMax(&box->max_x, warp_x + last_lane);
   atomicMin(&box->min_y, y);
   atomicMax(&box->max_y, y);
 }
