@@ -1,0 +1,31 @@
+// Add: output = first + second for two (N,H,W,C) tensors of the same shape (the residual
+// blocks' keras.layers.add). Forward (first, second) -> output; backward ACCUMULATES d loss /
+// d output into both input gradients (either may be null).
+#pragma once
+#include <cstdint>
+
+#include "layers/layer.h"
+
+namespace pneumo {
+
+class Add : public Layer {
+ public:
+  std::string kind() const override { return "Add"; }
+  int input_count() const override { return 2; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+               bool training) override;
+  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+};
+
+// CPU: output (count) OVERWRITTEN with first + second (count each).
+void add_forward_cpu(float* output, const float* first, const float* second, int64_t count);
+// CPU: input_gradient (count) += output_gradient (count). Called once per non-null input.
+void add_backward_cpu(float* input_gradient, const float* output_gradient, int64_t count);
+// CUDA (layers/add.cu): the same contracts on device pointers.
+void add_forward_cuda(float* output, const float* first, const float* second, int64_t count);
+void add_backward_cuda(float* input_gradient, const float* output_gradient, int64_t count);
+
+}  // namespace pneumo

@@ -1,0 +1,277 @@
+#include "layers/batch_norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "engine/check.h"
+#include "engine/cpu_threads.h"
+#include "kernels/batch_norm_math.h"
+
+namespace pneumo {
+
+namespace {
+
+constexpr int64_t kRowsPerChunk = 256;  // smallest parallel_for chunk of rows, elementwise passes
+
+// Per-channel sums over rows, in double, deterministic: the rows are cut into fixed blocks of
+// about 16K elements (depending only on C, not on the thread count); each block's partial sums
+// are computed by one thread and the partials are added in block order.
+// add_row(row, first, second) adds row `row`'s terms to first (C) and second (C).
+template <typename AddRow>
+void sum_over_rows(double* first, double* second, int64_t rows, int64_t C, const AddRow& add_row) {
+  const int64_t block_rows = std::max<int64_t>(1, 16384 / C);
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+  std::vector<double> partials(static_cast<size_t>(blocks * 2 * C), 0.0);  // (blocks, 2, C)
+  parallel_for(blocks, 1, [&](int64_t block_begin, int64_t block_end) {
+    for (int64_t block = block_begin; block < block_end; ++block) {
+      double* partial = partials.data() + block * 2 * C;
+      const int64_t row_end = std::min(rows, (block + 1) * block_rows);
+      for (int64_t row = block * block_rows; row < row_end; ++row)
+        add_row(row, partial, partial + C);
+    }
+  });
+  std::fill(first, first + C, 0.0);
+  std::fill(second, second + C, 0.0);
+  for (int64_t block = 0; block < blocks; ++block) {
+    const double* partial = partials.data() + block * 2 * C;
+    for (int64_t c = 0; c < C; ++c) {
+      first[c] += partial[c];
+      second[c] += partial[C + c];
+    }
+  }
+}
+
+}  // namespace
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float momentum, float epsilon)
+    : channels_(channels), momentum_(momentum), epsilon_(epsilon) {
+  if (channels < 1) throw Error("BatchNorm2d: channels must be positive, got " + std::to_string(channels));
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    throw Error("BatchNorm2d: momentum must be in [0, 1], got " + std::to_string(momentum));
+  if (!(epsilon > 0.0f)) throw Error("BatchNorm2d: epsilon must be positive, got " + std::to_string(epsilon));
+}
+
+Shape BatchNorm2d::output_shape(const std::vector<Shape>& inputs) const {
+  require_input_count(*this, inputs);
+  require_nhwc(inputs[0], "BatchNorm2d input");
+  if (inputs[0][3] != channels_)
+    throw Error("BatchNorm2d: expected " + std::to_string(channels_) + " channels, got input " +
+                shape_string(inputs[0]));
+  return inputs[0];
+}
+
+int64_t BatchNorm2d::forward_flops(const std::vector<Shape>& inputs) const {
+  return 4 * shape_count(output_shape(inputs));
+}
+
+std::vector<ParameterSpec> BatchNorm2d::parameter_specs() const {
+  return {{"gamma", {channels_}, Initializer::Ones, true},
+          {"beta", {channels_}, Initializer::Zeros, true},
+          {"running_mean", {channels_}, Initializer::Zeros, false},
+          {"running_var", {channels_}, Initializer::Ones, false}};
+}
+
+void BatchNorm2d::bind_parameters(const ParameterStore& store, const std::string& prefix) {
+  const ParameterEntry& gamma = store.entry(prefix + ".gamma");
+  const ParameterEntry& beta = store.entry(prefix + ".beta");
+  const ParameterEntry& running_mean = store.entry(prefix + ".running_mean");
+  const ParameterEntry& running_var = store.entry(prefix + ".running_var");
+  const Shape shape = {channels_};
+  require_shape(gamma.value, shape, "BatchNorm2d gamma");
+  require_shape(beta.value, shape, "BatchNorm2d beta");
+  require_shape(running_mean.value, shape, "BatchNorm2d running_mean");
+  require_shape(running_var.value, shape, "BatchNorm2d running_var");
+  PNEUMO_REQUIRE(!gamma.gradient.empty() && !beta.gradient.empty(),
+                 "BatchNorm2d " + prefix + ": gamma and beta must be trainable");
+  gamma_ = gamma.value;
+  beta_ = beta.value;
+  gamma_gradient_ = gamma.gradient;
+  beta_gradient_ = beta.gradient;
+  running_mean_ = running_mean.value;
+  running_var_ = running_var.value;
+}
+
+void BatchNorm2d::forward(Context& context, const std::vector<const Tensor*>& inputs,
+                          Tensor& output, bool training) {
+  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "BatchNorm2d::forward needs one input");
+  if (gamma_.empty()) throw Error("BatchNorm2d: forward before bind_parameters");
+  const Tensor& input = *inputs[0];
+  require_shape(output, output_shape({input.shape()}), "BatchNorm2d output");
+  require_device(input, context.device(), "BatchNorm2d input");
+  require_device(output, context.device(), "BatchNorm2d output");
+  require_device(gamma_, context.device(), "BatchNorm2d parameters");
+  const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
+  if (training && rows < 2)
+    throw Error("BatchNorm2d: training needs more than one value per channel, got input " +
+                shape_string(input.shape()));
+  if (saved_mean_.empty() || saved_mean_.device() != context.device()) {
+    saved_mean_ = Tensor(context.device(), {C});
+    saved_inv_std_ = Tensor(context.device(), {C});
+  }
+  saved_training_ = training;
+  if (context.device() == Device::CPU) {
+    if (training)
+      batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
+                                         running_mean_.data(), running_var_.data(), input.data(),
+                                         rows, C, momentum_, epsilon_);
+    else
+      batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
+                                          running_mean_.data(), running_var_.data(), C, epsilon_);
+    batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(),
+                             saved_inv_std_.data(), gamma_.data(), beta_.data(), rows, C);
+    return;
+  }
+#ifdef PNEUMO_HAVE_CUDA
+  if (training)
+    batch_norm_training_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
+                                        running_mean_.data(), running_var_.data(), input.data(),
+                                        rows, C, momentum_, epsilon_, cuda_scratch_);
+  else
+    batch_norm_inference_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
+                                         running_mean_.data(), running_var_.data(), C, epsilon_);
+  batch_norm_normalize_cuda(output.data(), input.data(), saved_mean_.data(),
+                            saved_inv_std_.data(), gamma_.data(), beta_.data(), rows, C);
+#else
+  throw_no_cuda_backend(kind());
+#endif
+}
+
+void BatchNorm2d::backward(Context& context, const std::vector<const Tensor*>& inputs,
+                           const Tensor& output, const Tensor& output_gradient,
+                           const std::vector<Tensor*>& input_gradients) {
+  (void)output;
+  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0] && input_gradients.size() == 1,
+                 "BatchNorm2d::backward needs one input and one input-gradient slot");
+  const Tensor& input = *inputs[0];
+  if (saved_mean_.empty() || saved_mean_.device() != context.device())
+    throw Error("BatchNorm2d: backward without a forward on this device");
+  require_shape(output_gradient, output_shape({input.shape()}), "BatchNorm2d output gradient");
+  require_device(input, context.device(), "BatchNorm2d input");
+  require_device(output_gradient, context.device(), "BatchNorm2d output gradient");
+  float* input_gradient = nullptr;
+  if (input_gradients[0]) {
+    require_shape(*input_gradients[0], input.shape(), "BatchNorm2d input gradient");
+    require_device(*input_gradients[0], context.device(), "BatchNorm2d input gradient");
+    input_gradient = input_gradients[0]->data();
+  }
+  const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
+  if (context.device() == Device::CPU) {
+    batch_norm_backward_cpu(input_gradient, gamma_gradient_.data(), beta_gradient_.data(),
+                            output_gradient.data(), input.data(), saved_mean_.data(),
+                            saved_inv_std_.data(), gamma_.data(), rows, C, saved_training_);
+    return;
+  }
+#ifdef PNEUMO_HAVE_CUDA
+  batch_norm_backward_cuda(input_gradient, gamma_gradient_.data(), beta_gradient_.data(),
+                           output_gradient.data(), input.data(), saved_mean_.data(),
+                           saved_inv_std_.data(), gamma_.data(), rows, C, saved_training_,
+                           cuda_scratch_);
+#else
+  throw_no_cuda_backend(kind());
+#endif
+}
+
+void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
+                                        float* running_var, const float* input, int64_t rows,
+                                        int64_t C, float momentum, float epsilon) {
+  PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cpu: needs at least two rows");
+  std::vector<double> sum(static_cast<size_t>(C)), unused(static_cast<size_t>(C));
+  // Pass 1: the mean, used as the shift of pass 2.
+  sum_over_rows(sum.data(), unused.data(), rows, C, [&](int64_t row, double* first, double*) {
+    const float* x = input + row * C;
+    for (int64_t c = 0; c < C; ++c) first[c] += x[c];
+  });
+  std::vector<float> shift(static_cast<size_t>(C));  // (C)
+  for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<float>(sum[c] / static_cast<double>(rows));
+  // Pass 2: sums of d = x - shift and d^2.
+  std::vector<double> sum_d2(static_cast<size_t>(C));
+  const float* shift_data = shift.data();
+  sum_over_rows(sum.data(), sum_d2.data(), rows, C, [&](int64_t row, double* first, double* second) {
+    const float* x = input + row * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const float d = x[c] - shift_data[c];
+      first[c] += d;
+      second[c] += static_cast<double>(d) * d;
+    }
+  });
+  const double M = static_cast<double>(rows);
+  for (int64_t c = 0; c < C; ++c) {
+    const double batch_mean = batch_norm_mean(shift[c], sum[c], M);
+    const double variance = batch_norm_biased_variance(sum[c], sum_d2[c], M);
+    mean[c] = static_cast<float>(batch_mean);
+    inv_std[c] = batch_norm_inverse_std(variance, epsilon);
+    running_mean[c] = batch_norm_running_update(running_mean[c], batch_mean, momentum);
+    running_var[c] = batch_norm_running_update(running_var[c], variance * M / (M - 1.0), momentum);
+  }
+}
+
+void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const float* running_mean,
+                                         const float* running_var, int64_t C, float epsilon) {
+  for (int64_t c = 0; c < C; ++c) {
+    mean[c] = running_mean[c];
+    inv_std[c] = batch_norm_inverse_std(running_var[c], epsilon);
+  }
+}
+
+void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
+                              const float* inv_std, const float* gamma, const float* beta,
+                              int64_t rows, int64_t C) {
+  std::vector<float> scale(static_cast<size_t>(C));  // (C) gamma * inv_std
+  for (int64_t c = 0; c < C; ++c) scale[c] = gamma[c] * inv_std[c];
+  const float* scale_data = scale.data();
+  parallel_for(rows, kRowsPerChunk, [=](int64_t row_begin, int64_t row_end) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const float* x = input + row * C;
+      float* y = output + row * C;
+      for (int64_t c = 0; c < C; ++c) y[c] = batch_norm_output(x[c], mean[c], scale_data[c], beta[c]);
+    }
+  });
+}
+
+void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
+                             const float* output_gradient, const float* input, const float* mean,
+                             const float* inv_std, const float* gamma, int64_t rows, int64_t C,
+                             bool training) {
+  // Pass 1: per-channel sum(dy) and sum(dy * x_hat).
+  std::vector<double> sum_dy(static_cast<size_t>(C)), sum_dy_x_hat(static_cast<size_t>(C));
+  sum_over_rows(sum_dy.data(), sum_dy_x_hat.data(), rows, C,
+                [&](int64_t row, double* first, double* second) {
+                  const float* x = input + row * C;
+                  const float* dy = output_gradient + row * C;
+                  for (int64_t c = 0; c < C; ++c) {
+                    const float x_hat = batch_norm_normalized(x[c], mean[c], inv_std[c]);
+                    first[c] += dy[c];
+                    second[c] += static_cast<double>(dy[c]) * x_hat;
+                  }
+                });
+  const double M = static_cast<double>(rows);
+  std::vector<float> scale(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)),
+      mean_dy_x_hat(static_cast<size_t>(C));  // (C) each
+  for (int64_t c = 0; c < C; ++c) {
+    gamma_gradient[c] += static_cast<float>(sum_dy_x_hat[c]);
+    beta_gradient[c] += static_cast<float>(sum_dy[c]);
+    scale[c] = gamma[c] * inv_std[c];
+    mean_dy[c] = training ? static_cast<float>(sum_dy[c] / M) : 0.0f;
+    mean_dy_x_hat[c] = training ? static_cast<float>(sum_dy_x_hat[c] / M) : 0.0f;
+  }
+  if (!input_gradient) return;
+  // Pass 2: the input gradient.
+  const float* scale_data = scale.data();
+  const float* mean_dy_data = mean_dy.data();
+  const float* mean_dy_x_hat_data = mean_dy_x_hat.data();
+  parallel_for(rows, kRowsPerChunk, [=](int64_t row_begin, int64_t row_end) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const float* x = input + row * C;
+      const float* dy = output_gradient + row * C;
+      float* dx = input_gradient + row * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const float x_hat = batch_norm_normalized(x[c], mean[c], inv_std[c]);
+        dx[c] += batch_norm_input_gradient(dy[c], x_hat, scale_data[c], mean_dy_data[c],
+                                           mean_dy_x_hat_data[c]);
+      }
+    }
+  });
+}
+
+}  // namespace pneumo

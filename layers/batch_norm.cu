@@ -1,0 +1,258 @@
+// CUDA kernels of BatchNorm2d, then their launchers.
+//
+// Reductions (per-channel sums over the rows = N*H*W of an NHWC tensor) are deterministic and
+// use no atomics: channel_partial_sums_kernel gives each block a fixed chunk of rows; its
+// 32x8 threads walk the channels in tiles of 32 (consecutive threads read consecutive channels,
+// so loads coalesce) with 8 row lanes, accumulate in double, and add the 8 lanes in a fixed
+// order into one partial per (block, channel). A one-thread-per-channel kernel then adds the
+// partials in block order and finishes the statistics. Statistics use the same shifted
+// two-pass scheme as the CPU (kernels/batch_norm_math.h).
+#include <algorithm>
+
+#include "engine/cuda_resources.h"
+#include "kernels/batch_norm_math.h"
+#include "layers/batch_norm.h"
+
+namespace pneumo {
+
+namespace {
+
+constexpr int kChannelLanes = 32;
+constexpr int kRowLanes = 8;
+constexpr int64_t kMaxReductionBlocks = 1024;
+constexpr int64_t kMinBlockRows = 32;
+
+enum class SumKind {
+  Input,          // first = sum x
+  ShiftedInput,   // first = sum (x - shift), second = sum (x - shift)^2
+  Gradient,       // first = sum dy, second = sum dy * x_hat
+};
+
+struct ReductionShape {
+  int64_t block_rows;
+  int64_t blocks;
+};
+
+// Depends only on rows, so the summation order (and the result) is fixed for a given shape.
+ReductionShape reduction_shape(int64_t rows) {
+  const int64_t block_rows =
+      std::max(kMinBlockRows, (rows + kMaxReductionBlocks - 1) / kMaxReductionBlocks);
+  return {block_rows, (rows + block_rows - 1) / block_rows};
+}
+
+// partials (blocks, 2, C). `center` is the shift (ShiftedInput) or the mean (Gradient).
+template <SumKind kind>
+__global__ void channel_partial_sums_kernel(double* partials, const float* input,
+                                            const float* output_gradient, const float* center,
+                                            const float* inv_std, int64_t rows, int64_t C,
+                                            int64_t block_rows) {
+  __shared__ double shared_first[kRowLanes][kChannelLanes];
+  __shared__ double shared_second[kRowLanes][kChannelLanes];
+  const int channel_lane = threadIdx.x, row_lane = threadIdx.y;
+  const int64_t row_begin = blockIdx.x * block_rows;
+  const int64_t row_end = min(rows, row_begin + block_rows);
+  double* partial = partials + blockIdx.x * 2 * C;
+  for (int64_t tile = 0; tile < C; tile += kChannelLanes) {
+    const int64_t c = tile + channel_lane;
+    double first = 0.0, second = 0.0;
+    if (c < C) {
+      for (int64_t row = row_begin + row_lane; row < row_end; row += kRowLanes) {
+        const float x = input[row * C + c];
+        if (kind == SumKind::Input) {
+          first += x;
+        } else if (kind == SumKind::ShiftedInput) {
+          const float d = x - center[c];
+          first += d;
+          second += static_cast<double>(d) * d;
+        } else {
+          const float dy = output_gradient[row * C + c];
+          const float x_hat = batch_norm_normalized(x, center[c], inv_std[c]);
+          first += dy;
+          second += static_cast<double>(dy) * x_hat;
+        }
+      }
+    }
+    shared_first[row_lane][channel_lane] = first;
+    shared_second[row_lane][channel_lane] = second;
+    __syncthreads();
+    if (row_lane == 0 && c < C) {
+      double block_first = 0.0, block_second = 0.0;
+      for (int lane = 0; lane < kRowLanes; ++lane) {
+        block_first += shared_first[lane][channel_lane];
+        block_second += shared_second[lane][channel_lane];
+      }
+      partial[c] = block_first;
+      partial[C + c] = block_second;
+    }
+    __syncthreads();
+  }
+}
+
+// Adds the partials of channel c in block order.
+__device__ void total_of_partials(const double* partials, int64_t blocks, int64_t C, int64_t c,
+                                  double* first, double* second) {
+  double sum_first = 0.0, sum_second = 0.0;
+  for (int64_t block = 0; block < blocks; ++block) {
+    sum_first += partials[block * 2 * C + c];
+    sum_second += partials[block * 2 * C + C + c];
+  }
+  *first = sum_first;
+  *second = sum_second;
+}
+
+// shift (C) = float(sum x / rows): the first pass's mean.
+__global__ void finish_shift_kernel(float* shift, const double* partials, int64_t blocks,
+                                    int64_t rows, int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double sum, unused;
+  total_of_partials(partials, blocks, C, c, &sum, &unused);
+  shift[c] = static_cast<float>(sum / static_cast<double>(rows));
+}
+
+// mean (C) holds the shift on entry and the batch mean on exit.
+__global__ void finish_statistics_kernel(float* mean, float* inv_std, float* running_mean,
+                                         float* running_var, const double* partials,
+                                         int64_t blocks, int64_t rows, int64_t C, float momentum,
+                                         float epsilon) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double sum_d, sum_d2;
+  total_of_partials(partials, blocks, C, c, &sum_d, &sum_d2);
+  const double M = static_cast<double>(rows);
+  const double batch_mean = batch_norm_mean(mean[c], sum_d, M);
+  const double variance = batch_norm_biased_variance(sum_d, sum_d2, M);
+  mean[c] = static_cast<float>(batch_mean);
+  inv_std[c] = batch_norm_inverse_std(variance, epsilon);
+  running_mean[c] = batch_norm_running_update(running_mean[c], batch_mean, momentum);
+  running_var[c] = batch_norm_running_update(running_var[c], variance * M / (M - 1.0), momentum);
+}
+
+__global__ void inference_statistics_kernel(float* mean, float* inv_std, const float* running_mean,
+                                            const float* running_var, int64_t C, float epsilon) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  mean[c] = running_mean[c];
+  inv_std[c] = batch_norm_inverse_std(running_var[c], epsilon);
+}
+
+__global__ void normalize_kernel(float* output, const float* input, const float* mean,
+                                 const float* inv_std, const float* gamma, const float* beta,
+                                 int64_t count, int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    output[i] = batch_norm_output(input[i], mean[c], gamma[c] * inv_std[c], beta[c]);
+  }
+}
+
+// Accumulates the parameter gradients and writes the per-channel coefficients of the input
+// gradient: coefficients (3, C) = scale, mean_dy, mean_dy_x_hat.
+__global__ void finish_gradient_kernel(float* coefficients, float* gamma_gradient,
+                                       float* beta_gradient, const float* gamma,
+                                       const float* inv_std, const double* partials,
+                                       int64_t blocks, int64_t rows, int64_t C, bool training) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double sum_dy, sum_dy_x_hat;
+  total_of_partials(partials, blocks, C, c, &sum_dy, &sum_dy_x_hat);
+  gamma_gradient[c] += static_cast<float>(sum_dy_x_hat);
+  beta_gradient[c] += static_cast<float>(sum_dy);
+  const double M = static_cast<double>(rows);
+  coefficients[c] = gamma[c] * inv_std[c];
+  coefficients[C + c] = training ? static_cast<float>(sum_dy / M) : 0.0f;
+  coefficients[2 * C + c] = training ? static_cast<float>(sum_dy_x_hat / M) : 0.0f;
+}
+
+__global__ void input_gradient_kernel(float* input_gradient, const float* output_gradient,
+                                      const float* input, const float* mean, const float* inv_std,
+                                      const float* coefficients, int64_t count, int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    const float x_hat = batch_norm_normalized(input[i], mean[c], inv_std[c]);
+    input_gradient[i] += batch_norm_input_gradient(output_gradient[i], x_hat, coefficients[c],
+                                                   coefficients[C + c], coefficients[2 * C + c]);
+  }
+}
+
+// Scratch layout: partials (blocks, 2, C) doubles, then coefficients (3, C) floats.
+double* scratch_partials(Memory& scratch, int64_t blocks, int64_t C) {
+  const size_t bytes = static_cast<size_t>(blocks * 2 * C) * sizeof(double) +
+                       static_cast<size_t>(3 * C) * sizeof(float);
+  if (scratch.device() != Device::CUDA || scratch.bytes() < bytes)
+    scratch = Memory(Device::CUDA, bytes);
+  return static_cast<double*>(scratch.data());
+}
+
+template <SumKind kind>
+void launch_partial_sums(double* partials, const float* input, const float* output_gradient,
+                         const float* center, const float* inv_std, int64_t rows, int64_t C,
+                         const ReductionShape& shape) {
+  channel_partial_sums_kernel<kind><<<static_cast<unsigned>(shape.blocks),
+                                      dim3(kChannelLanes, kRowLanes)>>>(
+      partials, input, output_gradient, center, inv_std, rows, C, shape.block_rows);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+int channel_grid(int64_t C) { return static_cast<int>((C + 255) / 256); }
+
+}  // namespace
+
+void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
+                                         float* running_var, const float* input, int64_t rows,
+                                         int64_t C, float momentum, float epsilon,
+                                         Memory& scratch) {
+  PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cuda: needs at least two rows");
+  const ReductionShape shape = reduction_shape(rows);
+  double* partials = scratch_partials(scratch, shape.blocks, C);
+  // Pass 1: the mean, written into `mean` as the shift of pass 2.
+  launch_partial_sums<SumKind::Input>(partials, input, nullptr, nullptr, nullptr, rows, C, shape);
+  finish_shift_kernel<<<channel_grid(C), 256>>>(mean, partials, shape.blocks, rows, C);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+  // Pass 2: sums of x - shift and their squares.
+  launch_partial_sums<SumKind::ShiftedInput>(partials, input, nullptr, mean, nullptr, rows, C,
+                                             shape);
+  finish_statistics_kernel<<<channel_grid(C), 256>>>(mean, inv_std, running_mean, running_var,
+                                                     partials, shape.blocks, rows, C, momentum,
+                                                     epsilon);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+void batch_norm_inference_statistics_cuda(float* mean, float* inv_std, const float* running_mean,
+                                          const float* running_var, int64_t C, float epsilon) {
+  inference_statistics_kernel<<<channel_grid(C), 256>>>(mean, inv_std, running_mean, running_var,
+                                                        C, epsilon);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+void batch_norm_normalize_cuda(float* output, const float* input, const float* mean,
+                               const float* inv_std, const float* gamma, const float* beta,
+                               int64_t rows, int64_t C) {
+  const int64_t count = rows * C;
+  normalize_kernel<<<grid_size_for(count), 256>>>(output, input, mean, inv_std, gamma, beta, count,
+                                                  C);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, float* beta_gradient,
+                              const float* output_gradient, const float* input, const float* mean,
+                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
+                              bool training, Memory& scratch) {
+  const ReductionShape shape = reduction_shape(rows);
+  double* partials = scratch_partials(scratch, shape.blocks, C);
+  float* coefficients = reinterpret_cast<float*>(partials + shape.blocks * 2 * C);  // (3, C)
+  launch_partial_sums<SumKind::Gradient>(partials, input, output_gradient, mean, inv_std, rows, C,
+                                         shape);
+  finish_gradient_kernel<<<channel_grid(C), 256>>>(coefficients, gamma_gradient, beta_gradient,
+                                                   gamma, inv_std, partials, shape.blocks, rows,
+                                                   C, training);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+  if (!input_gradient) return;
+  const int64_t count = rows * C;
+  input_gradient_kernel<<<grid_size_for(count), 256>>>(input_gradient, output_gradient, input, mean,
+                                                       inv_std, coefficients, count, C);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace pneumo

@@ -1,0 +1,94 @@
+// BatchNorm2d: per-channel batch normalization of an (N,H,W,C) tensor with Keras semantics
+// (keras BatchNormalization(momentum=0.9, epsilon=1e-3); PyTorch BatchNorm2d(momentum=0.1,
+// eps=1e-3)). Forward input -> output:
+//   training:  mean, biased var over (N,H,W) per channel; y = gamma * (x - mean) / sqrt(var + eps)
+//              + beta; running_mean = momentum * running_mean + (1 - momentum) * mean and
+//              running_var = momentum * running_var + (1 - momentum) * var * M / (M - 1), M = N*H*W
+//   inference: the same y with running_mean and running_var.
+// Forward saves the mean and 1/sqrt(var + eps) it used (members saved_mean_, saved_inv_std_);
+// backward reads them with the forward input and d loss / d output and ACCUMULATES into
+// d loss / d input (if not null) and into the gamma and beta gradients.
+// Statistics are accumulated in double with a shifted two-pass scheme (first the mean, then
+// sums of x - mean) so large activation means do not cancel; reductions use a fixed partition
+// and order on both back ends, so results are deterministic.
+#pragma once
+#include <cstdint>
+
+#include "engine/memory.h"
+#include "layers/layer.h"
+
+namespace pneumo {
+
+class BatchNorm2d : public Layer {
+ public:
+  explicit BatchNorm2d(int64_t channels, float momentum = 0.9f, float epsilon = 1e-3f);
+  std::string kind() const override { return "BatchNorm2d"; }
+  int64_t channels() const { return channels_; }
+  float momentum() const { return momentum_; }
+  float epsilon() const { return epsilon_; }
+
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  // 4 per element: subtract the mean, multiply by 1/std, multiply by gamma, add beta (training
+  // adds about 4 more per element for the statistics, not counted).
+  int64_t forward_flops(const std::vector<Shape>& inputs) const override;
+  // "gamma" (C) Ones, "beta" (C) Zeros trainable; "running_mean" (C) Zeros, "running_var" (C)
+  // Ones non-trainable (ParameterStore::state).
+  std::vector<ParameterSpec> parameter_specs() const override;
+  void bind_parameters(const ParameterStore& store, const std::string& prefix) override;
+
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+               bool training) override;
+  // Uses the statistics of the last forward: batch statistics after a training forward (full
+  // batch-norm backward), running statistics after an inference forward (dx = gamma/std * dy).
+  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+
+ private:
+  int64_t channels_;
+  float momentum_, epsilon_;
+  // Views into the ParameterStore, all (C).
+  Tensor gamma_, beta_, gamma_gradient_, beta_gradient_, running_mean_, running_var_;
+  // Saved by forward for backward, (C) each, on the forward's device.
+  Tensor saved_mean_, saved_inv_std_;
+  bool saved_training_ = false;
+  Memory cuda_scratch_;  // CUDA reduction partials, grow-only
+};
+
+// ---- CPU (rows = N*H*W; every buffer is (rows, C) or (C)) ----------------------------------
+// mean, inv_std (C) OVERWRITTEN with the batch mean and 1/sqrt(biased var + epsilon) of input
+// (rows, C); running_mean, running_var (C) updated in place (unbiased var). rows >= 2.
+void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
+                                        float* running_var, const float* input, int64_t rows,
+                                        int64_t C, float momentum, float epsilon);
+// mean, inv_std (C) OVERWRITTEN from running_mean, running_var (C).
+void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const float* running_mean,
+                                         const float* running_var, int64_t C, float epsilon);
+// output (rows, C) OVERWRITTEN with gamma * (input - mean) * inv_std + beta.
+void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
+                              const float* inv_std, const float* gamma, const float* beta,
+                              int64_t rows, int64_t C);
+// gamma_gradient (C) += sum dy * x_hat, beta_gradient (C) += sum dy, and, if input_gradient is
+// not null, input_gradient (rows, C) += the batch-norm input gradient (training: through the
+// batch statistics; inference: gamma * inv_std * dy).
+void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
+                             const float* output_gradient, const float* input, const float* mean,
+                             const float* inv_std, const float* gamma, int64_t rows, int64_t C,
+                             bool training);
+
+// ---- CUDA (layers/batch_norm.cu): the same contracts on device pointers; `scratch` is device
+// memory for the reduction partials, grown as needed. ----------------------------------------
+void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
+                                         float* running_var, const float* input, int64_t rows,
+                                         int64_t C, float momentum, float epsilon,
+                                         Memory& scratch);
+void batch_norm_inference_statistics_cuda(float* mean, float* inv_std, const float* running_mean,
+                                          const float* running_var, int64_t C, float epsilon);
+void batch_norm_normalize_cuda(float* output, const float* input, const float* mean,
+                               const float* inv_std, const float* gamma, const float* beta,
+                               int64_t rows, int64_t C);
+void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, float* beta_gradient,
+                              const float* output_gradient, const float* input, const float* mean,
+                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
+                              bool training, Memory& scratch);
+
+}  // namespace pneumo

@@ -1,0 +1,39 @@
+// CUDA kernels of LeakyReLU (grid-stride loops over the flat tensor), then their launchers.
+#include "engine/cuda_resources.h"
+#include "kernels/activation_math.h"
+#include "layers/leaky_relu.h"
+
+namespace pneumo {
+
+namespace {
+
+__global__ void leaky_relu_forward_kernel(float* output, const float* input, float slope,
+                                          int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    output[i] = leaky_relu(input[i], slope);
+}
+
+__global__ void leaky_relu_backward_kernel(float* input_gradient, const float* input,
+                                           const float* output_gradient, float slope,
+                                           int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    input_gradient[i] += leaky_relu_gradient(input[i], output_gradient[i], slope);
+}
+
+}  // namespace
+
+void leaky_relu_forward_cuda(float* output, const float* input, float slope, int64_t count) {
+  leaky_relu_forward_kernel<<<grid_size_for(count), 256>>>(output, input, slope, count);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+void leaky_relu_backward_cuda(float* input_gradient, const float* input,
+                              const float* output_gradient, float slope, int64_t count) {
+  leaky_relu_backward_kernel<<<grid_size_for(count), 256>>>(input_gradient, input,
+                                                            output_gradient, slope, count);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace pneumo

@@ -1,0 +1,37 @@
+// LeakyReLU: y = x for x > 0, slope * x otherwise, elementwise on an (N,H,W,C) tensor (the
+// notebook's LeakyReLU(0), i.e. ReLU). Forward input -> output; backward reads the forward
+// input and d loss / d output and ACCUMULATES into d loss / d input.
+#pragma once
+#include <cstdint>
+
+#include "layers/layer.h"
+
+namespace pneumo {
+
+class LeakyReLU : public Layer {
+ public:
+  explicit LeakyReLU(float slope);
+  std::string kind() const override { return "LeakyReLU"; }
+  float slope() const { return slope_; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+               bool training) override;
+  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+
+ private:
+  float slope_;
+};
+
+// CPU: output (count) OVERWRITTEN from input (count).
+void leaky_relu_forward_cpu(float* output, const float* input, float slope, int64_t count);
+// CPU: input_gradient (count) += d/dx of leaky_relu at input (count) times output_gradient (count).
+void leaky_relu_backward_cpu(float* input_gradient, const float* input,
+                             const float* output_gradient, float slope, int64_t count);
+// CUDA (layers/leaky_relu.cu): the same contracts on device pointers.
+void leaky_relu_forward_cuda(float* output, const float* input, float slope, int64_t count);
+void leaky_relu_backward_cuda(float* input_gradient, const float* input,
+                              const float* output_gradient, float slope, int64_t count);
+
+}  // namespace pneumo

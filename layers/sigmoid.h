@@ -1,0 +1,33 @@
+// Sigmoid: y = 1 / (1 + exp(-x)) elementwise on an (N,H,W,C) tensor, stable for any |x| (the
+// notebook's sigmoid output activation). Forward input -> output; backward reads the SAVED
+// forward output y and d loss / d output and ACCUMULATES dy * y * (1 - y) into d loss / d input.
+#pragma once
+#include <cstdint>
+
+#include "layers/layer.h"
+
+namespace pneumo {
+
+class Sigmoid : public Layer {
+ public:
+  std::string kind() const override { return "Sigmoid"; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  // 4 per element: exp, add, divide, and the |x| / select.
+  int64_t forward_flops(const std::vector<Shape>& inputs) const override;
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+               bool training) override;
+  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+};
+
+// CPU: output (count) OVERWRITTEN with sigmoid(input (count)).
+void sigmoid_forward_cpu(float* output, const float* input, int64_t count);
+// CPU: input_gradient (count) += output_gradient * output * (1 - output), all (count).
+void sigmoid_backward_cpu(float* input_gradient, const float* output, const float* output_gradient,
+                          int64_t count);
+// CUDA (layers/sigmoid.cu): the same contracts on device pointers.
+void sigmoid_forward_cuda(float* output, const float* input, int64_t count);
+void sigmoid_backward_cuda(float* input_gradient, const float* output,
+                           const float* output_gradient, int64_t count);
+
+}  // namespace pneumo
