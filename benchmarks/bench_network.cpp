@@ -1,0 +1,246 @@
+// bench_network: times the notebook's network on one device: an inference forward, a training
+// forward + backward, and a whole training step (forward, loss, backward, Adam), as medians in
+// ms and images/s; with --layers also each node's forward and backward (synchronized on CUDA).
+//
+//   bench_network [--device auto|cpu|cuda] [--size 256] [--channels 32] [--blocks 2] [--depth 4]
+//                 [--batch 8] [--repeats 3] [--threads T] [--layers]
+//
+// The last line is machine-readable ("result: ... inference_images_per_s=X ...
+// train_images_per_s=Y"); benchmarks/pytorch_network.py parses it.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/check.h"
+#include "engine/context.h"
+#include "engine/cpu_threads.h"
+#include "engine/device.h"
+#include "layers/network.h"
+#include "layers/training_step.h"
+
+using namespace pneumo;
+
+namespace {
+
+struct Options {
+  std::string device = "auto";
+  NetworkConfig config;
+  int64_t batch = 8;
+  int repeats = 3;
+  int threads = 0;
+  bool layers = false;
+};
+
+[[noreturn]] void usage(const std::string& problem) {
+  std::fprintf(stderr,
+               "bench_network: %s\nusage: bench_network [--device auto|cpu|cuda] [--size 256] "
+               "[--channels 32] [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads T] "
+               "[--layers]\n",
+               problem.c_str());
+  std::exit(2);
+}
+
+int64_t parse_positive(const std::string& flag, const char* text) {
+  char* end = nullptr;
+  long long value = std::strtoll(text, &end, 10);
+  if (!end || *end != '\0' || value <= 0) usage(flag + ": expected a positive integer, got '" + text + "'");
+  return value;
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--layers") {
+      options.layers = true;
+      continue;
+    }
+    if (flag == "--help" || flag == "-h") usage("times the notebook's network");
+    if (i + 1 >= argc) usage(flag + " needs a value");
+    const char* value = argv[++i];
+    if (flag == "--device") options.device = value;
+    else if (flag == "--size") options.config.input_size = parse_positive(flag, value);
+    else if (flag == "--channels") options.config.channels = parse_positive(flag, value);
+    else if (flag == "--blocks") options.config.n_blocks = parse_positive(flag, value);
+    else if (flag == "--depth") options.config.depth = parse_positive(flag, value);
+    else if (flag == "--batch") options.batch = parse_positive(flag, value);
+    else if (flag == "--repeats") options.repeats = static_cast<int>(parse_positive(flag, value));
+    else if (flag == "--threads") options.threads = static_cast<int>(parse_positive(flag, value));
+    else usage("unknown option " + flag);
+  }
+  return options;
+}
+
+double now_ms() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// Median wall time of `repeats` synchronized runs after one warm-up run.
+double time_median_ms(Context& context, int repeats, const std::function<void()>& function) {
+  function();
+  context.synchronize();
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const double start = now_ms();
+    function();
+    context.synchronize();
+    times.push_back(now_ms() - start);
+  }
+  return median(times);
+}
+
+// Synthetic batch: noisy images with bright squares; the masks mark the squares. (N,S,S,1).
+void synthetic_batch(int64_t N, int64_t S, std::vector<float>& images, std::vector<float>& masks) {
+  std::mt19937 generator(17);
+  std::uniform_real_distribution<float> noise(0.0f, 0.3f);
+  std::uniform_int_distribution<int64_t> corner(0, S - S / 4);
+  images.assign(static_cast<size_t>(N * S * S), 0.0f);
+  masks.assign(images.size(), 0.0f);
+  for (auto& value : images) value = noise(generator);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t y0 = corner(generator), x0 = corner(generator), side = S / 4;
+    for (int64_t y = y0; y < y0 + side; ++y)
+      for (int64_t x = x0; x < x0 + side; ++x) {
+        const size_t index = static_cast<size_t>((n * S + y) * S + x);
+        images[index] += 0.6f;
+        masks[index] = 1.0f;
+      }
+  }
+}
+
+void time_layers(Context& context, Network& network, const Tensor& images, int repeats) {
+  const int count = static_cast<int>(network.nodes().size());
+  std::vector<std::vector<double>> forward_times(static_cast<size_t>(count)),
+      backward_times(static_cast<size_t>(count));
+  Tensor output_gradient(network.device(), network.input_shape(images.N()));
+  std::vector<float> ones(static_cast<size_t>(output_gradient.count()), 1e-3f);
+  output_gradient.set_values(ones);
+  for (int r = 0; r <= repeats; ++r) {  // r == 0 is the warm-up
+    network.parameters().zero_gradients();
+    network.begin_forward(images);
+    for (int i = 0; i < count; ++i) {
+      context.synchronize();
+      const double start = now_ms();
+      network.forward_node(context, i, true);
+      context.synchronize();
+      if (r > 0) forward_times[static_cast<size_t>(i)].push_back(now_ms() - start);
+    }
+    network.begin_backward(output_gradient, nullptr);
+    for (int i = count - 1; i >= 0; --i) {
+      context.synchronize();
+      const double start = now_ms();
+      network.backward_node(context, i);
+      context.synchronize();
+      if (r > 0) backward_times[static_cast<size_t>(i)].push_back(now_ms() - start);
+    }
+    network.end_backward();
+  }
+  double forward_total = 0, backward_total = 0;
+  std::vector<double> forward_median(static_cast<size_t>(count)), backward_median(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    forward_median[static_cast<size_t>(i)] = median(forward_times[static_cast<size_t>(i)]);
+    backward_median[static_cast<size_t>(i)] = median(backward_times[static_cast<size_t>(i)]);
+    forward_total += forward_median[static_cast<size_t>(i)];
+    backward_total += backward_median[static_cast<size_t>(i)];
+  }
+  const double total = forward_total + backward_total;
+  std::printf("\nper layer (training forward + backward, median of %d, ms):\n", repeats);
+  std::printf("%-18s %-12s %-22s %10s %10s %7s\n", "node", "kind", "output", "forward", "backward", "share");
+  std::map<std::string, std::pair<double, double>> by_kind;
+  for (int i = 0; i < count; ++i) {
+    const NetworkNode& node = network.nodes()[static_cast<size_t>(i)];
+    const double f = forward_median[static_cast<size_t>(i)], b = backward_median[static_cast<size_t>(i)];
+    std::printf("%-18s %-12s %-22s %10.2f %10.2f %6.1f%%\n", node.name.c_str(), node.layer->kind().c_str(),
+                shape_string(node.output.shape()).c_str(), f, b, 100.0 * (f + b) / total);
+    by_kind[node.layer->kind()].first += f;
+    by_kind[node.layer->kind()].second += b;
+  }
+  std::printf("%-18s %-12s %-22s %10.2f %10.2f\n", "total", "", "", forward_total, backward_total);
+  std::printf("\nper layer kind (ms, sum over nodes):\n");
+  for (const auto& [kind, times] : by_kind)
+    std::printf("  %-12s forward %10.2f  backward %10.2f  share %5.1f%%\n", kind.c_str(), times.first,
+                times.second, 100.0 * (times.first + times.second) / total);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = parse(argc, argv);
+  try {
+    validate_network_config(options.config);
+    if (options.threads > 0) set_cpu_thread_count(options.threads);
+    const Device device = resolve_device(options.device);
+    Context context(device);
+    Network network(device, options.config, 1);
+    Adam adam(AdamConfig{});
+    const NetworkConfig& config = network.config();
+    const int64_t N = options.batch, S = config.input_size;
+
+    std::vector<float> host_images, host_masks;
+    synthetic_batch(N, S, host_images, host_masks);
+    Tensor images(device, network.input_shape(N)), masks(device, network.input_shape(N));  // (N,S,S,1)
+    images.set_values(host_images);  // host -> device copies, once
+    masks.set_values(host_masks);
+    const ModelSummary summary = summarize(network, N);
+    std::printf("bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
+                "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
+                describe_device(device).c_str(), static_cast<long long>(S),
+                static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
+                static_cast<long long>(config.depth), static_cast<long long>(N),
+                static_cast<long long>(network.trainable_parameter_count()),
+                summary.flops_per_image * 1e-9, options.repeats);
+    std::fflush(stdout);
+
+    const double inference_ms = time_median_ms(context, options.repeats, [&] {
+      network.forward(context, images, false);
+    });
+    std::printf("  inference forward        %10.1f ms  %9.2f images/s\n", inference_ms, N * 1e3 / inference_ms);
+    std::fflush(stdout);
+
+    Tensor output_gradient(device, network.input_shape(N));  // (N,S,S,1) fixed d loss / d output
+    std::vector<float> small(static_cast<size_t>(output_gradient.count()), 1e-3f);
+    output_gradient.set_values(small);
+    const double forward_backward_ms = time_median_ms(context, options.repeats, [&] {
+      network.parameters().zero_gradients();
+      network.forward(context, images, true);
+      network.backward(context, output_gradient);
+    });
+    std::printf("  training forward+backward%10.1f ms  %9.2f images/s\n", forward_backward_ms,
+                N * 1e3 / forward_backward_ms);
+    std::fflush(stdout);
+
+    StepResult last;
+    const double train_ms = time_median_ms(context, options.repeats, [&] {
+      last = train_step(context, network, adam, images, masks, 1e-3f);
+    });
+    std::printf("  training step (+loss,Adam)%9.1f ms  %9.2f images/s   (last loss %.4f)\n", train_ms,
+                N * 1e3 / train_ms, static_cast<double>(last.loss.loss));
+    const double training_flops = 3.0 * static_cast<double>(summary.flops_per_image) * N;
+    std::printf("  training throughput ~%.1f GFLOP/s (3x forward FLOPs)\n", training_flops / (train_ms * 1e6));
+    std::fflush(stdout);
+
+    if (options.layers) time_layers(context, network, images, options.repeats);
+
+    std::printf("result: device=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
+                "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",
+                device_name(device), static_cast<long long>(N), inference_ms, N * 1e3 / inference_ms,
+                forward_backward_ms, train_ms, N * 1e3 / train_ms);
+    return 0;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench_network: %s\n", error.what());
+    return 1;
+  }
+}

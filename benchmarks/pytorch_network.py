@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""The notebook's network in PyTorch, timed like benchmarks/bench_network.cpp, and the ratio of
+the engine's throughput to PyTorch's.
+
+  /usr/bin/python3 benchmarks/pytorch_network.py [--device cpu|cuda] [--size 256] [--channels 32]
+      [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads 2] [--no-channels-last]
+      [--bench build/bench_network]
+
+Times (median of --repeats after one warm-up) an inference forward (eval mode, no_grad) and a
+training step (training forward, the notebook loss 0.5*BCE + 0.5*IoU, backward, Adam with
+Keras's epsilon 1e-7), prints images/s; then, with --bench, runs bench_network on the same
+configuration, parses its "result:" line and prints both throughputs and ours/PyTorch.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Network(nn.Module):
+    """create_network(input_size, channels, n_blocks, depth) of the notebook, NCHW."""
+
+    def __init__(self, channels, n_blocks, depth, slope=0.0):
+        super().__init__()
+        self.slope, self.depth = slope, depth
+
+        def bn(c):
+            return nn.BatchNorm2d(c, eps=1e-3, momentum=0.1)
+
+        self.conv0 = nn.Conv2d(1, channels, 3, padding=1, bias=False)
+        self.stages = nn.ModuleList()
+        for _ in range(depth):
+            stage = nn.Module()
+            stage.bn = bn(channels)
+            stage.conv = nn.Conv2d(channels, channels * 2, 1, bias=False)
+            channels *= 2
+            stage.blocks = nn.ModuleList()
+            for _ in range(n_blocks):
+                block = nn.Module()
+                block.bn1, block.conv1 = bn(channels), nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+                block.bn2, block.conv2 = bn(channels), nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+                stage.blocks.append(block)
+            self.stages.append(stage)
+        self.head_bn = bn(channels)
+        self.head_conv = nn.Conv2d(channels, 1, 1, bias=True)
+
+    def forward(self, x):
+        act = lambda t: F.leaky_relu(t, self.slope)
+        x = self.conv0(x)
+        for stage in self.stages:
+            x = F.max_pool2d(stage.conv(act(stage.bn(x))), 2)
+            for block in stage.blocks:
+                y = block.conv1(act(block.bn1(x)))
+                x = block.conv2(act(block.bn2(y))) + x
+        x = torch.sigmoid(self.head_conv(act(self.head_bn(x))))
+        return F.interpolate(x, scale_factor=2 ** self.depth, mode="nearest")
+
+
+def notebook_loss(p, y):
+    clipped = p.clamp(1e-7, 1 - 1e-7)
+    bce = -(y * torch.log(clipped) + (1 - y) * torch.log(1 - clipped)).mean()
+    intersection = (y * p).sum()
+    return 0.5 * bce + 0.5 * (1 - (intersection + 1) / (y.sum() + p.sum() - intersection + 1))
+
+
+def median_seconds(function, repeats, device):
+    def run():
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+    run()  # warm-up (cuDNN algorithm choice, allocator)
+    return statistics.median(run() for _ in range(repeats))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--bench", help="path of bench_network to run on the same configuration")
+    parser.add_argument("--bench-timeout", type=int, default=900)
+    args = parser.parse_args()
+
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    elif not torch.cuda.is_available():
+        sys.exit("pytorch_network.py: --device cuda but torch.cuda.is_available() is False")
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
+    torch.manual_seed(0)
+    model = Network(args.channels, args.blocks, args.depth).to(args.device, memory_format=memory_format)
+    images = torch.rand(args.batch, 1, args.size, args.size, device=args.device).to(memory_format=memory_format)
+    masks = (torch.rand(args.batch, 1, args.size, args.size, device=args.device) > 0.9).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=False)
+        loss = notebook_loss(model(images), masks)
+        loss.backward()
+        optimizer.step()
+
+    def inference():
+        with torch.no_grad():
+            model(images)
+
+    model.train()
+    train_seconds = median_seconds(train_step, args.repeats, args.device)
+    model.eval()
+    inference_seconds = median_seconds(inference, args.repeats, args.device)
+    parameters = sum(p.numel() for p in model.parameters())
+    where = (f"cpu, {torch.get_num_threads()} threads" if args.device == "cpu"
+             else torch.cuda.get_device_name(0))
+    print(f"PyTorch {torch.__version__} ({where}), {'channels_last' if not args.no_channels_last else 'NCHW'}, "
+          f"size {args.size} channels {args.channels} blocks {args.blocks} depth {args.depth} "
+          f"batch {args.batch}, {parameters} parameters, median of {args.repeats}")
+    torch_train = args.batch / train_seconds
+    torch_inference = args.batch / inference_seconds
+    print(f"  pytorch training step   {train_seconds * 1e3:10.1f} ms  {torch_train:9.2f} images/s")
+    print(f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s")
+
+    if not args.bench:
+        return
+    command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
+               str(args.channels), "--blocks", str(args.blocks), "--depth", str(args.depth),
+               "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    print("running: " + " ".join(command), flush=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=args.bench_timeout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        sys.exit(f"pytorch_network.py: could not run {args.bench}: {error}")
+    sys.stdout.write(result.stdout)
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        sys.exit(f"pytorch_network.py: {args.bench} exited with status {result.returncode}")
+    match = re.search(r"^result: .*inference_images_per_s=([0-9.eE+-]+) .*train_images_per_s=([0-9.eE+-]+)",
+                      result.stdout, re.MULTILINE)
+    if not match:
+        sys.exit(f"pytorch_network.py: no 'result:' line in the output of {args.bench}")
+    ours_inference, ours_train = float(match.group(1)), float(match.group(2))
+    print(f"comparison ({args.device}, batch {args.batch}):")
+    print(f"  training  images/s  pneumo {ours_train:9.2f}  pytorch {torch_train:9.2f}  "
+          f"ratio pneumo/pytorch {ours_train / torch_train:6.2f}")
+    print(f"  inference images/s  pneumo {ours_inference:9.2f}  pytorch {torch_inference:9.2f}  "
+          f"ratio pneumo/pytorch {ours_inference / torch_inference:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+#include "layers/network.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "engine/check.h"
+#include "layers/add.h"
+#include "layers/batch_norm.h"
+#include "layers/conv2d.h"
+#include "layers/leaky_relu.h"
+#include "layers/max_pool.h"
+#include "layers/sigmoid.h"
+#include "layers/upsample.h"
+
+namespace pneumo {
+
+void validate_network_config(const NetworkConfig& config) {
+  auto fail = [](const std::string& message) { throw Error("network config: " + message); };
+  if (config.depth < 1 || config.depth > 10)
+    fail("depth must be in 1..10, got " + std::to_string(config.depth));
+  if (config.channels < 1) fail("channels must be positive, got " + std::to_string(config.channels));
+  if (config.n_blocks < 0) fail("n_blocks must be >= 0, got " + std::to_string(config.n_blocks));
+  const int64_t stride = int64_t{1} << config.depth;
+  if (config.input_size < stride || config.input_size % stride != 0)
+    fail("input_size must be a positive multiple of 2^depth = " + std::to_string(stride) + ", got " +
+         std::to_string(config.input_size));
+}
+
+Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(config) {
+  validate_network_config(config_);
+  const float slope = config_.leaky_slope;
+  int64_t channels = config_.channels;
+  int x = -1;  // the image input
+  nodes_.reserve(static_cast<size_t>(2 + config_.depth * (4 + 7 * config_.n_blocks) + 5));
+  x = add_chain("conv0", std::make_unique<Conv2d>(1, channels, 3, false), x);
+  for (int64_t d = 1; d <= config_.depth; ++d) {
+    const int64_t in_channels = channels;
+    channels *= 2;
+    const std::string down = "down" + std::to_string(d);
+    x = add_chain(down + ".bn", std::make_unique<BatchNorm2d>(in_channels), x);
+    x = add_chain(down + ".relu", std::make_unique<LeakyReLU>(slope), x);
+    x = add_chain(down + ".conv", std::make_unique<Conv2d>(in_channels, channels, 1, false), x);
+    x = add_chain(down + ".pool", std::make_unique<MaxPool2d>(), x);
+    for (int64_t b = 1; b <= config_.n_blocks; ++b) {
+      const std::string block = "block" + std::to_string(d) + "_" + std::to_string(b);
+      const int block_input = x;
+      int y = add_chain(block + ".bn1", std::make_unique<BatchNorm2d>(channels), block_input);
+      y = add_chain(block + ".relu1", std::make_unique<LeakyReLU>(slope), y);
+      y = add_chain(block + ".conv1", std::make_unique<Conv2d>(channels, channels, 3, false), y);
+      y = add_chain(block + ".bn2", std::make_unique<BatchNorm2d>(channels), y);
+      y = add_chain(block + ".relu2", std::make_unique<LeakyReLU>(slope), y);
+      y = add_chain(block + ".conv2", std::make_unique<Conv2d>(channels, channels, 3, false), y);
+      add_node(block + ".add", std::make_unique<Add>(), {y, block_input});
+      x = static_cast<int>(nodes_.size()) - 1;
+    }
+  }
+  x = add_chain("head.bn", std::make_unique<BatchNorm2d>(channels), x);
+  x = add_chain("head.relu", std::make_unique<LeakyReLU>(slope), x);
+  x = add_chain("head.conv", std::make_unique<Conv2d>(channels, 1, 1, true), x);
+  x = add_chain("head.sigmoid", std::make_unique<Sigmoid>(), x);
+  add_chain("head.upsample", std::make_unique<Upsample>(static_cast<int>(int64_t{1} << config_.depth)), x);
+
+  // One flat store for every node's parameters, in node order, then views bound back.
+  std::vector<ParameterSpec> specs;
+  for (const auto& node : nodes_)
+    for (ParameterSpec spec : node.layer->parameter_specs()) {
+      spec.name = node.name + "." + spec.name;
+      specs.push_back(std::move(spec));
+    }
+  store_ = ParameterStore(device, std::move(specs), seed);
+  for (auto& node : nodes_) node.layer->bind_parameters(store_, node.name);
+
+  last_consumer_.assign(nodes_.size(), -1);
+  for (size_t j = 0; j < nodes_.size(); ++j)
+    for (int i : nodes_[j].inputs)
+      if (i >= 0) last_consumer_[static_cast<size_t>(i)] = static_cast<int>(j);
+}
+
+void Network::add_node(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs) {
+  NetworkNode node;
+  node.name = name;
+  node.inputs = std::move(inputs);
+  std::vector<Shape> shapes;
+  for (int i : node.inputs)
+    shapes.push_back(i < 0 ? Shape{1, config_.input_size, config_.input_size, 1}
+                           : nodes_[static_cast<size_t>(i)].image_shape);
+  node.image_shape = layer->output_shape(shapes);
+  node.layer = std::move(layer);
+  nodes_.push_back(std::move(node));
+}
+
+int Network::add_chain(const std::string& name, std::unique_ptr<Layer> layer, int input) {
+  add_node(name, std::move(layer), {input});
+  return static_cast<int>(nodes_.size()) - 1;
+}
+
+Shape Network::input_shape(int64_t batch) const {
+  return {batch, config_.input_size, config_.input_size, 1};
+}
+
+std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch) const {
+  std::vector<Shape> shapes;
+  for (int i : node.inputs) {
+    Shape shape = i < 0 ? input_shape(1) : nodes_[static_cast<size_t>(i)].image_shape;
+    shape[0] = batch;
+    shapes.push_back(shape);
+  }
+  return shapes;
+}
+
+void Network::allocate_outputs(int64_t batch) {
+  if (batch == batch_) return;
+  gradient_pool_.clear();
+  for (auto& node : nodes_) {
+    node.output = Tensor();  // release the old buffer before allocating the new one
+    Shape shape = node.image_shape;
+    shape[0] = batch;
+    node.output = Tensor(device(), shape);
+  }
+  output_gradient_buffer_ = Tensor();
+  output_gradient_buffer_ = Tensor(device(), nodes_.back().output.shape());
+  batch_ = batch;
+}
+
+void Network::begin_forward(const Tensor& images) {
+  PNEUMO_REQUIRE(images.rank() == 4 && images.N() > 0, "network input: expected (N,S,S,1) images");
+  require_shape(images, input_shape(images.N()), "network input images");
+  require_device(images, device(), "network input images");
+  allocate_outputs(images.N());
+  images_ = images;
+}
+
+void Network::forward_node(Context& context, int index, bool training) {
+  NetworkNode& node = nodes_[static_cast<size_t>(index)];
+  std::vector<const Tensor*> inputs;
+  for (int i : node.inputs) inputs.push_back(i < 0 ? &images_ : &nodes_[static_cast<size_t>(i)].output);
+  node.layer->forward(context, inputs, node.output, training);
+}
+
+const Tensor& Network::forward(Context& context, const Tensor& images, bool training) {
+  PNEUMO_REQUIRE(context.device() == device(), "Network::forward: context and network devices differ");
+  begin_forward(images);
+  for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) forward_node(context, i, training);
+  return output();
+}
+
+Tensor Network::acquire_gradient(const Shape& shape) {
+  const int64_t count = shape_count(shape);
+  for (size_t i = 0; i < gradient_pool_.size(); ++i)
+    if (gradient_pool_[i].count() == count) {
+      Tensor gradient = gradient_pool_[i].reshaped(shape);
+      gradient_pool_.erase(gradient_pool_.begin() + static_cast<long>(i));
+      gradient.zero();
+      return gradient;
+    }
+  return Tensor(device(), shape);  // zeroed
+}
+
+void Network::release_gradient(Tensor& gradient) {
+  gradient_pool_.push_back(gradient);
+  gradient = Tensor();
+}
+
+void Network::begin_backward(const Tensor& output_gradient, Tensor* input_gradient) {
+  PNEUMO_REQUIRE(batch_ > 0 && images_.data() != nullptr, "Network::backward called before forward");
+  require_shape(output_gradient, output().shape(), "network output gradient");
+  require_device(output_gradient, device(), "network output gradient");
+  input_gradient_ = Tensor();
+  if (input_gradient) {
+    require_shape(*input_gradient, images_.shape(), "network input gradient");
+    require_device(*input_gradient, device(), "network input gradient");
+    input_gradient_ = *input_gradient;
+  }
+  nodes_.back().output_gradient = Tensor();  // never pool the caller's tensor
+  for (auto& node : nodes_)  // left over only if an earlier backward threw
+    if (!node.output_gradient.empty()) release_gradient(node.output_gradient);
+  nodes_.back().output_gradient = output_gradient;  // the caller's tensor; read-only here
+}
+
+void Network::backward_node(Context& context, int index) {
+  NetworkNode& node = nodes_[static_cast<size_t>(index)];
+  std::vector<const Tensor*> inputs;
+  std::vector<Tensor*> input_gradients;
+  for (int i : node.inputs) {
+    if (i < 0) {
+      inputs.push_back(&images_);
+      input_gradients.push_back(input_gradient_.empty() ? nullptr : &input_gradient_);
+      continue;
+    }
+    NetworkNode& input = nodes_[static_cast<size_t>(i)];
+    // The first consumer to run backward (the last in forward order) hands out its buffer.
+    if (input.output_gradient.empty()) input.output_gradient = acquire_gradient(input.output.shape());
+    inputs.push_back(&input.output);
+    input_gradients.push_back(&input.output_gradient);
+  }
+  PNEUMO_REQUIRE(!node.output_gradient.empty(), "Network::backward: node " + node.name + " has no gradient");
+  node.layer->backward(context, inputs, node.output, node.output_gradient, input_gradients);
+  // All consumers of this node ran before it: its gradient is dead now.
+  if (index == static_cast<int>(nodes_.size()) - 1)
+    node.output_gradient = Tensor();
+  else
+    release_gradient(node.output_gradient);
+}
+
+void Network::end_backward() { input_gradient_ = Tensor(); }
+
+void Network::backward(Context& context, const Tensor& output_gradient, Tensor* input_gradient) {
+  PNEUMO_REQUIRE(context.device() == device(), "Network::backward: context and network devices differ");
+  begin_backward(output_gradient, input_gradient);
+  for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) backward_node(context, i);
+  end_backward();
+}
+
+// ---- summary -------------------------------------------------------------------------------
+
+ModelSummary summarize(const Network& network, int64_t batch) {
+  PNEUMO_REQUIRE(batch > 0, "summary: batch must be positive");
+  ModelSummary summary;
+  summary.batch = batch;
+  for (const auto& node : network.nodes()) {
+    SummaryRow row;
+    row.name = node.name;
+    row.kind = node.layer->kind();
+    row.output_shape = node.image_shape;
+    row.output_shape[0] = batch;
+    for (const auto& spec : node.layer->parameter_specs())
+      (spec.trainable ? row.parameters : row.state) += shape_count(spec.shape);
+    std::vector<Shape> shapes;
+    for (int i : node.inputs)
+      shapes.push_back(i < 0 ? network.input_shape(1) : network.nodes()[static_cast<size_t>(i)].image_shape);
+    const int64_t per_image = node.layer->forward_flops(shapes);
+    row.flops = per_image * batch;
+    summary.trainable_parameters += row.parameters;
+    summary.state_values += row.state;
+    summary.flops_per_image += per_image;
+    summary.activation_values += shape_count(row.output_shape);
+    summary.rows.push_back(std::move(row));
+  }
+  return summary;
+}
+
+std::string format_summary(const ModelSummary& summary) {
+  std::ostringstream text;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12s %8s %16s\n", "node", "kind", "output",
+                "parameters", "state", "forward FLOPs");
+  text << line << std::string(91, '-') << "\n";
+  for (const auto& row : summary.rows) {
+    std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12lld %8lld %16lld\n", row.name.c_str(),
+                  row.kind.c_str(), shape_string(row.output_shape).c_str(),
+                  static_cast<long long>(row.parameters), static_cast<long long>(row.state),
+                  static_cast<long long>(row.flops));
+    text << line;
+  }
+  text << std::string(91, '-') << "\n";
+  const double gflops = static_cast<double>(summary.flops_per_image) * 1e-9;
+  std::snprintf(line, sizeof line,
+                "trainable parameters %lld, non-trainable state %lld, total %lld\n"
+                "forward %.3f GFLOPs per image (%.3f for the batch of %lld); training step ~3x\n"
+                "activations %.1f MiB for the batch (float32 outputs of every node)\n",
+                static_cast<long long>(summary.trainable_parameters),
+                static_cast<long long>(summary.state_values),
+                static_cast<long long>(summary.trainable_parameters + summary.state_values), gflops,
+                gflops * static_cast<double>(summary.batch), static_cast<long long>(summary.batch),
+                static_cast<double>(summary.activation_values) * 4.0 / (1024.0 * 1024.0));
+  text << line;
+  return text.str();
+}
+
+}  // namespace pneumo

@@ -1,0 +1,126 @@
+// Network: the notebook's residual segmentation CNN (create_network) as a small graph of layer
+// nodes. Images (N,S,S,1) flow forward through the nodes in order to probabilities (N,S,S,1);
+// backward walks the nodes in reverse from d loss / d probabilities, ACCUMULATING into the
+// parameter gradients of the network's own flat ParameterStore (zero them once per step).
+//
+// Nodes and parameter names (also the checkpoint tensor names), depth d = 1..depth,
+// block b = 1..n_blocks, channels doubling at each depth:
+//   conv0                      Conv2d 3x3, 1 -> channels, no bias       conv0.weight
+//   down<d>.bn|.relu|.conv|.pool  BN, LeakyReLU, Conv2d 1x1 (no bias), MaxPool 2x2
+//                              down<d>.bn.{gamma,beta,running_mean,running_var}, down<d>.conv.weight
+//   block<d>_<b>.bn1|.relu1|.conv1|.bn2|.relu2|.conv2|.add   residual block, add = conv2 + block input
+//                              block<d>_<b>.bn1.*, .conv1.weight, .bn2.*, .conv2.weight
+//   head.bn|.relu|.conv|.sigmoid|.upsample   BN, LeakyReLU, Conv2d 1x1 -> 1 with bias, sigmoid,
+//                              nearest upsampling by 2^depth     head.bn.*, head.conv.{weight,bias}
+// Conv weights are (K,R,S,C); activations NHWC (docs/layout.md).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "engine/parameters.h"
+#include "engine/tensor.h"
+#include "layers/layer.h"
+
+namespace pneumo {
+
+struct NetworkConfig {
+  int64_t input_size = 256;  // S: images are S x S, S divisible by 2^depth
+  int64_t channels = 32;     // channels of conv0; doubled at each depth
+  int64_t n_blocks = 2;      // residual blocks per depth
+  int64_t depth = 4;         // downsampling stages
+  float leaky_slope = 0.0f;  // the notebook's LeakyReLU(0)
+};
+
+// Throws pneumo::Error naming the field when the configuration cannot build a network.
+void validate_network_config(const NetworkConfig& config);
+
+struct NetworkNode {
+  std::string name;            // e.g. "block2_1.conv1"; parameters are name + "." + relative
+  std::unique_ptr<Layer> layer;
+  std::vector<int> inputs;     // indices of earlier nodes; -1 is the network's image input
+  Shape image_shape;           // output shape for one image, (1,H,W,C)
+  Tensor output;               // (N,H,W,C), allocated for the current batch size
+  Tensor output_gradient;      // (N,H,W,C), d loss / d output; only live during backward
+};
+
+class Network {
+ public:
+  // Builds the graph and its ParameterStore on `device`, initialized from `seed` (Glorot
+  // uniform conv weights, BN gamma 1 / beta 0 / running mean 0 / running var 1, zero bias).
+  Network(Device device, NetworkConfig config, uint64_t seed);
+
+  const NetworkConfig& config() const { return config_; }
+  Device device() const { return store_.device(); }
+  ParameterStore& parameters() { return store_; }
+  const ParameterStore& parameters() const { return store_; }
+  int64_t trainable_parameter_count() const { return store_.trainable_count(); }
+  int64_t state_count() const { return store_.state_count(); }
+  const std::vector<NetworkNode>& nodes() const { return nodes_; }
+  Shape input_shape(int64_t batch) const;  // (N,S,S,1)
+
+  // images (N,S,S,1) on device() -> probabilities (N,S,S,1), owned by the network and valid
+  // until the next forward. training=true: batch statistics, running statistics updated.
+  const Tensor& forward(Context& context, const Tensor& images, bool training);
+  // output_gradient (N,S,S,1): d loss / d probabilities for the last forward. ACCUMULATES into
+  // parameter gradients, and into *input_gradient (N,S,S,1) when given (tests only).
+  void backward(Context& context, const Tensor& output_gradient, Tensor* input_gradient = nullptr);
+  const Tensor& output() const { return nodes_.back().output; }
+  // (N,S,S,1) scratch for d loss / d probabilities, allocated with the outputs (the training
+  // step writes the loss gradient here and passes it to backward).
+  Tensor& output_gradient_buffer() { return output_gradient_buffer_; }
+
+  // The same passes one node at a time, for per-layer timing (benchmarks/bench_network.cpp):
+  // begin_forward; forward_node(i) for i = 0..n-1 | begin_backward; backward_node(i) for
+  // i = n-1..0; end_backward. forward/backward above are exactly these loops.
+  void begin_forward(const Tensor& images);
+  void forward_node(Context& context, int index, bool training);
+  void begin_backward(const Tensor& output_gradient, Tensor* input_gradient);
+  void backward_node(Context& context, int index);
+  void end_backward();
+
+ private:
+  void add_node(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs);
+  int add_chain(const std::string& name, std::unique_ptr<Layer> layer, int input);
+  void allocate_outputs(int64_t batch);
+  Tensor acquire_gradient(const Shape& shape);
+  void release_gradient(Tensor& gradient);
+  std::vector<Shape> input_shapes(const NetworkNode& node, int64_t batch) const;
+
+  NetworkConfig config_;
+  std::vector<NetworkNode> nodes_;
+  ParameterStore store_;
+  int64_t batch_ = 0;                 // batch size the outputs are allocated for
+  Tensor output_gradient_buffer_;     // (N,S,S,1)
+  Tensor images_;                     // view of the current forward's images
+  Tensor input_gradient_;             // view of the caller's input gradient, or empty
+  // Activation gradients are only live between the last consumer's backward and the node's own
+  // backward, so they come from a pool of reusable buffers (zeroed when handed out) instead of
+  // one buffer per node: a few buffers serve the whole backward pass.
+  std::vector<Tensor> gradient_pool_;
+  std::vector<int> last_consumer_;    // per node: highest index of a node that reads it
+};
+
+// One row per node of the model summary, for `batch` images.
+struct SummaryRow {
+  std::string name, kind;
+  Shape output_shape;
+  int64_t parameters = 0;   // trainable
+  int64_t state = 0;        // non-trainable (running statistics)
+  int64_t flops = 0;        // forward FLOPs for the batch (multiply-add = 2)
+};
+
+struct ModelSummary {
+  std::vector<SummaryRow> rows;
+  int64_t batch = 1;
+  int64_t trainable_parameters = 0, state_values = 0, flops_per_image = 0;
+  int64_t activation_values = 0;  // sum of node output sizes for the batch
+};
+
+ModelSummary summarize(const Network& network, int64_t batch);
+// A fixed-width table: one line per node, then the totals.
+std::string format_summary(const ModelSummary& summary);
+
+}  // namespace pneumo
