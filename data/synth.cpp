@@ -346,18 +346,25 @@ Rendered render(uint64_t seed, bool positive, int size) {
   if (factor == 1) {
     image = field;
   } else {
+    // Source index and weight per output coordinate (the same table serves rows and columns).
+    std::vector<int> source(size);
+    std::vector<float> weight(size);
+    for (int i = 0; i < size; ++i) {
+      const float g = std::clamp((i + 0.5f) / factor - 0.5f, 0.0f, field_size - 1.0f);
+      source[i] = std::min(static_cast<int>(g), field_size - 2);
+      weight[i] = g - source[i];
+    }
     for (int y = 0; y < size; ++y) {
-      const float gy = std::clamp((y + 0.5f) / factor - 0.5f, 0.0f, field_size - 1.0f);
-      const int y0 = std::min(static_cast<int>(gy), field_size - 2);
-      const float wy = gy - y0;
-      const float* row0 = &field[static_cast<size_t>(y0) * field_size];
+      const float wy = weight[y];
+      const float* row0 = &field[static_cast<size_t>(source[y]) * field_size];
       const float* row1 = row0 + field_size;
+      float* out_row = &image[static_cast<size_t>(y) * size];
       for (int x = 0; x < size; ++x) {
-        const float gx = std::clamp((x + 0.5f) / factor - 0.5f, 0.0f, field_size - 1.0f);
-        const int x0 = std::min(static_cast<int>(gx), field_size - 2);
-        const float wx = gx - x0;
-        image[static_cast<size_t>(y) * size + x] =
-            (row0[x0] * (1 - wx) + row0[x0 + 1] * wx) * (1 - wy) + (row1[x0] * (1 - wx) + row1[x0 + 1] * wx) * wy;
+        const int x0 = source[x];
+        const float wx = weight[x];
+        const float top = row0[x0] + (row0[x0 + 1] - row0[x0]) * wx;
+        const float bottom = row1[x0] + (row1[x0 + 1] - row1[x0]) * wx;
+        out_row[x] = top + (bottom - top) * wy;
       }
     }
   }
