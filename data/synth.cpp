@@ -185,7 +185,7 @@ std::vector<Box> make_boxes(Random& random, const Anatomy& a, int size) {
       double width = random.uniform() < 0.04 ? random.uniform(40, 130) : std::clamp(random.normal(240, 60), 90.0, 480.0);
       double height = random.uniform() < 0.04 ? random.uniform(45, 150) : std::clamp(random.normal(330, 110), 110.0, 800.0);
       if (random.uniform() < 0.01) height = random.uniform(800, 942);
-      if (count > 2) height *= 0.6;  // several boxes share a lung: smaller
+      if (count > 2) height = std::max(45.0, height * 0.6);  // several boxes share a lung: smaller
       width *= scale;
       height *= scale;
       const double lung_height = a.lung_bottom[side] - a.lung_top[side];
@@ -252,9 +252,14 @@ Rendered render(uint64_t seed, bool positive, int size) {
   const uint64_t noise_seed = random.next();
 
   const float s = static_cast<float>(size);
-  std::vector<float> image(static_cast<size_t>(size) * size);  // (S,S)
-  for (int y = 0; y < size; ++y) {
-    const float fy = static_cast<float>(y);
+  // The anatomy is smooth, so it is evaluated on a half-resolution field (pixel centres mapped to
+  // full-resolution coordinates) and upsampled bilinearly; noise is added at full resolution.
+  const int factor = size >= 256 ? 2 : 1;
+  const int field_size = (size + factor - 1) / factor;
+  auto full_coordinate = [&](int field_index) { return (field_index + 0.5f) * factor - 0.5f; };
+  std::vector<float> field(static_cast<size_t>(field_size) * field_size);  // (S/f,S/f)
+  for (int y = 0; y < field_size; ++y) {
+    const float fy = full_coordinate(y);
     // Body half-width for this row: neck at the top widening over the shoulders.
     const float shoulder = smoothstep(0.0f, a.shoulder_y + 0.05f * s, fy);
     const float half_width = a.neck_half_width + (a.body_half_width - a.neck_half_width) * shoulder;
@@ -272,8 +277,8 @@ Rendered render(uint64_t seed, bool positive, int size) {
     const float heart_v = (fy - a.heart_y) / a.heart_half_height;
     const float tissue = a.tissue + 0.12f * smoothstep(0.55f * s, 0.95f * s, fy);
     const float vertebra = 0.5f + 0.5f * std::cos(fy / (0.035f * s) * 6.2831853f);
-    for (int x = 0; x < size; ++x) {
-      const float fx = static_cast<float>(x);
+    for (int x = 0; x < field_size; ++x) {
+      const float fx = full_coordinate(x);
       const float dx = fx - a.body_x;
       const float body = 1.0f - smoothstep(half_width - body_edge, half_width + body_edge, std::fabs(dx));
       float value = a.background + (tissue - a.background) * body;
@@ -311,23 +316,55 @@ Rendered render(uint64_t seed, bool positive, int size) {
       const float spine = (1.0f - smoothstep(0.02f * s, 0.04f * s, spine_distance)) * body;
       value += (a.bone * (0.95f + 0.05f * vertebra) - value) * 0.5f * spine;
       value += (tissue + 0.1f - value) * 0.7f * heart * body;
-      image[static_cast<size_t>(y) * size + x] = value;
+      field[static_cast<size_t>(y) * field_size + x] = value;
     }
   }
   // Opacities: a soft squircle filling most of each box, blended toward the haze level.
   for (const Opacity& opacity : opacities) {
     const Box& box = opacity.box;
     const float center_x = box.x + 0.5f * box.width, center_y = box.y + 0.5f * box.height;
-    for (int y = box.y; y < box.y + box.height; ++y) {
-      const float v = (y + 0.5f - center_y) / (0.5f * box.height);
+    // Field pixels whose centres fall inside the box.
+    auto first_inside = [&](float edge) {
+      return std::clamp(static_cast<int>(std::ceil((edge + 0.5f) / factor - 0.5f)), 0, field_size);
+    };
+    for (int y = first_inside(static_cast<float>(box.y)); y < first_inside(static_cast<float>(box.y + box.height)); ++y) {
+      const float fy = full_coordinate(y);
+      const float v = (fy + 0.5f - center_y) / (0.5f * box.height);
       const float v4 = v * v * v * v;
-      for (int x = box.x; x < box.x + box.width; ++x) {
-        const float u = (x + 0.5f - center_x) / (0.5f * box.width);
-        const float texture = haze_texture.at(static_cast<float>(x), static_cast<float>(y));
+      for (int x = first_inside(static_cast<float>(box.x)); x < first_inside(static_cast<float>(box.x + box.width)); ++x) {
+        const float fx = full_coordinate(x);
+        const float u = (fx + 0.5f - center_x) / (0.5f * box.width);
+        const float texture = haze_texture.at(fx, fy);
         const float r = (u * u * u * u + v4) * (0.85f + 0.3f * texture);
         const float blob = 1.0f - smoothstep(0.35f, 1.0f, r);
-        float& value = image[static_cast<size_t>(y) * size + x];
+        float& value = field[static_cast<size_t>(y) * field_size + x];
         value += (a.haze * (0.85f + 0.3f * texture) - value) * opacity.strength * blob;
+      }
+    }
+  }
+  std::vector<float> image(static_cast<size_t>(size) * size);  // (S,S)
+  if (factor == 1) {
+    image = field;
+  } else {
+    // Source index and weight per output coordinate (the same table serves rows and columns).
+    std::vector<int> source(size);
+    std::vector<float> weight(size);
+    for (int i = 0; i < size; ++i) {
+      const float g = std::clamp((i + 0.5f) / factor - 0.5f, 0.0f, field_size - 1.0f);
+      source[i] = std::min(static_cast<int>(g), field_size - 2);
+      weight[i] = g - source[i];
+    }
+    for (int y = 0; y < size; ++y) {
+      const float wy = weight[y];
+      const float* row0 = &field[static_cast<size_t>(source[y]) * field_size];
+      const float* row1 = row0 + field_size;
+      float* out_row = &image[static_cast<size_t>(y) * size];
+      for (int x = 0; x < size; ++x) {
+        const int x0 = source[x];
+        const float wx = weight[x];
+        const float top = row0[x0] + (row0[x0 + 1] - row0[x0]) * wx;
+        const float bottom = row1[x0] + (row1[x0 + 1] - row1[x0]) * wx;
+        out_row[x] = top + (bottom - top) * wy;
       }
     }
   }

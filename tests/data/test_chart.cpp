@@ -1,12 +1,17 @@
 // Charts: histogram counting like numpy, tick choice, and pixel checks (a bar of known count
 // fills exactly the pixels its value maps to; heatmap colours follow the values; line panels
-// draw their series and legend). Set PNEUMO_CHART_DIR to keep the PNGs for a look.
+// draw their series and legend), and explore's figures. Set PNEUMO_CHART_DIR to keep the PNGs for a look.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <filesystem>
+#include <unistd.h>
 
 #include "data/chart.h"
+#include "data/explore.h"
+#include "data/labels.h"
+#include "data/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -142,4 +147,43 @@ TEST_CASE("line panels draw every series in its colour, with a legend") {
     CHECK(a.y_min < *std::min_element(series.y.begin(), series.y.end()));
   }
   CHECK(count_color(picture, {255, 127, 14}) > 200);  // the second series and its legend sample
+}
+
+TEST_CASE("explore prints the notebook's figures and writes its four charts") {
+  pneumo::SynthConfig config;
+  config.out_dir = "/tmp/pneumo_test_explore_" + std::to_string(::getpid());
+  std::filesystem::remove_all(config.out_dir);
+  config.train_images = 12;
+  config.test_images = 2;
+  config.image_size = 128;
+  config.seed = 4;
+  pneumo::write_synthetic_dataset(config);
+  const pneumo::LabelSet labels = pneumo::read_labels(config.out_dir + "/stage_2_train_labels.csv");
+  std::FILE* text = std::tmpfile();
+  const pneumo::ExploreSummary summary = pneumo::explore_dataset(config.out_dir, config.out_dir + "/charts", text);
+  std::rewind(text);
+  std::string printed;
+  for (int c; (c = std::fgetc(text)) != EOF;) printed += static_cast<char>(c);
+  std::fclose(text);
+  CHECK(summary.train_images == 12);
+  CHECK(summary.test_images == 2);
+  CHECK(summary.positive_images == labels.positive_count());
+  CHECK(summary.frame_width == 128);
+  int smallest_width = 1 << 30, smallest_height = 1 << 30;
+  int64_t per_image_total = 0;
+  for (const auto& [id, boxes] : labels.boxes)
+    for (const pneumo::Box& box : boxes) {
+      smallest_width = std::min(smallest_width, box.width);
+      smallest_height = std::min(smallest_height, box.height);
+    }
+  for (const auto& [count, images] : summary.boxes_per_image) per_image_total += images;
+  CHECK(per_image_total == labels.positive_count());
+  CHECK(summary.min_box_width == smallest_width);
+  CHECK(summary.min_box_height == smallest_height);
+  CHECK(printed.find("Total train images: 12\n") != std::string::npos);
+  CHECK(printed.find("Images with pneumonia: " + std::to_string(labels.positive_count()) + "\n") != std::string::npos);
+  CHECK(printed.find("Minimum pneumonia width:  " + std::to_string(smallest_width) + "\n") != std::string::npos);
+  REQUIRE(summary.charts.size() == 4);
+  for (const std::string& chart : summary.charts) CHECK(std::filesystem::file_size(chart) > 1000);
+  std::filesystem::remove_all(config.out_dir);
 }
