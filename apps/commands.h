@@ -12,7 +12,7 @@ int run_train(const std::vector<std::string>& arguments);     // apps/command_tr
 int run_predict(const std::vector<std::string>& arguments);   // apps/command_predict.cpp
 int run_evaluate(const std::vector<std::string>& arguments);  // apps/command_evaluate.cpp
 int run_explore(const std::vector<std::string>& arguments);   // apps/command_data.cpp
-int run_show(const std::vector<std::string>& arguments);      // apps/command_data.cpp
+int run_show(const std::vector<std::string>& arguments);      // apps/command_show.cpp
 int run_synth(const std::vector<std::string>& arguments);     // apps/command_data.cpp
 int run_summary(const std::vector<std::string>& arguments);   // apps/command_summary.cpp
 int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "apps/run_files.h"
+#include "data/chart.h"
 #include "engine/check.h"
 
 namespace pneumo::cli {
@@ -63,6 +64,38 @@ std::vector<EpochRecord> read_history(const std::string& path) {
     history.push_back(record);
   }
   return history;
+}
+
+}  // namespace pneumo::cli
+
+namespace pneumo::cli {
+
+void write_learning_curves(const std::string& path, const std::vector<EpochRecord>& history) {
+  if (history.empty()) return;
+  auto series = [&](const std::string& name, double EpochRecord::*field, Color color) {
+    LineSeries line;
+    line.name = name;
+    line.color = color;
+    for (const auto& record : history) {
+      line.x.push_back(static_cast<double>(record.epoch));
+      line.y.push_back(record.*field);
+    }
+    return line;
+  };
+  const Color train{66, 114, 196}, validation{221, 132, 82}, map{85, 168, 104};
+  std::vector<LinePanel> panels = {
+      {"Loss (0.5 BCE + 0.5 IoU loss)", "epoch", "loss",
+       {series("Train loss", &EpochRecord::train_loss, train),
+        series("Valid loss", &EpochRecord::validation_loss, validation)}},
+      {"Pixel accuracy", "epoch", "accuracy",
+       {series("Train accuracy", &EpochRecord::train_accuracy, train),
+        series("Valid accuracy", &EpochRecord::validation_accuracy, validation)}},
+      {"Mean IoU and validation mAP", "epoch", "IoU / mAP",
+       {series("Train iou", &EpochRecord::train_iou, train),
+        series("Valid iou", &EpochRecord::validation_iou, validation),
+        series("Valid mAP", &EpochRecord::validation_map, map)}},
+  };
+  draw_line_panels(panels).save_png(path);
 }
 
 }  // namespace pneumo::cli
