@@ -39,6 +39,7 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("threshold", "P", "0.5", "probability threshold of the box post-processing");
   arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the dataset directory)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
+  arguments.option("stop-after", "N", "0", "act as if Ctrl-C came after N batches (to test --resume)");
   if (!arguments.parse(argv)) return 0;
 
   TrainOutcome outcome;
@@ -52,6 +53,7 @@ int run_train(const std::vector<std::string>& argv) {
     if (arguments.has("device")) settings.device = arguments.text("device");
     if (arguments.has("workers")) settings.workers = arguments.integer("workers");
     if (arguments.has("cache-dir")) settings.cache_dir = arguments.text("cache-dir");
+    settings.stop_after_batches = arguments.integer("stop-after");
     outcome = run_training(settings, true);
   } else {
     if (arguments.text("data").empty()) throw Error("--data is required (or --resume RUN_DIR)");
@@ -78,6 +80,7 @@ int run_train(const std::vector<std::string>& argv) {
     settings.threshold = arguments.number("threshold");
     settings.cache_dir = arguments.text("cache-dir");
     settings.max_unreadable_fraction = arguments.number("max-unreadable");
+    settings.stop_after_batches = arguments.integer("stop-after");
     outcome = run_training(settings, false);
   }
   return outcome.interrupted ? 130 : 0;

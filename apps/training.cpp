@@ -301,6 +301,7 @@ TrainOutcome run_training(const TrainSettings& settings, bool resume) {
   outcome.last_checkpoint = last_path;
   outcome.best_checkpoint = best_path;
   Batch batch;
+  int64_t batches_this_run = 0;
   for (int64_t epoch = start_epoch; epoch < settings.epochs; ++epoch) {
     const double learning_rate = cosine_annealing(static_cast<double>(epoch), settings.learning_rate,
                                                   static_cast<int>(settings.epochs));
@@ -331,7 +332,9 @@ TrainOutcome run_training(const TrainSettings& settings, bool resume) {
       std::snprintf(extra, sizeof extra, "loss %.4f acc %.4f iou %.4f lr %.2e", sums.mean(sums.loss),
                     sums.mean(sums.accuracy), sums.mean(sums.iou), learning_rate);
       progress.advance(batch.size, extra);
-      if (interrupt_requested()) {
+      ++batches_this_run;
+      if (interrupt_requested() ||
+          (settings.stop_after_batches > 0 && batches_this_run >= settings.stop_after_batches)) {
         progress.finish("interrupted");
         save(last_path, epoch, index + 1, sums);
         log.line("interrupted: saved " + last_path + " at epoch " + std::to_string(epoch + 1) + ", batch " +

@@ -36,6 +36,7 @@ struct TrainSettings {
   bool flip = true;
   double threshold = 0.5;          // probability threshold of the post-processing
   double max_unreadable_fraction = 0.0;
+  int64_t stop_after_batches = 0;  // > 0: behave as if Ctrl-C came after this many batches (tests)
 };
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560
