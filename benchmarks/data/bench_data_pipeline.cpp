@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "engine/blas_setup.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "data/labels.h"
@@ -39,6 +40,7 @@ double median(std::vector<double> values) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pneumo::select_openblas_kernels(argc, argv);
   const int wanted = argc > 2 ? std::atoi(argv[2]) : 256;
   std::string root;
   if (argc > 1) {

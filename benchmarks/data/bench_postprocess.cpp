@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/blas_setup.h"
 #include "data/postprocess.h"
 #include "data/resize.h"
 #include "engine/check.h"
@@ -86,6 +87,7 @@ void write_boxes(const std::string& path, const std::vector<std::vector<pneumo::
 }  // namespace
 
 int main(int argc, char** argv) {
+  pneumo::select_openblas_kernels(argc, argv);
   int count = 32;
   std::string maps_out, boxes_out;
   for (int i = 1; i < argc; ++i) {

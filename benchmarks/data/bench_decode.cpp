@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "engine/blas_setup.h"
 #include "data/dicom.h"
 #include "data/mask.h"
 #include "data/resize.h"
@@ -59,6 +60,7 @@ Timing median_wall_and_cpu_ms(int runs, const std::function<void()>& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pneumo::select_openblas_kernels(argc, argv);
   std::vector<float> image(1024 * 1024);  // (H,W)
   for (int r = 0; r < 1024; ++r)
     for (int c = 0; c < 1024; ++c) image[r * 1024 + c] = static_cast<float>((r * 7 + c * 13 + r * c) % 256) / 255.0f;
