@@ -68,7 +68,7 @@ one_line_error "malformed submission names the file and line" "bad.csv:4" "$pneu
 head -3 "$work/submission.csv" > "$work/missing.csv"
 one_line_error "submission missing images is an error" "missing" "$pneumo" evaluate --labels "$data/synthetic_test_labels.csv" --submission "$work/missing.csv"
 one_line_error "unknown option" "unknown option --frobnicate" "$pneumo" train --frobnicate
-one_line_error "missing dataset" "stage_2_train_labels.csv" "$pneumo" train --data "$work/nowhere"
+one_line_error "missing dataset" "nowhere: dataset folder not found" "$pneumo" train --data "$work/nowhere"
 one_line_error "bad number" "--epochs expects an integer" "$pneumo" train --data "$data" --epochs many
 one_line_error "damaged checkpoint" "last.safetensors" bash -c "head -c 100 $work/full/last.safetensors > $work/last.safetensors; \"$pneumo\" predict --checkpoint $work/last.safetensors --images $data/stage_2_test_images"
 one_line_error "not a DICOM" "not.dcm" bash -c "echo hello > $work/not.dcm; \"$pneumo\" show --dicom $work/not.dcm --out $work/x.png"
