@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/blas_setup.h"
 #include "engine/context.h"
 #include "engine/cpu_threads.h"
 #include "engine/device.h"
@@ -106,6 +107,7 @@ void run(Device device, int64_t batch, int repeats, bool tf32, const std::string
 }  // namespace
 
 int main(int argc, char** argv) {
+  pneumo::select_openblas_kernels(argc, argv);
   std::string device_choice = "all";
   int64_t batch = 8;
   int repeats = 5;

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace pneumo {
 
@@ -16,12 +17,13 @@ void parallel_for(int64_t count, int64_t min_chunk, void (*body)(void*, int64_t,
 
 template <typename Function>
 void parallel_for(int64_t count, int64_t min_chunk, Function&& function) {
+  using Callable = std::remove_reference_t<Function>;
   parallel_for(
       count, min_chunk,
       [](void* context, int64_t begin, int64_t end) {
-        (*static_cast<Function*>(context))(begin, end);
+        (*static_cast<Callable*>(context))(begin, end);
       },
-      &function);
+      const_cast<void*>(static_cast<const void*>(&function)));
 }
 
 }  // namespace pneumo

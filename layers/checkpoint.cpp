@@ -67,8 +67,8 @@ void save_checkpoint(const std::string& path, const ParameterStore& store, const
   write_safetensors(path, contents);
 }
 
-CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
-  const SafetensorsContents contents = read_safetensors(path);
+namespace {
+CheckpointInfo checkpoint_info(const std::string& path, const SafetensorsContents& contents) {
   auto format = contents.metadata.find("format");
   if (format == contents.metadata.end() || format->second != kFormat)
     throw Error(path + ": not a pneumo checkpoint (metadata 'format' is not '" + kFormat + "')");
@@ -82,6 +82,17 @@ CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
   info.epoch = parse_metadata_integer(path, contents.metadata, "epoch");
   info.metadata = contents.metadata;
   for (const std::string key : kReservedKeys) info.metadata.erase(key);
+  return info;
+}
+}  // namespace
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  return checkpoint_info(path, read_safetensors(path));
+}
+
+CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
+  const SafetensorsContents contents = read_safetensors(path);
+  CheckpointInfo info = checkpoint_info(path, contents);
 
   // Fill host copies of the flat buffers; the store is touched only after every check passed.
   std::vector<float> values(static_cast<size_t>(store.trainable_count()));  // (P)

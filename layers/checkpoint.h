@@ -29,4 +29,8 @@ void save_checkpoint(const std::string& path, const ParameterStore& store, const
 // then the store is unchanged.
 CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store);
 
+// The step, epoch and metadata of a checkpoint (validated like load_checkpoint), without a store:
+// e.g. to learn the network configuration before building the network.
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
 }  // namespace pneumo

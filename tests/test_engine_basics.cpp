@@ -4,6 +4,8 @@
 #include <random>
 
 #include "engine/check.h"
+#include "engine/cpu_threads.h"
+#include "engine/blas_setup.h"
 #include "engine/context.h"
 #include "engine/device.h"
 #include "engine/parameters.h"
@@ -110,4 +112,41 @@ TEST_CASE("cuda memory round trip (GPU)") {
   CHECK(device.to_vector() == values);
   device.zero();
   for (float value : device.to_vector()) CHECK(value == 0.0f);
+}
+
+TEST_CASE("parallel_for covers every index exactly once and propagates exceptions") {
+  for (int64_t count : {1, 7, 1000, 100003}) {
+    std::vector<int> hits(static_cast<size_t>(count), 0);
+    parallel_for(count, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)] += 1;
+      // A nested call runs inline and must not deadlock.
+      parallel_for(4, 1, [](int64_t, int64_t) {});
+    });
+    for (int hit : hits) CHECK(hit == 1);
+  }
+  CHECK_THROWS_WITH_AS(parallel_for(100, 1, [](int64_t begin, int64_t) {
+                         if (begin > 0) throw Error("chunk failed");
+                       }),
+                       "chunk failed", Error);
+}
+
+TEST_CASE("OpenBLAS runs a kernel set that matches the CPU") {
+  std::string kernels = openblas_kernel_name();
+  MESSAGE("OpenBLAS kernels: " << kernels);
+#if defined(PNEUMO_HAVE_OPENBLAS) && defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && (std::getenv("OPENBLAS_CORETYPE") == nullptr ||
+                                          std::getenv("PNEUMO_OPENBLAS_SELECTED") != nullptr))
+    CHECK(kernels != "Prescott");
+#endif
+}
+
+TEST_CASE("parallel_for takes a named lambda too") {
+  std::vector<int> hits(100, 0);
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)] = 1;
+  };
+  parallel_for(100, 1, body);
+  const auto& const_body = body;
+  parallel_for(100, 1, const_body);
+  for (int hit : hits) CHECK(hit == 1);
 }

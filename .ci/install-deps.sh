@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pneumo needs, skipping what is already there. Needs root (or sudo).
+# The CUDA 13 toolkit with cuDNN 9 and cuBLAS is expected under /usr/local/cuda (it is on the
+# project's machines); without it the CPU back end still builds.
+set -euo pipefail
+packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
+          python3-numpy python3-torch python3-skimage python3-pydicom)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all Debian packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

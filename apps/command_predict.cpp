@@ -1,0 +1,44 @@
+// pneumo predict: a checkpoint + a folder of DICOMs -> a Kaggle submission (+ overlay pictures).
+#include "apps/arguments.h"
+#include "apps/commands.h"
+#include "apps/prediction.h"
+
+namespace pneumo::cli {
+
+int run_predict(const std::vector<std::string>& argv) {
+  Arguments arguments("predict",
+                      "Predicts pneumonia boxes for every DICOM in a folder and writes a Kaggle submission\n"
+                      "(patientId,PredictionString; 'conf x y width height' per box). Each probability map is\n"
+                      "resized to its image's own size (bilinear, as the notebook), thresholded, split into\n"
+                      "8-connected components, one box per component, confidence = mean probability in it.");
+  arguments.option("checkpoint", "FILE", "", "a checkpoint written by pneumo train (e.g. RUN/best.safetensors)");
+  arguments.option("images", "DIR", "", "folder of <patientId>.dcm files");
+  arguments.option("out", "CSV", "submission.csv", "the submission to write");
+  arguments.option("device", "auto|cpu|cuda", "auto", "where to run the network and the post-processing");
+  arguments.option("batch", "N", "16", "images per batch");
+  arguments.option("workers", "N", "4", "data loader threads");
+  arguments.option("threshold", "P", "0.5", "probability threshold");
+  arguments.option("overlays", "DIR", "", "also write each image with its predicted boxes as PNG here");
+  arguments.option("overlay-limit", "N", "0", "write at most N overlays (0 = all)");
+  arguments.option("labels", "CSV", "", "draw these true boxes on the overlays too");
+  arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the parent of --images)");
+  arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
+  if (!arguments.parse(argv)) return 0;
+  PredictSettings settings;
+  settings.checkpoint = arguments.text("checkpoint");
+  settings.images_dir = arguments.text("images");
+  settings.out = arguments.text("out");
+  settings.device = arguments.text("device");
+  settings.batch_size = arguments.integer("batch");
+  settings.workers = arguments.integer("workers");
+  settings.threshold = arguments.number("threshold");
+  settings.overlays_dir = arguments.text("overlays");
+  settings.overlay_limit = arguments.integer("overlay-limit");
+  settings.labels = arguments.text("labels");
+  settings.cache_dir = arguments.text("cache-dir");
+  settings.max_unreadable_fraction = arguments.number("max-unreadable");
+  run_prediction(settings);
+  return 0;
+}
+
+}  // namespace pneumo::cli

@@ -1,0 +1,20 @@
+// The `pneumo` subcommands. Each takes the arguments after its name, returns the process exit
+// code, and reports failures by throwing pneumo::Error (main prints it as one line).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace pneumo::cli {
+
+using Command = int (*)(const std::vector<std::string>& arguments);
+
+int run_train(const std::vector<std::string>& arguments);     // apps/command_train.cpp
+int run_predict(const std::vector<std::string>& arguments);   // apps/command_predict.cpp
+int run_evaluate(const std::vector<std::string>& arguments);  // apps/command_evaluate.cpp
+int run_explore(const std::vector<std::string>& arguments);   // apps/command_data.cpp
+int run_show(const std::vector<std::string>& arguments);      // apps/command_show.cpp
+int run_synth(const std::vector<std::string>& arguments);     // apps/command_data.cpp
+int run_summary(const std::vector<std::string>& arguments);   // apps/command_summary.cpp
+int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp
+
+}  // namespace pneumo::cli

@@ -1,0 +1,69 @@
+// Training runs from the CLI: settings (with the notebook's preset and a small CPU preset), the
+// epoch loop (progress bar, validation loss/accuracy/mean IoU and competition mAP), and the run
+// directory it fills:
+//   config.txt            the settings used (key = value), read back by --resume
+//   history.csv           one row per finished epoch
+//   curves.png            learning curves: loss, accuracy, IoU (train and validation)
+//   last.safetensors      checkpoint after the last finished epoch (or at Ctrl-C)
+//   best.safetensors      checkpoint of the epoch with the best validation mAP
+//   validation_labels.csv the validation split's labels (for `pneumo evaluate`)
+//   validation_grid.png   a validation batch with true (green) and predicted (orange) boxes
+//   log.txt               everything printed
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "layers/network.h"
+
+namespace pneumo::cli {
+
+struct TrainSettings {
+  std::string data_dir;            // dataset in the RSNA layout
+  std::string run_dir = "runs/run";
+  std::string cache_dir;           // "" = <data_dir>
+  std::string device = "auto";
+  std::string preset = "cpu";
+  NetworkConfig network;
+  int64_t batch_size = 32;
+  int64_t epochs = 25;
+  double learning_rate = 1e-3;     // base of the cosine annealing
+  int64_t validation_count = 2560; // < 0: use validation_fraction
+  double validation_fraction = 0.1;
+  int64_t max_images = 0;          // 0 = every training image; else the first N of a seeded shuffle
+  uint64_t seed = 1;
+  int64_t workers = 4;
+  bool flip = true;
+  double threshold = 0.5;          // probability threshold of the post-processing
+  double max_unreadable_fraction = 0.0;
+  int64_t stop_after_batches = 0;  // > 0: behave as if Ctrl-C came after this many batches (tests)
+};
+
+// "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560
+// validation images. "cpu": a small network and image size that trains in minutes on 2 cores.
+TrainSettings preset_settings(const std::string& name);
+
+std::map<std::string, std::string> settings_to_map(const TrainSettings& settings);
+TrainSettings settings_from_map(const std::map<std::string, std::string>& values,
+                                const std::string& source);
+
+// Network configuration <-> checkpoint metadata ("network.input_size", ...).
+void add_network_metadata(std::map<std::string, std::string>& metadata, const NetworkConfig& config);
+NetworkConfig network_config_from_metadata(const std::map<std::string, std::string>& metadata,
+                                           const std::string& source);
+
+struct TrainOutcome {
+  std::string last_checkpoint, best_checkpoint;
+  double best_validation_map = 0;
+  int64_t epochs_done = 0;
+  bool interrupted = false;
+};
+
+// Runs (or, with resume, continues) a training run. Ctrl-C saves `last` and returns with
+// interrupted = true; a non-finite loss throws pneumo::Error and keeps the last good checkpoint.
+TrainOutcome run_training(const TrainSettings& settings, bool resume);
+
+// Reads <run_dir>/config.txt.
+TrainSettings read_run_settings(const std::string& run_dir);
+
+}  // namespace pneumo::cli

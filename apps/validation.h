@@ -1,0 +1,43 @@
+// Validation of a model during training: every validation image through inference, the
+// notebook's loss and metrics, and the competition mAP through the same post-processing as
+// `pneumo predict`; plus a picture of the first validation batch with true and predicted boxes.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/cache.h"
+#include "data/labels.h"
+#include "data/loader.h"
+#include "data/metric.h"
+#include "data/submission.h"
+#include "engine/context.h"
+#include "layers/network.h"
+
+namespace pneumo::cli {
+
+struct ValidationResult {
+  double loss = 0, accuracy = 0, mean_iou = 0;  // means over images (Keras weights by batch size)
+  MetricResult metric;                          // competition mAP of the predicted boxes
+  Submission submission;                        // the predicted boxes, per validation image
+  // The first batch, for the picture: images (N,S,S) in [0,1], boxes in each image's own pixels.
+  int64_t image_size = 0;
+  std::vector<std::vector<float>> images;
+  std::vector<std::vector<Box>> true_boxes;
+  std::vector<std::vector<ScoredBox>> predicted_boxes;
+  std::vector<int> source_sizes;  // each image's own width (= height for RSNA)
+};
+
+// Runs `loader` (Evaluate mode) once from its start. Boxes come from the probability maps
+// resized to each image's own size (from the cache), thresholded at `threshold`.
+ValidationResult validate(Context& context, Network& network, BatchLoader& loader, const LabelSet& labels,
+                          const ImageCache& cache, double threshold);
+
+// Boxes for a batch of probability maps (N,S,S,1) on the network's device, each map resized to
+// its image's own size (source_sizes[i] x source_sizes[i]).
+std::vector<std::vector<ScoredBox>> boxes_for_batch(const Tensor& probabilities, const std::vector<int>& source_widths,
+                                                    const std::vector<int>& source_heights, double threshold);
+
+// A grid (8 per row) of the first validation batch: true boxes green, predictions orange.
+void write_validation_grid(const std::string& path, const ValidationResult& result);
+
+}  // namespace pneumo::cli

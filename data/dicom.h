@@ -1,0 +1,35 @@
+// DICOM decoding: file -> one grey image as float in [0, 1], row-major (H,W). DCMTK parses the file;
+// 8-bit JPEG baseline / extended pixel data is decoded by libjpeg-turbo (SIMD), everything else by
+// DCMTK's decoders. Thread-safe: any number of threads may call read_dicom at once.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace pneumo {
+
+struct Image {
+  int width = 0, height = 0;
+  std::vector<float> pixels;  // (H,W), in [0,1]
+};
+
+// Which decoder handles 8-bit JPEG baseline (1.2.840.10008.1.2.4.50) and extended (.4.51) pixel
+// data. Both give identical pixels (islow IDCT); the choice exists for tests and benchmarks.
+enum class JpegDecoder {
+  libjpeg_turbo,  // the fast path: the compressed fragments go straight to libjpeg-turbo
+  dcmtk,          // DCMTK's bundled IJG decoder (chooseRepresentation), like every other syntax
+};
+
+// Decodes a single-frame greyscale DICOM. Transfer syntaxes: implicit/explicit VR little endian,
+// explicit VR big endian, deflated explicit VR little endian, RLE lossless, JPEG baseline /
+// extended / lossless (processes 1, 2+4, 14, 14 SV1) and JPEG-LS (lossless and near-lossless).
+// Values are the raw stored values (no modality LUT, no VOI window, like pydicom's pixel_array)
+// divided by 2^BitsStored - 1 (8-bit: /255); MONOCHROME1 is inverted to MONOCHROME2 (1 - v).
+// Errors (missing file, not DICOM, truncated, colour, multi-frame, signed pixels, JPEG 2000 or
+// another syntax without a decoder, a corrupt JPEG stream: truncated, garbage, size or component
+// count unlike the tags) throw pneumo::Error "<path>: <reason>".
+Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder = JpegDecoder::libjpeg_turbo);
+
+// Registers DCMTK's JPEG, JPEG-LS and RLE decoders (once; read_dicom calls it itself).
+void register_dicom_decoders();
+
+}  // namespace pneumo
