@@ -2,7 +2,7 @@
 // decoded and resized ONCE to S x S (float32, exactly what read_dicom + resize_like_skimage give),
 // so later epochs and runs read pixels straight from the page cache. The file is rebuilt when its
 // source folder, the image size or the format changes, and a damaged file is detected (magic,
-// sizes, header and index checksums) and rebuilt, never read as garbage. See docs/data-pipeline.md.
+// sizes, header and index checksums) and rebuilt, never read as garbage. See data/pipeline.md.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-// The competition metric (see data/metric.h and docs/metric.md).
+// The competition metric (see data/metric.h and data/metric.md).
 #include "data/metric.h"
 
 #include <algorithm>

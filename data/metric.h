@@ -1,6 +1,6 @@
 // The RSNA Pneumonia Detection Challenge metric: mean over images of the average, over IoU
 // thresholds 0.40..0.75 (step 0.05), of TP / (TP + FP + FN). Ground-truth boxes and scored
-// predictions in; the score, a per-threshold table and image counts out. See docs/metric.md.
+// predictions in; the score, a per-threshold table and image counts out. See data/metric.md.
 #pragma once
 #include <array>
 #include <optional>

@@ -1,6 +1,6 @@
 // Resizing faithful to scikit-image 0.19's resize(image, (out_height, out_width), mode='reflect')
 // with its defaults (order 1, anti_aliasing when shrinking, clip). Image (H,W) -> image (H',W').
-// See docs/data.md for the exact correspondence; per-element math lives in kernels/resize_math.h.
+// See data/decoding.md for the exact correspondence; per-element math lives in kernels/resize_math.h.
 #pragma once
 #include <vector>
 

@@ -1,5 +1,5 @@
 // Tensor: a float32 array with an explicit device and shape. Activations are NHWC, (N,H,W,C),
-// on both back ends (see docs/layout.md). A tensor either owns its memory or is a view into
+// on both back ends (see engine/layout.md). A tensor either owns its memory or is a view into
 // memory owned elsewhere (e.g. one parameter inside the flat parameter buffer); copying a Tensor
 // object copies the handle, never the data. Data moves between devices only through copy_from
 // or to(), both visible at the call site.

@@ -1,6 +1,6 @@
 // Adam optimizer (Keras's defaults and update form) and the notebook's cosine learning-rate
 // schedule. Data flows ParameterStore gradients -> Adam moments and values, updated in place by
-// ONE loop (CPU) or ONE kernel (CUDA) over the store's flat buffers. See docs/layers/adam.md.
+// ONE loop (CPU) or ONE kernel (CUDA) over the store's flat buffers. See layers/adam.md.
 #pragma once
 #include <cstdint>
 

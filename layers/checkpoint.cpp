@@ -1,4 +1,4 @@
-// Checkpoints as safetensors files (layers/checkpoint.h, docs/checkpoints.md).
+// Checkpoints as safetensors files (layers/checkpoint.h, layers/checkpoint.md).
 #include "layers/checkpoint.h"
 
 #include <algorithm>

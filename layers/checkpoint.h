@@ -1,6 +1,6 @@
 // Training checkpoints: a ParameterStore (weights, batch-norm state, Adam moments) plus the step,
 // the epoch and free-form metadata <-> one safetensors file. Tensor names and layout are in
-// docs/checkpoints.md. Data on a CUDA store is copied through the host explicitly.
+// layers/checkpoint.md. Data on a CUDA store is copied through the host explicitly.
 #pragma once
 #include <cstdint>
 #include <map>

@@ -3,7 +3,7 @@
 // cuDNN NHWC filter layout. Forward overwrites the output; backward ACCUMULATES into the input
 // gradient (when non-null), the weight gradient and the bias gradient.
 // CPU path: im2col + OpenBLAS GEMMs (this file's free functions, layers/conv2d.cpp);
-// CUDA path: cuDNN (layers/conv2d_cuda.h, layers/conv2d.cu). See docs/layers/conv2d.md.
+// CUDA path: cuDNN (layers/conv2d_cuda.h, layers/conv2d.cu). See layers/conv2d.md.
 #pragma once
 #include <cstdint>
 #include <memory>

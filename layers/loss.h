@@ -1,6 +1,6 @@
 // The notebook's training loss and metrics. Data flows predictions (sigmoid probabilities) and
 // 0/1 target masks -> loss value and d loss / d predictions (which starts the backward pass), and
-// -> accuracy and mean IoU. See docs/layers/loss.md.
+// -> accuracy and mean IoU. See layers/loss.md.
 //
 //   loss     = 0.5 * BCE + 0.5 * (1 - (I + 1) / (sum y + sum p - I + 1)),  I = sum y*p over the
 //              WHOLE batch; BCE = mean over all pixels of the Keras-clipped binary cross-entropy

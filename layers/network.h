@@ -12,7 +12,7 @@
 //                              block<d>_<b>.bn1.*, .conv1.weight, .bn2.*, .conv2.weight
 //   head.bn|.relu|.conv|.sigmoid|.upsample   BN, LeakyReLU, Conv2d 1x1 -> 1 with bias, sigmoid,
 //                              nearest upsampling by 2^depth     head.bn.*, head.conv.{weight,bias}
-// Conv weights are (K,R,S,C); activations NHWC (docs/layout.md).
+// Conv weights are (K,R,S,C); activations NHWC (engine/layout.md).
 #pragma once
 #include <cstdint>
 #include <memory>

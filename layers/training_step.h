@@ -1,6 +1,6 @@
 // One training step and one evaluation of the notebook's network on a batch: images and masks
 // (N,S,S,1) on the network's device flow through forward -> iou_bce_loss (+ its gradient) ->
-// backward -> Adam over the flat parameter buffers (docs/training-step.md).
+// backward -> Adam over the flat parameter buffers (layers/training_step.md).
 #pragma once
 #include "engine/context.h"
 #include "engine/tensor.h"

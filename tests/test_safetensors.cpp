@@ -371,7 +371,7 @@ TEST_CASE("checkpoint loading fails clearly on a different model and leaves the 
   CHECK(contains(error_of([&] { load_checkpoint(plain, saved); }), "not a pneumo checkpoint"));
 }
 
-TEST_CASE("checkpoints are readable with plain numpy + json, as docs/checkpoints.md shows") {
+TEST_CASE("checkpoints are readable with plain numpy + json, as layers/checkpoint.md shows") {
   if (!python_with_numpy()) {
     std::printf("SKIPPED %s: /usr/bin/python3 with numpy is not available\n", __FILE__);
     return;
@@ -384,7 +384,7 @@ TEST_CASE("checkpoints are readable with plain numpy + json, as docs/checkpoints
   info.step = 42;
   info.epoch = 2;
   save_checkpoint(path, store, info);
-  // The snippet of docs/checkpoints.md, then a listing for the test.
+  // The snippet of layers/checkpoint.md, then a listing for the test.
   std::ofstream(script) << R"PY(
 import json, sys, numpy as np
 raw = open(sys.argv[1], "rb").read()
