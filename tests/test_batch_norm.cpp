@@ -329,8 +329,10 @@ TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, backward, in
     for (bool training : {true, false}) {
       CAPTURE(training);
       cuda_store.copy_from(cpu_store);  // the determinism rerun below moved the GPU running stats
-      cpu_store.zero_gradients();
-      cuda_store.zero_gradients();
+      // dgamma and dbeta start non-zero, so an overwrite instead of an accumulation fails.
+      const Tensor start_gradients = random_tensor({cpu_store.trainable_count()}, generator);
+      cpu_store.gradients().copy_from(start_gradients);
+      cuda_store.gradients().copy_from(start_gradients);  // host -> device
       Tensor cpu_output = forward(cpu_layer, cpu, input, training);
       Tensor cuda_output = forward(cuda_layer, cuda, cuda_input, training);
       Tensor cpu_gradient(Device::CPU, shape), cuda_gradient(Device::CUDA, shape);

@@ -301,6 +301,17 @@ void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_t
   const Tensor input = random_tensor(input_shape(g), generator);
   const Tensor output_gradient = random_tensor(output_shape(g), generator);
   const Tensor start_gradient = random_tensor(input_shape(g), generator);  // accumulated onto
+  // The parameter gradients start non-zero too, so an overwrite (beta = 0) instead of an
+  // accumulation in cuDNN's backward filter or the bias GEMV fails the comparison.
+  const Tensor start_weight_gradient =
+      random_tensor({g.K, g.kernel_size, g.kernel_size, g.C}, generator);
+  cpu.weight_gradient.copy_from(start_weight_gradient);
+  gpu.weight_gradient.copy_from(start_weight_gradient);
+  if (has_bias) {
+    const Tensor start_bias_gradient = random_tensor({g.K}, generator);
+    cpu.bias_gradient.copy_from(start_bias_gradient);
+    gpu.bias_gradient.copy_from(start_bias_gradient);
+  }
 
   Context cpu_context(Device::CPU), gpu_context(Device::CUDA);
   Tensor cpu_output(Device::CPU, output_shape(g));
