@@ -28,7 +28,7 @@ PNEUMO_HD float batch_norm_input_gradient(float dy, float x_hat, float scale, fl
 }
 
 // Per-channel statistics from shifted sums. The caller sums d = x - shift over the M values of a
-// channel (sum_d, sum_d2 = sum d^2); shift is a float close to the mean (the first pass's mean),
+// channel (sum_d, sum_d2 = sum d^2); shift is a float close to the mean (a first pass's or pilot mean),
 // so the difference below does not cancel catastrophically.
 PNEUMO_HD double batch_norm_mean(double shift, double sum_d, double M) { return shift + sum_d / M; }
 PNEUMO_HD double batch_norm_biased_variance(double sum_d, double sum_d2, double M) {

@@ -51,6 +51,15 @@ void Add::backward(Context& context, const std::vector<const Tensor*>& inputs,
   PNEUMO_REQUIRE(input_gradients.size() == 2, "Add::backward needs two input-gradient slots");
   require_shape(output_gradient, output.shape(), "Add output gradient");
   require_device(output_gradient, context.device(), "Add output gradient");
+  if (context.device() == Device::CPU && input_gradients[0] && input_gradients[1]) {
+    for (Tensor* input_gradient : input_gradients)
+      require_shape(*input_gradient, output.shape(), "Add input gradient");
+    require_device(*input_gradients[0], context.device(), "Add first input gradient");
+    require_device(*input_gradients[1], context.device(), "Add second input gradient");
+    add_backward_both_cpu(input_gradients[0]->data(), input_gradients[1]->data(),
+                          output_gradient.data(), output.count());
+    return;
+  }
   for (Tensor* input_gradient : input_gradients) {
     if (!input_gradient) continue;
     require_shape(*input_gradient, output.shape(), "Add input gradient");
@@ -76,6 +85,20 @@ void add_forward_cpu(float* output, const float* first, const float* second, int
 void add_backward_cpu(float* input_gradient, const float* output_gradient, int64_t count) {
   parallel_for(count, kElementsPerChunk, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) input_gradient[i] += output_gradient[i];
+  });
+}
+
+void add_backward_both_cpu(float* first_gradient, float* second_gradient,
+                           const float* output_gradient, int64_t count) {
+  parallel_for(count, kElementsPerChunk, [=](int64_t begin, int64_t end) {
+    if (first_gradient == second_gradient) {  // x + x: both shares land in one buffer
+      for (int64_t i = begin; i < end; ++i) first_gradient[i] += 2.0f * output_gradient[i];
+      return;
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      first_gradient[i] += output_gradient[i];
+      second_gradient[i] += output_gradient[i];
+    }
   });
 }
 

@@ -12,32 +12,80 @@ namespace pneumo {
 
 namespace {
 
-constexpr int64_t kRowsPerChunk = 256;  // smallest parallel_for chunk of rows, elementwise passes
+constexpr int64_t kRowsPerChunk = 256;       // smallest parallel_for chunk of rows, elementwise passes
+constexpr int64_t kChannelTile = 64;         // channels summed together in float registers
+constexpr int64_t kRowsPerFloatSum = 16;     // rows summed in float before adding into double
+constexpr int64_t kPilotRows = 256;          // evenly spaced rows whose mean shifts the statistics
+
+// Grow-only per-thread scratch for the block partials (no allocation per call in steady state).
+double* partials_scratch(size_t count) {
+  thread_local std::vector<double> scratch;
+  if (scratch.size() < count) scratch.resize(count);
+  return scratch.data();
+}
 
 // Per-channel sums over rows, in double, deterministic: the rows are cut into fixed blocks of
 // about 16K elements (depending only on C, not on the thread count); each block's partial sums
 // are computed by one thread and the partials are added in block order.
-// add_row(row, first, second) adds row `row`'s terms to first (C) and second (C).
-template <typename AddRow>
-void sum_over_rows(double* first, double* second, int64_t rows, int64_t C, const AddRow& add_row) {
+// add_block(row_begin, row_end, first, second) OVERWRITES first (C) and second (C) with the
+// block's sums.
+template <typename AddBlock>
+void sum_over_rows(double* first, double* second, int64_t rows, int64_t C,
+                   const AddBlock& add_block) {
   const int64_t block_rows = std::max<int64_t>(1, 16384 / C);
   const int64_t blocks = (rows + block_rows - 1) / block_rows;
-  std::vector<double> partials(static_cast<size_t>(blocks * 2 * C), 0.0);  // (blocks, 2, C)
+  double* partials = partials_scratch(static_cast<size_t>(blocks * 2 * C));  // (blocks, 2, C)
   parallel_for(blocks, 1, [&](int64_t block_begin, int64_t block_end) {
     for (int64_t block = block_begin; block < block_end; ++block) {
-      double* partial = partials.data() + block * 2 * C;
-      const int64_t row_end = std::min(rows, (block + 1) * block_rows);
-      for (int64_t row = block * block_rows; row < row_end; ++row)
-        add_row(row, partial, partial + C);
+      double* partial = partials + block * 2 * C;
+      add_block(block * block_rows, std::min(rows, (block + 1) * block_rows), partial,
+                partial + C);
     }
   });
   std::fill(first, first + C, 0.0);
   std::fill(second, second + C, 0.0);
   for (int64_t block = 0; block < blocks; ++block) {
-    const double* partial = partials.data() + block * 2 * C;
+    const double* partial = partials + block * 2 * C;
     for (int64_t c = 0; c < C; ++c) {
       first[c] += partial[c];
       second[c] += partial[C + c];
+    }
+  }
+}
+
+// One block's sums over rows [row_begin, row_end) of a (rows, C) tensor, channel tile by channel
+// tile: first (C) = sum f, second (C) = sum f * g with f = a - a_center, g = b - b_center per
+// element (a, b are (rows, C); centers (C)). Runs of kRowsPerFloatSum rows are summed in float
+// (vector registers), each run's sums then added into double, so rounding stays at float
+// precision of 16 terms while the loop runs at float vector speed.
+void block_product_sums(double* __restrict first, double* __restrict second,
+                        const float* __restrict a, const float* __restrict a_center,
+                        const float* __restrict b, const float* __restrict b_center,
+                        int64_t row_begin, int64_t row_end, int64_t C) {
+  for (int64_t c0 = 0; c0 < C; c0 += kChannelTile) {
+    const int64_t width = std::min(kChannelTile, C - c0);
+    double first_tile[kChannelTile] = {}, second_tile[kChannelTile] = {};
+    for (int64_t run = row_begin; run < row_end; run += kRowsPerFloatSum) {
+      const int64_t run_end = std::min(row_end, run + kRowsPerFloatSum);
+      float first_run[kChannelTile] = {}, second_run[kChannelTile] = {};
+      for (int64_t row = run; row < run_end; ++row) {
+        const float* a_row = a + row * C + c0;
+        const float* b_row = b + row * C + c0;
+        for (int64_t k = 0; k < width; ++k) {
+          const float f = a_row[k] - a_center[c0 + k];
+          const float g = b_row[k] - b_center[c0 + k];
+          first_run[k] += f;
+          second_run[k] += f * g;
+        }
+      }
+      for (int64_t k = 0; k < width; ++k) {
+        first_tile[k] += first_run[k];
+        second_tile[k] += second_run[k];
+      }
+    }
+    for (int64_t k = 0; k < width; ++k) {
+      first[c0 + k] = first_tile[k];
+      second[c0 + k] = second_tile[k];
     }
   }
 }
@@ -176,25 +224,28 @@ void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* runn
                                         float* running_var, const float* input, int64_t rows,
                                         int64_t C, float momentum, float epsilon) {
   PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cpu: needs at least two rows");
-  std::vector<double> sum(static_cast<size_t>(C)), unused(static_cast<size_t>(C));
-  // Pass 1: the mean, used as the shift of pass 2.
-  sum_over_rows(sum.data(), unused.data(), rows, C, [&](int64_t row, double* first, double*) {
-    const float* x = input + row * C;
-    for (int64_t c = 0; c < C; ++c) first[c] += x[c];
-  });
-  std::vector<float> shift(static_cast<size_t>(C));  // (C)
-  for (int64_t c = 0; c < C; ++c) shift[c] = static_cast<float>(sum[c] / static_cast<double>(rows));
-  // Pass 2: sums of d = x - shift and d^2.
-  std::vector<double> sum_d2(static_cast<size_t>(C));
-  const float* shift_data = shift.data();
-  sum_over_rows(sum.data(), sum_d2.data(), rows, C, [&](int64_t row, double* first, double* second) {
-    const float* x = input + row * C;
-    for (int64_t c = 0; c < C; ++c) {
-      const float d = x[c] - shift_data[c];
-      first[c] += d;
-      second[c] += static_cast<double>(d) * d;
+  // The shift: the mean of up to kPilotRows evenly spaced rows, close to the batch mean, so the
+  // one pass below over d = x - shift does not cancel catastrophically in sum d^2 - (sum d)^2/M.
+  const int64_t pilot_rows = std::min(rows, kPilotRows);
+  std::vector<float> shift(static_cast<size_t>(C), 0.0f);  // (C)
+  {
+    std::vector<double> pilot_sum(static_cast<size_t>(C), 0.0);  // (C)
+    for (int64_t i = 0; i < pilot_rows; ++i) {
+      const float* x = input + (i * rows / pilot_rows) * C;
+      for (int64_t c = 0; c < C; ++c) pilot_sum[static_cast<size_t>(c)] += x[c];
     }
-  });
+    for (int64_t c = 0; c < C; ++c)
+      shift[static_cast<size_t>(c)] =
+          static_cast<float>(pilot_sum[static_cast<size_t>(c)] / static_cast<double>(pilot_rows));
+  }
+  // One pass: sums of d = x - shift and d^2.
+  std::vector<double> sum(static_cast<size_t>(C)), sum_d2(static_cast<size_t>(C));  // (C) each
+  const float* shift_data = shift.data();
+  sum_over_rows(sum.data(), sum_d2.data(), rows, C,
+                [&](int64_t row_begin, int64_t row_end, double* first, double* second) {
+                  block_product_sums(first, second, input, shift_data, input, shift_data,
+                                     row_begin, row_end, C);
+                });
   const double M = static_cast<double>(rows);
   for (int64_t c = 0; c < C; ++c) {
     const double batch_mean = batch_norm_mean(shift[c], sum[c], M);
@@ -233,18 +284,16 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
                              const float* output_gradient, const float* input, const float* mean,
                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
                              bool training) {
-  // Pass 1: per-channel sum(dy) and sum(dy * x_hat).
+  // Pass 1: per-channel sum(dy) and sum(dy * (x - mean)); times inv_std that is sum(dy * x_hat).
   std::vector<double> sum_dy(static_cast<size_t>(C)), sum_dy_x_hat(static_cast<size_t>(C));
+  std::vector<float> zeros(static_cast<size_t>(C), 0.0f);  // (C) dy is not shifted
+  const float* zeros_data = zeros.data();
   sum_over_rows(sum_dy.data(), sum_dy_x_hat.data(), rows, C,
-                [&](int64_t row, double* first, double* second) {
-                  const float* x = input + row * C;
-                  const float* dy = output_gradient + row * C;
-                  for (int64_t c = 0; c < C; ++c) {
-                    const float x_hat = batch_norm_normalized(x[c], mean[c], inv_std[c]);
-                    first[c] += dy[c];
-                    second[c] += static_cast<double>(dy[c]) * x_hat;
-                  }
+                [&](int64_t row_begin, int64_t row_end, double* first, double* second) {
+                  block_product_sums(first, second, output_gradient, zeros_data, input, mean,
+                                     row_begin, row_end, C);
                 });
+  for (int64_t c = 0; c < C; ++c) sum_dy_x_hat[static_cast<size_t>(c)] *= inv_std[c];
   const double M = static_cast<double>(rows);
   std::vector<float> scale(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)),
       mean_dy_x_hat(static_cast<size_t>(C));  // (C) each

@@ -5,8 +5,8 @@
 // 32x8 threads walk the channels in tiles of 32 (consecutive threads read consecutive channels,
 // so loads coalesce) with 8 row lanes, accumulate in double, and add the 8 lanes in a fixed
 // order into one partial per (block, channel). A one-thread-per-channel kernel then adds the
-// partials in block order and finishes the statistics. Statistics use the same shifted
-// two-pass scheme as the CPU (kernels/batch_norm_math.h).
+// partials in block order and finishes the statistics. Statistics use a shifted two-pass
+// scheme (the CPU takes its shift from a pilot mean instead; kernels/batch_norm_math.h).
 #include <algorithm>
 
 #include "engine/cuda_resources.h"

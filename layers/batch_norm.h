@@ -8,9 +8,10 @@
 // Forward saves the mean and 1/sqrt(var + eps) it used (members saved_mean_, saved_inv_std_);
 // backward reads them with the forward input and d loss / d output and ACCUMULATES into
 // d loss / d input (if not null) and into the gamma and beta gradients.
-// Statistics are accumulated in double with a shifted two-pass scheme (first the mean, then
-// sums of x - mean) so large activation means do not cancel; reductions use a fixed partition
-// and order on both back ends, so results are deterministic.
+// Statistics are sums of d = x - shift so large activation means do not cancel: the CPU takes
+// the shift from a pilot mean of 256 evenly spaced rows and makes ONE pass (runs of 16 rows
+// summed in float, then in double); CUDA makes two passes (the mean, then sums of x - mean).
+// Reductions use a fixed partition and order on both back ends, so results are deterministic.
 #pragma once
 #include <cstdint>
 

@@ -196,6 +196,30 @@ TEST_CASE("BatchNorm2d statistics stay accurate for activations with a large mea
     CHECK(running_var[c] == doctest::Approx(statistics.unbiased_variance[c]).epsilon(1e-4));
 }
 
+TEST_CASE("BatchNorm2d statistics: a drifting large mean, channel tiles with a tail, odd row count") {
+  // C = 70 spans two 64-channel tiles; rows = 105 is not a multiple of the 16-row float runs;
+  // the mean drifts along the rows, so the CPU's pilot-mean shift differs from the batch mean.
+  std::mt19937_64 generator(23);
+  Context context(Device::CPU);
+  const int64_t C = 70;
+  BatchNorm2d layer(C, 0.0f);
+  ParameterStore store = make_store(layer, Device::CPU);
+  Tensor input = random_tensor({3, 7, 5, C}, generator, -1.0f, 1.0f);
+  for (int64_t i = 0; i < input.count(); ++i)
+    input.data()[i] += 1.0e3f + 5.0f * static_cast<float>(i / C) + static_cast<float>(i % C);
+  ChannelStatistics statistics = reference_statistics(input);
+  check_close(forward(layer, context, input, true).to_vector(),
+              reference_output(input, statistics.mean, statistics.biased_variance,
+                               std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f), 1e-3),
+              1e-4, "normalized output");
+  std::vector<float> running_mean = store.entry("bn.running_mean").value.to_vector();
+  std::vector<float> running_var = store.entry("bn.running_var").value.to_vector();
+  for (int64_t c = 0; c < C; ++c) {
+    CHECK(running_mean[c] == doctest::Approx(statistics.mean[c]).epsilon(1e-6));
+    CHECK(running_var[c] == doctest::Approx(statistics.unbiased_variance[c]).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("BatchNorm2d backward passes the gradient checker (input, gamma, beta; training and inference)") {
   std::mt19937_64 generator(23);
   Context context(Device::CPU);

@@ -290,6 +290,32 @@ TEST_CASE("Add forward sums, backward accumulates into both (either may be null)
   for (int64_t i = 0; i < probe.count(); ++i) CHECK(after[i] == before[i] + probe.data()[i]);
 }
 
+TEST_CASE("Add backward into both gradients in one pass, also when they are one buffer") {
+  std::mt19937_64 generator(8);
+  Context context(Device::CPU);
+  Add layer;
+  const Shape shape = {2, 64, 64, 24};  // several parallel_for chunks
+  Tensor input = random_tensor(shape, generator);
+  Tensor out(Device::CPU, shape);
+  Tensor probe = random_tensor(shape, generator);
+  Tensor first_gradient = random_tensor(shape, generator);
+  Tensor second_gradient = random_tensor(shape, generator);
+  const std::vector<float> first_before = first_gradient.to_vector();
+  const std::vector<float> second_before = second_gradient.to_vector();
+  layer.backward(context, {&input, &input}, out, probe, {&first_gradient, &second_gradient});
+  std::vector<float> first_after = first_gradient.to_vector();
+  std::vector<float> second_after = second_gradient.to_vector();
+  for (int64_t i = 0; i < probe.count(); ++i) {
+    CHECK(first_after[i] == first_before[i] + probe.data()[i]);
+    CHECK(second_after[i] == second_before[i] + probe.data()[i]);
+  }
+  // x + x: the same tensor in both slots receives the gradient twice.
+  layer.backward(context, {&input, &input}, out, probe, {&first_gradient, &first_gradient});
+  std::vector<float> twice = first_gradient.to_vector();
+  for (int64_t i = 0; i < probe.count(); ++i)
+    CHECK(twice[i] == doctest::Approx(first_after[i] + 2.0f * probe.data()[i]).epsilon(1e-6));
+}
+
 TEST_CASE("Add rejects different shapes and wrong input counts") {
   Add layer;
   CHECK_THROWS_WITH_AS(layer.output_shape({{1, 4, 4, 2}, {1, 4, 4, 3}}),
