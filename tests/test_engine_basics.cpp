@@ -150,3 +150,15 @@ TEST_CASE("parallel_for takes a named lambda too") {
   parallel_for(100, 1, const_body);
   for (int hit : hits) CHECK(hit == 1);
 }
+
+TEST_CASE("zeroing a large host tensor clears every byte, including a ragged tail") {
+  const int64_t count = (int64_t(5) << 20) / 4 + 3;  // a little over 5 MiB: several chunks + tail
+  Tensor tensor(Device::CPU, {count});
+  std::vector<float> ones(static_cast<size_t>(count), 1.0f);
+  tensor.set_values(ones);
+  tensor.zero();
+  const std::vector<float> values = tensor.to_vector();
+  int64_t nonzero = 0;
+  for (float value : values) nonzero += value != 0.0f;
+  CHECK(nonzero == 0);
+}
