@@ -6,6 +6,7 @@
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/conv3x3_direct.h"
+#include "kernels/cpu/conv3x3_single_channel.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col.h"
 
@@ -104,6 +105,11 @@ void pack_input_gradient_filter(float* packed, const float* weight, int64_t K, i
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, std::vector<float>& scratch) {
   const int64_t W = geometry.W, C = geometry.C, K = geometry.K, R = geometry.kernel_size;
+  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) {
+    // One input channel (the image): direct kernel, adds the bias itself.
+    conv3x3_single_channel_forward_cpu(output, input, weight, bias, geometry.N, geometry.H, W, K);
+    return;
+  }
   if (R == 3 && use_direct_3x3(geometry)) {
     // Direct AVX-512 kernel over the zero-padded input; it adds the bias itself.
     const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, C);
@@ -183,6 +189,11 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
       cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped,
                 column_width, 1.0f, input_gradient + first * W * C, C);
     }
+  }
+  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) {
+    conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input,
+                                               geometry.N, geometry.H, W, K);
+    return;
   }
   if (R == 3 && use_direct_3x3(geometry)) {
     // Direct AVX-512 kernel over the zero-padded input, per-thread partial sums.

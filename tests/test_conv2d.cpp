@@ -209,15 +209,19 @@ TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive conv
   check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
 }
 
-TEST_CASE("Conv2d direct 3x3 path (channels multiple of 32) matches naive and accumulates") {
+TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive and accumulate") {
   // Channel counts that are multiples of 32 (<= 256) take the direct AVX-512 kernels on CPUs
-  // that have AVX-512 (im2col + GEMM otherwise; both must match). Widths 13 and 30 give uneven
+  // that have AVX-512, one input channel with K = 16 or 32 the single-channel kernels
+  // (im2col + GEMM otherwise; all must match). Widths 13 and 30 give uneven
   // pixel tiles, K = 32 a single filter block, K = 96 an odd number of blocks, 64 output
   // channels uneven weight-gradient tiles; 3x20 rows of 30 pixels span several row groups.
   const std::vector<std::pair<Conv2dGeometry, bool>> shapes = {
       {{2, 5, 13, 32, 64, 3}, true},
       {{3, 20, 30, 64, 32, 3}, false},
       {{1, 4, 7, 96, 96, 3}, true},
+      // One input channel (the image), K = 32 and 16: the single-channel kernels.
+      {{2, 9, 17, 1, 32, 3}, true},
+      {{3, 4, 5, 1, 16, 3}, false},
   };
   std::mt19937_64 generator(15);
   for (const auto& [g, has_bias] : shapes) {
