@@ -5,7 +5,7 @@
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
-#include "kernels/cpu/conv3x3_direct.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv3x3_single_channel.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col.h"
@@ -58,43 +58,54 @@ void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_grad
   for (int64_t k = 0; k < K; ++k) bias_gradient[k] += static_cast<float>(sum[k]);
 }
 
-// The direct AVX-512 kernels (kernels/cpu/conv3x3_direct.h) beat im2col + OpenBLAS up to 256
+// The direct AVX-512 kernels (kernels/cpu/conv_direct.h) beat im2col + OpenBLAS up to 256
 // channels (64 channels @128x128, batch 8: forward 49 vs 99 ms, weight gradient ~1.5x); at 512
 // channels @16x16 OpenBLAS's GEMM is faster, so that shape keeps im2col.
 constexpr int64_t kDirectMaxChannels = 256;
 
 bool use_direct_3x3(const Conv2dGeometry& geometry) {
-  return geometry.kernel_size == 3 && conv3x3_direct_supported(geometry.K) &&
-         conv3x3_direct_supported(geometry.C) &&
+  return geometry.kernel_size == 3 && conv_direct_supported(geometry.K) &&
+         conv_direct_supported(geometry.C) &&
          conv3x3_weight_gradient_direct_supported(geometry.C) &&
          std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
 }
 
-// packed (K/32, 3, 3, C, 32)[b,i,j,c,o] = weight (K,3,3,C)[32*b+o, i, j, c]: the forward filter
-// of conv3x3_direct_cpu.
-void pack_forward_filter(float* packed, const float* weight, int64_t K, int64_t C) {
+// 1x1: the direct kernel for the forward pass and the input gradient, same channel limit
+// (32->64 @256x256 forward: 25 vs 47 ms; 256->512 @32x32: 16 vs 13 ms, so GEMM there); the
+// weight gradient stays one OpenBLAS GEMM.
+bool use_direct_1x1(const Conv2dGeometry& geometry) {
+  return geometry.kernel_size == 1 && conv_direct_supported(geometry.K) &&
+         conv_direct_supported(geometry.C) &&
+         std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
+}
+
+// packed (K/32, R, R, C, 32)[b,i,j,c,o] = weight (K,R,R,C)[32*b+o, i, j, c]: the forward
+// filter of conv_direct_cpu.
+void pack_forward_filter(float* packed, const float* weight, int64_t K, int64_t C, int64_t R) {
+  const int64_t taps = R * R;
   parallel_for(K, 8, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       const int64_t block = k / kDirectConvBlock, lane = k % kDirectConvBlock;
-      const float* source = weight + k * 9 * C;  // (3,3,C)
-      float* destination = packed + block * 9 * C * kDirectConvBlock + lane;
-      for (int64_t tap_channel = 0; tap_channel < 9 * C; ++tap_channel)
+      const float* source = weight + k * taps * C;  // (R,R,C)
+      float* destination = packed + block * taps * C * kDirectConvBlock + lane;
+      for (int64_t tap_channel = 0; tap_channel < taps * C; ++tap_channel)
         destination[tap_channel * kDirectConvBlock] = source[tap_channel];
     }
   });
 }
 
-// packed (C/32, 3, 3, K, 32)[b,i,j,k,c] = weight (K,3,3,C)[k, 2-i, 2-j, 32*b+c]: the spatially
-// flipped, in/out-swapped filter whose 'same' convolution with d output is d input.
-void pack_input_gradient_filter(float* packed, const float* weight, int64_t K, int64_t C) {
-  const int64_t blocks = C / kDirectConvBlock;
-  parallel_for(blocks * 9, 1, [&](int64_t begin, int64_t end) {
+// packed (C/32, R, R, K, 32)[b,i,j,k,c] = weight (K,R,R,C)[k, R-1-i, R-1-j, 32*b+c]: the
+// spatially flipped, in/out-swapped filter whose 'same' convolution with d output is d input.
+void pack_input_gradient_filter(float* packed, const float* weight, int64_t K, int64_t C,
+                                int64_t R) {
+  const int64_t taps = R * R, blocks = C / kDirectConvBlock;
+  parallel_for(blocks * taps, 1, [&](int64_t begin, int64_t end) {
     for (int64_t block_tap = begin; block_tap < end; ++block_tap) {
-      const int64_t block = block_tap / 9, tap = block_tap % 9;  // tap = 3*i + j
+      const int64_t block = block_tap / taps, tap = block_tap % taps;  // tap = R*i + j
       float* destination = packed + block_tap * K * kDirectConvBlock;  // (K, 32)
       for (int64_t k = 0; k < K; ++k)
         std::memcpy(destination + k * kDirectConvBlock,
-                    weight + (k * 9 + (8 - tap)) * C + block * kDirectConvBlock,
+                    weight + (k * taps + (taps - 1 - tap)) * C + block * kDirectConvBlock,
                     sizeof(float) * kDirectConvBlock);
     }
   });
@@ -116,8 +127,14 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
     float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,C+16)
     float* packed = padded + padded_count;                    // (K/32,3,3,C,32)
     pad_image_cpu(padded, input, geometry.N, geometry.H, W, C);
-    pack_forward_filter(packed, weight, K, C);
-    conv3x3_direct_cpu(output, padded, packed, bias, geometry.N, geometry.H, W, C, K, false);
+    pack_forward_filter(packed, weight, K, C, 3);
+    conv_direct_cpu(output, padded, packed, bias, geometry.N, geometry.H, W, C, K, 3, false);
+    return;
+  }
+  if (use_direct_1x1(geometry)) {
+    float* packed = grow(scratch, C * K);  // (K/32,1,1,C,32)
+    pack_forward_filter(packed, weight, K, C, 1);
+    conv_direct_cpu(output, input, packed, bias, geometry.N, geometry.H, W, C, K, 1, false);
     return;
   }
   if (R == 1) {
@@ -146,8 +163,14 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
   const int64_t pixels = geometry.pixels();
   if (bias_gradient) accumulate_bias_gradient_cpu(bias_gradient, output_gradient, pixels, K);
   if (R == 1) {
-    // input_gradient (P,C) += output_gradient (P,K) x weight (K,C)
-    if (input_gradient)
+    // input_gradient (P,C) += output_gradient (P,K) x weight (K,C): direct kernel (a 1x1
+    // convolution of d output with the transposed weight) or one GEMM.
+    if (input_gradient && use_direct_1x1(geometry)) {
+      float* packed = grow(scratch, C * K);  // (C/32,1,1,K,32)
+      pack_input_gradient_filter(packed, weight, K, C, 1);
+      conv_direct_cpu(input_gradient, output_gradient, packed, nullptr, geometry.N, geometry.H, W,
+                      K, C, 1, true);
+    } else if (input_gradient)
       cpu_sgemm(false, false, pixels, C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
                 input_gradient, C);
     // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C)
@@ -163,9 +186,9 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
     float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,K+16)
     float* packed = padded + padded_count;                    // (C/32,3,3,K,32)
     pad_image_cpu(padded, output_gradient, geometry.N, geometry.H, W, K);
-    pack_input_gradient_filter(packed, weight, K, C);
-    conv3x3_direct_cpu(input_gradient, padded, packed, nullptr, geometry.N, geometry.H, W, K, C,
-                       true);
+    pack_input_gradient_filter(packed, weight, K, C, 3);
+    conv_direct_cpu(input_gradient, padded, packed, nullptr, geometry.N, geometry.H, W, K, C, 3,
+                    true);
   } else if (input_gradient) {
     // d input is the 'same' convolution of d output with the spatially flipped, in/out-swapped
     // weight: flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c]. So it is im2col of

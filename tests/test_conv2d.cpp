@@ -211,8 +211,8 @@ TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive conv
 
 TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive and accumulate") {
   // Channel counts that are multiples of 32 (<= 256) take the direct AVX-512 kernels on CPUs
-  // that have AVX-512, one input channel with K = 16 or 32 the single-channel kernels
-  // (im2col + GEMM otherwise; all must match). Widths 13 and 30 give uneven
+  // that have AVX-512 (3x3 and 1x1), one input channel with K = 16 or 32 the single-channel
+  // kernels (im2col + GEMM otherwise; all must match). Widths 13 and 30 give uneven
   // pixel tiles, K = 32 a single filter block, K = 96 an odd number of blocks, 64 output
   // channels uneven weight-gradient tiles; 3x20 rows of 30 pixels span several row groups.
   const std::vector<std::pair<Conv2dGeometry, bool>> shapes = {
@@ -222,6 +222,9 @@ TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive
       // One input channel (the image), K = 32 and 16: the single-channel kernels.
       {{2, 9, 17, 1, 32, 3}, true},
       {{3, 4, 5, 1, 16, 3}, false},
+      // 1x1 with channels multiple of 32: direct forward and input gradient.
+      {{2, 5, 13, 64, 96, 1}, true},
+      {{1, 3, 7, 32, 64, 1}, false},
   };
   std::mt19937_64 generator(15);
   for (const auto& [g, has_bias] : shapes) {

@@ -1,4 +1,4 @@
-#include "kernels/cpu/conv3x3_direct.h"
+#include "kernels/cpu/conv_direct.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,7 +12,7 @@
 
 namespace pneumo {
 
-bool conv3x3_direct_supported(int64_t out_channels) {
+bool conv_direct_supported(int64_t out_channels) {
 #ifdef PNEUMO_DIRECT_CONV_AVX512
   static const bool avx512 = __builtin_cpu_supports("avx512f");
   return avx512 && out_channels > 0 && out_channels % kDirectConvBlock == 0;
@@ -23,7 +23,7 @@ bool conv3x3_direct_supported(int64_t out_channels) {
 }
 
 bool conv3x3_weight_gradient_direct_supported(int64_t in_channels) {
-  return conv3x3_direct_supported(in_channels);  // same rule: AVX-512, multiple of 32
+  return conv_direct_supported(in_channels);  // same rule: AVX-512, multiple of 32
 }
 
 void pad_image_cpu(float* padded, const float* image, int64_t N, int64_t H, int64_t W, int64_t C) {
@@ -56,12 +56,11 @@ constexpr int64_t kChannelSlice = 16;
 // `filter` at the first block's (3,3,C,32) weights.
 template <int T, int V>
 __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t output_stride,
-                                                     const float* input, int64_t padded_width,
-                                                     const float* filter, int64_t C,
-                                                     int64_t slice, int64_t slice_end,
+                                                     const float* input, int64_t row_stride,
+                                                     int64_t stride, int R, const float* filter,
+                                                     int64_t C, int64_t slice, int64_t slice_end,
                                                      const float* bias, bool accumulate) {
-  const int64_t stride = padded_pixel_stride(C);
-  const int64_t block_floats = 9 * C * kDirectConvBlock;
+  const int64_t block_floats = R * R * C * kDirectConvBlock;
   __m512 sum[T][V];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v) {
@@ -70,10 +69,10 @@ __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t outpu
       if (bias) sum[t][v] = _mm512_add_ps(sum[t][v], _mm512_loadu_ps(bias + 16 * v));
     }
   {
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        const float* x = input + (i * padded_width + j) * stride;      // (T pixels, stride)
-        const float* f = filter + (i * 3 + j) * C * kDirectConvBlock;  // (C, 32) per block
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < R; ++j) {
+        const float* x = input + i * row_stride + j * stride;          // (T pixels, stride)
+        const float* f = filter + (i * R + j) * C * kDirectConvBlock;  // (C, 32) per block
         for (int64_t c = slice; c < slice_end; ++c) {
           __m512 weights[V];
           for (int v = 0; v < V; ++v)
@@ -90,8 +89,8 @@ __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t outpu
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(output + t * output_stride + 16 * v, sum[t][v]);
 }
 
-using TileFunction = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t,
-                              int64_t, int64_t, const float*, bool);
+using TileFunction = void (*)(float*, int64_t, const float*, int64_t, int64_t, int,
+                              const float*, int64_t, int64_t, int64_t, const float*, bool);
 
 // Tiles of 1..12 pixels x 32 channels (24 accumulators + 2 filter vectors + 1 broadcast).
 constexpr int kTile32 = 12;
@@ -198,18 +197,22 @@ void conv3x3_weight_gradient_direct_cpu(float* weight_gradient, const float* pad
 #endif
 }
 
-void conv3x3_direct_cpu(float* output, const float* padded, const float* packed,
-                        const float* bias, int64_t N, int64_t H, int64_t W, int64_t C, int64_t O,
-                        bool accumulate) {
+void conv_direct_cpu(float* output, const float* input, const float* packed, const float* bias,
+                     int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int kernel_size,
+                     bool accumulate) {
 #ifdef PNEUMO_DIRECT_CONV_AVX512
-  const int64_t padded_width = W + 2, blocks = O / kDirectConvBlock;
-  const int64_t block_floats = 9 * C * kDirectConvBlock;  // one packed (3,3,C,32) block
-  // Rows in groups whose padded input (~512 KiB) stays in L2 while every filter block passes
-  // over it: one job = one row group x one filter block, groups outer, so each thread reads a
+  const int R = kernel_size;
+  const int64_t blocks = O / kDirectConvBlock;
+  const int64_t block_floats = R * R * C * kDirectConvBlock;  // one packed (R,R,C,32) block
+  // 3x3 reads the padded image (pad_image_cpu), 1x1 the image itself.
+  const int64_t stride = R == 3 ? padded_pixel_stride(C) : C;  // floats per input pixel
+  const int64_t input_height = H + R - 1, row_stride = (W + R - 1) * stride;
+  // Rows in groups whose input (~512 KiB) stays in L2 while every filter block passes over it:
+  // one job = one row group x one or two filter blocks, groups outer, so each thread reads a
   // filter block once per group, not once per row.
   const int64_t total_rows = N * H;
   const int64_t group_rows =
-      std::max<int64_t>(1, std::min<int64_t>(total_rows, (int64_t{1} << 17) / (padded_width * padded_pixel_stride(C))));
+      std::max<int64_t>(1, std::min<int64_t>(total_rows, (int64_t{1} << 17) / row_stride));
   const int64_t groups = (total_rows + group_rows - 1) / group_rows;
   // Pairs of filter blocks (64 channels) per tile when O allows.
   const int64_t step = blocks % 2 == 0 ? 2 : 1;  // filter blocks per tile
@@ -218,27 +221,28 @@ void conv3x3_direct_cpu(float* output, const float* padded, const float* packed,
   // Tiles of T or T+1 pixels (T <= max_tile) covering a row evenly: no tiny tail tile.
   const int64_t tiles = (W + max_tile - 1) / max_tile, tile = W / tiles, wider = W % tiles;
   const int64_t steps = blocks / step;
+  const int64_t slice_size = R == 3 ? kChannelSlice : 128;
   parallel_for(groups * steps, 1, [&](int64_t begin, int64_t end) {
     for (int64_t job = begin; job < end; ++job) {
       const int64_t group = job / steps, block = (job % steps) * step;
       const float* filter = packed + block * block_floats;
       const float* block_bias = bias ? bias + block * kDirectConvBlock : nullptr;
       const int64_t last_row = std::min(total_rows, (group + 1) * group_rows);
-      // Input channels in slices of kChannelSlice: the filter slice (9 x 16 x 32*step floats)
-      // stays in L1 while it passes over the group's rows; partial sums go through the output.
-      for (int64_t slice = 0; slice < C; slice += kChannelSlice) {
-        const int64_t slice_end = std::min(C, slice + kChannelSlice);
+      // Input channels in slices: the filter slice (9 x 16 x 32*step floats for 3x3,
+      // 128 x 32*step for 1x1) stays in L1 while it passes over the group's rows; partial sums
+      // go through the output.
+      for (int64_t slice = 0; slice < C; slice += slice_size) {
+        const int64_t slice_end = std::min(C, slice + slice_size);
         const bool first = slice == 0;
         for (int64_t row = group * group_rows; row < last_row; ++row) {
           const int64_t n = row / H, h = row % H;
-          const float* input_row =
-              padded + (n * (H + 2) + h) * padded_width * padded_pixel_stride(C);  // (W+2, stride)
+          const float* input_row = input + (n * input_height + h) * row_stride;  // (W+R-1, stride)
           float* output_block = output + row * W * O + block * kDirectConvBlock;  // (W, 32*step)
           int64_t w = 0;
           for (int64_t index = 0; index < tiles; ++index) {
             const int64_t width = tile + (index < wider ? 1 : 0);
-            tile_functions[width](output_block + w * O, O, input_row + w * padded_pixel_stride(C),
-                                  padded_width, filter, C, slice, slice_end,
+            tile_functions[width](output_block + w * O, O, input_row + w * stride, row_stride,
+                                  stride, R, filter, C, slice, slice_end,
                                   first ? block_bias : nullptr, accumulate || !first);
             w += width;
           }
@@ -247,8 +251,8 @@ void conv3x3_direct_cpu(float* output, const float* padded, const float* packed,
     }
   });
 #else
-  (void)output, (void)padded, (void)packed, (void)bias, (void)N, (void)H, (void)W, (void)C,
-      (void)O, (void)accumulate;
+  (void)output, (void)input, (void)packed, (void)bias, (void)N, (void)H, (void)W, (void)C,
+      (void)O, (void)kernel_size, (void)accumulate;
 #endif
 }
 
