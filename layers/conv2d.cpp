@@ -111,6 +111,33 @@ void pack_input_gradient_filter(float* packed, const float* weight, int64_t K, i
   });
 }
 
+// flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c], transposed through 16x16
+// (k,c) tiles so reads and writes are both contiguous runs; threaded over c blocks.
+void flip_filter(float* flipped, const float* weight, int64_t K, int64_t C, int64_t R) {
+  constexpr int64_t kBlock = 16;
+  const int64_t taps = R * R;
+  parallel_for((C + kBlock - 1) / kBlock, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c_block = begin; c_block < end; ++c_block) {
+      const int64_t c_begin = c_block * kBlock, c_end = std::min(C, c_begin + kBlock);
+      for (int64_t k_begin = 0; k_begin < K; k_begin += kBlock) {
+        const int64_t k_end = std::min(K, k_begin + kBlock);
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          float tile[kBlock][kBlock];  // (k, c): read along c, written along k
+          for (int64_t k = k_begin; k < k_end; ++k) {
+            const float* source = weight + (k * taps + (taps - 1 - tap)) * C;  // (C)
+            for (int64_t c = c_begin; c < c_end; ++c) tile[k - k_begin][c - c_begin] = source[c];
+          }
+          for (int64_t c = c_begin; c < c_end; ++c) {
+            float* destination = flipped + (c * taps + tap) * K;  // (K)
+            for (int64_t k = k_begin; k < k_end; ++k)
+              destination[k] = tile[k - k_begin][c - c_begin];
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
@@ -199,12 +226,7 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
     const int64_t column_count = chunk_rows * W * column_width;
     float* columns = grow(scratch, column_count + C * column_width);  // (chunk_rows*W, R*R*K)
     float* flipped = columns + column_count;                          // (C,R,S,K)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < R; ++i)
-        for (int64_t j = 0; j < R; ++j)
-          for (int64_t k = 0; k < K; ++k)
-            flipped[((c * R + i) * R + j) * K + k] =
-                weight[((k * R + (R - 1 - i)) * R + (R - 1 - j)) * C + c];
+    flip_filter(flipped, weight, K, C, R);
     for (int64_t first = 0; first < total_rows; first += chunk_rows) {
       const int64_t rows = std::min(chunk_rows, total_rows - first);
       im2col_same_cpu(columns, output_gradient, geometry.H, W, K, R, first, rows);
