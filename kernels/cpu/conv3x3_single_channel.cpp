@@ -50,7 +50,8 @@ __attribute__((target("avx512f"))) void forward_rows(float* output, const float*
   __m512 taps[9][V], start[V];
   for (int t = 0; t < 9; ++t)
     for (int v = 0; v < V; ++v) taps[t][v] = _mm512_load_ps(&transposed[t][16 * v]);
-  for (int v = 0; v < V; ++v) start[v] = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+  for (int v = 0; v < V; ++v)
+    start[v] = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
   std::vector<float> rows(static_cast<size_t>(3 * (W + 2)));  // (3, W+2)
   for (int64_t row = begin; row < end; ++row) {
     padded_rows(rows.data(), image, row / H, row % H, H, W);

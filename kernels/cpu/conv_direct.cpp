@@ -115,7 +115,8 @@ __attribute__((target("avx512f"))) void weight_gradient_tile(
   const int64_t stride = padded_pixel_stride(C);
   __m512 sum[T][V];
   for (int t = 0; t < T; ++t)
-    for (int v = 0; v < V; ++v) sum[t][v] = _mm512_loadu_ps(gradient + t * gradient_stride + 16 * v);
+    for (int v = 0; v < V; ++v)
+      sum[t][v] = _mm512_loadu_ps(gradient + t * gradient_stride + 16 * v);
   for (int64_t row = first_row; row < first_row + rows; ++row) {
     const int64_t n = row / H, h = row % H;
     const float* x = padded + (n * (H + 2) + h) * (W + 2) * stride;  // tap-shifted (W, stride)
@@ -131,7 +132,8 @@ __attribute__((target("avx512f"))) void weight_gradient_tile(
     }
   }
   for (int t = 0; t < T; ++t)
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(gradient + t * gradient_stride + 16 * v, sum[t][v]);
+    for (int v = 0; v < V; ++v)
+      _mm512_storeu_ps(gradient + t * gradient_stride + 16 * v, sum[t][v]);
 }
 
 using WeightGradientTile = void (*)(float*, int64_t, const float*, const float*, int64_t, int64_t,
