@@ -2,7 +2,9 @@
 // Data flows input (N,H,W,C) -> output (N,H,W,K) with weight (K,R,S,C) = (out, kh, kw, in), the
 // cuDNN NHWC filter layout. Forward overwrites the output; backward ACCUMULATES into the input
 // gradient (when non-null), the weight gradient and the bias gradient.
-// CPU path: im2col + OpenBLAS GEMMs (this file's free functions, layers/conv2d.cpp);
+// CPU path (this file's free functions, layers/conv2d.cpp): direct AVX-512 kernels
+// (kernels/cpu/conv_direct.h, kernels/cpu/conv3x3_single_channel.h) where they win, im2col +
+// OpenBLAS GEMMs otherwise (512 channels, channel counts not multiples of 32, no AVX-512);
 // CUDA path: cuDNN (layers/conv2d_cuda.h, layers/conv2d.cu). See layers/conv2d.md.
 #pragma once
 #include <cstdint>
@@ -24,7 +26,8 @@ struct Conv2dGeometry {
 };
 
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); OVERWRITES output.
-// bias may be null. `scratch` is a grow-only host buffer reused between calls (im2col columns).
+// bias may be null. `scratch` is a grow-only host buffer reused between calls (im2col columns,
+// padded input, packed filter).
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, std::vector<float>& scratch);
 
@@ -73,7 +76,7 @@ class Conv2d : public Layer {
   bool allow_tf32_ = false;
   Tensor weight_, weight_gradient_;  // views (K,R,S,C)
   Tensor bias_, bias_gradient_;      // views (K); empty without bias
-  std::vector<float> cpu_scratch_;   // grow-only im2col columns
+  std::vector<float> cpu_scratch_;   // grow-only: im2col columns / padded input, packed filter
   std::shared_ptr<Conv2dCudaPlans> cuda_plans_;  // created on first CUDA call
 };
 

@@ -209,6 +209,58 @@ TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive conv
   check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
 }
 
+TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive and accumulate") {
+  // Channel counts that are multiples of 32 (<= 256) take the direct AVX-512 kernels on CPUs
+  // that have AVX-512 (3x3 and 1x1), one input channel with K = 16 or 32 the single-channel
+  // kernels (im2col + GEMM otherwise; all must match). Widths 13 and 30 give uneven
+  // pixel tiles, K = 32 a single filter block, K = 96 an odd number of blocks, 64 output
+  // channels uneven weight-gradient tiles; 3x20 rows of 30 pixels span several row groups.
+  const std::vector<std::pair<Conv2dGeometry, bool>> shapes = {
+      {{2, 5, 13, 32, 64, 3}, true},
+      {{3, 20, 30, 64, 32, 3}, false},
+      {{1, 4, 7, 96, 96, 3}, true},
+      // One input channel (the image), K = 32 and 16: the single-channel kernels.
+      {{2, 9, 17, 1, 32, 3}, true},
+      {{3, 4, 5, 1, 16, 3}, false},
+      // 1x1 with channels multiple of 32: direct forward and input gradient.
+      {{2, 5, 13, 64, 96, 1}, true},
+      {{1, 3, 7, 32, 64, 1}, false},
+  };
+  std::mt19937_64 generator(15);
+  for (const auto& [g, has_bias] : shapes) {
+    CAPTURE(describe(g, has_bias));
+    BoundConv conv(Device::CPU, g, has_bias, 9);
+    if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
+    Tensor input = random_tensor(input_shape(g), generator);
+    Tensor output_gradient = random_tensor(output_shape(g), generator);
+    Tensor output = random_tensor(output_shape(g), generator);  // garbage: forward overwrites
+    Context context(Device::CPU);
+    conv.layer.forward(context, {&input}, output, true);
+    const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
+    const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
+    check_close(output.to_vector(), naive_forward(g, x, w, bias), 1e-4, 1e-5, "output");
+    // Gradients start from random values: backward must add to them.
+    Tensor input_gradient = random_tensor(input_shape(g), generator);
+    conv.weight_gradient.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
+    if (has_bias) conv.bias_gradient.set_values(random_tensor({g.K}, generator).to_vector());
+    const std::vector<float> start_input = input_gradient.to_vector();
+    const std::vector<float> start_weight = conv.weight_gradient.to_vector();
+    const std::vector<float> start_bias =
+        has_bias ? conv.bias_gradient.to_vector() : std::vector<float>{};
+    conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+    std::vector<double> dx, dw, db;
+    naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
+    for (size_t i = 0; i < dx.size(); ++i) dx[i] += start_input[i];
+    for (size_t i = 0; i < dw.size(); ++i) dw[i] += start_weight[i];
+    check_close(input_gradient.to_vector(), dx, 1e-4, 1e-5, "input gradient");
+    check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+    if (has_bias) {
+      for (size_t i = 0; i < db.size(); ++i) db[i] += start_bias[i];
+      check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
+    }
+  }
+}
+
 TEST_CASE("Conv2d backward accumulates into every gradient") {
   std::mt19937_64 generator(14);
   for (const auto& [g, has_bias] : kShapes) {
