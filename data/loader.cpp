@@ -12,23 +12,11 @@
 #include "data/dataset.h"
 #include "data/mask.h"
 #include "engine/check.h"
+#include "engine/random.h"
 
 namespace pneumo {
 
 namespace {
-
-uint64_t mix64(uint64_t value) {
-  value += 0x9e3779b97f4a7c15ULL;
-  value = (value ^ (value >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  value = (value ^ (value >> 27)) * 0x94d049bb133111ebULL;
-  return value ^ (value >> 31);
-}
-
-uint64_t hash_text(const std::string& text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
-  return hash;
-}
 
 // Fisher-Yates with a splitmix64 stream and multiply-high bounded integers: the same order on
 // every platform and standard library.

@@ -25,20 +25,14 @@
 
 #include "data/dicom.h"
 #include "engine/check.h"
+#include "engine/random.h"
 #include "engine/cpu_threads.h"
 
 namespace pneumo {
 
 namespace {
 
-// ---- random numbers: splitmix64, the same on every platform (std distributions are not) -------
-
-uint64_t mix64(uint64_t value) {
-  value += 0x9e3779b97f4a7c15ULL;
-  value = (value ^ (value >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  value = (value ^ (value >> 27)) * 0x94d049bb133111ebULL;
-  return value ^ (value >> 31);
-}
+// ---- random numbers: splitmix64 (engine/random.h), the same on every platform -------------------
 
 class Random {
  public:
