@@ -144,6 +144,7 @@ NetworkConfig network_config_from_metadata(const std::map<std::string, std::stri
 
 TrainSettings read_run_settings(const std::string& run_dir) {
   const std::string path = run_dir + "/config.txt";
+  if (!path_exists(path)) throw Error(run_dir + ": not a training run directory (no config.txt to resume from)");
   return settings_from_map(parse_key_values(read_text(path), path), path);
 }
 
