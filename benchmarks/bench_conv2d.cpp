@@ -1,7 +1,7 @@
 // Per-layer benchmark of Conv2d on the network's shapes (notebook config: 256x256 input,
 // channels 32 -> 512, batch 8): median forward and backward time and GFLOP/s on the CPU, and on
 // the GPU when one is usable. Usage: bench_conv2d [--device cpu|cuda|all] [--batch N]
-// [--repeats N] [--tf32] [--layer TEXT]
+// [--repeats N] [--tf32] [--layer TEXT] [--threads T]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   int repeats = 5;
   bool tf32 = false;
   std::string only;  // run only the layers whose name contains this
+  int threads = 0;   // CPU threads (0: all hardware threads)
   for (int i = 1; i < argc; ++i) {
     const std::string argument = argv[i];
     if (argument == "--device" && i + 1 < argc) device_choice = argv[++i];
@@ -120,11 +121,13 @@ int main(int argc, char** argv) {
     else if (argument == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
     else if (argument == "--tf32") tf32 = true;
     else if (argument == "--layer" && i + 1 < argc) only = argv[++i];
+    else if (argument == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] [--layer TEXT]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] [--layer TEXT] [--threads T]\n", argv[0]);
       return 2;
     }
   }
+  if (threads > 0) set_cpu_thread_count(threads);
   try {
     if (device_choice == "cpu" || device_choice == "all") run(Device::CPU, batch, repeats, tf32, only);
     if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))

@@ -66,7 +66,7 @@ constexpr int64_t kDirectMaxChannels = 256;
 bool use_direct_3x3(const Conv2dGeometry& geometry) {
   return geometry.kernel_size == 3 && conv_direct_supported(geometry.K) &&
          conv_direct_supported(geometry.C) &&
-         conv3x3_weight_gradient_direct_supported(geometry.C) &&
+         conv_weight_gradient_direct_supported(geometry.C) &&
          std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
 }
 
@@ -77,38 +77,6 @@ bool use_direct_1x1(const Conv2dGeometry& geometry) {
   return geometry.kernel_size == 1 && conv_direct_supported(geometry.K) &&
          conv_direct_supported(geometry.C) &&
          std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
-}
-
-// packed (K/32, R, R, C, 32)[b,i,j,c,o] = weight (K,R,R,C)[32*b+o, i, j, c]: the forward
-// filter of conv_direct_cpu.
-void pack_forward_filter(float* packed, const float* weight, int64_t K, int64_t C, int64_t R) {
-  const int64_t taps = R * R;
-  parallel_for(K, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const int64_t block = k / kDirectConvBlock, lane = k % kDirectConvBlock;
-      const float* source = weight + k * taps * C;  // (R,R,C)
-      float* destination = packed + block * taps * C * kDirectConvBlock + lane;
-      for (int64_t tap_channel = 0; tap_channel < taps * C; ++tap_channel)
-        destination[tap_channel * kDirectConvBlock] = source[tap_channel];
-    }
-  });
-}
-
-// packed (C/32, R, R, K, 32)[b,i,j,k,c] = weight (K,R,R,C)[k, R-1-i, R-1-j, 32*b+c]: the
-// spatially flipped, in/out-swapped filter whose 'same' convolution with d output is d input.
-void pack_input_gradient_filter(float* packed, const float* weight, int64_t K, int64_t C,
-                                int64_t R) {
-  const int64_t taps = R * R, blocks = C / kDirectConvBlock;
-  parallel_for(blocks * taps, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t block_tap = begin; block_tap < end; ++block_tap) {
-      const int64_t block = block_tap / taps, tap = block_tap % taps;  // tap = R*i + j
-      float* destination = packed + block_tap * K * kDirectConvBlock;  // (K, 32)
-      for (int64_t k = 0; k < K; ++k)
-        std::memcpy(destination + k * kDirectConvBlock,
-                    weight + (k * taps + (taps - 1 - tap)) * C + block * kDirectConvBlock,
-                    sizeof(float) * kDirectConvBlock);
-    }
-  });
 }
 
 // flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c], transposed through 16x16
@@ -152,15 +120,15 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
     // Direct AVX-512 kernel over the zero-padded input; it adds the bias itself.
     const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, C);
     float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,C+16)
-    float* packed = padded + padded_count;                    // (K/32,3,3,C,32)
+    float* packed = padded + padded_count;                    // (K*3*3*C), direct layout
     pad_image_cpu(padded, input, geometry.N, geometry.H, W, C);
-    pack_forward_filter(packed, weight, K, C, 3);
+    pack_direct_filter(packed, weight, K, C, 3, false);
     conv_direct_cpu(output, padded, packed, bias, geometry.N, geometry.H, W, C, K, 3, false);
     return;
   }
   if (use_direct_1x1(geometry)) {
-    float* packed = grow(scratch, C * K);  // (K/32,1,1,C,32)
-    pack_forward_filter(packed, weight, K, C, 1);
+    float* packed = grow(scratch, C * K);  // (K*C), direct layout
+    pack_direct_filter(packed, weight, K, C, 1, false);
     conv_direct_cpu(output, input, packed, bias, geometry.N, geometry.H, W, C, K, 1, false);
     return;
   }
@@ -193,16 +161,23 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
     // input_gradient (P,C) += output_gradient (P,K) x weight (K,C): direct kernel (a 1x1
     // convolution of d output with the transposed weight) or one GEMM.
     if (input_gradient && use_direct_1x1(geometry)) {
-      float* packed = grow(scratch, C * K);  // (C/32,1,1,K,32)
-      pack_input_gradient_filter(packed, weight, K, C, 1);
+      float* packed = grow(scratch, C * K);  // (C*K), direct layout
+      pack_direct_filter(packed, weight, K, C, 1, true);
       conv_direct_cpu(input_gradient, output_gradient, packed, nullptr, geometry.N, geometry.H, W,
                       K, C, 1, true);
     } else if (input_gradient)
       cpu_sgemm(false, false, pixels, C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
                 input_gradient, C);
-    // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C)
-    cpu_sgemm(true, false, K, C, pixels, 1.0f, output_gradient, K, input, C, 1.0f,
-              weight_gradient, C);
+    // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C): a GEMM with a very long
+    // inner dimension (all pixels), which the direct kernel runs ~3x faster than OpenBLAS.
+    if (use_direct_1x1(geometry) && conv_weight_gradient_direct_supported(C)) {
+      float* partials = grow(scratch, (cpu_thread_count() - 1) * K * C);  // (threads-1, K,C)
+      conv_weight_gradient_direct_cpu(weight_gradient, input, output_gradient, geometry.N,
+                                      geometry.H, W, C, K, 1, partials);
+    } else {
+      cpu_sgemm(true, false, K, C, pixels, 1.0f, output_gradient, K, input, C, 1.0f,
+                weight_gradient, C);
+    }
     return;
   }
   const int64_t total_rows = geometry.N * geometry.H;
@@ -211,9 +186,9 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
     // (see below), run by the direct kernel in accumulate mode.
     const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, K);
     float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,K+16)
-    float* packed = padded + padded_count;                    // (C/32,3,3,K,32)
+    float* packed = padded + padded_count;                    // (C*3*3*K), direct layout
     pad_image_cpu(padded, output_gradient, geometry.N, geometry.H, W, K);
-    pack_input_gradient_filter(packed, weight, K, C, 3);
+    pack_direct_filter(packed, weight, K, C, 3, true);
     conv_direct_cpu(input_gradient, padded, packed, nullptr, geometry.N, geometry.H, W, K, C, 3,
                     true);
   } else if (input_gradient) {
@@ -247,8 +222,8 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
     float* padded = grow(scratch, padded_count + partial_count);  // (N,H+2,W+2,C+16)
     float* partials = padded + padded_count;                      // (threads-1, K,3,3,C)
     pad_image_cpu(padded, input, geometry.N, geometry.H, W, C);
-    conv3x3_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, geometry.N,
-                                       geometry.H, W, C, K, partials);
+    conv_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, geometry.N,
+                                    geometry.H, W, C, K, 3, partials);
     return;
   }
   const int64_t column_width = R * R * C;

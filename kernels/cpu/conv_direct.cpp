@@ -22,7 +22,7 @@ bool conv_direct_supported(int64_t out_channels) {
 #endif
 }
 
-bool conv3x3_weight_gradient_direct_supported(int64_t in_channels) {
+bool conv_weight_gradient_direct_supported(int64_t in_channels) {
   return conv_direct_supported(in_channels);  // same rule: AVX-512, multiple of 32
 }
 
@@ -45,22 +45,61 @@ void pad_image_cpu(float* padded, const float* image, int64_t N, int64_t H, int6
   });
 }
 
+int64_t direct_group_width(int64_t O) {
+  return (O / kDirectConvBlock) % 2 == 0 ? 2 * kDirectConvBlock : kDirectConvBlock;
+}
+
+int64_t direct_slice_channels(int kernel_size) { return kernel_size == 3 ? 16 : 128; }
+
+int64_t direct_filter_offset(int64_t O, int64_t I, int R, int64_t o, int64_t tap, int64_t i) {
+  const int64_t width = direct_group_width(O), slice = direct_slice_channels(R);
+  const int64_t slice_begin = i / slice * slice, slice_length = std::min(slice, I - slice_begin);
+  return (o / width) * (R * R * I * width) + slice_begin * R * R * width +
+         (tap * slice_length + (i - slice_begin)) * width + o % width;
+}
+
+void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R,
+                        bool input_gradient) {
+  const int64_t taps = int64_t{R} * R;
+  const int64_t O = input_gradient ? C : K, I = input_gradient ? K : C;
+  const int64_t width = direct_group_width(O), slice = direct_slice_channels(R);
+  const int64_t groups = O / width, slices = (I + slice - 1) / slice;
+  parallel_for(groups * slices, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t group = job / slices, slice_begin = (job % slices) * slice;
+      const int64_t slice_end = std::min(I, slice_begin + slice);
+      for (int64_t tap = 0; tap < taps; ++tap)
+        for (int64_t i = slice_begin; i < slice_end; ++i) {
+          float* destination = packed + direct_filter_offset(O, I, R, group * width, tap, i);
+          if (input_gradient) {
+            // output channel o = c of the flipped filter: weight[i = k, R-1-.., R-1-.., c]
+            std::memcpy(destination, weight + (i * taps + (taps - 1 - tap)) * C + group * width,
+                        sizeof(float) * width);
+          } else {
+            for (int64_t o = 0; o < width; ++o)
+              destination[o] = weight[((group * width + o) * taps + tap) * C + i];
+          }
+        }
+    }
+  });
+}
+
 #ifdef PNEUMO_DIRECT_CONV_AVX512
 namespace {
 
-constexpr int64_t kChannelSlice = 16;
-
-// One tile: T consecutive output pixels of one row x 16*V output channels (V/2 consecutive
-// packed filter blocks), accumulated in V*T AVX-512 registers over the 9 taps and C input
-// channels. `input` points at padded pixel (h, w), the tap (0,0) of the tile's first pixel;
-// `filter` at the first block's (3,3,C,32) weights.
+// One tile: T output pixels (anywhere in the batch: x[t] points at pixel t's tap (0,0) input,
+// offset to the slice's first channel) x 16*V output channels (one packed group), accumulated
+// in V*T AVX-512 registers over the R*R taps and the slice's input channels. `filter` points
+// at the group's slice, (R, R, slice_length, 16*V); output pixels are `output_stride` apart.
 template <int T, int V>
 __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t output_stride,
-                                                     const float* input, int64_t row_stride,
+                                                     const float* const* x, int64_t row_stride,
                                                      int64_t stride, int R, const float* filter,
-                                                     int64_t C, int64_t slice, int64_t slice_end,
-                                                     const float* bias, bool accumulate) {
-  const int64_t block_floats = R * R * C * kDirectConvBlock;
+                                                     int64_t slice_length, const float* bias,
+                                                     bool accumulate) {
+  constexpr int64_t kWidth = 16 * V;  // floats per packed filter row
+  const float* pixel[T];
+  for (int t = 0; t < T; ++t) pixel[t] = x[t];
   __m512 sum[T][V];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v) {
@@ -68,29 +107,25 @@ __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t outpu
                              : _mm512_setzero_ps();
       if (bias) sum[t][v] = _mm512_add_ps(sum[t][v], _mm512_loadu_ps(bias + 16 * v));
     }
-  {
-    for (int i = 0; i < R; ++i)
-      for (int j = 0; j < R; ++j) {
-        const float* x = input + i * row_stride + j * stride;          // (T pixels, stride)
-        const float* f = filter + (i * R + j) * C * kDirectConvBlock;  // (C, 32) per block
-        for (int64_t c = slice; c < slice_end; ++c) {
-          __m512 weights[V];
-          for (int v = 0; v < V; ++v)
-            weights[v] = _mm512_loadu_ps(f + (v / 2) * block_floats + c * kDirectConvBlock +
-                                         (v % 2) * 16);
-          for (int t = 0; t < T; ++t) {
-            const __m512 value = _mm512_set1_ps(x[t * stride + c]);
-            for (int v = 0; v < V; ++v) sum[t][v] = _mm512_fmadd_ps(value, weights[v], sum[t][v]);
-          }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < R; ++j) {
+      const int64_t shift = i * row_stride + j * stride;
+      const float* f = filter + (i * R + j) * slice_length * kWidth;  // (slice_length, 16V)
+      for (int64_t c = 0; c < slice_length; ++c) {
+        __m512 weights[V];
+        for (int v = 0; v < V; ++v) weights[v] = _mm512_loadu_ps(f + c * kWidth + 16 * v);
+        for (int t = 0; t < T; ++t) {
+          const __m512 value = _mm512_set1_ps(pixel[t][shift + c]);
+          for (int v = 0; v < V; ++v) sum[t][v] = _mm512_fmadd_ps(value, weights[v], sum[t][v]);
         }
       }
-  }
+    }
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(output + t * output_stride + 16 * v, sum[t][v]);
 }
 
-using TileFunction = void (*)(float*, int64_t, const float*, int64_t, int64_t, int,
-                              const float*, int64_t, int64_t, int64_t, const float*, bool);
+using TileFunction = void (*)(float*, int64_t, const float* const*, int64_t, int64_t, int,
+                              const float*, int64_t, const float*, bool);
 
 // Tiles of 1..12 pixels x 32 channels (24 accumulators + 2 filter vectors + 1 broadcast).
 constexpr int kTile32 = 12;
@@ -105,22 +140,23 @@ const TileFunction kTiles64[kTile64 + 1] = {nullptr,           direct_tile<1, 4>
                                             direct_tile<3, 4>, direct_tile<4, 4>, direct_tile<5, 4>,
                                             direct_tile<6, 4>};
 
-// Weight-gradient tile for one tap (i,j): T output channels x 16*V input channels, summed over
-// `rows` image rows starting at global row `first_row`:
-// gradient[t, c] (row stride 9*C) += sum over pixels of dy[p, t] * padded[p shifted by (i,j), c].
+// Weight-gradient tile for one tap: T output channels x 16*V input channels, summed over
+// `rows` image rows starting at global row `first_row`: gradient[t, c] (row stride
+// gradient_stride) += sum over pixels of dy[p, t] * input[p shifted by the tap, c]. `input`
+// is the (N, H+R-1, W+R-1, stride) image already offset by the tap and the first channel.
 template <int T, int V>
 __attribute__((target("avx512f"))) void weight_gradient_tile(
-    float* gradient, int64_t gradient_stride, const float* padded, const float* output_gradient,
-    int64_t first_row, int64_t rows, int64_t H, int64_t W, int64_t C, int64_t K) {
-  const int64_t stride = padded_pixel_stride(C);
+    float* gradient, int64_t gradient_stride, const float* input, const float* output_gradient,
+    int64_t first_row, int64_t rows, int64_t H, int64_t W, int64_t stride, int R, int64_t K) {
+  const int64_t input_row = (W + R - 1) * stride;
   __m512 sum[T][V];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v)
       sum[t][v] = _mm512_loadu_ps(gradient + t * gradient_stride + 16 * v);
   for (int64_t row = first_row; row < first_row + rows; ++row) {
     const int64_t n = row / H, h = row % H;
-    const float* x = padded + (n * (H + 2) + h) * (W + 2) * stride;  // tap-shifted (W, stride)
-    const float* dy = output_gradient + row * W * K;                   // (W, K) at this tile's t
+    const float* x = input + (n * (H + R - 1) + h) * input_row;  // tap-shifted (W, stride)
+    const float* dy = output_gradient + row * W * K;              // (W, K) at this tile's t
     for (int64_t w = 0; w < W; ++w) {
       __m512 values[V];
       for (int v = 0; v < V; ++v) values[v] = _mm512_loadu_ps(x + w * stride + 16 * v);
@@ -137,7 +173,7 @@ __attribute__((target("avx512f"))) void weight_gradient_tile(
 }
 
 using WeightGradientTile = void (*)(float*, int64_t, const float*, const float*, int64_t, int64_t,
-                                    int64_t, int64_t, int64_t, int64_t);
+                                    int64_t, int64_t, int64_t, int, int64_t);
 constexpr int kWeightGradientTile = 12;  // output channels per tile, x 32 input channels
 const WeightGradientTile kWeightGradientTiles[kWeightGradientTile + 1] = {
     nullptr,
@@ -149,15 +185,18 @@ const WeightGradientTile kWeightGradientTiles[kWeightGradientTile + 1] = {
 }  // namespace
 #endif
 
-void conv3x3_weight_gradient_direct_cpu(float* weight_gradient, const float* padded,
-                                        const float* output_gradient, int64_t N, int64_t H,
-                                        int64_t W, int64_t C, int64_t K, float* partials) {
+void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input,
+                                     const float* output_gradient, int64_t N, int64_t H,
+                                     int64_t W, int64_t C, int64_t K, int kernel_size,
+                                     float* partials) {
 #ifdef PNEUMO_DIRECT_CONV_AVX512
-  const int64_t total_rows = N * H, weight_count = K * 9 * C;
-  const int64_t stride = padded_pixel_stride(C);
+  const int R = kernel_size;
+  const int64_t taps = int64_t{R} * R;
+  const int64_t total_rows = N * H, weight_count = K * taps * C;
+  const int64_t stride = R == 3 ? padded_pixel_stride(C) : C;  // floats per input pixel
   // Rows in groups whose input and output gradient (~512 KiB) stay in L2 over all tiles.
   const int64_t group_rows = std::max<int64_t>(
-      1, std::min<int64_t>(total_rows, (int64_t{1} << 17) / ((W + 2) * stride + W * K)));
+      1, std::min<int64_t>(total_rows, (int64_t{1} << 17) / ((W + R - 1) * stride + W * K)));
   const int64_t groups = (total_rows + group_rows - 1) / group_rows;
   const int64_t threads = std::min<int64_t>(cpu_thread_count(), groups);
   // Output-channel tiles of T or T+1 (T <= 12) covering K evenly.
@@ -173,14 +212,15 @@ void conv3x3_weight_gradient_direct_cpu(float* weight_gradient, const float* pad
       for (int64_t group = first_group; group < last_group; ++group) {
         const int64_t first_row = group * group_rows;
         const int64_t rows = std::min(total_rows, first_row + group_rows) - first_row;
-        for (int64_t tap = 0; tap < 9; ++tap) {
-          const float* shifted = padded + ((tap / 3) * (W + 2) + tap % 3) * stride;
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          const float* shifted = input + ((tap / R) * (W + R - 1) + tap % R) * stride;
           int64_t k = 0;
           for (int64_t index = 0; index < tiles; ++index) {
             const int64_t height = tile + (index < wider ? 1 : 0);
             for (int64_t c = 0; c < C; c += 32)
-              kWeightGradientTiles[height](gradient + (k * 9 + tap) * C + c, 9 * C, shifted + c,
-                                           output_gradient + k, first_row, rows, H, W, C, K);
+              kWeightGradientTiles[height](gradient + (k * taps + tap) * C + c, taps * C,
+                                           shifted + c, output_gradient + k, first_row, rows, H,
+                                           W, stride, R, K);
             k += height;
           }
         }
@@ -194,8 +234,8 @@ void conv3x3_weight_gradient_direct_cpu(float* weight_gradient, const float* pad
     });
   }
 #else
-  (void)weight_gradient, (void)padded, (void)output_gradient, (void)N, (void)H, (void)W, (void)C,
-      (void)K, (void)partials;
+  (void)weight_gradient, (void)input, (void)output_gradient, (void)N, (void)H, (void)W, (void)C,
+      (void)K, (void)kernel_size, (void)partials;
 #endif
 }
 
@@ -204,50 +244,47 @@ void conv_direct_cpu(float* output, const float* input, const float* packed, con
                      bool accumulate) {
 #ifdef PNEUMO_DIRECT_CONV_AVX512
   const int R = kernel_size;
-  const int64_t blocks = O / kDirectConvBlock;
-  const int64_t block_floats = R * R * C * kDirectConvBlock;  // one packed (R,R,C,32) block
+  const int64_t width = direct_group_width(O), steps = O / width;
+  const int64_t group_floats = R * R * C * width;  // one packed output-channel group
   // 3x3 reads the padded image (pad_image_cpu), 1x1 the image itself.
   const int64_t stride = R == 3 ? padded_pixel_stride(C) : C;  // floats per input pixel
-  const int64_t input_height = H + R - 1, row_stride = (W + R - 1) * stride;
-  // Rows in groups whose input (~512 KiB) stays in L2 while every filter block passes over it:
-  // one job = one row group x one or two filter blocks, groups outer, so each thread reads a
-  // filter block once per group, not once per row.
-  const int64_t total_rows = N * H;
-  const int64_t group_rows =
-      std::max<int64_t>(1, std::min<int64_t>(total_rows, (int64_t{1} << 17) / row_stride));
-  const int64_t groups = (total_rows + group_rows - 1) / group_rows;
-  // Pairs of filter blocks (64 channels) per tile when O allows.
-  const int64_t step = blocks % 2 == 0 ? 2 : 1;  // filter blocks per tile
-  const TileFunction* tile_functions = step == 2 ? kTiles64 : kTiles32;
-  const int64_t max_tile = step == 2 ? kTile64 : kTile32;
-  // Tiles of T or T+1 pixels (T <= max_tile) covering a row evenly: no tiny tail tile.
-  const int64_t tiles = (W + max_tile - 1) / max_tile, tile = W / tiles, wider = W % tiles;
-  const int64_t steps = blocks / step;
-  const int64_t slice_size = R == 3 ? kChannelSlice : 128;
+  const int64_t input_height = H + R - 1, input_width = W + R - 1;
+  const int64_t row_stride = input_width * stride;
+  const TileFunction* tile_functions = width == 64 ? kTiles64 : kTiles32;
+  const int64_t tile = width == 64 ? kTile64 : kTile32;
+  // Tiles are `tile` consecutive output pixels, crossing image rows and images where they must
+  // (each pixel has its own input pointer), so every tile but the batch's last is full width.
+  // Pixels in groups whose input (~512 KiB) stays in L2 while every filter group passes over
+  // it: one job = one pixel group x one filter group, pixel groups outer, so each thread reads
+  // a filter group once per pixel group.
+  const int64_t pixels = N * H * W;
+  const int64_t group_pixels = std::max<int64_t>(tile, ((int64_t{1} << 17) / stride) / tile * tile);
+  const int64_t groups = (pixels + group_pixels - 1) / group_pixels;
+  const int64_t slice_size = direct_slice_channels(R);
   parallel_for(groups * steps, 1, [&](int64_t begin, int64_t end) {
+    const float* x[kTile32];  // per-pixel input pointers of one tile
     for (int64_t job = begin; job < end; ++job) {
-      const int64_t group = job / steps, block = (job % steps) * step;
-      const float* filter = packed + block * block_floats;
-      const float* block_bias = bias ? bias + block * kDirectConvBlock : nullptr;
-      const int64_t last_row = std::min(total_rows, (group + 1) * group_rows);
-      // Input channels in slices: the filter slice (9 x 16 x 32*step floats for 3x3,
-      // 128 x 32*step for 1x1) stays in L1 while it passes over the group's rows; partial sums
+      const int64_t group = job / steps, step = job % steps;
+      const float* filter = packed + step * group_floats;
+      const float* group_bias = bias ? bias + step * width : nullptr;
+      const int64_t first_pixel = group * group_pixels;
+      const int64_t last_pixel = std::min(pixels, first_pixel + group_pixels);
+      // Input channels in slices: the filter slice (9 x 16 x width floats for 3x3, 128 x width
+      // for 1x1, contiguous) stays in L1 while it passes over the group's pixels; partial sums
       // go through the output.
       for (int64_t slice = 0; slice < C; slice += slice_size) {
-        const int64_t slice_end = std::min(C, slice + slice_size);
+        const int64_t slice_length = std::min(slice_size, C - slice);
+        const float* filter_slice = filter + slice * R * R * width;
         const bool first = slice == 0;
-        for (int64_t row = group * group_rows; row < last_row; ++row) {
-          const int64_t n = row / H, h = row % H;
-          const float* input_row = input + (n * input_height + h) * row_stride;  // (W+R-1, stride)
-          float* output_block = output + row * W * O + block * kDirectConvBlock;  // (W, 32*step)
-          int64_t w = 0;
-          for (int64_t index = 0; index < tiles; ++index) {
-            const int64_t width = tile + (index < wider ? 1 : 0);
-            tile_functions[width](output_block + w * O, O, input_row + w * stride, row_stride,
-                                  stride, R, filter, C, slice, slice_end,
-                                  first ? block_bias : nullptr, accumulate || !first);
-            w += width;
+        for (int64_t p = first_pixel; p < last_pixel; p += tile) {
+          const int64_t count = std::min(tile, last_pixel - p);
+          for (int64_t t = 0; t < count; ++t) {
+            const int64_t q = p + t, n = q / (H * W), h = (q / W) % H, w = q % W;
+            x[t] = input + ((n * input_height + h) * input_width + w) * stride + slice;
           }
+          tile_functions[count](output + p * O + step * width, O, x, row_stride, stride, R,
+                                filter_slice, slice_length, first ? group_bias : nullptr,
+                                accumulate || !first);
         }
       }
     }
