@@ -1,6 +1,6 @@
 // A small persistent pool for parallel_for. Workers sleep on a condition variable between jobs
-// (no spinning), so they do not steal the cores from OpenBLAS's own threads between GEMM calls,
-// which an OpenMP pool's spin-wait did (measured up to 2x slower convolution on 2 cores).
+// (no spinning), so they leave the cores alone between jobs. OpenBLAS runs single-threaded
+// inside this pool's jobs, so no second set of threads competes for the cores.
 #include "engine/cpu_threads.h"
 
 #include <algorithm>
@@ -19,6 +19,10 @@ namespace pneumo {
 namespace {
 
 int initial_thread_count() {
+#ifdef PNEUMO_HAVE_OPENBLAS
+  // OpenBLAS calls are single-threaded; cpu_sgemm splits them over this pool (kernels/cpu/gemm.cpp).
+  openblas_set_num_threads(1);
+#endif
   unsigned hardware = std::thread::hardware_concurrency();
   return hardware == 0 ? 1 : static_cast<int>(hardware);
 }
@@ -119,12 +123,7 @@ ThreadPool& pool() {
 
 int cpu_thread_count() { return thread_count; }
 
-void set_cpu_thread_count(int count) {
-  thread_count = std::max(1, count);
-#ifdef PNEUMO_HAVE_OPENBLAS
-  openblas_set_num_threads(thread_count);
-#endif
-}
+void set_cpu_thread_count(int count) { thread_count = std::max(1, count); }
 
 std::string cpu_blas_name() {
 #ifdef PNEUMO_HAVE_OPENBLAS

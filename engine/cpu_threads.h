@@ -1,4 +1,5 @@
-// CPU threading: one thread count shared by OpenBLAS and the engine's own parallel loops.
+// CPU threading: one pool and one thread count for the engine's parallel loops, which also run
+// the OpenBLAS calls (one single-threaded GEMM per thread, see kernels/cpu/gemm.cpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,7 +8,7 @@
 namespace pneumo {
 
 int cpu_thread_count();              // threads used by CPU kernels (default: hardware threads)
-void set_cpu_thread_count(int count);  // also sets OpenBLAS's thread count
+void set_cpu_thread_count(int count);  // threads of parallel_for (and so of every GEMM)
 std::string cpu_blas_name();         // "OpenBLAS" or "built-in GEMM"
 
 // Runs body(begin, end) over [0, count) split into contiguous chunks, one per thread.

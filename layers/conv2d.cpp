@@ -35,9 +35,7 @@ float* grow(std::vector<float>& scratch, int64_t count) {
   return scratch.data();
 }
 
-// The CPU path's only threads are OpenBLAS's. The small loops here (bias, weight flip) are
-// memory-bound and stay single-threaded: waking the engine's OpenMP pool between two OpenBLAS
-// calls makes the two pools fight over the cores (measured: up to 2x slower on 2 cores).
+// The bias loops are memory-bound and small next to the convolution; they stay single-threaded.
 
 // output (P,K) += bias (K) on every pixel row.
 void add_bias_cpu(float* output, const float* bias, int64_t pixels, int64_t K) {
@@ -60,7 +58,8 @@ void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_grad
 
 // The direct AVX-512 kernels (kernels/cpu/conv_direct.h) beat im2col + OpenBLAS up to 256
 // channels (64 channels @128x128, batch 8: forward 49 vs 99 ms, weight gradient ~1.5x); at 512
-// channels @16x16 OpenBLAS's GEMM is faster, so that shape keeps im2col.
+// channels @16x16 OpenBLAS's GEMM is faster (3x3 forward 54 vs 62 ms, 1x1 256->512 forward 12
+// vs 14 ms, measured again after the kernels' contiguous filter slices), so 512 keeps im2col.
 constexpr int64_t kDirectMaxChannels = 256;
 
 bool use_direct_3x3(const Conv2dGeometry& geometry) {
@@ -70,9 +69,9 @@ bool use_direct_3x3(const Conv2dGeometry& geometry) {
          std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
 }
 
-// 1x1: the direct kernel for the forward pass and the input gradient, same channel limit
-// (32->64 @256x256 forward: 25 vs 47 ms; 256->512 @32x32: 16 vs 13 ms, so GEMM there); the
-// weight gradient stays one OpenBLAS GEMM.
+// 1x1: the direct kernels for the forward pass, the input gradient and the weight gradient, same
+// channel limit (32->64 @256x256 forward: 25 vs 47 ms, backward 39-44 vs 61-64 ms; 256->512
+// @32x32: 16 vs 13 ms, so GEMM there).
 bool use_direct_1x1(const Conv2dGeometry& geometry) {
   return geometry.kernel_size == 1 && conv_direct_supported(geometry.K) &&
          conv_direct_supported(geometry.C) &&

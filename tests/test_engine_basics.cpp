@@ -1,7 +1,10 @@
 // Engine basics: tensors, memory, device choice, flat parameter store, GEMM.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cmath>
 #include <random>
+#include <vector>
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
@@ -76,29 +79,41 @@ TEST_CASE("parameter store: one flat buffer, views, deterministic Glorot init") 
 }
 
 TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
+  // cpu_sgemm splits C over the pool's threads: by rows when M >= N, else by columns, once a
+  // side has more than 64. The shapes cover no split, a row split and a column split, run with
+  // 3 threads so the blocks are uneven.
   std::mt19937 generator(7);
   std::uniform_real_distribution<float> uniform(-1, 1);
-  const int M = 37, N = 29, K = 53;
-  std::vector<float> A(M * K), B(K * N);
-  for (auto& v : A) v = uniform(generator);
-  for (auto& v : B) v = uniform(generator);
-  for (int ta = 0; ta < 2; ++ta)
-    for (int tb = 0; tb < 2; ++tb) {
-      // Lay A and B out as the mode expects.
-      std::vector<float> a(M * K), b(K * N);
-      for (int m = 0; m < M; ++m)
-        for (int k = 0; k < K; ++k) a[ta ? k * M + m : m * K + k] = A[m * K + k];
-      for (int k = 0; k < K; ++k)
-        for (int n = 0; n < N; ++n) b[tb ? n * K + k : k * N + n] = B[k * N + n];
-      std::vector<float> C(M * N, 1.0f);
-      cpu_sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, C.data(), N);
-      for (int m = 0; m < M; ++m)
-        for (int n = 0; n < N; ++n) {
-          double expected = 0.5;
-          for (int k = 0; k < K; ++k) expected += 2.0 * A[m * K + k] * B[k * N + n];
-          CHECK(C[m * N + n] == doctest::Approx(expected).epsilon(1e-5));
-        }
-    }
+  const int saved_threads = cpu_thread_count();
+  set_cpu_thread_count(3);
+  for (const auto& [M, N, K] : std::vector<std::array<int, 3>>{{37, 29, 53}, {203, 29, 53}, {29, 211, 17}}) {
+    CAPTURE(M);
+    CAPTURE(N);
+    std::vector<float> A(M * K), B(K * N);
+    for (auto& v : A) v = uniform(generator);
+    for (auto& v : B) v = uniform(generator);
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        // Lay A and B out as the mode expects.
+        std::vector<float> a(M * K), b(K * N);
+        for (int m = 0; m < M; ++m)
+          for (int k = 0; k < K; ++k) a[ta ? k * M + m : m * K + k] = A[m * K + k];
+        for (int k = 0; k < K; ++k)
+          for (int n = 0; n < N; ++n) b[tb ? n * K + k : k * N + n] = B[k * N + n];
+        std::vector<float> C(M * N, 1.0f);
+        cpu_sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, C.data(),
+                  N);
+        int wrong = 0;
+        for (int m = 0; m < M; ++m)
+          for (int n = 0; n < N; ++n) {
+            double expected = 0.5;
+            for (int k = 0; k < K; ++k) expected += 2.0 * A[m * K + k] * B[k * N + n];
+            if (std::abs(C[m * N + n] - expected) > 1e-5 * (1 + std::abs(expected))) ++wrong;
+          }
+        CHECK_MESSAGE(wrong == 0, "transpose_a=", ta, " transpose_b=", tb);
+      }
+  }
+  set_cpu_thread_count(saved_threads);
 }
 
 TEST_CASE("cuda memory round trip (GPU)") {

@@ -278,9 +278,11 @@ void conv_direct_cpu(float* output, const float* input, const float* packed, con
         const bool first = slice == 0;
         for (int64_t p = first_pixel; p < last_pixel; p += tile) {
           const int64_t count = std::min(tile, last_pixel - p);
+          // Pixel p is (row, w) with row = n*H + h; padded image row of (n, h) is n*(H+R-1)+h.
+          int64_t row = p / W, w = p % W;
           for (int64_t t = 0; t < count; ++t) {
-            const int64_t q = p + t, n = q / (H * W), h = (q / W) % H, w = q % W;
-            x[t] = input + ((n * input_height + h) * input_width + w) * stride + slice;
+            x[t] = input + ((row / H * input_height + row % H) * input_width + w) * stride + slice;
+            if (++w == W) w = 0, ++row;
           }
           tile_functions[count](output + p * O + step * width, O, x, row_stride, stride, R,
                                 filter_slice, slice_length, first ? group_bias : nullptr,

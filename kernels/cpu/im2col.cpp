@@ -11,8 +11,7 @@ void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, i
                      int kernel_size, int64_t first_row, int64_t row_count) {
   const int64_t R = kernel_size, pad = kernel_size / 2;
   const int64_t column_width = R * R * C;  // one column row: (kh, kw, c)
-  // Threaded over image rows on the engine's sleeping pool (it does not spin against
-  // OpenBLAS's threads between GEMM calls).
+  // Threaded over image rows on the engine's pool.
   parallel_for(row_count, 2, [&](int64_t row_begin, int64_t row_end) {
     for (int64_t local_row = row_begin; local_row < row_end; ++local_row) {
       const int64_t global_row = first_row + local_row;
