@@ -51,13 +51,6 @@ int64_t direct_group_width(int64_t O) {
 
 int64_t direct_slice_channels(int kernel_size) { return kernel_size == 3 ? 16 : 128; }
 
-int64_t direct_filter_offset(int64_t O, int64_t I, int R, int64_t o, int64_t tap, int64_t i) {
-  const int64_t width = direct_group_width(O), slice = direct_slice_channels(R);
-  const int64_t slice_begin = i / slice * slice, slice_length = std::min(slice, I - slice_begin);
-  return (o / width) * (R * R * I * width) + slice_begin * R * R * width +
-         (tap * slice_length + (i - slice_begin)) * width + o % width;
-}
-
 void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R,
                         bool input_gradient) {
   const int64_t taps = int64_t{R} * R;
@@ -68,9 +61,11 @@ void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C
     for (int64_t job = begin; job < end; ++job) {
       const int64_t group = job / slices, slice_begin = (job % slices) * slice;
       const int64_t slice_end = std::min(I, slice_begin + slice);
+      // The (R, R, slice_end - slice_begin, width) run of this group and slice.
+      float* run = packed + group * taps * I * width + slice_begin * taps * width;
       for (int64_t tap = 0; tap < taps; ++tap)
         for (int64_t i = slice_begin; i < slice_end; ++i) {
-          float* destination = packed + direct_filter_offset(O, I, R, group * width, tap, i);
+          float* destination = run + (tap * (slice_end - slice_begin) + i - slice_begin) * width;
           if (input_gradient) {
             // output channel o = c of the flipped filter: weight[i = k, R-1-.., R-1-.., c]
             std::memcpy(destination, weight + (i * taps + (taps - 1 - tap)) * C + group * width,
@@ -98,8 +93,6 @@ __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t outpu
                                                      int64_t slice_length, const float* bias,
                                                      bool accumulate) {
   constexpr int64_t kWidth = 16 * V;  // floats per packed filter row
-  const float* pixel[T];
-  for (int t = 0; t < T; ++t) pixel[t] = x[t];
   __m512 sum[T][V];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v) {
@@ -115,7 +108,7 @@ __attribute__((target("avx512f"))) void direct_tile(float* output, int64_t outpu
         __m512 weights[V];
         for (int v = 0; v < V; ++v) weights[v] = _mm512_loadu_ps(f + c * kWidth + 16 * v);
         for (int t = 0; t < T; ++t) {
-          const __m512 value = _mm512_set1_ps(pixel[t][shift + c]);
+          const __m512 value = _mm512_set1_ps(x[t][shift + c]);
           for (int v = 0; v < V; ++v) sum[t][v] = _mm512_fmadd_ps(value, weights[v], sum[t][v]);
         }
       }

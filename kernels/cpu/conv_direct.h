@@ -34,8 +34,6 @@ void pad_image_cpu(float* padded, const float* image, int64_t N, int64_t H, int6
 // for one slice are one contiguous run (18-36 KiB for 3x3), which stays in L1.
 int64_t direct_group_width(int64_t O);
 int64_t direct_slice_channels(int kernel_size);
-// Index in that layout of output channel o, tap (i*R + j), input channel i.
-int64_t direct_filter_offset(int64_t O, int64_t I, int R, int64_t o, int64_t tap, int64_t i);
 
 // packed (O*R*R*I) = weight (K,R,R,C) in the layout above. Forward: O = K, I = C, the filter
 // itself. input_gradient: O = C, I = K, the spatially flipped, in/out-swapped filter

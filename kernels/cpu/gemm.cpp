@@ -32,13 +32,11 @@ void cpu_sgemm(bool transpose_a, bool transpose_b, int64_t M, int64_t N, int64_t
   };
   constexpr int64_t kMinimumBlock = 64;  // rows or columns per thread worth a thread
   if (M >= N) {
-    parallel_for(M, kMinimumBlock, [&](int64_t begin, int64_t end) {
-      if (end > begin) block(begin, end - begin, 0, N);
-    });
+    parallel_for(M, kMinimumBlock,
+                 [&](int64_t begin, int64_t end) { block(begin, end - begin, 0, N); });
   } else {
-    parallel_for(N, kMinimumBlock, [&](int64_t begin, int64_t end) {
-      if (end > begin) block(0, M, begin, end - begin);
-    });
+    parallel_for(N, kMinimumBlock,
+                 [&](int64_t begin, int64_t end) { block(0, M, begin, end - begin); });
   }
 }
 #else
