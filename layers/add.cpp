@@ -23,57 +23,19 @@ int64_t Add::forward_flops(const std::vector<Shape>& inputs) const {
   return shape_count(output_shape(inputs));
 }
 
-void Add::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                  bool training) {
-  (void)training;
-  PNEUMO_REQUIRE(inputs.size() == 2 && inputs[0] && inputs[1], "Add::forward needs two inputs");
-  const Tensor& first = *inputs[0];
-  const Tensor& second = *inputs[1];
-  require_shape(output, output_shape({first.shape(), second.shape()}), "Add output");
-  require_device(first, context.device(), "Add first input");
-  require_device(second, context.device(), "Add second input");
-  require_device(output, context.device(), "Add output");
-  if (context.device() == Device::CPU) {
-    add_forward_cpu(output.data(), first.data(), second.data(), output.count());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  add_forward_cuda(output.data(), first.data(), second.data(), output.count());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+void Add::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {
+  add_forward_cpu(output.data(), inputs[0]->data(), inputs[1]->data(), output.count());
 }
 
-void Add::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                   const Tensor& output, const Tensor& output_gradient,
-                   const std::vector<Tensor*>& input_gradients) {
-  (void)inputs;
-  PNEUMO_REQUIRE(input_gradients.size() == 2, "Add::backward needs two input-gradient slots");
-  require_shape(output_gradient, output.shape(), "Add output gradient");
-  require_device(output_gradient, context.device(), "Add output gradient");
-  if (context.device() == Device::CPU && input_gradients[0] && input_gradients[1]) {
-    for (Tensor* input_gradient : input_gradients)
-      require_shape(*input_gradient, output.shape(), "Add input gradient");
-    require_device(*input_gradients[0], context.device(), "Add first input gradient");
-    require_device(*input_gradients[1], context.device(), "Add second input gradient");
+void Add::backward_cpu(Context&, const std::vector<const Tensor*>&, const Tensor& output,
+                       const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
+  if (input_gradients[0] && input_gradients[1]) {
     add_backward_both_cpu(input_gradients[0]->data(), input_gradients[1]->data(),
                           output_gradient.data(), output.count());
     return;
   }
-  for (Tensor* input_gradient : input_gradients) {
-    if (!input_gradient) continue;
-    require_shape(*input_gradient, output.shape(), "Add input gradient");
-    require_device(*input_gradient, context.device(), "Add input gradient");
-    if (context.device() == Device::CPU) {
-      add_backward_cpu(input_gradient->data(), output_gradient.data(), output.count());
-      continue;
-    }
-#ifdef PNEUMO_HAVE_CUDA
-    add_backward_cuda(input_gradient->data(), output_gradient.data(), output.count());
-#else
-    throw_no_cuda_backend(kind());
-#endif
-  }
+  for (Tensor* input_gradient : input_gradients)
+    if (input_gradient) add_backward_cpu(input_gradient->data(), output_gradient.data(), output.count());
 }
 
 void add_forward_cpu(float* output, const float* first, const float* second, int64_t count) {

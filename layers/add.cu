@@ -32,4 +32,16 @@ void add_backward_cuda(float* input_gradient, const float* output_gradient, int6
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void Add::forward_cuda(Context&, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {
+  add_forward_cuda(output.data(), inputs[0]->data(), inputs[1]->data(), output.count());
+}
+
+void Add::backward_cuda(Context&, const std::vector<const Tensor*>&, const Tensor& output,
+                        const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
+  for (Tensor* input_gradient : input_gradients)
+    if (input_gradient) add_backward_cuda(input_gradient->data(), output_gradient.data(), output.count());
+}
+
 }  // namespace pneumo

@@ -14,10 +14,18 @@ class Add : public Layer {
   int input_count() const override { return 2; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training) override;
-  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+
+ protected:
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                   bool training) override;
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
 };
 
 // CPU: output (count) OVERWRITTEN with first + second (count each).

@@ -140,84 +140,54 @@ void BatchNorm2d::bind_parameters(const ParameterStore& store, const std::string
   running_var_ = running_var.value;
 }
 
-void BatchNorm2d::forward(Context& context, const std::vector<const Tensor*>& inputs,
-                          Tensor& output, bool training) {
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "BatchNorm2d::forward needs one input");
-  if (gamma_.empty()) throw Error("BatchNorm2d: forward before bind_parameters");
-  const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "BatchNorm2d output");
-  require_device(input, context.device(), "BatchNorm2d input");
-  require_device(output, context.device(), "BatchNorm2d output");
-  require_device(gamma_, context.device(), "BatchNorm2d parameters");
-  const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
-  if (training && rows < 2)
-    throw Error("BatchNorm2d: training needs more than one value per channel, got input " +
-                shape_string(input.shape()));
-  if (saved_mean_.empty() || saved_mean_.device() != context.device()) {
-    saved_mean_ = Tensor(context.device(), {C});
-    saved_inv_std_ = Tensor(context.device(), {C});
-  }
-  saved_training_ = training;
-  if (context.device() == Device::CPU) {
-    if (training)
-      batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
-                                         running_mean_.data(), running_var_.data(), input.data(),
-                                         rows, C, momentum_, epsilon_);
-    else
-      batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
-                                          running_mean_.data(), running_var_.data(), C, epsilon_);
-    batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(),
-                             saved_inv_std_.data(), gamma_.data(), beta_.data(), rows, C);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  if (training)
-    batch_norm_training_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
-                                        running_mean_.data(), running_var_.data(), input.data(),
-                                        rows, C, momentum_, epsilon_, cuda_scratch_);
-  else
-    batch_norm_inference_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
-                                         running_mean_.data(), running_var_.data(), C, epsilon_);
-  batch_norm_normalize_cuda(output.data(), input.data(), saved_mean_.data(),
-                            saved_inv_std_.data(), gamma_.data(), beta_.data(), rows, C);
-#else
-  throw_no_cuda_backend(kind());
-#endif
+std::vector<Layer::HeldTensor> BatchNorm2d::held_tensors() const {
+  return {{&gamma_, "gamma"}, {&beta_, "beta"}, {&gamma_gradient_, "gamma gradient"},
+          {&beta_gradient_, "beta gradient"}, {&running_mean_, "running_mean"},
+          {&running_var_, "running_var"}};
 }
 
-void BatchNorm2d::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                           const Tensor& output, const Tensor& output_gradient,
-                           const std::vector<Tensor*>& input_gradients) {
-  (void)output;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0] && input_gradients.size() == 1,
-                 "BatchNorm2d::backward needs one input and one input-gradient slot");
-  const Tensor& input = *inputs[0];
-  if (saved_mean_.empty() || saved_mean_.device() != context.device())
+void BatchNorm2d::prepare_forward(Device device, const Tensor& input, bool training) {
+  if (training && input.N() * input.H() * input.W() < 2)
+    throw Error("BatchNorm2d: training needs more than one value per channel, got input " +
+                shape_string(input.shape()));
+  if (saved_mean_.empty() || saved_mean_.device() != device) {
+    saved_mean_ = Tensor(device, {channels_});
+    saved_inv_std_ = Tensor(device, {channels_});
+  }
+  saved_training_ = training;
+}
+
+void BatchNorm2d::require_saved(Device device) const {
+  if (saved_mean_.empty() || saved_mean_.device() != device)
     throw Error("BatchNorm2d: backward without a forward on this device");
-  require_shape(output_gradient, output_shape({input.shape()}), "BatchNorm2d output gradient");
-  require_device(input, context.device(), "BatchNorm2d input");
-  require_device(output_gradient, context.device(), "BatchNorm2d output gradient");
-  float* input_gradient = nullptr;
-  if (input_gradients[0]) {
-    require_shape(*input_gradients[0], input.shape(), "BatchNorm2d input gradient");
-    require_device(*input_gradients[0], context.device(), "BatchNorm2d input gradient");
-    input_gradient = input_gradients[0]->data();
-  }
+}
+
+void BatchNorm2d::forward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
+                              Tensor& output, bool training) {
+  const Tensor& input = *inputs[0];
+  prepare_forward(context.device(), input, training);
   const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
-  if (context.device() == Device::CPU) {
-    batch_norm_backward_cpu(input_gradient, gamma_gradient_.data(), beta_gradient_.data(),
-                            output_gradient.data(), input.data(), saved_mean_.data(),
-                            saved_inv_std_.data(), gamma_.data(), rows, C, saved_training_);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  batch_norm_backward_cuda(input_gradient, gamma_gradient_.data(), beta_gradient_.data(),
-                           output_gradient.data(), input.data(), saved_mean_.data(),
-                           saved_inv_std_.data(), gamma_.data(), rows, C, saved_training_,
-                           cuda_scratch_);
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  if (training)
+    batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
+                                       running_mean_.data(), running_var_.data(), input.data(),
+                                       rows, C, momentum_, epsilon_);
+  else
+    batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
+                                        running_mean_.data(), running_var_.data(), C, epsilon_);
+  batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(), saved_inv_std_.data(),
+                           gamma_.data(), beta_.data(), rows, C);
+}
+
+void BatchNorm2d::backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
+                               const Tensor&, const Tensor& output_gradient,
+                               const std::vector<Tensor*>& input_gradients) {
+  require_saved(context.device());
+  const Tensor& input = *inputs[0];
+  const int64_t rows = input.N() * input.H() * input.W();
+  batch_norm_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr,
+                          gamma_gradient_.data(), beta_gradient_.data(), output_gradient.data(),
+                          input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
+                          rows, channels_, saved_training_);
 }
 
 void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,

@@ -255,4 +255,34 @@ void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, floa
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void BatchNorm2d::forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                               Tensor& output, bool training) {
+  const Tensor& input = *inputs[0];
+  prepare_forward(context.device(), input, training);
+  const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
+  if (training)
+    batch_norm_training_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
+                                        running_mean_.data(), running_var_.data(), input.data(),
+                                        rows, C, momentum_, epsilon_, cuda_scratch_);
+  else
+    batch_norm_inference_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
+                                         running_mean_.data(), running_var_.data(), C, epsilon_);
+  batch_norm_normalize_cuda(output.data(), input.data(), saved_mean_.data(),
+                            saved_inv_std_.data(), gamma_.data(), beta_.data(), rows, C);
+}
+
+void BatchNorm2d::backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                                const Tensor&, const Tensor& output_gradient,
+                                const std::vector<Tensor*>& input_gradients) {
+  require_saved(context.device());
+  const Tensor& input = *inputs[0];
+  const int64_t rows = input.N() * input.H() * input.W();
+  batch_norm_backward_cuda(input_gradients[0] ? input_gradients[0]->data() : nullptr,
+                           gamma_gradient_.data(), beta_gradient_.data(), output_gradient.data(),
+                           input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
+                           rows, channels_, saved_training_, cuda_scratch_);
+}
+
 }  // namespace pneumo

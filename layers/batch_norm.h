@@ -36,15 +36,27 @@ class BatchNorm2d : public Layer {
   // Ones non-trainable (ParameterStore::state).
   std::vector<ParameterSpec> parameter_specs() const override;
   void bind_parameters(const ParameterStore& store, const std::string& prefix) override;
+  // backward uses the statistics of the last forward: batch statistics after a training forward
+  // (full batch-norm backward), running statistics after an inference forward (dx = gamma/std * dy).
 
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training) override;
-  // Uses the statistics of the last forward: batch statistics after a training forward (full
-  // batch-norm backward), running statistics after an inference forward (dx = gamma/std * dy).
-  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+ protected:
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                   bool training) override;
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
+  std::vector<HeldTensor> held_tensors() const override;
 
  private:
+  // Checks the batch for training and (re)allocates the saved statistics on `device`.
+  void prepare_forward(Device device, const Tensor& input, bool training);
+  void require_saved(Device device) const;  // backward needs a forward on this device
+
   int64_t channels_;
   float momentum_, epsilon_;
   // Views into the ParameterStore, all (C).

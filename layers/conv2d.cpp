@@ -10,9 +10,6 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col.h"
 
-#ifdef PNEUMO_HAVE_CUDA
-#include "layers/conv2d_cuda.h"
-#endif
 
 namespace pneumo {
 
@@ -300,71 +297,30 @@ void Conv2d::bind_parameters(const ParameterStore& store, const std::string& pre
 
 void Conv2d::set_allow_tf32(bool allow) { allow_tf32_ = allow; }
 
-void Conv2d::require_bound() const {
-  if (weight_.empty() || weight_gradient_.empty())
-    throw Error("Conv2d: forward/backward called before bind_parameters");
+std::vector<Layer::HeldTensor> Conv2d::held_tensors() const {
+  std::vector<HeldTensor> held = {{&weight_, "weight"}, {&weight_gradient_, "weight gradient"}};
+  if (has_bias_) {
+    held.push_back({&bias_, "bias"});
+    held.push_back({&bias_gradient_, "bias gradient"});
+  }
+  return held;
 }
 
-void Conv2d::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                     bool training) {
-  (void)training;
-  require_bound();
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Conv2d::forward needs exactly one input");
+void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                         bool) {
   const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "Conv2d output");
-  require_device(input, context.device(), "Conv2d input");
-  require_device(output, context.device(), "Conv2d output");
-  require_device(weight_, context.device(), "Conv2d weight");
-  const Conv2dGeometry geometry = geometry_for(input.shape());
-  const float* bias = has_bias_ ? bias_.data() : nullptr;
-  if (context.device() == Device::CPU) {
-    conv2d_forward_cpu(output.data(), input.data(), weight_.data(), bias, geometry, cpu_scratch_);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
-  conv2d_forward_cuda(context, *cuda_plans_, geometry, allow_tf32_, output.data(), input.data(),
-                      weight_.data(), bias);
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  conv2d_forward_cpu(output.data(), input.data(), weight_.data(),
+                     has_bias_ ? bias_.data() : nullptr, geometry_for(input.shape()), cpu_scratch_);
 }
 
-void Conv2d::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                      const Tensor& output, const Tensor& output_gradient,
-                      const std::vector<Tensor*>& input_gradients) {
-  (void)output;
-  require_bound();
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Conv2d::backward needs exactly one input");
-  PNEUMO_REQUIRE(input_gradients.size() == 1,
-                 "Conv2d::backward needs one input-gradient slot (null when not needed)");
+void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                          const Tensor& output_gradient,
+                          const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
-  Tensor* input_gradient = input_gradients[0];
-  require_shape(output_gradient, output_shape({input.shape()}), "Conv2d output gradient");
-  require_device(input, context.device(), "Conv2d input");
-  require_device(output_gradient, context.device(), "Conv2d output gradient");
-  require_device(weight_, context.device(), "Conv2d weight");
-  if (input_gradient) {
-    require_shape(*input_gradient, input.shape(), "Conv2d input gradient");
-    require_device(*input_gradient, context.device(), "Conv2d input gradient");
-  }
-  const Conv2dGeometry geometry = geometry_for(input.shape());
-  float* input_gradient_data = input_gradient ? input_gradient->data() : nullptr;
-  float* bias_gradient = has_bias_ ? bias_gradient_.data() : nullptr;
-  if (context.device() == Device::CPU) {
-    conv2d_backward_cpu(input_gradient_data, weight_gradient_.data(), bias_gradient,
-                        output_gradient.data(), input.data(), weight_.data(), geometry,
-                        cpu_scratch_);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
-  conv2d_backward_cuda(context, *cuda_plans_, geometry, allow_tf32_, input_gradient_data,
-                       weight_gradient_.data(), bias_gradient, output_gradient.data(),
-                       input.data(), weight_.data());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  conv2d_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr,
+                      weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
+                      output_gradient.data(), input.data(), weight_.data(),
+                      geometry_for(input.shape()), cpu_scratch_);
 }
 
 }  // namespace pneumo

@@ -230,4 +230,26 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
   }
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                          Tensor& output, bool) {
+  const Tensor& input = *inputs[0];
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
+                      output.data(), input.data(), weight_.data(),
+                      has_bias_ ? bias_.data() : nullptr);
+}
+
+void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                           const Tensor&, const Tensor& output_gradient,
+                           const std::vector<Tensor*>& input_gradients) {
+  const Tensor& input = *inputs[0];
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  conv2d_backward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
+                       input_gradients[0] ? input_gradients[0]->data() : nullptr,
+                       weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
+                       output_gradient.data(), input.data(), weight_.data());
+}
+
 }  // namespace pneumo

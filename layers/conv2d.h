@@ -51,11 +51,6 @@ class Conv2d : public Layer {
   std::vector<ParameterSpec> parameter_specs() const override;
   void bind_parameters(const ParameterStore& store, const std::string& prefix) override;
 
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training) override;
-  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
-
   // CUDA only: let cuDNN use TF32 tensor cores (faster, ~1e-3 relative error). Off by default, so
   // the GPU computes in full fp32 like the CPU path.
   void set_allow_tf32(bool allow);
@@ -66,9 +61,21 @@ class Conv2d : public Layer {
   int kernel_size() const { return kernel_size_; }
   bool has_bias() const { return has_bias_; }
 
+ protected:
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                   bool training) override;
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
+  std::vector<HeldTensor> held_tensors() const override;
+
  private:
   Conv2dGeometry geometry_for(const Shape& input) const;
-  void require_bound() const;
 
   int64_t in_channels_, out_channels_;
   int kernel_size_;

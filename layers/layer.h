@@ -2,12 +2,29 @@
 // back end. There is no autograd: whatever backward needs is either an input/output tensor the
 // graph passes back in, or saved explicitly by forward in the layer's own members.
 //
-// Conventions every layer follows:
+// The contract, checked once here for every layer (Layer::forward / Layer::backward):
 //  - activations are NHWC (N,H,W,C) float32 tensors on context.device();
-//  - forward OVERWRITES `output` (already allocated by the caller with output_shape());
-//  - backward ACCUMULATES (+=) into every non-null input gradient and into its parameter
-//    gradients: the graph zeroes activation gradients before a backward pass and the
-//    ParameterStore zeroes parameter gradients once per step.
+//  - forward gets exactly input_count() non-null inputs and OVERWRITES `output`, already
+//    allocated by the caller with output_shape(input shapes);
+//  - backward gets the same inputs, the forward output, d loss / d output (same shape as the
+//    output) and input_count() input-gradient slots (null when that input needs no gradient,
+//    else the input's shape); it ACCUMULATES (+=) into every non-null input gradient and into
+//    its parameter gradients: the graph zeroes activation gradients before a backward pass and
+//    the ParameterStore zeroes parameter gradients once per step.
+// After validation the base calls the back end's virtual forward_cpu / forward_cuda (and
+// backward_cpu / backward_cuda). The CUDA defaults throw a clear "not compiled in" error, so a
+// missing GPU path fails loudly, never falls back.
+//
+// Adding a layer (see layers/leaky_relu.* for the smallest complete example):
+//  1. layers/<name>.h: a class deriving from Layer with kind(), output_shape(), forward_flops(),
+//     parameter_specs()/bind_parameters() if it has parameters, and the protected overrides
+//     forward_cpu/backward_cpu plus, under #ifdef PNEUMO_HAVE_CUDA, forward_cuda/backward_cuda.
+//  2. the per-element math, if any, once in kernels/*_math.h as __host__ __device__ functions.
+//  3. layers/<name>.cpp: the CPU overrides (loops over the shared math, threaded with
+//     parallel_for). No shape/device checks: the base did them.
+//  4. layers/<name>.cu: the kernels, their launchers and the CUDA overrides.
+//  5. tests: the shared gradient checker (tests/support/gradient_check.h) on the CPU, a
+//     CPU-vs-CUDA parity case (skipped without a GPU), and a teaching page layers/<name>.md.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -39,21 +56,47 @@ class Layer {
     (void)prefix;
   }
 
-  // training=true uses batch statistics and updates running statistics (batch norm).
-  virtual void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                       bool training) = 0;
+  // Validates the contract above, then runs the context's back end. training=true uses batch
+  // statistics and updates running statistics (batch norm).
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+               bool training);
   // output and output_gradient: the forward output and d loss / d output. input_gradients[i]
   // may be null when that input needs no gradient (e.g. the network's image input).
-  virtual void backward(Context& context, const std::vector<const Tensor*>& inputs,
-                        const Tensor& output, const Tensor& output_gradient,
-                        const std::vector<Tensor*>& input_gradients) = 0;
+  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients);
+
+ protected:
+  // The back ends. Called only after validation: inputs has input_count() non-null entries on
+  // the context's device, output has output_shape(); input_gradients has input_count() entries,
+  // each null or of its input's shape.
+  virtual void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
+                           Tensor& output, bool training) = 0;
+  virtual void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
+                            const Tensor& output, const Tensor& output_gradient,
+                            const std::vector<Tensor*>& input_gradients) = 0;
+  // Defaults throw "the CUDA back end is not compiled into this binary / not implemented".
+  virtual void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                            Tensor& output, bool training);
+  virtual void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
+                             const Tensor& output, const Tensor& output_gradient,
+                             const std::vector<Tensor*>& input_gradients);
+  // Tensors the layer holds (parameter views) that must live on the context's device, each with
+  // a name for the error; empty tensors mean "not bound yet" and are reported as such.
+  struct HeldTensor {
+    const Tensor* tensor;
+    const char* name;
+  };
+  virtual std::vector<HeldTensor> held_tensors() const { return {}; }
+
+ private:
+  void require_inputs(const Context& context, const std::vector<const Tensor*>& inputs,
+                      const char* pass) const;
 };
 
 // Helpers for layer implementations.
 void require_input_count(const Layer& layer, const std::vector<Shape>& inputs);
 void require_nhwc(const Shape& shape, const std::string& what);  // rank 4, all dims > 0
-// Throws pneumo::Error naming the layer kind when the CUDA back end is not compiled in; used by
-// the dispatch code of every layer so a missing GPU path fails loudly.
+// Throws pneumo::Error naming the layer kind when the CUDA back end is not compiled in.
 [[noreturn]] void throw_no_cuda_backend(const std::string& layer_kind);
 
 }  // namespace pneumo

@@ -26,50 +26,17 @@ int64_t LeakyReLU::forward_flops(const std::vector<Shape>& inputs) const {
   return shape_count(output_shape(inputs));
 }
 
-void LeakyReLU::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                        bool training) {
-  (void)training;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "LeakyReLU::forward needs one input");
-  const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "LeakyReLU output");
-  require_device(input, context.device(), "LeakyReLU input");
-  require_device(output, context.device(), "LeakyReLU output");
-  if (context.device() == Device::CPU) {
-    leaky_relu_forward_cpu(output.data(), input.data(), slope_, input.count());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  leaky_relu_forward_cuda(output.data(), input.data(), slope_, input.count());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+void LeakyReLU::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                            bool) {
+  leaky_relu_forward_cpu(output.data(), inputs[0]->data(), slope_, output.count());
 }
 
-void LeakyReLU::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                         const Tensor& output, const Tensor& output_gradient,
-                         const std::vector<Tensor*>& input_gradients) {
-  (void)output;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0] && input_gradients.size() == 1,
-                 "LeakyReLU::backward needs one input and one input-gradient slot");
+void LeakyReLU::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                             const Tensor& output_gradient,
+                             const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
-  const Tensor& input = *inputs[0];
-  Tensor& input_gradient = *input_gradients[0];
-  require_shape(output_gradient, input.shape(), "LeakyReLU output gradient");
-  require_shape(input_gradient, input.shape(), "LeakyReLU input gradient");
-  require_device(input, context.device(), "LeakyReLU input");
-  require_device(output_gradient, context.device(), "LeakyReLU output gradient");
-  require_device(input_gradient, context.device(), "LeakyReLU input gradient");
-  if (context.device() == Device::CPU) {
-    leaky_relu_backward_cpu(input_gradient.data(), input.data(), output_gradient.data(), slope_,
-                            input.count());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  leaky_relu_backward_cuda(input_gradient.data(), input.data(), output_gradient.data(), slope_,
-                           input.count());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  leaky_relu_backward_cpu(input_gradients[0]->data(), inputs[0]->data(), output_gradient.data(),
+                          slope_, output_gradient.count());
 }
 
 void leaky_relu_forward_cpu(float* output, const float* input, float slope, int64_t count) {

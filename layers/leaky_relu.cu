@@ -36,4 +36,19 @@ void leaky_relu_backward_cuda(float* input_gradient, const float* input,
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void LeakyReLU::forward_cuda(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                             bool) {
+  leaky_relu_forward_cuda(output.data(), inputs[0]->data(), slope_, output.count());
+}
+
+void LeakyReLU::backward_cuda(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                              const Tensor& output_gradient,
+                              const std::vector<Tensor*>& input_gradients) {
+  if (!input_gradients[0]) return;
+  leaky_relu_backward_cuda(input_gradients[0]->data(), inputs[0]->data(), output_gradient.data(),
+                           slope_, output_gradient.count());
+}
+
 }  // namespace pneumo

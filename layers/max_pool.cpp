@@ -44,50 +44,19 @@ int64_t MaxPool2d::forward_flops(const std::vector<Shape>& inputs) const {
   return 3 * shape_count(output_shape(inputs));
 }
 
-void MaxPool2d::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                        bool training) {
-  (void)training;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "MaxPool2d::forward needs one input");
+void MaxPool2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                     bool) {
   const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "MaxPool2d output");
-  require_device(input, context.device(), "MaxPool2d input");
-  require_device(output, context.device(), "MaxPool2d output");
-  if (context.device() == Device::CPU) {
-    max_pool_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  max_pool_forward_cuda(output.data(), input.data(), input.N(), input.H(), input.W(), input.C());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  max_pool_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C());
 }
 
-void MaxPool2d::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                         const Tensor& output, const Tensor& output_gradient,
-                         const std::vector<Tensor*>& input_gradients) {
-  (void)output;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0] && input_gradients.size() == 1,
-                 "MaxPool2d::backward needs one input and one input-gradient slot");
+void MaxPool2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                      const Tensor& output_gradient,
+                      const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
   const Tensor& input = *inputs[0];
-  Tensor& input_gradient = *input_gradients[0];
-  require_shape(output_gradient, output_shape({input.shape()}), "MaxPool2d output gradient");
-  require_shape(input_gradient, input.shape(), "MaxPool2d input gradient");
-  require_device(input, context.device(), "MaxPool2d input");
-  require_device(output_gradient, context.device(), "MaxPool2d output gradient");
-  require_device(input_gradient, context.device(), "MaxPool2d input gradient");
-  if (context.device() == Device::CPU) {
-    max_pool_backward_cpu(input_gradient.data(), input.data(), output_gradient.data(), input.N(),
-                          input.H(), input.W(), input.C());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  max_pool_backward_cuda(input_gradient.data(), input.data(), output_gradient.data(), input.N(),
+  max_pool_backward_cpu(input_gradients[0]->data(), input.data(), output_gradient.data(), input.N(),
                          input.H(), input.W(), input.C());
-#else
-  throw_no_cuda_backend(kind());
-#endif
 }
 
 // Both loops walk output rows (n, oh); for each output column the four window rows are

@@ -66,4 +66,21 @@ void max_pool_backward_cuda(float* input_gradient, const float* input,
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void MaxPool2d::forward_cuda(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                     bool) {
+  const Tensor& input = *inputs[0];
+  max_pool_forward_cuda(output.data(), input.data(), input.N(), input.H(), input.W(), input.C());
+}
+
+void MaxPool2d::backward_cuda(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                      const Tensor& output_gradient,
+                      const std::vector<Tensor*>& input_gradients) {
+  if (!input_gradients[0]) return;
+  const Tensor& input = *inputs[0];
+  max_pool_backward_cuda(input_gradients[0]->data(), input.data(), output_gradient.data(), input.N(),
+                         input.H(), input.W(), input.C());
+}
+
 }  // namespace pneumo

@@ -17,10 +17,18 @@ class MaxPool2d : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   // 3 comparisons per output element.
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training) override;
-  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+
+ protected:
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                   bool training) override;
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
 };
 
 // CPU: output (N,H/2,W/2,C) OVERWRITTEN with the window maxima of input (N,H,W,C).

@@ -20,50 +20,17 @@ int64_t Sigmoid::forward_flops(const std::vector<Shape>& inputs) const {
   return 4 * shape_count(output_shape(inputs));
 }
 
-void Sigmoid::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                      bool training) {
-  (void)training;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Sigmoid::forward needs one input");
-  const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "Sigmoid output");
-  require_device(input, context.device(), "Sigmoid input");
-  require_device(output, context.device(), "Sigmoid output");
-  if (context.device() == Device::CPU) {
-    sigmoid_forward_cpu(output.data(), input.data(), input.count());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  sigmoid_forward_cuda(output.data(), input.data(), input.count());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+void Sigmoid::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                          bool) {
+  sigmoid_forward_cpu(output.data(), inputs[0]->data(), output.count());
 }
 
-void Sigmoid::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                       const Tensor& output, const Tensor& output_gradient,
-                       const std::vector<Tensor*>& input_gradients) {
-  (void)inputs;
-  PNEUMO_REQUIRE(input_gradients.size() == 1,
-                 "Sigmoid::backward needs one input-gradient slot");
+void Sigmoid::backward_cpu(Context&, const std::vector<const Tensor*>&, const Tensor& output,
+                           const Tensor& output_gradient,
+                           const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
-  Tensor& input_gradient = *input_gradients[0];
-  require_nhwc(output.shape(), "Sigmoid output");
-  require_shape(output_gradient, output.shape(), "Sigmoid output gradient");
-  require_shape(input_gradient, output.shape(), "Sigmoid input gradient");
-  require_device(output, context.device(), "Sigmoid output");
-  require_device(output_gradient, context.device(), "Sigmoid output gradient");
-  require_device(input_gradient, context.device(), "Sigmoid input gradient");
-  if (context.device() == Device::CPU) {
-    sigmoid_backward_cpu(input_gradient.data(), output.data(), output_gradient.data(),
-                         output.count());
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  sigmoid_backward_cuda(input_gradient.data(), output.data(), output_gradient.data(),
-                        output.count());
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  sigmoid_backward_cpu(input_gradients[0]->data(), output.data(), output_gradient.data(),
+                       output.count());
 }
 
 void sigmoid_forward_cpu(float* output, const float* input, int64_t count) {

@@ -34,4 +34,19 @@ void sigmoid_backward_cuda(float* input_gradient, const float* output,
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void Sigmoid::forward_cuda(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                           bool) {
+  sigmoid_forward_cuda(output.data(), inputs[0]->data(), output.count());
+}
+
+void Sigmoid::backward_cuda(Context&, const std::vector<const Tensor*>&, const Tensor& output,
+                            const Tensor& output_gradient,
+                            const std::vector<Tensor*>& input_gradients) {
+  if (!input_gradients[0]) return;
+  sigmoid_backward_cuda(input_gradients[0]->data(), output.data(), output_gradient.data(),
+                        output.count());
+}
+
 }  // namespace pneumo

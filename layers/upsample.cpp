@@ -29,51 +29,19 @@ int64_t Upsample::forward_flops(const std::vector<Shape>& inputs) const {
   return 0;
 }
 
-void Upsample::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                       bool training) {
-  (void)training;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0], "Upsample::forward needs one input");
+void Upsample::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool) {
   const Tensor& input = *inputs[0];
-  require_shape(output, output_shape({input.shape()}), "Upsample output");
-  require_device(input, context.device(), "Upsample input");
-  require_device(output, context.device(), "Upsample output");
-  if (context.device() == Device::CPU) {
-    upsample_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C(),
-                         factor_);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  upsample_forward_cuda(output.data(), input.data(), input.N(), input.H(), input.W(), input.C(),
-                        factor_);
-#else
-  throw_no_cuda_backend(kind());
-#endif
+  upsample_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C(), factor_);
 }
 
-void Upsample::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                        const Tensor& output, const Tensor& output_gradient,
-                        const std::vector<Tensor*>& input_gradients) {
-  (void)output;
-  PNEUMO_REQUIRE(inputs.size() == 1 && inputs[0] && input_gradients.size() == 1,
-                 "Upsample::backward needs one input and one input-gradient slot");
+void Upsample::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                     const Tensor& output_gradient,
+                     const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
   const Tensor& input = *inputs[0];
-  Tensor& input_gradient = *input_gradients[0];
-  require_shape(output_gradient, output_shape({input.shape()}), "Upsample output gradient");
-  require_shape(input_gradient, input.shape(), "Upsample input gradient");
-  require_device(output_gradient, context.device(), "Upsample output gradient");
-  require_device(input_gradient, context.device(), "Upsample input gradient");
-  if (context.device() == Device::CPU) {
-    upsample_backward_cpu(input_gradient.data(), output_gradient.data(), input.N(), input.H(),
-                          input.W(), input.C(), factor_);
-    return;
-  }
-#ifdef PNEUMO_HAVE_CUDA
-  upsample_backward_cuda(input_gradient.data(), output_gradient.data(), input.N(), input.H(),
+  upsample_backward_cpu(input_gradients[0]->data(), output_gradient.data(), input.N(), input.H(),
                          input.W(), input.C(), factor_);
-#else
-  throw_no_cuda_backend(kind());
-#endif
 }
 
 // One input row (n, h) at a time: build output row h*factor, then copy it to the factor-1 rows

@@ -51,4 +51,21 @@ void upsample_backward_cuda(float* input_gradient, const float* output_gradient,
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
+// ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
+
+void Upsample::forward_cuda(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool) {
+  const Tensor& input = *inputs[0];
+  upsample_forward_cuda(output.data(), input.data(), input.N(), input.H(), input.W(), input.C(), factor_);
+}
+
+void Upsample::backward_cuda(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
+                     const Tensor& output_gradient,
+                     const std::vector<Tensor*>& input_gradients) {
+  if (!input_gradients[0]) return;
+  const Tensor& input = *inputs[0];
+  upsample_backward_cuda(input_gradients[0]->data(), output_gradient.data(), input.N(), input.H(),
+                         input.W(), input.C(), factor_);
+}
+
 }  // namespace pneumo

@@ -16,10 +16,18 @@ class Upsample : public Layer {
   int factor() const { return factor_; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 0: a pure copy
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training) override;
-  void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+
+ protected:
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                   bool training) override;
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
 
  private:
   int factor_;

@@ -237,15 +237,17 @@ TEST_CASE("Sigmoid backward: gradient check, saved-output formula, accumulates")
   check_input_gradients(layer, {random_tensor({2, 3, 4, 5}, generator, -4.0f, 4.0f)}, generator);
   check_backward_accumulates(layer, {random_tensor({2, 3, 4, 5}, generator, -4.0f, 4.0f)},
                              generator);
-  // Backward reads only the saved output: dy * y * (1 - y).
+  // Backward reads only the saved output: dy * y * (1 - y); the input (NaN here) is not read.
   Context context(Device::CPU);
+  Tensor unread_input(Device::CPU, {1, 1, 1, 2});
+  unread_input.set_values({std::nanf(""), std::nanf("")});
   Tensor output(Device::CPU, {1, 1, 1, 2});
   output.set_values({0.25f, 0.5f});
   Tensor probe(Device::CPU, {1, 1, 1, 2});
   probe.set_values({2.0f, 1.0f});
   Tensor gradient(Device::CPU, {1, 1, 1, 2});
   gradient.set_values({1.0f, 0.0f});
-  layer.backward(context, {nullptr}, output, probe, {&gradient});
+  layer.backward(context, {&unread_input}, output, probe, {&gradient});
   CHECK(gradient.to_vector() == std::vector<float>{1.0f + 2.0f * 0.25f * 0.75f, 0.25f});
 }
 
@@ -459,4 +461,22 @@ TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
   Upsample cpu_two(2), cuda_two(2);
   check_cpu_cuda_parity(cpu_two, cuda_two, {random_tensor({2, 9, 7, 7}, generator)}, generator,
                         1e-5, 1e-5);
+}
+
+TEST_CASE("Layer contract: the base validates count, nulls, shapes and gradient slots once") {
+  // These checks live in Layer::forward / Layer::backward, not in each layer.
+  Context context(Device::CPU);
+  Add add;
+  Tensor a(Device::CPU, {1, 2, 2, 3}), b(Device::CPU, {1, 2, 2, 3}), out(Device::CPU, {1, 2, 2, 3});
+  Tensor wrong(Device::CPU, {1, 2, 2, 4});
+  CHECK_THROWS_WITH_AS(add.forward(context, {&a}, out, true), "Add::forward: expected 2 input(s), got 1",
+                       Error);
+  CHECK_THROWS_WITH_AS(add.forward(context, {&a, nullptr}, out, true), "Add::forward: input 1 is null", Error);
+  CHECK_THROWS_AS(add.forward(context, {&a, &b}, wrong, true), Error);
+  add.forward(context, {&a, &b}, out, true);
+  Tensor gradient(Device::CPU, {1, 2, 2, 3});
+  CHECK_THROWS_AS(add.backward(context, {&a, &b}, out, wrong, {&gradient, nullptr}), Error);
+  CHECK_THROWS_AS(add.backward(context, {&a, &b}, out, out, {&gradient}), Error);
+  CHECK_THROWS_AS(add.backward(context, {&a, &b}, out, out, {&wrong, nullptr}), Error);
+  add.backward(context, {&a, &b}, out, out, {&gradient, nullptr});
 }
