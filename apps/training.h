@@ -59,9 +59,17 @@ struct TrainOutcome {
   bool interrupted = false;
 };
 
-// Runs (or, with resume, continues) a training run. Ctrl-C saves `last` and returns with
+// Runs (or, with resume, continues) a training run: Trainer(settings, resume).run()
+// (apps/trainer.h, the stages). Ctrl-C saves `last` and returns with
 // interrupted = true; a non-finite loss throws pneumo::Error and keeps the last good checkpoint.
 TrainOutcome run_training(const TrainSettings& settings, bool resume);
+
+// Typed fields of a key = value map (config.txt, checkpoint metadata); errors name the source
+// and the field.
+int64_t metadata_integer(const std::map<std::string, std::string>& values, const std::string& key,
+                         const std::string& source);
+double metadata_number(const std::map<std::string, std::string>& values, const std::string& key,
+                       const std::string& source);
 
 // Reads <run_dir>/config.txt.
 TrainSettings read_run_settings(const std::string& run_dir);

@@ -1,0 +1,288 @@
+#include "apps/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <unordered_set>
+
+#include "apps/validation.h"
+#include "data/progress.h"
+#include "engine/check.h"
+#include "layers/checkpoint.h"
+
+namespace pneumo::cli {
+
+namespace {
+
+std::string format_history(const std::vector<EpochRecord>& history) {
+  std::string text = std::string(kHistoryHeader) + "\n";
+  for (const auto& record : history) text += format_history_row(record) + "\n";
+  return text;
+}
+
+std::string validation_labels_csv(const std::vector<std::string>& ids, const LabelSet& labels) {
+  std::string text = "patientId,x,y,width,height,Target\n";
+  for (const auto& id : ids) {
+    auto found = labels.boxes.find(id);
+    if (found == labels.boxes.end() || found->second.empty()) {
+      text += id + ",,,,,0\n";
+      continue;
+    }
+    for (const Box& box : found->second)
+      text += id + "," + std::to_string(box.x) + ".0," + std::to_string(box.y) + ".0," +
+              std::to_string(box.width) + ".0," + std::to_string(box.height) + ".0,1\n";
+  }
+  return text;
+}
+
+std::string checkpoint_path(const std::string& run_dir, const char* name) {
+  return run_dir + "/" + name + ".safetensors";
+}
+
+// (Re)allocates `tensor` on `device` only when the shape changes.
+void ensure_shape(Tensor& tensor, Device device, const Shape& shape) {
+  if (tensor.empty() || tensor.shape() != shape || tensor.device() != device) tensor = Tensor(device, shape);
+}
+
+}  // namespace
+
+void EpochSums::add(const StepResult& step) {
+  loss += step.loss.loss;
+  accuracy += step.metrics.accuracy;
+  iou += step.metrics.mean_iou;
+  ++batches;
+}
+
+// ---- prepare --------------------------------------------------------------------------------
+
+Trainer::Trainer(const TrainSettings& settings, bool resume)
+    : settings_(settings), device_(resolve_device(settings.device)), context_(device_) {
+  validate_network_config(settings_.network);
+  if (settings_.batch_size < 1) throw Error("--batch must be >= 1");
+  if (settings_.epochs < 1) throw Error("--epochs must be >= 1");
+  if (!(settings_.learning_rate > 0)) throw Error("--lr must be > 0");
+  if (settings_.workers < 1) throw Error("--workers must be >= 1");
+  make_directories(settings_.run_dir);
+  log_.open(settings_.run_dir + "/log.txt");
+  log_.line("device: " + describe_device(device_));
+  last_path_ = checkpoint_path(settings_.run_dir, "last");
+  best_path_ = checkpoint_path(settings_.run_dir, "best");
+
+  prepare_data();
+  network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
+  if (resume)
+    restore(last_path_);
+  else
+    start_new_run();
+  log_.line("network: " + std::to_string(network_->trainable_parameter_count()) + " trainable parameters, input " +
+            std::to_string(settings_.network.input_size) + "x" + std::to_string(settings_.network.input_size) +
+            ", batch " + std::to_string(settings_.batch_size) + ", " + std::to_string(settings_.epochs) + " epochs");
+}
+
+void Trainer::prepare_data() {
+  layout_ = find_dataset(settings_.data_dir);
+  labels_ = read_labels(layout_.train_labels);
+  const std::vector<std::string> image_ids = list_dicom_ids(layout_.train_images);
+  const std::unordered_set<std::string> on_disk(image_ids.begin(), image_ids.end());
+  std::vector<std::string> ids;
+  for (const auto& id : labels_.patient_ids) {
+    if (!on_disk.count(id))
+      throw Error(layout_.train_labels + ": patientId " + id + " has no image " + dicom_path(layout_.train_images, id));
+    ids.push_back(id);
+  }
+  if (settings_.max_images > 0 && settings_.max_images < static_cast<int64_t>(ids.size())) {
+    std::sort(ids.begin(), ids.end());
+    std::shuffle(ids.begin(), ids.end(), std::mt19937_64(settings_.seed ^ 0x5eed));
+    ids.resize(static_cast<size_t>(settings_.max_images));
+  }
+  const int64_t validation = validation_size(static_cast<int64_t>(ids.size()), settings_.validation_count,
+                                             settings_.validation_fraction);
+  split_ = split_patients(ids, validation, settings_.seed);
+  if (static_cast<int64_t>(split_.train.size()) < settings_.batch_size)
+    throw Error("only " + std::to_string(split_.train.size()) + " training images for batches of " +
+                std::to_string(settings_.batch_size));
+  log_.line("data: " + settings_.data_dir + ": " + std::to_string(split_.train.size()) + " train, " +
+            std::to_string(split_.validation.size()) + " validation images");
+
+  const int image_size = static_cast<int>(settings_.network.input_size);
+  const std::string cache_dir = settings_.cache_dir.empty() ? settings_.data_dir : settings_.cache_dir;
+  cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(
+      default_cache_path(cache_dir, layout_.train_images, image_size), layout_.train_images, image_size));
+  for (const auto& failure : cache_->failures()) log_.line("unreadable image: " + failure.reason);
+
+  LoaderConfig loader_config;
+  loader_config.image_dir = layout_.train_images;
+  loader_config.cache = cache_.get();
+  loader_config.image_size = image_size;
+  loader_config.batch_size = static_cast<int>(settings_.batch_size);
+  loader_config.workers = static_cast<int>(settings_.workers);
+  loader_config.seed = settings_.seed;
+  loader_config.flip = settings_.flip;
+  loader_config.max_unreadable_fraction = settings_.max_unreadable_fraction;
+  train_loader_ = std::make_unique<BatchLoader>(split_.train, &labels_, LoaderMode::Train, loader_config);
+  validation_loader_ = std::make_unique<BatchLoader>(split_.validation, &labels_, LoaderMode::Evaluate, loader_config);
+}
+
+void Trainer::start_new_run() {
+  write_text_atomic(settings_.run_dir + "/config.txt",
+                    "# pneumo train settings; `pneumo train --resume " + settings_.run_dir + "` reads them\n" +
+                        format_key_values(settings_to_map(settings_)));
+  write_text_atomic(settings_.run_dir + "/validation_labels.csv", validation_labels_csv(split_.validation, labels_));
+  std::remove((settings_.run_dir + "/history.csv").c_str());
+}
+
+// ---- restore / save one run state -------------------------------------------------------------
+
+void Trainer::restore(const std::string& path) {
+  if (!path_exists(path)) throw Error(path + ": no checkpoint to resume from");
+  const CheckpointInfo info = load_checkpoint(path, network_->parameters());
+  adam_.set_step_count(info.step);
+  state_.epoch = info.epoch;
+  state_.next_batch = metadata_integer(info.metadata, "run.next_batch", path);
+  state_.best_map = metadata_number(info.metadata, "run.best_map", path);
+  state_.partial.loss = metadata_number(info.metadata, "run.partial_loss", path);
+  state_.partial.accuracy = metadata_number(info.metadata, "run.partial_accuracy", path);
+  state_.partial.iou = metadata_number(info.metadata, "run.partial_iou", path);
+  state_.partial.batches = metadata_integer(info.metadata, "run.partial_batches", path);
+  history_ = read_history(settings_.run_dir + "/history.csv");
+  if (static_cast<int64_t>(history_.size()) > state_.epoch) history_.resize(static_cast<size_t>(state_.epoch));
+  log_.line("resuming " + settings_.run_dir + " at epoch " + std::to_string(state_.epoch + 1) + ", batch " +
+            std::to_string(state_.next_batch + 1) + " (Adam step " + std::to_string(info.step) + ")");
+}
+
+void Trainer::save(const std::string& path, const RunState& state) {
+  CheckpointInfo info;
+  info.step = adam_.step_count();
+  info.epoch = state.epoch;
+  add_network_metadata(info.metadata, settings_.network);
+  info.metadata["run.next_batch"] = std::to_string(state.next_batch);
+  info.metadata["run.best_map"] = exact_number(state.best_map);
+  info.metadata["run.partial_loss"] = exact_number(state.partial.loss);
+  info.metadata["run.partial_accuracy"] = exact_number(state.partial.accuracy);
+  info.metadata["run.partial_iou"] = exact_number(state.partial.iou);
+  info.metadata["run.partial_batches"] = std::to_string(state.partial.batches);
+  save_checkpoint(path, network_->parameters(), info);
+}
+
+// ---- train one epoch ------------------------------------------------------------------------
+
+double Trainer::learning_rate_of(int64_t epoch) const {
+  return cosine_annealing(static_cast<double>(epoch), settings_.learning_rate, static_cast<int>(settings_.epochs));
+}
+
+bool Trainer::train_epoch() {
+  const int64_t epoch = state_.epoch;
+  const double learning_rate = learning_rate_of(epoch);
+  const int64_t image_size = settings_.network.input_size;
+  epoch_sums_ = state_.partial;
+  train_loader_->start_epoch(static_cast<int>(epoch));
+  ProgressBar progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(settings_.epochs),
+                       train_loader_->batches_per_epoch() * settings_.batch_size, stdout);
+  Batch batch;
+  for (int64_t skipped = 0; skipped < state_.next_batch && train_loader_->next(batch); ++skipped)
+    progress.advance(batch.size);
+  for (int64_t index = state_.next_batch; train_loader_->next(batch); ++index) {
+    ensure_shape(images_, device_, {batch.size, image_size, image_size, 1});
+    ensure_shape(masks_, device_, {batch.size, image_size, image_size, 1});
+    images_.set_values(batch.images);  // host -> device copies, visible here
+    masks_.set_values(batch.masks);
+    const StepResult step = train_step(context_, *network_, adam_, images_, masks_, static_cast<float>(learning_rate));
+    if (!std::isfinite(step.loss.loss)) {
+      progress.finish();
+      throw Error("non-finite loss (" + std::to_string(step.loss.loss) + ") at epoch " + std::to_string(epoch + 1) +
+                  ", batch " + std::to_string(index + 1) + "; stopped. The last good checkpoint is " +
+                  (path_exists(last_path_) ? last_path_ : std::string("(none yet)")) + "; try a lower --lr");
+    }
+    epoch_sums_.add(step);
+    char extra[160];
+    std::snprintf(extra, sizeof extra, "loss %.4f acc %.4f iou %.4f lr %.2e", epoch_sums_.mean(epoch_sums_.loss),
+                  epoch_sums_.mean(epoch_sums_.accuracy), epoch_sums_.mean(epoch_sums_.iou), learning_rate);
+    progress.advance(batch.size, extra);
+    ++batches_this_run_;
+    if (interrupt_requested() ||
+        (settings_.stop_after_batches > 0 && batches_this_run_ >= settings_.stop_after_batches)) {
+      progress.finish("interrupted");
+      state_.next_batch = index + 1;
+      state_.partial = epoch_sums_;
+      save(last_path_, state_);
+      log_.line("interrupted: saved " + last_path_ + " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                std::to_string(index + 1) + "; continue with: pneumo train --resume " + settings_.run_dir);
+      return false;
+    }
+  }
+  progress.finish();
+  return true;
+}
+
+// ---- end an epoch -----------------------------------------------------------------------------
+
+void Trainer::end_epoch(double learning_rate, double seconds_training) {
+  const auto validation_start = std::chrono::steady_clock::now();
+  const ValidationResult validation =
+      validate(context_, *network_, *validation_loader_, labels_, *cache_, settings_.threshold);
+  EpochRecord record;
+  record.epoch = state_.epoch + 1;
+  record.learning_rate = learning_rate;
+  record.train_loss = epoch_sums_.mean(epoch_sums_.loss);
+  record.train_accuracy = epoch_sums_.mean(epoch_sums_.accuracy);
+  record.train_iou = epoch_sums_.mean(epoch_sums_.iou);
+  record.validation_loss = validation.loss;
+  record.validation_accuracy = validation.accuracy;
+  record.validation_iou = validation.mean_iou;
+  record.validation_map = validation.metric.mean_average_precision;
+  record.seconds =
+      seconds_training + std::chrono::duration<double>(std::chrono::steady_clock::now() - validation_start).count();
+  history_.push_back(record);
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "epoch %lld/%lld: loss %.4f acc %.4f iou %.4f | val loss %.4f acc %.4f iou %.4f mAP %.4f "
+                "(%lld images scored) | %.0fs",
+                static_cast<long long>(record.epoch), static_cast<long long>(settings_.epochs), record.train_loss,
+                record.train_accuracy, record.train_iou, record.validation_loss, record.validation_accuracy,
+                record.validation_iou, record.validation_map, static_cast<long long>(validation.metric.images_scored),
+                record.seconds);
+  log_.line(line);
+
+  const bool improved = record.validation_map > state_.best_map;
+  if (improved) state_.best_map = record.validation_map;
+  state_.epoch += 1;
+  state_.next_batch = 0;
+  state_.partial = EpochSums{};
+  save(last_path_, state_);
+  if (improved) save(best_path_, state_);
+  write_text_atomic(settings_.run_dir + "/history.csv", format_history(history_));
+  write_learning_curves(settings_.run_dir + "/curves.png", history_);
+  if (improved || state_.epoch == settings_.epochs)
+    write_validation_grid(settings_.run_dir + "/validation_grid.png", validation);
+}
+
+// ---- the run ----------------------------------------------------------------------------------
+
+TrainOutcome Trainer::run() {
+  install_interrupt_handler();
+  TrainOutcome outcome;
+  outcome.last_checkpoint = last_path_;
+  outcome.best_checkpoint = best_path_;
+  while (state_.epoch < settings_.epochs) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    if (!train_epoch()) {
+      outcome.interrupted = true;
+      outcome.epochs_done = state_.epoch;
+      outcome.best_validation_map = std::max(0.0, state_.best_map);
+      return outcome;
+    }
+    end_epoch(learning_rate_of(state_.epoch),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count());
+    outcome.epochs_done = state_.epoch;
+  }
+  outcome.best_validation_map = std::max(0.0, state_.best_map);
+  log_.line("done: best validation mAP " + std::to_string(outcome.best_validation_map) + "; checkpoints " +
+            last_path_ + ", " + best_path_ + "; history " + settings_.run_dir + "/history.csv; curves " +
+            settings_.run_dir + "/curves.png");
+  return outcome;
+}
+
+TrainOutcome run_training(const TrainSettings& settings, bool resume) { return Trainer(settings, resume).run(); }
+
+}  // namespace pneumo::cli

@@ -1,0 +1,91 @@
+// Trainer: one training run as named stages, so each can be read, tested and extended on its own
+// (data-parallel training builds on these):
+//   prepare        settings checked, run directory and log, device, data (labels, split, cache,
+//                  loaders), network and optimizer
+//   restore/save   one run state: network parameters and Adam moments, step, epoch, position in
+//                  the epoch, partial epoch sums, best validation mAP (a checkpoint's metadata)
+//   train_epoch    the batches of one epoch (or what is left of it after a resume); polls Ctrl-C
+//   end_epoch      validation, history, checkpoints (last, best), charts
+// run() strings them together; run_training (apps/training.h) is `Trainer(settings, resume).run()`.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/learning_curves.h"
+#include "apps/run_files.h"
+#include "apps/training.h"
+#include "data/cache.h"
+#include "data/dataset.h"
+#include "data/labels.h"
+#include "data/loader.h"
+#include "engine/context.h"
+#include "layers/adam.h"
+#include "layers/network.h"
+#include "layers/training_step.h"
+
+namespace pneumo::cli {
+
+// Running means of the per-batch values, as Keras reports training metrics.
+struct EpochSums {
+  double loss = 0, accuracy = 0, iou = 0;
+  int64_t batches = 0;
+  void add(const StepResult& step);
+  double mean(double sum) const { return batches ? sum / batches : 0.0; }
+};
+
+// Where a run stands: what a checkpoint's "run.*" metadata holds besides parameters and Adam.
+struct RunState {
+  int64_t epoch = 0;       // epochs finished
+  int64_t next_batch = 0;  // batches of epoch `epoch` already trained
+  EpochSums partial;       // their sums
+  double best_map = -1;    // best validation mAP so far (-1: none yet)
+};
+
+class Trainer {
+ public:
+  // prepare: everything up to the first batch (with resume: restores the run state of
+  // <run_dir>/last.safetensors).
+  Trainer(const TrainSettings& settings, bool resume);
+  TrainOutcome run();
+
+  // The stages, public for tests and for the data-parallel trainer.
+  // Trains epoch state_.epoch from batch state_.next_batch; returns false when interrupted
+  // (Ctrl-C or stop_after_batches), after saving `last`.
+  bool train_epoch();
+  // Validation, history, checkpoints and charts of the epoch just trained; advances state_.
+  void end_epoch(double learning_rate, double seconds);
+  void save(const std::string& path, const RunState& state);
+  void restore(const std::string& path);
+
+  const RunState& state() const { return state_; }
+  Network& network() { return *network_; }
+  double learning_rate_of(int64_t epoch) const;
+
+ private:
+  void prepare_data();
+  void start_new_run();
+
+  TrainSettings settings_;
+  RunLog log_;
+  Device device_;
+  Context context_;
+  DatasetLayout layout_;
+  LabelSet labels_;
+  Split split_;
+  std::unique_ptr<ImageCache> cache_;
+  std::unique_ptr<BatchLoader> train_loader_, validation_loader_;
+  std::unique_ptr<Network> network_;
+  Adam adam_;
+  std::vector<EpochRecord> history_;
+  RunState state_;
+  EpochSums epoch_sums_;  // of the epoch being trained
+  int64_t batches_this_run_ = 0;
+  std::string last_path_, best_path_;
+  // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
+  Tensor images_, masks_;  // (B,S,S,1) each
+};
+
+}  // namespace pneumo::cli
