@@ -105,7 +105,7 @@ TEST_CASE("cosine annealing follows the notebook's schedule") {
   CHECK_THROWS_AS(cosine_annealing(1, 1e-3, 0), Error);
 }
 
-TEST_CASE("Adam on CUDA matches the CPU over three steps") {
+PNEUMO_GPU_TEST_CASE("Adam on CUDA matches the CPU over three steps") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   Context cpu(Device::CPU), cuda(Device::CUDA);
   std::vector<ParameterSpec> specs = {{"conv.weight", {32, 3, 3, 32}, Initializer::GlorotUniform, true, 288, 288},

@@ -330,7 +330,7 @@ TEST_CASE("BatchNorm2d rejects bad shapes, a one-value batch in training, and un
   layer.forward(context, {&input}, output, false);                          // fine in inference
 }
 
-TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, backward, inference (GPU)") {
+PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, backward, inference (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(26);
   Context cpu(Device::CPU);

@@ -327,7 +327,7 @@ void check_gpu_equals_cpu(const std::vector<Mask>& batch, const std::string& wha
 
 }  // namespace
 
-TEST_CASE("GPU labelling and bounds equal the CPU exactly") {
+PNEUMO_GPU_TEST_CASE("GPU labelling and bounds equal the CPU exactly") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   uint32_t seed = 9000;
   for (auto [height, width] : kSizes) {

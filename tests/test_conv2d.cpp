@@ -394,7 +394,7 @@ void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_t
 
 }  // namespace
 
-TEST_CASE("Conv2d CUDA matches CPU, full fp32 (GPU)") {
+PNEUMO_GPU_TEST_CASE("Conv2d CUDA matches CPU, full fp32 (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   // Tolerance 1e-5 of the tensor's largest magnitude: both sides are fp32 with different
   // summation orders (cuDNN FMA kernels vs OpenBLAS).
@@ -403,7 +403,7 @@ TEST_CASE("Conv2d CUDA matches CPU, full fp32 (GPU)") {
   check_cuda_matches_cpu({2, 16, 16, 512, 1, 1}, true, false, 1e-5);
 }
 
-TEST_CASE("Conv2d CUDA with TF32 stays close to CPU (GPU)") {
+PNEUMO_GPU_TEST_CASE("Conv2d CUDA with TF32 stays close to CPU (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   // TF32 keeps 10 mantissa bits: 1e-2 of the largest magnitude.
   check_cuda_matches_cpu({2, 32, 24, 64, 64, 3}, true, true, 1e-2);

@@ -116,7 +116,7 @@ TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
   set_cpu_thread_count(saved_threads);
 }
 
-TEST_CASE("cuda memory round trip (GPU)") {
+PNEUMO_GPU_TEST_CASE("cuda memory round trip (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   Tensor host(Device::CPU, {1000});
   std::vector<float> values(1000);

@@ -162,7 +162,7 @@ TEST_CASE("the network matches PyTorch: forward, loss, gradients, 3 Adam steps (
   run_golden(Device::CPU, Tolerances{1e-5, 1e-6, 1e-4, 3e-5, 1e-6, 1e-5, 1e-5});
 }
 
-TEST_CASE("the network matches PyTorch: forward, loss, gradients, 3 Adam steps (GPU)") {
+PNEUMO_GPU_TEST_CASE("the network matches PyTorch: forward, loss, gradients, 3 Adam steps (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   // cuDNN sums in other orders (fp32, TF32 off): a little looser than the CPU.
   run_golden(Device::CUDA, Tolerances{5e-5, 5e-6, 1e-3, 2e-4, 5e-6, 1e-4, 5e-5});

@@ -248,7 +248,7 @@ TEST_CASE("CPU loss reduction does not depend on the thread count") {
   CHECK(one.bce == four.bce);
 }
 
-TEST_CASE("CUDA loss, gradient and metrics match the CPU") {
+PNEUMO_GPU_TEST_CASE("CUDA loss, gradient and metrics match the CPU") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   Context cpu(Device::CPU), cuda(Device::CUDA);
   std::mt19937_64 generator(17);

@@ -264,7 +264,7 @@ TEST_CASE("a batch-size change reallocates and gives the same per-image result")
   for (size_t i = 0; i < single.size(); ++i) CHECK(single[i] == doctest::Approx(three[i]).epsilon(1e-6));
 }
 
-TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
+PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   const NetworkConfig config{64, 8, 2, 3, 0.0f};
   Tensor images, masks;

@@ -194,7 +194,7 @@ TEST_CASE("LeakyReLU rejects bad shapes and input counts") {
   CHECK_THROWS_AS(layer.forward(context, {&input}, wrong_output, true), Error);
 }
 
-TEST_CASE("LeakyReLU CPU vs CUDA parity (GPU)") {
+PNEUMO_GPU_TEST_CASE("LeakyReLU CPU vs CUDA parity (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(3);
   LeakyReLU cpu_layer(0.0f), cuda_layer(0.0f);
@@ -258,7 +258,7 @@ TEST_CASE("Sigmoid rejects bad shapes") {
   CHECK(layer.forward_flops({{1, 2, 2, 1}}) == 16);
 }
 
-TEST_CASE("Sigmoid CPU vs CUDA parity (GPU)") {
+PNEUMO_GPU_TEST_CASE("Sigmoid CPU vs CUDA parity (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(6);
   Sigmoid cpu_layer, cuda_layer;
@@ -328,7 +328,7 @@ TEST_CASE("Add rejects different shapes and wrong input counts") {
   CHECK(layer.forward_flops({{1, 4, 4, 2}, {1, 4, 4, 2}}) == 32);
 }
 
-TEST_CASE("Add CPU vs CUDA parity (GPU)") {
+PNEUMO_GPU_TEST_CASE("Add CPU vs CUDA parity (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(8);
   Add cpu_layer, cuda_layer;
@@ -398,7 +398,7 @@ TEST_CASE("MaxPool2d rejects inputs smaller than the window") {
   CHECK(layer.forward_flops({{1, 4, 4, 2}}) == 3 * 8);
 }
 
-TEST_CASE("MaxPool2d CPU vs CUDA parity, including ties (GPU)") {
+PNEUMO_GPU_TEST_CASE("MaxPool2d CPU vs CUDA parity, including ties (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(11);
   MaxPool2d cpu_layer, cuda_layer;
@@ -451,7 +451,7 @@ TEST_CASE("Upsample rejects a bad factor and bad shapes") {
   CHECK(layer.forward_flops({{8, 16, 16, 1}}) == 0);
 }
 
-TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
+PNEUMO_GPU_TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   std::mt19937_64 generator(13);
   Upsample cpu_notebook(16), cuda_notebook(16);  // the notebook's output layer

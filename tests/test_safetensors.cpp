@@ -410,7 +410,7 @@ with open(sys.argv[2], "w") as out:
   CHECK(std::stod(value) == static_cast<double>(store.entry("block1.conv1.weight").value.to_vector()[68]));
 }
 
-TEST_CASE("checkpoint of a CUDA store round-trips through the host") {
+PNEUMO_GPU_TEST_CASE("checkpoint of a CUDA store round-trips through the host") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   const std::string path = scratch_folder("checkpoint_cuda") + "/model.safetensors";
   ParameterStore cpu_store(Device::CPU, checkpoint_specs(), 1);

@@ -183,7 +183,7 @@ TEST_CASE("batched CPU post-processing equals one map at a time") {
                   pneumo::Error);
 }
 
-TEST_CASE("GPU post-processing equals the CPU: boxes exactly, confidences to float rounding") {
+PNEUMO_GPU_TEST_CASE("GPU post-processing equals the CPU: boxes exactly, confidences to float rounding") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   for (const ReferenceCase& reference : read_reference()) {
     INFO("map " << reference.name);
