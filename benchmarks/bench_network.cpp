@@ -40,13 +40,14 @@ struct Options {
   int repeats = 3;
   int threads = 0;
   bool layers = false;
+  bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores (PyTorch's cuDNN default)
 };
 
 [[noreturn]] void usage(const std::string& problem) {
   std::fprintf(stderr,
                "bench_network: %s\nusage: bench_network [--device auto|cpu|cuda] [--size 256] "
                "[--channels 32] [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads T] "
-               "[--layers]\n",
+               "[--layers] [--tf32 on|off]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -77,6 +78,10 @@ Options parse(int argc, char** argv) {
     else if (flag == "--batch") options.batch = parse_positive(flag, value);
     else if (flag == "--repeats") options.repeats = static_cast<int>(parse_positive(flag, value));
     else if (flag == "--threads") options.threads = static_cast<int>(parse_positive(flag, value));
+    else if (flag == "--tf32") {
+      if (std::string(value) != "on" && std::string(value) != "off") usage("--tf32: expected on or off, got '" + std::string(value) + "'");
+      options.tf32 = std::string(value) == "on";
+    }
     else usage("unknown option " + flag);
   }
   return options;
@@ -209,6 +214,7 @@ int main(int argc, char** argv) {
     const Device device = resolve_device(options.device);
     Context context(device);
     Network network(device, options.config, 1);
+    network.set_allow_tf32(options.tf32);
     Adam adam(AdamConfig{});
     const NetworkConfig& config = network.config();
     const int64_t N = options.batch, S = config.input_size;

@@ -97,6 +97,9 @@ def main():
     parser.add_argument("--bench", help="path of bench_network to run on the same configuration")
     parser.add_argument("--bench-timeout", type=int, default=900)
     parser.add_argument("--layers", action="store_true", help="pass --layers to bench_network")
+    parser.add_argument("--tf32", choices=["on", "off"], default="off",
+                        help="CUDA: TF32 tensor cores in cuDNN and cuBLAS, on both sides (PyTorch's cuDNN "
+                             "default is on; pneumo's is off). Compare like with like.")
     args = parser.parse_args()
 
     if args.device == "cpu":
@@ -105,6 +108,8 @@ def main():
         sys.exit("pytorch_network.py: --device cuda but torch.cuda.is_available() is False")
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
     memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
     torch.manual_seed(0)
     model = Network(args.channels, args.blocks, args.depth).to(args.device, memory_format=memory_format)
@@ -131,7 +136,7 @@ def main():
              else torch.cuda.get_device_name(0))
     print(f"PyTorch {torch.__version__} ({where}), {'channels_last' if not args.no_channels_last else 'NCHW'}, "
           f"size {args.size} channels {args.channels} blocks {args.blocks} depth {args.depth} "
-          f"batch {args.batch}, {parameters} parameters, median of {args.repeats}")
+          f"batch {args.batch}, {parameters} parameters, median of {args.repeats}, tf32 {args.tf32}")
     torch_train = args.batch / train_seconds
     torch_inference = args.batch / inference_seconds
     print(f"  pytorch training step   {train_seconds * 1e3:10.1f} ms  {torch_train:9.2f} images/s")
@@ -141,7 +146,8 @@ def main():
         return
     command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
                str(args.channels), "--blocks", str(args.blocks), "--depth", str(args.depth),
-               "--batch", str(args.batch), "--repeats", str(args.repeats)] + (["--layers"] if args.layers else [])
+               "--batch", str(args.batch), "--repeats", str(args.repeats), "--tf32", args.tf32] + \
+        (["--layers"] if args.layers else [])
     print("running: " + " ".join(command), flush=True)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=args.bench_timeout)
@@ -156,7 +162,7 @@ def main():
     if not match:
         sys.exit(f"pytorch_network.py: no 'result:' line in the output of {args.bench}")
     ours_inference, ours_train = float(match.group(1)), float(match.group(2))
-    print(f"comparison ({args.device}, batch {args.batch}):")
+    print(f"comparison ({args.device}, batch {args.batch}, tf32 {args.tf32} on both sides):")
     print(f"  training  images/s  pneumo {ours_train:9.2f}  pytorch {torch_train:9.2f}  "
           f"ratio pneumo/pytorch {ours_train / torch_train:6.2f}")
     print(f"  inference images/s  pneumo {ours_inference:9.2f}  pytorch {torch_inference:9.2f}  "

@@ -94,6 +94,11 @@ int Network::add_chain(const std::string& name, std::unique_ptr<Layer> layer, in
   return static_cast<int>(nodes_.size()) - 1;
 }
 
+void Network::set_allow_tf32(bool allow) {
+  for (NetworkNode& node : nodes_)
+    if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_allow_tf32(allow);
+}
+
 Shape Network::input_shape(int64_t batch) const {
   return {batch, config_.input_size, config_.input_size, 1};
 }

@@ -60,6 +60,9 @@ class Network {
   int64_t state_count() const { return store_.state_count(); }
   const std::vector<NetworkNode>& nodes() const { return nodes_; }
   Shape input_shape(int64_t batch) const;  // (N,S,S,1)
+  // CUDA only: lets every convolution use TF32 tensor cores (Conv2d::set_allow_tf32); off by
+  // default, so the GPU computes in full fp32 like the CPU.
+  void set_allow_tf32(bool allow);
 
   // images (N,S,S,1) on device() -> probabilities (N,S,S,1), owned by the network and valid
   // until the next forward. training=true: batch statistics, running statistics updated.
