@@ -45,14 +45,14 @@ int64_t MaxPool2d::forward_flops(const std::vector<Shape>& inputs) const {
 }
 
 void MaxPool2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
-                     bool) {
+                            bool) {
   const Tensor& input = *inputs[0];
   max_pool_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C());
 }
 
 void MaxPool2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
-                      const Tensor& output_gradient,
-                      const std::vector<Tensor*>& input_gradients) {
+                             const Tensor& output_gradient,
+                             const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
   const Tensor& input = *inputs[0];
   max_pool_backward_cpu(input_gradients[0]->data(), input.data(), output_gradient.data(), input.N(),

@@ -30,14 +30,14 @@ int64_t Upsample::forward_flops(const std::vector<Shape>& inputs) const {
 }
 
 void Upsample::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
-                    bool) {
+                           bool) {
   const Tensor& input = *inputs[0];
   upsample_forward_cpu(output.data(), input.data(), input.N(), input.H(), input.W(), input.C(), factor_);
 }
 
 void Upsample::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
-                     const Tensor& output_gradient,
-                     const std::vector<Tensor*>& input_gradients) {
+                            const Tensor& output_gradient,
+                            const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
   const Tensor& input = *inputs[0];
   upsample_backward_cpu(input_gradients[0]->data(), output_gradient.data(), input.N(), input.H(),
