@@ -309,7 +309,7 @@ if (( SANITIZE )); then
         [[ -x $BUILD_DIR/$test ]] || { SANITIZER_SUMMARY+=("$tool $test: not built"); continue; }
         (( $(remaining) < 150 )) && { SANITIZER_SUMMARY+=("$tool $test: not run (budget)"); continue; }
         log=$LOG_DIR/sanitizer-$tool-$test.log
-        limited 60 "$SANITIZER" --tool "$tool" --error-exitcode 99 "$BUILD_DIR/$test" --gpu > "$log" 2>&1
+        limited "$(stage_limit 60 150)" "$SANITIZER" --tool "$tool" --error-exitcode 99 "$BUILD_DIR/$test" --gpu > "$log" 2>&1
         status=$?
         errors=$(grep -m1 -oE 'ERROR SUMMARY: [0-9]+ error|RACECHECK SUMMARY: [0-9]+ hazard[^ ]*' "$log")
         if (( status == 0 )); then
