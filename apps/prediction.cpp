@@ -68,9 +68,10 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   const auto start = std::chrono::steady_clock::now();
   ProgressBar progress("predict", static_cast<int64_t>(ids.size()), stdout);
   Batch batch;
+  Tensor image_storage;  // grow-only device buffer, reused by every batch
   while (loader.next(batch)) {
     if (batch.size == 0) continue;
-    Tensor images(device, {batch.size, image_size, image_size, 1});
+    Tensor images = reuse_storage(image_storage, device, {batch.size, image_size, image_size, 1});
     images.set_values(batch.images);
     const Tensor& probabilities = network.forward(context, images, false);
     std::vector<int> widths(static_cast<size_t>(batch.size), 1024), heights(static_cast<size_t>(batch.size), 1024);

@@ -47,10 +47,11 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
   loader.start_epoch(0);
   Batch batch;
   std::vector<std::string> ids;
+  Tensor image_storage, mask_storage;  // grow-only device buffers, reused by every batch
   while (loader.next(batch)) {
     if (batch.size == 0) continue;
-    Tensor image_tensor(device, {batch.size, size, size, 1});
-    Tensor mask_tensor(device, {batch.size, size, size, 1});
+    Tensor image_tensor = reuse_storage(image_storage, device, {batch.size, size, size, 1});
+    Tensor mask_tensor = reuse_storage(mask_storage, device, {batch.size, size, size, 1});
     image_tensor.set_values(batch.images);
     mask_tensor.set_values(batch.masks);
     StepResult step = evaluate_batch(context, network, image_tensor, mask_tensor);

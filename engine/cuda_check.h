@@ -10,7 +10,17 @@
 
 namespace pneumo {
 const char* cublas_status_name(cublasStatus_t status);
-}
+
+// True when the environment variable PNEUMO_CUDA_SYNC is set to 1 (read once, at the first
+// launch check): every PNEUMO_CUDA_CHECK_LAUNCH then also waits for the device, so an
+// asynchronous fault (an illegal address, a failed device assert) is reported at the launch
+// that caused it instead of at some later, unrelated call. Slow; for debugging only.
+bool cuda_sync_after_launch();
+
+// What PNEUMO_CUDA_CHECK_LAUNCH runs: cudaGetLastError, and with PNEUMO_CUDA_SYNC=1 also
+// cudaDeviceSynchronize; throws pneumo::Error naming `expression`, the file and the line.
+void check_cuda_launch(const char* expression, const char* file, int line);
+}  // namespace pneumo
 
 #define PNEUMO_CUDA_CHECK(expression)                                                        \
   do {                                                                                      \
@@ -36,5 +46,8 @@ const char* cublas_status_name(cublasStatus_t status);
                                    ::pneumo::cublas_status_name(pneumo_status_));           \
   } while (0)
 
-// After every kernel launch: catches bad launch configurations at the launch site.
-#define PNEUMO_CUDA_CHECK_LAUNCH() PNEUMO_CUDA_CHECK(cudaGetLastError())
+// After every kernel launch (and every cuDNN/cuBLAS compute call): catches bad launch
+// configurations at the launch site, and with PNEUMO_CUDA_SYNC=1 also faults that happen while
+// the kernel runs (see cuda_sync_after_launch).
+#define PNEUMO_CUDA_CHECK_LAUNCH() \
+  ::pneumo::check_cuda_launch("kernel launch (cudaGetLastError)", __FILE__, __LINE__)

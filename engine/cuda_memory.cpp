@@ -26,8 +26,9 @@ void cuda_copy(void* destination, Device destination_device, const void* source,
   PNEUMO_CUDA_CHECK(cudaMemcpy(destination, source, bytes, kind));
 }
 
+// Stream-ordered on the default stream: no host synchronisation (gradients are zeroed per step).
 void cuda_zero(void* destination, size_t bytes) {
-  PNEUMO_CUDA_CHECK(cudaMemset(destination, 0, bytes));
+  PNEUMO_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, 0));
 }
 
 const char* cublas_status_name(cublasStatus_t status) {

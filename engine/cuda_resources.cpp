@@ -2,26 +2,27 @@
 
 namespace pneumo {
 
-CudaResources::CudaResources() {
-  PNEUMO_CUDNN_CHECK(cudnnCreate(&cudnn_));
-  PNEUMO_CUBLAS_CHECK(cublasCreate(&cublas_));
+CudnnHandle::CudnnHandle() { PNEUMO_CUDNN_CHECK(cudnnCreate(&handle_)); }
+CudnnHandle::~CudnnHandle() {
+  if (handle_) cudnnDestroy(handle_);
 }
 
-CudaResources::~CudaResources() {
-  if (workspace_) cudaFree(workspace_);
-  if (cublas_) cublasDestroy(cublas_);
-  if (cudnn_) cudnnDestroy(cudnn_);
+CublasHandle::CublasHandle() { PNEUMO_CUBLAS_CHECK(cublasCreate(&handle_)); }
+CublasHandle::~CublasHandle() {
+  if (handle_) cublasDestroy(handle_);
 }
+
+// Members are built in declaration order (cuDNN, cuBLAS, workspace); if the cuBLAS create
+// throws, the already-built cuDNN member is destroyed, so nothing leaks.
+CudaResources::CudaResources() = default;
+CudaResources::~CudaResources() = default;
 
 void* CudaResources::workspace(size_t bytes) {
-  if (bytes > workspace_bytes_) {
-    if (workspace_) PNEUMO_CUDA_CHECK(cudaFree(workspace_));
-    workspace_ = nullptr;
-    workspace_bytes_ = 0;
-    PNEUMO_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
-    workspace_bytes_ = bytes;
+  if (bytes > workspace_.bytes()) {
+    workspace_ = Memory();  // free the old area before allocating the larger one
+    workspace_ = Memory(Device::CUDA, bytes);
   }
-  return workspace_;
+  return workspace_.data();
 }
 
 }  // namespace pneumo

@@ -1,11 +1,19 @@
 #include "engine/device.h"
 
+#include <atomic>
 #include <thread>
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
 
 namespace pneumo {
+
+namespace {
+std::atomic<bool> force_wide_index{false};
+}  // namespace
+
+void set_cuda_wide_index_for_testing(bool force) { force_wide_index = force; }
+bool cuda_wide_index_forced() { return force_wide_index; }
 
 const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
 

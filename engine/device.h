@@ -27,4 +27,10 @@ Device resolve_device(const std::string& choice);
 // One line describing the device, e.g. "cpu (2 threads, OpenBLAS)" or "cuda:0 NVIDIA H200 (sm_90)".
 std::string describe_device(Device device);
 
+// Test hook: true makes the CUDA per-element kernels use 64-bit index math even when the
+// element count would allow 32-bit math, so that the rarely used wide path is exercised on small
+// tensors by the parity tests. No effect on the CPU back end; off by default.
+void set_cuda_wide_index_for_testing(bool force);
+bool cuda_wide_index_forced();
+
 }  // namespace pneumo

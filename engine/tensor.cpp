@@ -75,6 +75,32 @@ Tensor Tensor::reshaped(Shape shape) const {
   return tensor;
 }
 
+Tensor Tensor::leading(Shape shape) const {
+  for (int64_t dimension : shape)
+    if (dimension < 0) throw Error("negative tensor dimension in " + shape_string(shape));
+  if (shape_count(shape) > capacity())
+    throw Error("leading view " + shape_string(shape) + " of a tensor holding " +
+                std::to_string(capacity()) + " floats: too large");
+  Tensor tensor = *this;
+  tensor.shape_ = std::move(shape);
+  return tensor;
+}
+
+int64_t Tensor::capacity() const {
+  if (!owner_ || !data_) return count();
+  const auto* begin = static_cast<const char*>(owner_->data());
+  const auto* here = reinterpret_cast<const char*>(data_);
+  return static_cast<int64_t>((owner_->bytes() - static_cast<size_t>(here - begin)) / sizeof(float));
+}
+
+Tensor reuse_storage(Tensor& storage, Device device, const Shape& shape) {
+  if (storage.empty() || storage.device() != device || storage.capacity() < shape_count(shape)) {
+    storage = Tensor();  // free the old buffer before allocating the larger one
+    storage = Tensor(device, shape);
+  }
+  return storage.leading(shape);
+}
+
 void require_shape(const Tensor& tensor, const Shape& expected, const char* what) {
   if (tensor.shape() != expected)
     throw Error(std::string(what) + ": expected shape " + shape_string(expected) + ", got " +

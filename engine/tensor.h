@@ -50,6 +50,12 @@ class Tensor {
   void set_values(const std::vector<float>& values);  // copies from the host; same count
   // Same data, new shape with the same count.
   Tensor reshaped(Shape shape) const;
+  // The first shape_count(shape) floats under a new shape, sharing ownership of the memory
+  // (the result keeps the whole buffer alive); shape_count(shape) must not exceed capacity().
+  Tensor leading(Shape shape) const;
+  // Floats this tensor's memory holds from data() on: the owned buffer's size (which may exceed
+  // count() for a leading() view), or count() for a non-owning view.
+  int64_t capacity() const;
 
  private:
   Device device_ = Device::CPU;
@@ -57,6 +63,11 @@ class Tensor {
   float* data_ = nullptr;
   std::shared_ptr<Memory> owner_;  // null for views
 };
+
+// A per-batch buffer without a per-batch allocation: returns a tensor of `shape` on `device`
+// backed by `storage`, which is (re)allocated only when it is empty, on another device, or
+// smaller than the shape needs (grow-only). The contents are whatever was there: overwrite them.
+Tensor reuse_storage(Tensor& storage, Device device, const Shape& shape);
 
 // Throws pneumo::Error naming `what` when the tensor's shape or device differs.
 void require_shape(const Tensor& tensor, const Shape& expected, const char* what);

@@ -3,6 +3,7 @@
 // labels out: 0 = background, components numbered 1..n in raster order of their first pixel,
 // exactly as skimage numbers them. The CPU and CUDA versions give identical labels.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -32,8 +33,15 @@ std::vector<ComponentBounds> component_bounds_cpu(const int32_t* labels, int hei
 //
 // Labels a batch: masks (N,H,W) -> labels (N,H,W), component_counts (N). Block-based union-find
 // (Playne and Hawick 2018) then a relabelling pass to skimage's raster-order numbering.
+// row_scratch: 2*N*H device int32s the call may overwrite (per-row root counts and offsets);
+// null allocates them for this call (a cudaMalloc and a synchronising cudaFree), so callers that
+// run per batch pass a buffer they keep (label_components_row_scratch_count).
 void label_components_cuda(const uint8_t* masks, int count, int height, int width,
-                           int32_t* labels, int32_t* component_counts);
+                           int32_t* labels, int32_t* component_counts,
+                           int32_t* row_scratch = nullptr);
+inline size_t label_components_row_scratch_count(int count, int height) {
+  return 2 * static_cast<size_t>(count) * static_cast<size_t>(height);
+}
 
 // Bounds of every component of a labelled batch (N,H,W). component_offsets (N) holds, per image,
 // the index in `bounds` of its label 1 (an exclusive prefix sum of the component counts);

@@ -23,7 +23,8 @@ struct ComponentBoxBatch {
 // output_width) with scikit-image's bilinear resize math (kernels/resize_math.h), thresholded
 // (value > threshold), labelled with 8-connectivity, and boxed. Upscaling only: output sizes must
 // be >= the input sizes (downscaling needs skimage's anti-aliasing, which this path lacks).
-// Device buffers are allocated per call; the results are copied to the host before returning.
+// Device buffers are grow-only and kept per host thread (allocated when a batch is larger than
+// any before, reused otherwise); the results are copied to the host before returning.
 ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height,
                                                  int width, int output_height, int output_width,
                                                  float threshold);

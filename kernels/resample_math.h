@@ -43,14 +43,16 @@ PNEUMO_HD WindowGradient max_pool_route_gradient(float top_left, float top_right
 
 // Nearest-neighbour upsampling by `factor`: the flat NHWC index of the input element that output
 // element `output_index` of an (N, H*factor, W*factor, C) tensor copies, for an (N,H,W,C) input.
-PNEUMO_HD int64_t upsample_source_index(int64_t output_index, int64_t H, int64_t W, int64_t C,
-                                        int64_t factor) {
-  const int64_t channel = output_index % C;
-  int64_t rest = output_index / C;
-  const int64_t x = rest % (W * factor);
+// Index is int64_t on the CPU; the CUDA kernels use int32_t when the tensor allows it.
+template <typename Index>
+PNEUMO_HD Index upsample_source_index(Index output_index, Index H, Index W, Index C,
+                                      Index factor) {
+  const Index channel = output_index % C;
+  Index rest = output_index / C;
+  const Index x = rest % (W * factor);
   rest /= W * factor;
-  const int64_t y = rest % (H * factor);
-  const int64_t n = rest / (H * factor);
+  const Index y = rest % (H * factor);
+  const Index n = rest / (H * factor);
   return ((n * H + y / factor) * W + x / factor) * C + channel;
 }
 

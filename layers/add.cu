@@ -1,4 +1,5 @@
-// CUDA kernels of Add (grid-stride loops over the flat tensors), then their launchers.
+// CUDA kernels of Add (grid-stride loops over the flat tensors, 32-bit index math when the
+// count allows it), then their launchers.
 #include "engine/cuda_resources.h"
 #include "layers/add.h"
 
@@ -6,29 +7,38 @@ namespace pneumo {
 
 namespace {
 
+template <typename Index>
 __global__ void add_forward_kernel(float* output, const float* first, const float* second,
-                                   int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+                                   Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     output[i] = first[i] + second[i];
 }
 
+template <typename Index>
 __global__ void add_backward_kernel(float* input_gradient, const float* output_gradient,
-                                    int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+                                    Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     input_gradient[i] += output_gradient[i];
 }
 
 }  // namespace
 
 void add_forward_cuda(float* output, const float* first, const float* second, int64_t count) {
-  add_forward_kernel<<<grid_size_for(count), 256>>>(output, first, second, count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    add_forward_kernel<Index><<<blocks, 256>>>(output, first, second, static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
 void add_backward_cuda(float* input_gradient, const float* output_gradient, int64_t count) {
-  add_backward_kernel<<<grid_size_for(count), 256>>>(input_gradient, output_gradient, count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    add_backward_kernel<Index><<<blocks, 256>>>(input_gradient, output_gradient,
+                                                static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 

@@ -4,8 +4,9 @@
 // use no atomics: channel_partial_sums_kernel gives each block a fixed chunk of rows; its
 // 32x8 threads walk the channels in tiles of 32 (consecutive threads read consecutive channels,
 // so loads coalesce) with 8 row lanes, accumulate in double, and add the 8 lanes in a fixed
-// order into one partial per (block, channel). A one-thread-per-channel kernel then adds the
-// partials in block order and finishes the statistics. Statistics use a shifted two-pass
+// order into one partial per (block, channel). The finishing kernels then run one block per
+// channel: each thread adds a fixed, strided subset of the partials in block order and a
+// shared-memory tree with a fixed pairing adds those, so the result is the same on every run. Statistics use a shifted two-pass
 // scheme (the CPU takes its shift from a pilot mean instead; kernels/batch_norm_math.h).
 #include <algorithm>
 
@@ -88,25 +89,43 @@ __global__ void channel_partial_sums_kernel(double* partials, const float* input
   }
 }
 
-// Adds the partials of channel c in block order.
-__device__ void total_of_partials(const double* partials, int64_t blocks, int64_t C, int64_t c,
+constexpr int kFinishThreads = 256;  // threads of one finishing block (one channel)
+
+// Totals of channel blockIdx.x over all partials, returned to every thread of the block.
+// Thread t adds partials t, t + kFinishThreads, ... in block order; a tree with a fixed pairing
+// adds the kFinishThreads sums. The order depends only on `blocks`: deterministic.
+__device__ void total_of_partials(const double* partials, int64_t blocks, int64_t C,
                                   double* first, double* second) {
+  __shared__ double shared_first[kFinishThreads];
+  __shared__ double shared_second[kFinishThreads];
+  const int64_t c = blockIdx.x;
   double sum_first = 0.0, sum_second = 0.0;
-  for (int64_t block = 0; block < blocks; ++block) {
+  for (int64_t block = threadIdx.x; block < blocks; block += kFinishThreads) {
     sum_first += partials[block * 2 * C + c];
     sum_second += partials[block * 2 * C + C + c];
   }
-  *first = sum_first;
-  *second = sum_second;
+  shared_first[threadIdx.x] = sum_first;
+  shared_second[threadIdx.x] = sum_second;
+  __syncthreads();
+  for (int stride = kFinishThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      shared_first[threadIdx.x] += shared_first[threadIdx.x + stride];
+      shared_second[threadIdx.x] += shared_second[threadIdx.x + stride];
+    }
+    __syncthreads();
+  }
+  *first = shared_first[0];
+  *second = shared_second[0];
 }
 
 // shift (C) = float(sum x / rows): the first pass's mean.
+// Grid (C), block (kFinishThreads), as for every finishing kernel.
 __global__ void finish_shift_kernel(float* shift, const double* partials, int64_t blocks,
                                     int64_t rows, int64_t C) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
+  const int64_t c = blockIdx.x;
   double sum, unused;
-  total_of_partials(partials, blocks, C, c, &sum, &unused);
+  total_of_partials(partials, blocks, C, &sum, &unused);
+  if (threadIdx.x != 0) return;
   shift[c] = static_cast<float>(sum / static_cast<double>(rows));
 }
 
@@ -115,10 +134,10 @@ __global__ void finish_statistics_kernel(float* mean, float* inv_std, float* run
                                          float* running_var, const double* partials,
                                          int64_t blocks, int64_t rows, int64_t C, float momentum,
                                          float epsilon) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
+  const int64_t c = blockIdx.x;
   double sum_d, sum_d2;
-  total_of_partials(partials, blocks, C, c, &sum_d, &sum_d2);
+  total_of_partials(partials, blocks, C, &sum_d, &sum_d2);
+  if (threadIdx.x != 0) return;
   const double M = static_cast<double>(rows);
   const double batch_mean = batch_norm_mean(mean[c], sum_d, M);
   const double variance = batch_norm_biased_variance(sum_d, sum_d2, M);
@@ -136,12 +155,12 @@ __global__ void inference_statistics_kernel(float* mean, float* inv_std, const f
   inv_std[c] = batch_norm_inverse_std(running_var[c], epsilon);
 }
 
+template <typename Index>
 __global__ void normalize_kernel(float* output, const float* input, const float* mean,
                                  const float* inv_std, const float* gamma, const float* beta,
-                                 int64_t count, int64_t C) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C;
+                                 Index count, Index C) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
+    const Index c = i % C;
     output[i] = batch_norm_output(input[i], mean[c], gamma[c] * inv_std[c], beta[c]);
   }
 }
@@ -152,10 +171,10 @@ __global__ void finish_gradient_kernel(float* coefficients, float* gamma_gradien
                                        float* beta_gradient, const float* gamma,
                                        const float* inv_std, const double* partials,
                                        int64_t blocks, int64_t rows, int64_t C, bool training) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
+  const int64_t c = blockIdx.x;
   double sum_dy, sum_dy_x_hat;
-  total_of_partials(partials, blocks, C, c, &sum_dy, &sum_dy_x_hat);
+  total_of_partials(partials, blocks, C, &sum_dy, &sum_dy_x_hat);
+  if (threadIdx.x != 0) return;
   gamma_gradient[c] += static_cast<float>(sum_dy_x_hat);
   beta_gradient[c] += static_cast<float>(sum_dy);
   const double M = static_cast<double>(rows);
@@ -164,12 +183,12 @@ __global__ void finish_gradient_kernel(float* coefficients, float* gamma_gradien
   coefficients[2 * C + c] = training ? static_cast<float>(sum_dy_x_hat / M) : 0.0f;
 }
 
+template <typename Index>
 __global__ void input_gradient_kernel(float* input_gradient, const float* output_gradient,
                                       const float* input, const float* mean, const float* inv_std,
-                                      const float* coefficients, int64_t count, int64_t C) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C;
+                                      const float* coefficients, Index count, Index C) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
+    const Index c = i % C;
     const float x_hat = batch_norm_normalized(input[i], mean[c], inv_std[c]);
     input_gradient[i] += batch_norm_input_gradient(output_gradient[i], x_hat, coefficients[c],
                                                    coefficients[C + c], coefficients[2 * C + c]);
@@ -197,6 +216,12 @@ void launch_partial_sums(double* partials, const float* input, const float* outp
 
 int channel_grid(int64_t C) { return static_cast<int>((C + 255) / 256); }
 
+// One finishing block per channel.
+unsigned finish_grid(int64_t C) {
+  PNEUMO_REQUIRE(C > 0 && C <= INT32_MAX, "BatchNorm2d CUDA: channel count out of range");
+  return static_cast<unsigned>(C);
+}
+
 }  // namespace
 
 void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
@@ -208,14 +233,13 @@ void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* run
   double* partials = scratch_partials(scratch, shape.blocks, C);
   // Pass 1: the mean, written into `mean` as the shift of pass 2.
   launch_partial_sums<SumKind::Input>(partials, input, nullptr, nullptr, nullptr, rows, C, shape);
-  finish_shift_kernel<<<channel_grid(C), 256>>>(mean, partials, shape.blocks, rows, C);
+  finish_shift_kernel<<<finish_grid(C), kFinishThreads>>>(mean, partials, shape.blocks, rows, C);
   PNEUMO_CUDA_CHECK_LAUNCH();
   // Pass 2: sums of x - shift and their squares.
   launch_partial_sums<SumKind::ShiftedInput>(partials, input, nullptr, mean, nullptr, rows, C,
                                              shape);
-  finish_statistics_kernel<<<channel_grid(C), 256>>>(mean, inv_std, running_mean, running_var,
-                                                     partials, shape.blocks, rows, C, momentum,
-                                                     epsilon);
+  finish_statistics_kernel<<<finish_grid(C), kFinishThreads>>>(
+      mean, inv_std, running_mean, running_var, partials, shape.blocks, rows, C, momentum, epsilon);
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
@@ -230,8 +254,12 @@ void batch_norm_normalize_cuda(float* output, const float* input, const float* m
                                const float* inv_std, const float* gamma, const float* beta,
                                int64_t rows, int64_t C) {
   const int64_t count = rows * C;
-  normalize_kernel<<<grid_size_for(count), 256>>>(output, input, mean, inv_std, gamma, beta, count,
-                                                  C);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    normalize_kernel<Index><<<blocks, 256>>>(output, input, mean, inv_std, gamma, beta,
+                                             static_cast<Index>(count), static_cast<Index>(C));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
@@ -244,14 +272,20 @@ void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, floa
   float* coefficients = reinterpret_cast<float*>(partials + shape.blocks * 2 * C);  // (3, C)
   launch_partial_sums<SumKind::Gradient>(partials, input, output_gradient, mean, inv_std, rows, C,
                                          shape);
-  finish_gradient_kernel<<<channel_grid(C), 256>>>(coefficients, gamma_gradient, beta_gradient,
-                                                   gamma, inv_std, partials, shape.blocks, rows,
-                                                   C, training);
+  finish_gradient_kernel<<<finish_grid(C), kFinishThreads>>>(coefficients, gamma_gradient,
+                                                             beta_gradient, gamma, inv_std,
+                                                             partials, shape.blocks, rows, C,
+                                                             training);
   PNEUMO_CUDA_CHECK_LAUNCH();
   if (!input_gradient) return;
   const int64_t count = rows * C;
-  input_gradient_kernel<<<grid_size_for(count), 256>>>(input_gradient, output_gradient, input, mean,
-                                                       inv_std, coefficients, count, C);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    input_gradient_kernel<Index><<<blocks, 256>>>(input_gradient, output_gradient, input, mean,
+                                                  inv_std, coefficients, static_cast<Index>(count),
+                                                  static_cast<Index>(C));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 

@@ -282,6 +282,7 @@ std::vector<ParameterSpec> Conv2d::parameter_specs() const {
 }
 
 void Conv2d::bind_parameters(const ParameterStore& store, const std::string& prefix) {
+  name_ = prefix;
   const ParameterEntry& weight = store.entry(prefix + ".weight");
   require_shape(weight.value, {out_channels_, kernel_size_, kernel_size_, in_channels_},
                 "Conv2d weight");

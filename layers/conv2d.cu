@@ -13,6 +13,7 @@
 #include "engine/cuda_check.h"
 #include "engine/cuda_resources.h"
 #include "engine/memory.h"
+#include "layers/conv2d_algorithm.h"
 #include "layers/conv2d_cuda.h"
 
 namespace pneumo {
@@ -37,18 +38,19 @@ struct Conv2dCudaPlan {
 // whole network and never shrinks.
 constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
 
-// Without TF32 only FMA (full fp32) kernels are acceptable; fp16 down-conversion never is.
-template <typename Perf>
-bool acceptable(const Perf& perf, bool allow_tf32) {
-  if (perf.status != CUDNN_STATUS_SUCCESS || perf.memory > kMaxWorkspaceBytes) return false;
-  if (perf.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
-  return allow_tf32 || perf.mathType != CUDNN_TENSOR_OP_MATH;
+ConvAlgorithmMath algorithm_math(cudnnMathType_t math) {
+  switch (math) {
+    case CUDNN_FMA_MATH: return ConvAlgorithmMath::Fma;
+    case CUDNN_TENSOR_OP_MATH: return ConvAlgorithmMath::TensorOp;
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return ConvAlgorithmMath::TensorOpConversion;
+    default: return ConvAlgorithmMath::Default;
+  }
 }
 
-// The math type the descriptor carries while running the algorithm of `perf`.
-template <typename Perf>
-cudnnMathType_t math_for(const Perf& perf, bool allow_tf32) {
-  return allow_tf32 ? perf.mathType : CUDNN_FMA_MATH;
+// The math type the descriptor carries while running a candidate: its own with TF32 allowed,
+// full fp32 (FMA) otherwise.
+cudnnMathType_t math_for(cudnnMathType_t candidate_math, bool allow_tf32) {
+  return allow_tf32 ? candidate_math : CUDNN_FMA_MATH;
 }
 
 std::string geometry_string(const Conv2dGeometry& g) {
@@ -63,8 +65,141 @@ int to_int(int64_t value, const char* what) {
   return static_cast<int>(value);
 }
 
+// The three directions differ only in their cuDNN entry points and algorithm enums; each is a
+// traits struct for choose_algorithm below.
+struct ForwardDirection {
+  using Algorithm = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr const char* kName = "forward";
+  static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
+    return cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, count);
+  }
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
+                                 int* returned, Perf* results) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(cudnn, plan.input.get(), plan.filter.get(),
+                                                  plan.convolution.get(), plan.output.get(),
+                                                  count, returned, results);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
+                                 Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(cudnn, plan.input.get(), plan.filter.get(),
+                                                   plan.convolution.get(), plan.output.get(),
+                                                   algorithm, bytes);
+  }
+  static const char* algorithm_name(Algorithm algorithm) {
+    static const char* const names[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM",
+                                        "DIRECT", "FFT", "FFT_TILING", "WINOGRAD",
+                                        "WINOGRAD_NONFUSED"};
+    const int index = static_cast<int>(algorithm);
+    return index >= 0 && index < 8 ? names[index] : "FWD_ALGO";
+  }
+};
+
+struct BackwardDataDirection {
+  using Algorithm = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr const char* kName = "backward-data";
+  static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
+    return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, count);
+  }
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
+                                 int* returned, Perf* results) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn, plan.filter.get(), plan.output.get(),
+                                                       plan.convolution.get(), plan.input.get(),
+                                                       count, returned, results);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
+                                 Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, plan.filter.get(),
+                                                        plan.output.get(), plan.convolution.get(),
+                                                        plan.input.get(), algorithm, bytes);
+  }
+  static const char* algorithm_name(Algorithm algorithm) {
+    static const char* const names[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD",
+                                        "WINOGRAD_NONFUSED"};
+    const int index = static_cast<int>(algorithm);
+    return index >= 0 && index < 6 ? names[index] : "BWD_DATA_ALGO";
+  }
+};
+
+struct BackwardFilterDirection {
+  using Algorithm = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr const char* kName = "backward-filter";
+  static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
+    return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, count);
+  }
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
+                                 int* returned, Perf* results) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
+        count, returned, results);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
+                                 Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
+        algorithm, bytes);
+  }
+  static const char* algorithm_name(Algorithm algorithm) {
+    static const char* const names[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD",
+                                        "WINOGRAD_NONFUSED", "FFT_TILING"};
+    const int index = static_cast<int>(algorithm);
+    return index >= 0 && index < 7 ? names[index] : "BWD_FILTER_ALGO";
+  }
+};
+
+// What one direction of a plan runs with.
+template <typename Direction>
+struct ChosenAlgorithm {
+  typename Direction::Algorithm algorithm{};
+  cudnnMathType_t math{};
+  size_t workspace = 0;
+};
+
+// Asks the heuristic for its ranked candidates, then takes the first that is usable
+// (choose_conv_algorithm: heuristic status, math, workspace query, workspace limit). The
+// descriptor's math type is the candidate's while its workspace is queried and `requested_math`
+// again on return. Throws, naming the layer, the shape and every candidate tried, when none is.
+template <typename Direction>
+ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t cudnn,
+                                            bool allow_tf32, cudnnMathType_t requested_math,
+                                            const std::string& layer_name,
+                                            const std::string& shape) {
+  int count = 0, returned = 0;
+  PNEUMO_CUDNN_CHECK(Direction::max_count(cudnn, &count));
+  std::vector<typename Direction::Perf> results(static_cast<size_t>(std::max(count, 1)));
+  PNEUMO_CUDNN_CHECK(Direction::heuristic(cudnn, plan, count, &returned, results.data()));
+  results.resize(static_cast<size_t>(std::max(0, std::min(returned, count))));
+
+  std::vector<ConvAlgorithmCandidate> candidates;
+  for (const auto& perf : results) {
+    ConvAlgorithmCandidate candidate;
+    candidate.algorithm = static_cast<int>(perf.algo);
+    candidate.algorithm_name = Direction::algorithm_name(perf.algo);
+    candidate.heuristic_ok = perf.status == CUDNN_STATUS_SUCCESS;
+    candidate.heuristic_status = cudnnGetErrorString(perf.status);
+    candidate.math = algorithm_math(perf.mathType);
+    candidates.push_back(candidate);
+  }
+  const ConvWorkspaceQuery query = [&](const ConvAlgorithmCandidate& candidate, size_t* bytes) {
+    const auto& perf = results[static_cast<size_t>(&candidate - candidates.data())];
+    PNEUMO_CUDNN_CHECK(
+        cudnnSetConvolutionMathType(plan.convolution.get(), math_for(perf.mathType, allow_tf32)));
+    const cudnnStatus_t status = Direction::workspace(cudnn, plan, perf.algo, bytes);
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
+    return status == CUDNN_STATUS_SUCCESS ? std::string() : std::string(cudnnGetErrorString(status));
+  };
+  const ConvAlgorithmChoice choice =
+      choose_conv_algorithm(candidates, allow_tf32, kMaxWorkspaceBytes, query);
+  if (choice.index < 0)
+    throw Error(no_conv_algorithm_message(layer_name, Direction::kName, shape, choice));
+  const auto& perf = results[static_cast<size_t>(choice.index)];
+  return {perf.algo, math_for(perf.mathType, allow_tf32), choice.workspace_bytes};
+}
+
 void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g,
-                bool allow_tf32) {
+                bool allow_tf32, const std::string& layer_name) {
   const int N = to_int(g.N, "N"), H = to_int(g.H, "H"), W = to_int(g.W, "W");
   const int C = to_int(g.C, "C"), K = to_int(g.K, "K"), R = g.kernel_size, pad = g.padding();
   to_int(g.pixels() * std::max(g.C, g.K), "tensor size");
@@ -80,88 +215,48 @@ void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry&
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   const cudnnMathType_t requested_math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
-  const std::string where = " for Conv2d " + geometry_string(g);
+  const std::string shape = geometry_string(g) + (allow_tf32 ? " (TF32 allowed)" : " (fp32)");
 
-  {  // forward
-    int count = 0, returned = 0;
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, &count));
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> results(static_cast<size_t>(count));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(), plan.output.get(),
-        count, &returned, results.data()));
-    int chosen = -1;
-    for (int i = 0; i < returned && chosen < 0; ++i)
-      if (acceptable(results[i], allow_tf32)) chosen = i;
-    if (chosen < 0) throw Error("cuDNN offers no usable forward convolution algorithm" + where);
-    plan.forward_algorithm = results[chosen].algo;
-    plan.forward_math = math_for(results[chosen], allow_tf32);
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.forward_math));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
-        cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(), plan.output.get(),
-        plan.forward_algorithm, &plan.forward_workspace));
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
-  }
-  {  // backward data
-    int count = 0, returned = 0;
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, &count));
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> results(static_cast<size_t>(count));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        cudnn, plan.filter.get(), plan.output.get(), plan.convolution.get(), plan.input.get(),
-        count, &returned, results.data()));
-    int chosen = -1;
-    for (int i = 0; i < returned && chosen < 0; ++i)
-      if (acceptable(results[i], allow_tf32)) chosen = i;
-    if (chosen < 0) throw Error("cuDNN offers no usable backward-data convolution algorithm" + where);
-    plan.backward_data_algorithm = results[chosen].algo;
-    plan.backward_data_math = math_for(results[chosen], allow_tf32);
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_data_math));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-        cudnn, plan.filter.get(), plan.output.get(), plan.convolution.get(), plan.input.get(),
-        plan.backward_data_algorithm, &plan.backward_data_workspace));
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
-  }
-  {  // backward filter
-    int count = 0, returned = 0;
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, &count));
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> results(static_cast<size_t>(count));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
-        count, &returned, results.data()));
-    int chosen = -1;
-    for (int i = 0; i < returned && chosen < 0; ++i)
-      if (acceptable(results[i], allow_tf32)) chosen = i;
-    if (chosen < 0) throw Error("cuDNN offers no usable backward-filter convolution algorithm" + where);
-    plan.backward_filter_algorithm = results[chosen].algo;
-    plan.backward_filter_math = math_for(results[chosen], allow_tf32);
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
-    PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
-        plan.backward_filter_algorithm, &plan.backward_filter_workspace));
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
-  }
+  const auto forward = choose_algorithm<ForwardDirection>(plan, cudnn, allow_tf32, requested_math,
+                                                          layer_name, shape);
+  plan.forward_algorithm = forward.algorithm;
+  plan.forward_math = forward.math;
+  plan.forward_workspace = forward.workspace;
+  const auto backward_data = choose_algorithm<BackwardDataDirection>(
+      plan, cudnn, allow_tf32, requested_math, layer_name, shape);
+  plan.backward_data_algorithm = backward_data.algorithm;
+  plan.backward_data_math = backward_data.math;
+  plan.backward_data_workspace = backward_data.workspace;
+  const auto backward_filter = choose_algorithm<BackwardFilterDirection>(
+      plan, cudnn, allow_tf32, requested_math, layer_name, shape);
+  plan.backward_filter_algorithm = backward_filter.algorithm;
+  plan.backward_filter_math = backward_filter.math;
+  plan.backward_filter_workspace = backward_filter.workspace;
 }
 
 }  // namespace
 
 class Conv2dCudaPlans {
  public:
+  explicit Conv2dCudaPlans(std::string layer_name) : layer_name_(std::move(layer_name)) {}
   Conv2dCudaPlan& get(CudaResources& resources, const Conv2dGeometry& g, bool allow_tf32) {
     const auto key = std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32);
     auto found = plans_.find(key);
     if (found != plans_.end()) return *found->second;
     auto plan = std::make_unique<Conv2dCudaPlan>();
-    build_plan(*plan, resources.cudnn(), g, allow_tf32);
+    build_plan(*plan, resources.cudnn(), g, allow_tf32, layer_name_);
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
 
  private:
+  std::string layer_name_;  // for errors, e.g. "block1_1.conv1"
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool>,
            std::unique_ptr<Conv2dCudaPlan>>
       plans_;
 };
 
-std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans() {
-  return std::make_shared<Conv2dCudaPlans>();
+std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer_name) {
+  return std::make_shared<Conv2dCudaPlans>(layer_name);
 }
 
 void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
@@ -181,6 +276,7 @@ void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dG
   if (bias)
     PNEUMO_CUDNN_CHECK(cudnnAddTensor(resources.cudnn(), &one, plan.bias.get(), bias, &one,
                                       plan.output.get(), output));
+  PNEUMO_CUDA_CHECK_LAUNCH();  // with PNEUMO_CUDA_SYNC=1, faults are reported here
 }
 
 void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
@@ -199,6 +295,7 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
         resources.cudnn(), &one, plan.filter.get(), weight, plan.output.get(), output_gradient,
         plan.convolution.get(), plan.backward_data_algorithm, workspace,
         plan.backward_data_workspace, &one, plan.input.get(), input_gradient));
+    PNEUMO_CUDA_CHECK_LAUNCH();
   }
   {
     void* workspace = plan.backward_filter_workspace
@@ -211,6 +308,7 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
         resources.cudnn(), &one, plan.input.get(), input, plan.output.get(), output_gradient,
         plan.convolution.get(), plan.backward_filter_algorithm, workspace,
         plan.backward_filter_workspace, &one, plan.filter.get(), weight_gradient));
+    PNEUMO_CUDA_CHECK_LAUNCH();
   }
   if (bias_gradient) {
     const int64_t pixels = geometry.pixels();
@@ -227,6 +325,7 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
                                     static_cast<int>(geometry.K),
                                     static_cast<const float*>(plan.ones.data()), 1, &one,
                                     bias_gradient, 1));
+    PNEUMO_CUDA_CHECK_LAUNCH();
   }
 }
 
@@ -235,7 +334,7 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
 void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
                           Tensor& output, bool) {
   const Tensor& input = *inputs[0];
-  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
   conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
                       output.data(), input.data(), weight_.data(),
                       has_bias_ ? bias_.data() : nullptr);
@@ -245,7 +344,7 @@ void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& i
                            const Tensor&, const Tensor& output_gradient,
                            const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
-  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans();
+  if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
   conv2d_backward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
                        input_gradients[0] ? input_gradients[0]->data() : nullptr,
                        weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,

@@ -84,6 +84,7 @@ class Conv2d : public Layer {
   Tensor weight_, weight_gradient_;  // views (K,R,S,C)
   Tensor bias_, bias_gradient_;      // views (K); empty without bias
   std::vector<float> cpu_scratch_;   // grow-only: im2col columns / padded input, packed filter
+  std::string name_;  // the parameter prefix, e.g. "block1_1.conv1"; names the layer in errors
   std::shared_ptr<Conv2dCudaPlans> cuda_plans_;  // created on first CUDA call
 };
 

@@ -4,6 +4,7 @@
 // input, weight and bias gradients. All pointers are device pointers; nothing is copied.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "engine/context.h"
 #include "layers/conv2d.h"
@@ -12,7 +13,8 @@ namespace pneumo {
 
 // A cache of cuDNN descriptors, chosen algorithms and workspace sizes, one entry per
 // (geometry, allow_tf32), filled on first use so algorithms are chosen once per input shape.
-std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans();
+// layer_name (e.g. "block1_1.conv1") names the layer in errors, such as "no usable algorithm".
+std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer_name = "");
 
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); bias may be null.
 // allow_tf32=false keeps cuDNN on full-fp32 FMA kernels (CUDNN_FMA_MATH).

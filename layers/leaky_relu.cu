@@ -1,4 +1,5 @@
-// CUDA kernels of LeakyReLU (grid-stride loops over the flat tensor), then their launchers.
+// CUDA kernels of LeakyReLU (grid-stride loops over the flat tensor, 32-bit
+// index math when the count allows it), then their launchers.
 #include "engine/cuda_resources.h"
 #include "kernels/activation_math.h"
 #include "layers/leaky_relu.h"
@@ -7,32 +8,41 @@ namespace pneumo {
 
 namespace {
 
+template <typename Index>
 __global__ void leaky_relu_forward_kernel(float* output, const float* input, float slope,
-                                          int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+                                          Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     output[i] = leaky_relu(input[i], slope);
 }
 
+template <typename Index>
 __global__ void leaky_relu_backward_kernel(float* input_gradient, const float* input,
                                            const float* output_gradient, float slope,
-                                           int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+                                           Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     input_gradient[i] += leaky_relu_gradient(input[i], output_gradient[i], slope);
 }
 
 }  // namespace
 
 void leaky_relu_forward_cuda(float* output, const float* input, float slope, int64_t count) {
-  leaky_relu_forward_kernel<<<grid_size_for(count), 256>>>(output, input, slope, count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    leaky_relu_forward_kernel<Index><<<blocks, 256>>>(output, input, slope,
+                                                      static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
 void leaky_relu_backward_cuda(float* input_gradient, const float* input,
                               const float* output_gradient, float slope, int64_t count) {
-  leaky_relu_backward_kernel<<<grid_size_for(count), 256>>>(input_gradient, input,
-                                                            output_gradient, slope, count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    leaky_relu_backward_kernel<Index><<<blocks, 256>>>(input_gradient, input, output_gradient,
+                                                       slope, static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,7 +1,8 @@
 // CUDA side of layers/loss.h: kernels, then their launchers. The loss runs in two passes, a
 // deterministic block reduction of the four batch sums (fixed grid, fixed tree order, partials
 // finished on the host in block order) and then the per-pixel gradient. The metrics reduce each
-// image's slice into per-block partials that the host adds up.
+// image's slice into per-block partials that the host adds up. Per-element index math is 32-bit
+// when the count allows it.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -36,12 +37,12 @@ __device__ void block_sum(double (&shared)[kValues][kBlock], const double (&loca
 }
 
 // partials: (gridDim.x, 4) = bce_sum, intersection, target_sum, prediction_sum per block.
+template <typename Index>
 __global__ void iou_bce_sums_kernel(double* partials, const float* predictions,
-                                    const float* targets, long long count) {
+                                    const float* targets, Index count) {
   __shared__ double shared[4][kBlock];
   double local[4] = {0, 0, 0, 0};
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
     const float p = predictions[i], y = targets[i];
     local[0] += binary_cross_entropy_term(p, y);
     local[1] += static_cast<double>(y) * static_cast<double>(p);
@@ -51,25 +52,26 @@ __global__ void iou_bce_sums_kernel(double* partials, const float* predictions,
   block_sum<4>(shared, local, partials + 4 * blockIdx.x);
 }
 
+template <typename Index>
 __global__ void iou_bce_gradient_kernel(float* gradient, const float* predictions,
-                                        const float* targets, long long count,
+                                        const float* targets, Index count,
                                         IouBceGradientScalars scalars) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     gradient[i] = iou_bce_gradient(predictions[i], targets[i], scalars);
 }
 
 // grid (blocks_per_image, images); partials: (images, blocks_per_image, 4) = intersection,
 // target_sum, prediction_sum, correct_pixels.
+template <typename Index>
 __global__ void segmentation_metric_sums_kernel(double* partials, const float* predictions,
-                                                const float* targets, long long pixels_per_image) {
+                                                const float* targets, Index pixels_per_image) {
   __shared__ double shared[4][kBlock];
-  const long long image = blockIdx.y;
+  const long long image = blockIdx.y;  // image offsets stay 64-bit: the batch may be large
   const float* p = predictions + image * pixels_per_image;
   const float* y = targets + image * pixels_per_image;
   double local[4] = {0, 0, 0, 0};
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-       i < pixels_per_image; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  for (Index i = grid_stride_first<Index>(); i < pixels_per_image;
+       i += grid_stride_step<Index>()) {
     const float rounded = rounded_prediction(p[i]);
     local[0] += static_cast<double>(y[i]) * rounded;
     local[1] += y[i];
@@ -86,7 +88,11 @@ IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const f
   const int blocks = std::min(grid_size_for(count, kBlock), kMaxSumBlocks);
   const size_t partial_bytes = sizeof(double) * 4 * static_cast<size_t>(blocks);
   double* partials = static_cast<double*>(context.cuda().workspace(partial_bytes));
-  iou_bce_sums_kernel<<<blocks, kBlock>>>(partials, predictions, targets, count);
+  launch_with_index(count, blocks, kBlock, [&](auto index) {
+    using Index = decltype(index);
+    iou_bce_sums_kernel<Index><<<blocks, kBlock>>>(partials, predictions, targets,
+                                                   static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
   std::vector<double> host(4 * static_cast<size_t>(blocks));
   copy_bytes(host.data(), Device::CPU, partials, Device::CUDA, partial_bytes);  // device -> host
@@ -102,8 +108,12 @@ IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const f
 
 void iou_bce_gradient_cuda(float* gradient, const float* predictions, const float* targets,
                            int64_t count, IouBceGradientScalars scalars) {
-  iou_bce_gradient_kernel<<<grid_size_for(count, kBlock), kBlock>>>(gradient, predictions, targets,
-                                                                    count, scalars);
+  const int blocks = grid_size_for(count, kBlock);
+  launch_with_index(count, blocks, kBlock, [&](auto index) {
+    using Index = decltype(index);
+    iou_bce_gradient_kernel<Index><<<blocks, kBlock>>>(gradient, predictions, targets,
+                                                       static_cast<Index>(count), scalars);
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
@@ -115,8 +125,12 @@ void segmentation_metric_sums_cuda(Context& context, ImageMetricSums* sums,
   const int blocks_per_image = std::min(grid_size_for(pixels_per_image, kBlock), kMaxBlocksPerImage);
   const size_t partial_count = 4 * static_cast<size_t>(blocks_per_image) * static_cast<size_t>(images);
   double* partials = static_cast<double*>(context.cuda().workspace(sizeof(double) * partial_count));
-  segmentation_metric_sums_kernel<<<dim3(blocks_per_image, static_cast<unsigned>(images)), kBlock>>>(
-      partials, predictions, targets, pixels_per_image);
+  launch_with_index(pixels_per_image, blocks_per_image, kBlock, [&](auto index) {
+    using Index = decltype(index);
+    segmentation_metric_sums_kernel<Index>
+        <<<dim3(blocks_per_image, static_cast<unsigned>(images)), kBlock>>>(
+            partials, predictions, targets, static_cast<Index>(pixels_per_image));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
   std::vector<double> host(partial_count);
   copy_bytes(host.data(), Device::CPU, partials, Device::CUDA, sizeof(double) * partial_count);  // device -> host

@@ -1,7 +1,7 @@
 // CUDA kernels of MaxPool2d, then their launchers. One thread per output element (grid-stride);
 // consecutive threads take consecutive channels, so loads and stores coalesce in NHWC. Windows
 // do not overlap (stride 2 = window 2), so in backward each input element is written by exactly
-// one thread: no atomics, deterministic.
+// one thread: no atomics, deterministic. Index math is 32-bit when the input tensor allows it.
 #include "engine/cuda_resources.h"
 #include "kernels/resample_math.h"
 #include "layers/max_pool.h"
@@ -11,34 +11,35 @@ namespace pneumo {
 namespace {
 
 // Flat NHWC index of the top-left input of the window of output element `index`.
-__device__ __forceinline__ int64_t window_top_left(int64_t index, int64_t H, int64_t W, int64_t C) {
-  const int64_t OH = H / 2, OW = W / 2;
-  const int64_t k = index % C;
-  int64_t rest = index / C;
-  const int64_t ow = rest % OW;
+template <typename Index>
+__device__ __forceinline__ Index window_top_left(Index index, Index H, Index W, Index C) {
+  const Index OH = H / 2, OW = W / 2;
+  const Index k = index % C;
+  Index rest = index / C;
+  const Index ow = rest % OW;
   rest /= OW;
-  const int64_t oh = rest % OH;
-  const int64_t n = rest / OH;
+  const Index oh = rest % OH;
+  const Index n = rest / OH;
   return ((n * H + 2 * oh) * W + 2 * ow) * C + k;
 }
 
-__global__ void max_pool_forward_kernel(float* output, const float* input, int64_t N, int64_t H,
-                                        int64_t W, int64_t C) {
-  const int64_t count = N * (H / 2) * (W / 2) * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t a = window_top_left(i, H, W, C), b = a + C, c = a + W * C, d = c + C;
+template <typename Index>
+__global__ void max_pool_forward_kernel(float* output, const float* input, Index N, Index H,
+                                        Index W, Index C) {
+  const Index count = N * (H / 2) * (W / 2) * C;
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
+    const Index a = window_top_left(i, H, W, C), b = a + C, c = a + W * C, d = c + C;
     output[i] = max_pool_max(input[a], input[b], input[c], input[d]);
   }
 }
 
+template <typename Index>
 __global__ void max_pool_backward_kernel(float* input_gradient, const float* input,
-                                         const float* output_gradient, int64_t N, int64_t H,
-                                         int64_t W, int64_t C) {
-  const int64_t count = N * (H / 2) * (W / 2) * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t a = window_top_left(i, H, W, C), b = a + C, c = a + W * C, d = c + C;
+                                         const float* output_gradient, Index N, Index H,
+                                         Index W, Index C) {
+  const Index count = N * (H / 2) * (W / 2) * C;
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
+    const Index a = window_top_left(i, H, W, C), b = a + C, c = a + W * C, d = c + C;
     const WindowGradient shares =
         max_pool_route_gradient(input[a], input[b], input[c], input[d], output_gradient[i]);
     input_gradient[a] += shares.top_left;
@@ -48,22 +49,37 @@ __global__ void max_pool_backward_kernel(float* input_gradient, const float* inp
   }
 }
 
+// Index math reaches the input's count (4x the output's); the grid covers the output.
+template <typename Kernel>
+void launch_max_pool(int64_t N, int64_t H, int64_t W, int64_t C, Kernel&& kernel) {
+  const int64_t count = N * (H / 2) * (W / 2) * C;
+  const int blocks = grid_size_for(count);
+  launch_with_index(N * H * W * C, blocks, 256,
+                    [&](auto index) { kernel(index, blocks); });
+  PNEUMO_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void max_pool_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W,
                            int64_t C) {
-  const int64_t count = N * (H / 2) * (W / 2) * C;
-  max_pool_forward_kernel<<<grid_size_for(count), 256>>>(output, input, N, H, W, C);
-  PNEUMO_CUDA_CHECK_LAUNCH();
+  launch_max_pool(N, H, W, C, [&](auto index, int blocks) {
+    using Index = decltype(index);
+    max_pool_forward_kernel<Index><<<blocks, 256>>>(output, input, static_cast<Index>(N),
+                                                    static_cast<Index>(H), static_cast<Index>(W),
+                                                    static_cast<Index>(C));
+  });
 }
 
 void max_pool_backward_cuda(float* input_gradient, const float* input,
                             const float* output_gradient, int64_t N, int64_t H, int64_t W,
                             int64_t C) {
-  const int64_t count = N * (H / 2) * (W / 2) * C;
-  max_pool_backward_kernel<<<grid_size_for(count), 256>>>(input_gradient, input, output_gradient,
-                                                          N, H, W, C);
-  PNEUMO_CUDA_CHECK_LAUNCH();
+  launch_max_pool(N, H, W, C, [&](auto index, int blocks) {
+    using Index = decltype(index);
+    max_pool_backward_kernel<Index><<<blocks, 256>>>(
+        input_gradient, input, output_gradient, static_cast<Index>(N), static_cast<Index>(H),
+        static_cast<Index>(W), static_cast<Index>(C));
+  });
 }
 
 // ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------

@@ -113,17 +113,31 @@ std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch)
   return shapes;
 }
 
+// Grow-only: buffers are allocated for the largest batch seen; a smaller batch (the last one of
+// an epoch, a validation batch) runs in leading views of them, so alternating batch sizes
+// never reallocate (each cudaFree would synchronise the device).
 void Network::allocate_outputs(int64_t batch) {
   if (batch == batch_) return;
-  gradient_pool_.clear();
+  const bool grow = batch > capacity_batch_;
+  if (grow) gradient_pool_.clear();
   for (auto& node : nodes_) {
-    node.output = Tensor();  // release the old buffer before allocating the new one
     Shape shape = node.image_shape;
     shape[0] = batch;
-    node.output = Tensor(device(), shape);
+    if (grow) {
+      node.output = Tensor();  // release the old buffer before allocating the new one
+      node.output = Tensor(device(), shape);
+    } else {
+      node.output = node.output.leading(shape);
+    }
   }
-  output_gradient_buffer_ = Tensor();
-  output_gradient_buffer_ = Tensor(device(), nodes_.back().output.shape());
+  const Shape output_shape = nodes_.back().output.shape();
+  if (grow) {
+    output_gradient_buffer_ = Tensor();
+    output_gradient_buffer_ = Tensor(device(), output_shape);
+    capacity_batch_ = batch;
+  } else {
+    output_gradient_buffer_ = output_gradient_buffer_.leading(output_shape);
+  }
   batch_ = batch;
 }
 
@@ -149,16 +163,20 @@ const Tensor& Network::forward(Context& context, const Tensor& images, bool trai
   return output();
 }
 
+// Pool buffers are sized for capacity_batch_ (shape[0] is the current batch), so the same
+// buffers serve every batch size up to it.
 Tensor Network::acquire_gradient(const Shape& shape) {
-  const int64_t count = shape_count(shape);
+  Shape full = shape;
+  full[0] = capacity_batch_;
+  const int64_t capacity = shape_count(full);
   for (size_t i = 0; i < gradient_pool_.size(); ++i)
-    if (gradient_pool_[i].count() == count) {
-      Tensor gradient = gradient_pool_[i].reshaped(shape);
+    if (gradient_pool_[i].capacity() == capacity) {
+      Tensor gradient = gradient_pool_[i].leading(shape);
       gradient_pool_.erase(gradient_pool_.begin() + static_cast<long>(i));
       gradient.zero();
       return gradient;
     }
-  return Tensor(device(), shape);  // zeroed
+  return Tensor(device(), full).leading(shape);  // zeroed
 }
 
 void Network::release_gradient(Tensor& gradient) {

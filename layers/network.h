@@ -42,7 +42,7 @@ struct NetworkNode {
   std::unique_ptr<Layer> layer;
   std::vector<int> inputs;     // indices of earlier nodes; -1 is the network's image input
   Shape image_shape;           // output shape for one image, (1,H,W,C)
-  Tensor output;               // (N,H,W,C), allocated for the current batch size
+  Tensor output;               // (N,H,W,C), a leading view of a buffer for the largest batch
   Tensor output_gradient;      // (N,H,W,C), d loss / d output; only live during backward
 };
 
@@ -95,7 +95,8 @@ class Network {
   NetworkConfig config_;
   std::vector<NetworkNode> nodes_;
   ParameterStore store_;
-  int64_t batch_ = 0;                 // batch size the outputs are allocated for
+  int64_t batch_ = 0;                 // batch size of the current outputs (leading views)
+  int64_t capacity_batch_ = 0;        // largest batch seen: what the buffers are allocated for
   Tensor output_gradient_buffer_;     // (N,S,S,1)
   Tensor images_;                     // view of the current forward's images
   Tensor input_gradient_;             // view of the caller's input gradient, or empty

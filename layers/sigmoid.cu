@@ -1,4 +1,5 @@
-// CUDA kernels of Sigmoid (grid-stride loops over the flat tensor), then their launchers.
+// CUDA kernels of Sigmoid (grid-stride loops over the flat tensor, 32-bit
+// index math when the count allows it), then their launchers.
 #include "engine/cuda_resources.h"
 #include "kernels/activation_math.h"
 #include "layers/sigmoid.h"
@@ -7,30 +8,38 @@ namespace pneumo {
 
 namespace {
 
-__global__ void sigmoid_forward_kernel(float* output, const float* input, int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+template <typename Index>
+__global__ void sigmoid_forward_kernel(float* output, const float* input, Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     output[i] = sigmoid(input[i]);
 }
 
+template <typename Index>
 __global__ void sigmoid_backward_kernel(float* input_gradient, const float* output,
-                                        const float* output_gradient, int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
+                                        const float* output_gradient, Index count) {
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     input_gradient[i] += sigmoid_gradient(output[i], output_gradient[i]);
 }
 
 }  // namespace
 
 void sigmoid_forward_cuda(float* output, const float* input, int64_t count) {
-  sigmoid_forward_kernel<<<grid_size_for(count), 256>>>(output, input, count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    sigmoid_forward_kernel<Index><<<blocks, 256>>>(output, input, static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
 void sigmoid_backward_cuda(float* input_gradient, const float* output,
                            const float* output_gradient, int64_t count) {
-  sigmoid_backward_kernel<<<grid_size_for(count), 256>>>(input_gradient, output, output_gradient,
-                                                         count);
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    sigmoid_backward_kernel<Index><<<blocks, 256>>>(input_gradient, output, output_gradient,
+                                                    static_cast<Index>(count));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 // CUDA kernels of Upsample, then their launchers. Forward: one thread per output element reads
 // its source (kernels/resample_math.h). Backward: one thread per input element sums its
-// factor x factor block (rows, then columns, as on the CPU) and adds it once: no atomics.
+// factor x factor block (rows, then columns, as on the CPU) and adds it once: no atomics. Index
+// math is 32-bit when the output tensor allows it.
 #include "engine/cuda_resources.h"
 #include "kernels/resample_math.h"
 #include "layers/upsample.h"
@@ -9,28 +10,28 @@ namespace pneumo {
 
 namespace {
 
-__global__ void upsample_forward_kernel(float* output, const float* input, int64_t N, int64_t H,
-                                        int64_t W, int64_t C, int64_t factor) {
-  const int64_t count = N * H * factor * W * factor * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    output[i] = input[upsample_source_index(i, H, W, C, factor)];
+template <typename Index>
+__global__ void upsample_forward_kernel(float* output, const float* input, Index N, Index H,
+                                        Index W, Index C, Index factor) {
+  const Index count = N * H * factor * W * factor * C;
+  for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
+    output[i] = input[upsample_source_index<Index>(i, H, W, C, factor)];
 }
 
+template <typename Index>
 __global__ void upsample_backward_kernel(float* input_gradient, const float* output_gradient,
-                                         int64_t N, int64_t H, int64_t W, int64_t C,
-                                         int64_t factor) {
-  const int64_t count = N * H * W * C;
-  const int64_t output_row = W * factor * C;
-  for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; index < count;
-       index += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t k = index % C;
-    const int64_t w = (index / C) % W;
-    const int64_t row = index / (W * C);  // n * H + h
+                                         Index N, Index H, Index W, Index C, Index factor) {
+  const Index count = N * H * W * C;
+  const Index output_row = W * factor * C;
+  for (Index index = grid_stride_first<Index>(); index < count;
+       index += grid_stride_step<Index>()) {
+    const Index k = index % C;
+    const Index w = (index / C) % W;
+    const Index row = index / (W * C);  // n * H + h
     const float* dy = output_gradient + row * factor * output_row + w * factor * C + k;
     float sum = 0.0f;
-    for (int64_t i = 0; i < factor; ++i)
-      for (int64_t j = 0; j < factor; ++j) sum += dy[i * output_row + j * C];
+    for (Index i = 0; i < factor; ++i)
+      for (Index j = 0; j < factor; ++j) sum += dy[i * output_row + j * C];
     input_gradient[index] += sum;
   }
 }
@@ -40,14 +41,28 @@ __global__ void upsample_backward_kernel(float* input_gradient, const float* out
 void upsample_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W,
                            int64_t C, int64_t factor) {
   const int64_t count = N * H * factor * W * factor * C;
-  upsample_forward_kernel<<<grid_size_for(count), 256>>>(output, input, N, H, W, C, factor);
+  // The largest index formed is the output count (the input is smaller).
+  const int blocks = grid_size_for(count);
+  launch_with_index(count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    upsample_forward_kernel<Index><<<blocks, 256>>>(
+        output, input, static_cast<Index>(N), static_cast<Index>(H), static_cast<Index>(W),
+        static_cast<Index>(C), static_cast<Index>(factor));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
 void upsample_backward_cuda(float* input_gradient, const float* output_gradient, int64_t N,
                             int64_t H, int64_t W, int64_t C, int64_t factor) {
-  upsample_backward_kernel<<<grid_size_for(N * H * W * C), 256>>>(input_gradient, output_gradient,
-                                                                   N, H, W, C, factor);
+  // Index math reaches the output gradient's count, factor^2 times the input's.
+  const int64_t count = N * H * W * C, output_count = count * factor * factor;
+  const int blocks = grid_size_for(count);
+  launch_with_index(output_count, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    upsample_backward_kernel<Index><<<blocks, 256>>>(
+        input_gradient, output_gradient, static_cast<Index>(N), static_cast<Index>(H),
+        static_cast<Index>(W), static_cast<Index>(C), static_cast<Index>(factor));
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 

@@ -107,6 +107,10 @@ TEST_CASE("cosine annealing follows the notebook's schedule") {
 
 PNEUMO_GPU_TEST_CASE("Adam on CUDA matches the CPU over three steps") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
+  bool wide_index = false;  // the per-element kernels' int32_t and int64_t index paths
+  SUBCASE("32-bit index math") { wide_index = false; }
+  SUBCASE("64-bit index math, forced") { wide_index = true; }
+  pneumo::testing::ForceWideCudaIndex wide(wide_index);
   Context cpu(Device::CPU), cuda(Device::CUDA);
   std::vector<ParameterSpec> specs = {{"conv.weight", {32, 3, 3, 32}, Initializer::GlorotUniform, true, 288, 288},
                                       {"conv.bias", {32}, Initializer::Zeros, true},

@@ -335,9 +335,20 @@ PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, b
   std::mt19937_64 generator(26);
   Context cpu(Device::CPU);
   Context cuda(Device::CUDA);
-  // Shapes: a partial channel tile, many reduction blocks, the notebook's widest layer.
-  for (Shape shape : {Shape{2, 3, 5, 7}, Shape{4, 64, 64, 37}, Shape{8, 16, 16, 512}}) {
+  // Shapes: a partial channel tile, 512 reduction blocks (two partials per finishing thread),
+  // the notebook's widest layer, the full 1024 blocks; the last again on the 64-bit index path.
+  struct ParityCase {
+    Shape shape;
+    bool wide_index;
+  };
+  for (const ParityCase& parity_case :
+       {ParityCase{{2, 3, 5, 7}, false}, ParityCase{{4, 64, 64, 37}, false},
+        ParityCase{{8, 16, 16, 512}, false}, ParityCase{{2, 128, 160, 3}, false},
+        ParityCase{{2, 3, 5, 7}, true}}) {
+    const Shape shape = parity_case.shape;
+    pneumo::testing::ForceWideCudaIndex wide(parity_case.wide_index);
     CAPTURE(shape_string(shape));
+    CAPTURE(parity_case.wide_index);
     const int64_t C = shape[3];
     BatchNorm2d cpu_layer(C), cuda_layer(C);
     ParameterStore cpu_store = make_store(cpu_layer, Device::CPU);

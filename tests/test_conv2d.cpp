@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
+#include <string>
+#include <vector>
 #include <random>
 #include <sstream>
 
@@ -11,6 +14,7 @@
 #include "engine/context.h"
 #include "engine/parameters.h"
 #include "layers/conv2d.h"
+#include "layers/conv2d_algorithm.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
 
@@ -408,4 +412,101 @@ PNEUMO_GPU_TEST_CASE("Conv2d CUDA with TF32 stays close to CPU (GPU)") {
   // TF32 keeps 10 mantissa bits: 1e-2 of the largest magnitude.
   check_cuda_matches_cpu({2, 32, 24, 64, 64, 3}, true, true, 1e-2);
   check_cuda_matches_cpu({2, 16, 16, 64, 32, 1}, false, true, 1e-2);
+}
+
+// ---- cuDNN algorithm choice (pure logic, runs on the CPU) -----------------------------------
+
+namespace {
+
+ConvAlgorithmCandidate candidate(int algorithm, const char* name, bool ok = true,
+                                 ConvAlgorithmMath math = ConvAlgorithmMath::Fma) {
+  ConvAlgorithmCandidate c;
+  c.algorithm = algorithm;
+  c.algorithm_name = name;
+  c.heuristic_ok = ok;
+  c.heuristic_status = ok ? "CUDNN_STATUS_SUCCESS" : "CUDNN_STATUS_NOT_SUPPORTED";
+  c.math = math;
+  return c;
+}
+
+// A fabricated "cuDNN": per algorithm, the workspace bytes or the failure it reports; records
+// the order in which it was asked.
+struct FakeWorkspaceQuery {
+  std::map<int, size_t> bytes;
+  std::map<int, std::string> failures;
+  std::vector<int> asked;
+  ConvWorkspaceQuery callback() {
+    return [this](const ConvAlgorithmCandidate& c, size_t* out) {
+      asked.push_back(c.algorithm);
+      auto failure = failures.find(c.algorithm);
+      if (failure != failures.end()) return failure->second;
+      *out = bytes.count(c.algorithm) ? bytes.at(c.algorithm) : 0;
+      return std::string();
+    };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cuDNN algorithm choice walks the heuristic's order past every unusable candidate") {
+  const std::vector<ConvAlgorithmCandidate> candidates = {
+      candidate(1, "IMPLICIT_PRECOMP_GEMM", false),                    // heuristic: not supported
+      candidate(6, "WINOGRAD"),                                        // workspace query fails
+      candidate(7, "WINOGRAD_NONFUSED", true, ConvAlgorithmMath::TensorOp),  // TF32 while off
+      candidate(4, "FFT"),                                             // workspace over the limit
+      candidate(2, "GEMM", true, ConvAlgorithmMath::TensorOpConversion),  // fp16: never
+      candidate(0, "IMPLICIT_GEMM"),                                   // usable
+      candidate(3, "DIRECT"),                                          // never reached
+  };
+  FakeWorkspaceQuery fake;
+  fake.failures[6] = "CUDNN_STATUS_NOT_SUPPORTED";
+  fake.bytes[4] = 4096;
+  fake.bytes[0] = 512;
+  const ConvAlgorithmChoice choice = choose_conv_algorithm(candidates, false, 1024, fake.callback());
+  CHECK(choice.index == 5);
+  CHECK(choice.workspace_bytes == 512);
+  // Only candidates that pass the heuristic status and math are asked, in ranked order.
+  CHECK(fake.asked == std::vector<int>{6, 4, 0});
+  REQUIRE(choice.tried.size() == 6);
+  CHECK(choice.tried[0] == "IMPLICIT_PRECOMP_GEMM (1): heuristic status CUDNN_STATUS_NOT_SUPPORTED");
+  CHECK(choice.tried[1] == "WINOGRAD (6): workspace query failed with CUDNN_STATUS_NOT_SUPPORTED");
+  CHECK(choice.tried[2] == "WINOGRAD_NONFUSED (7): skipped, tensor-op (TF32) math while TF32 is off");
+  CHECK(choice.tried[3] == "FFT (4): needs 4096 bytes of workspace, over the 1024 bytes limit");
+  CHECK(choice.tried[4] == "GEMM (2): skipped, fp16 down-conversion math");
+  CHECK(choice.tried[5] == "IMPLICIT_GEMM (0): chosen, workspace 512 bytes");
+}
+
+TEST_CASE("cuDNN algorithm choice: TF32 allowed takes tensor-op math; the first usable wins") {
+  const std::vector<ConvAlgorithmCandidate> candidates = {
+      candidate(7, "WINOGRAD_NONFUSED", true, ConvAlgorithmMath::TensorOp),
+      candidate(0, "IMPLICIT_GEMM", true, ConvAlgorithmMath::Default),
+  };
+  FakeWorkspaceQuery fake;
+  fake.bytes[7] = 100;
+  const ConvAlgorithmChoice with_tf32 = choose_conv_algorithm(candidates, true, 1000, fake.callback());
+  CHECK(with_tf32.index == 0);
+  CHECK(with_tf32.workspace_bytes == 100);
+  CHECK(fake.asked == std::vector<int>{7});
+  const ConvAlgorithmChoice without = choose_conv_algorithm(candidates, false, 1000, fake.callback());
+  CHECK(without.index == 1);
+  CHECK(without.workspace_bytes == 0);
+}
+
+TEST_CASE("cuDNN algorithm choice: when nothing is usable the error names layer, shape and tries") {
+  const std::vector<ConvAlgorithmCandidate> candidates = {candidate(1, "ALGO_1", false),
+                                                          candidate(0, "ALGO_0")};
+  FakeWorkspaceQuery fake;
+  fake.failures[0] = "CUDNN_STATUS_BAD_PARAM";
+  const ConvAlgorithmChoice choice = choose_conv_algorithm(candidates, false, 1 << 30, fake.callback());
+  CHECK(choice.index == -1);
+  CHECK(no_conv_algorithm_message("block1_1.conv1", "backward-data", "input (2,3,3,1) K=32 kernel=3",
+                                  choice) ==
+        "cuDNN has no usable backward-data convolution algorithm for Conv2d block1_1.conv1 "
+        "input (2,3,3,1) K=32 kernel=3; tried ALGO_1 (1): heuristic status "
+        "CUDNN_STATUS_NOT_SUPPORTED; ALGO_0 (0): workspace query failed with CUDNN_STATUS_BAD_PARAM");
+  const ConvAlgorithmChoice none = choose_conv_algorithm({}, false, 1 << 30, fake.callback());
+  CHECK(none.index == -1);
+  CHECK(no_conv_algorithm_message("", "forward", "input (1,1,1,1) K=1 kernel=1", none) ==
+        "cuDNN has no usable forward convolution algorithm for Conv2d (unnamed) input (1,1,1,1) "
+        "K=1 kernel=1; tried nothing (the heuristic returned no candidates)");
 }

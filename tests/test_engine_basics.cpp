@@ -177,3 +177,24 @@ TEST_CASE("zeroing a large host tensor clears every byte, including a ragged tai
   for (float value : values) nonzero += value != 0.0f;
   CHECK(nonzero == 0);
 }
+
+TEST_CASE("reuse_storage grows only; leading views share the buffer and check capacity") {
+  Tensor storage;
+  Tensor first = reuse_storage(storage, Device::CPU, {4, 2, 2, 1});
+  CHECK(first.shape() == Shape{4, 2, 2, 1});
+  CHECK(storage.capacity() == 16);
+  first.set_values(std::vector<float>(16, 3.0f));
+  Tensor smaller = reuse_storage(storage, Device::CPU, {2, 2, 2, 1});
+  CHECK(smaller.data() == first.data());  // no reallocation for a smaller batch
+  CHECK(smaller.count() == 8);
+  CHECK(smaller.capacity() == 16);
+  CHECK(smaller.to_vector() == std::vector<float>(8, 3.0f));
+  Tensor larger = reuse_storage(storage, Device::CPU, {5, 2, 2, 1});
+  CHECK(larger.count() == 20);
+  CHECK(storage.capacity() == 20);
+  CHECK(larger.to_vector() == std::vector<float>(20, 0.0f));  // a new, zeroed buffer
+  CHECK_THROWS_AS(smaller.leading({17}), Error);
+  CHECK(smaller.leading({16}).count() == 16);  // the old buffer is kept alive by the view
+  float raw[6] = {};
+  CHECK(Tensor::view(raw, Device::CPU, {2, 3}).capacity() == 6);
+}

@@ -250,6 +250,10 @@ TEST_CASE("CPU loss reduction does not depend on the thread count") {
 
 PNEUMO_GPU_TEST_CASE("CUDA loss, gradient and metrics match the CPU") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
+  bool wide_index = false;  // the per-element kernels' int32_t and int64_t index paths
+  SUBCASE("32-bit index math") { wide_index = false; }
+  SUBCASE("64-bit index math, forced") { wide_index = true; }
+  pneumo::testing::ForceWideCudaIndex wide(wide_index);
   Context cpu(Device::CPU), cuda(Device::CUDA);
   std::mt19937_64 generator(17);
   const Shape shape = {4, 64, 48, 1};

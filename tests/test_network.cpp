@@ -252,16 +252,27 @@ TEST_CASE("the loss falls over 30 steps on bright squares -> masks (CPU)") {
   CHECK(adam.step_count() == 30);
 }
 
-TEST_CASE("a batch-size change reallocates and gives the same per-image result") {
+TEST_CASE("a smaller batch reuses the buffers (grow-only) and gives the same per-image result") {
   Network network(Device::CPU, kTiny, 3);
   Context context(Device::CPU);
   std::mt19937_64 generator(5);
   Tensor images = random_tensor({3, 16, 16, 1}, generator, 0.0f, 1.0f);
   const std::vector<float> three = network.forward(context, images, false).to_vector();
+  const float* buffer = network.output().data();
   Tensor one = Tensor::view(images.data(), Device::CPU, {1, 16, 16, 1});
   const std::vector<float> single = network.forward(context, one, false).to_vector();
   CHECK(network.output().shape() == Shape{1, 16, 16, 1});
+  CHECK(network.output().data() == buffer);  // a leading view, no new allocation
   for (size_t i = 0; i < single.size(); ++i) CHECK(single[i] == doctest::Approx(three[i]).epsilon(1e-6));
+  // A backward at the smaller batch uses the pooled gradients sized for the larger one.
+  Tensor probe = random_tensor({1, 16, 16, 1}, generator);
+  Tensor input_gradient(Device::CPU, {1, 16, 16, 1});
+  network.forward(context, one, false);  // inference: the running statistics stay as they are
+  network.backward(context, probe, &input_gradient);
+  // Back to the larger batch: same buffer, same values as the first time.
+  const std::vector<float> again = network.forward(context, images, false).to_vector();
+  CHECK(network.output().data() == buffer);
+  CHECK(again == three);
 }
 
 PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {

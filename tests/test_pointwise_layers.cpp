@@ -463,6 +463,24 @@ PNEUMO_GPU_TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
                         1e-5, 1e-5);
 }
 
+TEST_CASE("Pointwise, pool and upsample kernels: the 64-bit index path matches the CPU (GPU)") {
+  PNEUMO_REQUIRE_GPU_OR_SKIP();
+  pneumo::testing::ForceWideCudaIndex wide;  // small tensors, but the int64_t instantiations
+  std::mt19937_64 generator(14);
+  Tensor input = random_tensor({2, 9, 7, 5}, generator);
+  LeakyReLU cpu_leaky(0.1f), cuda_leaky(0.1f);
+  check_cpu_cuda_parity(cpu_leaky, cuda_leaky, {input}, generator, 1e-7, 1e-6);
+  Sigmoid cpu_sigmoid, cuda_sigmoid;
+  check_cpu_cuda_parity(cpu_sigmoid, cuda_sigmoid, {input}, generator, 1e-6, 1e-6);
+  Add cpu_add, cuda_add;
+  check_cpu_cuda_parity(cpu_add, cuda_add, {input, random_tensor({2, 9, 7, 5}, generator)},
+                        generator, 0.0, 0.0);
+  MaxPool2d cpu_pool, cuda_pool;
+  check_cpu_cuda_parity(cpu_pool, cuda_pool, {input}, generator, 0.0, 0.0);
+  Upsample cpu_upsample(3), cuda_upsample(3);
+  check_cpu_cuda_parity(cpu_upsample, cuda_upsample, {input}, generator, 1e-5, 1e-5);
+}
+
 TEST_CASE("Layer contract: the base validates count, nulls, shapes and gradient slots once") {
   // These checks live in Layer::forward / Layer::backward, not in each layer.
   Context context(Device::CPU);

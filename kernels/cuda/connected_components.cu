@@ -279,7 +279,7 @@ int blocks_for(long long count, int block) {
 }  // namespace
 
 void label_components_cuda(const uint8_t* masks, int count, int height, int width,
-                           int32_t* labels, int32_t* component_counts) {
+                           int32_t* labels, int32_t* component_counts, int32_t* row_scratch) {
   PNEUMO_REQUIRE(height > 0 && width > 0 && count >= 0,
                  "label_components_cuda: bad batch shape (" + std::to_string(count) + "," +
                      std::to_string(height) + "," + std::to_string(width) + ")");
@@ -301,10 +301,14 @@ void label_components_cuda(const uint8_t* masks, int count, int height, int widt
   PNEUMO_CUDA_CHECK_LAUNCH();
 
   const long long rows = static_cast<long long>(count) * height;
-  Memory row_counts(Device::CUDA, static_cast<size_t>(rows) * sizeof(int32_t));   // (N,H)
-  Memory row_offsets(Device::CUDA, static_cast<size_t>(rows) * sizeof(int32_t));  // (N,H)
-  auto* row_counts_data = static_cast<int32_t*>(row_counts.data());
-  auto* row_offsets_data = static_cast<int32_t*>(row_offsets.data());
+  Memory own_scratch;  // only when the caller passed none; freed (synchronising) on return
+  if (!row_scratch) {
+    own_scratch = Memory(Device::CUDA, label_components_row_scratch_count(count, height) *
+                                           sizeof(int32_t));
+    row_scratch = static_cast<int32_t*>(own_scratch.data());
+  }
+  int32_t* row_counts_data = row_scratch;          // (N,H)
+  int32_t* row_offsets_data = row_scratch + rows;  // (N,H)
   const int rows_per_block = 8;  // 256 threads, one warp per row
   const int row_blocks = static_cast<int>((rows + rows_per_block - 1) / rows_per_block);
   count_roots_per_row_kernel<<<row_blocks, 32 * rows_per_block>>>(masks, labels, count, height,
@@ -320,7 +324,7 @@ void label_components_cuda(const uint8_t* masks, int count, int height, int widt
   PNEUMO_CUDA_CHECK_LAUNCH();
   make_root_labels_positive_kernel<<<blocks_for(total, 256), 256>>>(total, labels);
   PNEUMO_CUDA_CHECK_LAUNCH();
-  // row_counts and row_offsets are freed when this returns; cudaFree waits for the kernels.
+  // own_scratch, if any, is freed when this returns; cudaFree waits for the kernels.
 }
 
 void component_bounds_cuda(const int32_t* labels, int count, int height, int width,

@@ -5,6 +5,7 @@
 
 #include "engine/check.h"
 #include "engine/cuda_check.h"
+#include "engine/cuda_resources.h"
 #include "engine/device.h"
 #include "engine/memory.h"
 #include "kernels/postprocess_gpu.h"
@@ -21,19 +22,20 @@ constexpr int kMeanBlock = 256;
 // upscale that is a no-op: each output is a convex combination computed in double, which can
 // leave the input range only by ~1e-16 relative, less than half a float ulp, so the rounded
 // float is already inside [min, max].
+// Index is int32_t when the output batch (and so the smaller input batch) allows it.
+template <typename Index>
 __global__ void upscale_threshold_kernel(const float* probabilities, int count, int height,
                                          int width, int output_height, int output_width,
                                          double row_scale, double column_scale, float threshold,
                                          float* resized, uint8_t* masks) {
-  const long long pixels_per_image = static_cast<long long>(output_height) * output_width;
-  const long long total = pixels_per_image * count;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const long long n = i / pixels_per_image;
+  const Index pixels_per_image = static_cast<Index>(output_height) * output_width;
+  const Index total = pixels_per_image * count;
+  for (Index i = grid_stride_first<Index>(); i < total; i += grid_stride_step<Index>()) {
+    const Index n = i / pixels_per_image;
     const int pixel = static_cast<int>(i - n * pixels_per_image);
     const int out_y = pixel / output_width, out_x = pixel % output_width;
     const float value = resize_bilinear_sample(
-        probabilities + n * height * static_cast<long long>(width), height, width,
+        probabilities + n * height * static_cast<Index>(width), height, width,
         resize_source_coordinate(out_y, row_scale), resize_source_coordinate(out_x, column_scale));
     resized[i] = value;
     masks[i] = value > threshold ? 1 : 0;
@@ -72,6 +74,36 @@ int grid_stride_blocks(long long count, int block) {
   return static_cast<int>(blocks < 1 ? 1 : blocks);
 }
 
+// Returns `memory`'s data, first growing it to at least `bytes` (grow-only: no allocation once
+// the largest batch has been seen).
+void* grown(Memory& memory, size_t bytes) {
+  if (memory.bytes() < bytes) {
+    memory = Memory();  // free first: the old contents are not needed
+    memory = Memory(Device::CUDA, bytes);
+  }
+  return memory.data();
+}
+
+// The device buffers of one call, kept per host thread and reused: validation and prediction
+// post-process every batch, and a cudaMalloc/cudaFree pair per batch would synchronise the
+// device each time. Freed when the thread ends.
+struct PostprocessBuffers {
+  Memory resized;      // (N,H,W) floats
+  Memory masks;        // (N,H,W) bytes
+  Memory labels;       // (N,H,W) int32
+  Memory counts;       // (N) int32
+  Memory row_scratch;  // (2,N,H_out) int32, for label_components_cuda
+  Memory offsets;      // (N) int32
+  Memory images;       // (K) int32
+  Memory bounds;       // (K) ComponentBounds
+  Memory means;        // (K) floats
+};
+
+PostprocessBuffers& postprocess_buffers() {
+  thread_local PostprocessBuffers buffers;
+  return buffers;
+}
+
 }  // namespace
 
 ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height,
@@ -90,24 +122,33 @@ ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int
   if (count == 0) return result;
 
   const long long total = static_cast<long long>(count) * output_height * output_width;
-  Memory resized(Device::CUDA, static_cast<size_t>(total) * sizeof(float));    // (N,H,W)
-  Memory masks(Device::CUDA, static_cast<size_t>(total));                       // (N,H,W)
-  Memory labels(Device::CUDA, static_cast<size_t>(total) * sizeof(int32_t));   // (N,H,W)
-  Memory counts(Device::CUDA, static_cast<size_t>(count) * sizeof(int32_t));   // (N)
-  auto* resized_data = static_cast<float*>(resized.data());
-  auto* masks_data = static_cast<uint8_t*>(masks.data());
-  auto* labels_data = static_cast<int32_t*>(labels.data());
+  PostprocessBuffers& buffers = postprocess_buffers();
+  auto* resized_data = static_cast<float*>(
+      grown(buffers.resized, static_cast<size_t>(total) * sizeof(float)));                // (N,H,W)
+  auto* masks_data = static_cast<uint8_t*>(grown(buffers.masks, static_cast<size_t>(total)));  // (N,H,W)
+  auto* labels_data = static_cast<int32_t*>(
+      grown(buffers.labels, static_cast<size_t>(total) * sizeof(int32_t)));             // (N,H,W)
+  auto* counts_data = static_cast<int32_t*>(
+      grown(buffers.counts, static_cast<size_t>(count) * sizeof(int32_t)));             // (N)
+  auto* row_scratch = static_cast<int32_t*>(grown(
+      buffers.row_scratch,
+      label_components_row_scratch_count(count, output_height) * sizeof(int32_t)));
 
   const double row_scale = static_cast<double>(height) / static_cast<double>(output_height);
   const double column_scale = static_cast<double>(width) / static_cast<double>(output_width);
-  upscale_threshold_kernel<<<grid_stride_blocks(total, 256), 256>>>(
-      probabilities, count, height, width, output_height, output_width, row_scale, column_scale,
-      threshold, resized_data, masks_data);
+  const int blocks = grid_stride_blocks(total, 256);
+  launch_with_index(total, blocks, 256, [&](auto index) {
+    using Index = decltype(index);
+    upscale_threshold_kernel<Index><<<blocks, 256>>>(probabilities, count, height, width,
+                                                     output_height, output_width, row_scale,
+                                                     column_scale, threshold, resized_data,
+                                                     masks_data);
+  });
   PNEUMO_CUDA_CHECK_LAUNCH();
-  label_components_cuda(masks_data, count, output_height, output_width, labels_data,
-                        static_cast<int32_t*>(counts.data()));
+  label_components_cuda(masks_data, count, output_height, output_width, labels_data, counts_data,
+                        row_scratch);
 
-  copy_bytes(result.component_counts.data(), Device::CPU, counts.data(), Device::CUDA,
+  copy_bytes(result.component_counts.data(), Device::CPU, counts_data, Device::CUDA,
              static_cast<size_t>(count) * sizeof(int32_t));
   int32_t total_components = 0;
   std::vector<int32_t> component_images;  // (total) image index of each component
@@ -119,27 +160,29 @@ ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int
   }
   if (total_components == 0) return result;
 
-  Memory offsets(Device::CUDA, static_cast<size_t>(count) * sizeof(int32_t));                 // (N)
-  Memory images(Device::CUDA, static_cast<size_t>(total_components) * sizeof(int32_t));       // (K)
-  Memory bounds(Device::CUDA, static_cast<size_t>(total_components) * sizeof(ComponentBounds));  // (K)
-  Memory means(Device::CUDA, static_cast<size_t>(total_components) * sizeof(float));          // (K)
-  copy_bytes(offsets.data(), Device::CUDA, result.component_offsets.data(), Device::CPU,
+  const size_t components = static_cast<size_t>(total_components);
+  auto* offsets_data =
+      static_cast<int32_t*>(grown(buffers.offsets, static_cast<size_t>(count) * sizeof(int32_t)));  // (N)
+  auto* images_data = static_cast<int32_t*>(grown(buffers.images, components * sizeof(int32_t)));  // (K)
+  auto* bounds_data = static_cast<ComponentBounds*>(
+      grown(buffers.bounds, components * sizeof(ComponentBounds)));                                // (K)
+  auto* means_data = static_cast<float*>(grown(buffers.means, components * sizeof(float)));      // (K)
+  copy_bytes(offsets_data, Device::CUDA, result.component_offsets.data(), Device::CPU,
              static_cast<size_t>(count) * sizeof(int32_t));
-  copy_bytes(images.data(), Device::CUDA, component_images.data(), Device::CPU,
-             static_cast<size_t>(total_components) * sizeof(int32_t));
-  auto* bounds_data = static_cast<ComponentBounds*>(bounds.data());
-  component_bounds_cuda(labels_data, count, output_height, output_width,
-                        static_cast<const int32_t*>(offsets.data()), total_components, bounds_data);
-  rectangle_mean_kernel<<<total_components, kMeanBlock>>>(
-      resized_data, output_height, output_width, static_cast<const int32_t*>(images.data()),
-      bounds_data, static_cast<float*>(means.data()));
+  copy_bytes(images_data, Device::CUDA, component_images.data(), Device::CPU,
+             components * sizeof(int32_t));
+  component_bounds_cuda(labels_data, count, output_height, output_width, offsets_data,
+                        total_components, bounds_data);
+  rectangle_mean_kernel<<<total_components, kMeanBlock>>>(resized_data, output_height,
+                                                          output_width, images_data, bounds_data,
+                                                          means_data);
   PNEUMO_CUDA_CHECK_LAUNCH();
 
   result.bounds.resize(static_cast<size_t>(total_components));
   result.mean_probabilities.resize(static_cast<size_t>(total_components));
-  copy_bytes(result.bounds.data(), Device::CPU, bounds.data(), Device::CUDA,
+  copy_bytes(result.bounds.data(), Device::CPU, bounds_data, Device::CUDA,
              static_cast<size_t>(total_components) * sizeof(ComponentBounds));
-  copy_bytes(result.mean_probabilities.data(), Device::CPU, means.data(), Device::CUDA,
+  copy_bytes(result.mean_probabilities.data(), Device::CPU, means_data, Device::CUDA,
              static_cast<size_t>(total_components) * sizeof(float));
   return result;
 }

@@ -185,6 +185,10 @@ TEST_CASE("batched CPU post-processing equals one map at a time") {
 
 PNEUMO_GPU_TEST_CASE("GPU post-processing equals the CPU: boxes exactly, confidences to float rounding") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
+  bool wide_index = false;  // the per-element kernels' int32_t and int64_t index paths
+  SUBCASE("32-bit index math") { wide_index = false; }
+  SUBCASE("64-bit index math, forced") { wide_index = true; }
+  pneumo::testing::ForceWideCudaIndex wide(wide_index);
   for (const ReferenceCase& reference : read_reference()) {
     INFO("map " << reference.name);
     pneumo::Tensor map = map_batch({reference.probabilities}, reference.height, reference.width,

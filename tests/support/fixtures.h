@@ -2,6 +2,8 @@
 #pragma once
 #include <string>
 
+#include "engine/device.h"
+
 namespace pneumo::testing {
 
 // PNEUMO_SOURCE_DIR/tests/fixtures/<name>
@@ -10,6 +12,16 @@ std::string fixture_path(const std::string& name);
 // True when a CUDA GPU is usable; otherwise prints "SKIPPED <file:line>: <reason>" and
 // returns false.
 bool gpu_available(const char* test_name);
+
+// While alive, the CUDA per-element kernels take their 64-bit index path even on small tensors
+// (engine/device.h), so CPU-vs-CUDA parity tests cover both instantiations.
+class ForceWideCudaIndex {
+ public:
+  explicit ForceWideCudaIndex(bool force = true) { set_cuda_wide_index_for_testing(force); }
+  ~ForceWideCudaIndex() { set_cuda_wide_index_for_testing(false); }
+  ForceWideCudaIndex(const ForceWideCudaIndex&) = delete;
+  ForceWideCudaIndex& operator=(const ForceWideCudaIndex&) = delete;
+};
 
 }  // namespace pneumo::testing
 
