@@ -463,7 +463,7 @@ PNEUMO_GPU_TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
                         1e-5, 1e-5);
 }
 
-TEST_CASE("Pointwise, pool and upsample kernels: the 64-bit index path matches the CPU (GPU)") {
+PNEUMO_GPU_TEST_CASE("Pointwise, pool and upsample kernels: the 64-bit index path matches the CPU (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   pneumo::testing::ForceWideCudaIndex wide;  // small tensors, but the int64_t instantiations
   std::mt19937_64 generator(14);

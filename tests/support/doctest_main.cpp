@@ -13,6 +13,7 @@
 
 #include "engine/blas_setup.h"
 #include "engine/device.h"
+#include "tests/support/fixtures.h"
 
 namespace {
 constexpr int kSkipReturnCode = 77;  // = SKIP_RETURN_CODE in CMakeLists.txt
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
       arguments.push_back(argv[i]);
   }
   doctest::Context context(static_cast<int>(arguments.size()), arguments.data());
+  pneumo::testing::set_running_gpu_entry(gpu_cases);
   if (gpu_cases) {
     const std::string reason = pneumo::cuda_unavailable_reason();
     if (!reason.empty()) {

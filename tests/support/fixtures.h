@@ -10,8 +10,10 @@ namespace pneumo::testing {
 std::string fixture_path(const std::string& name);
 
 // True when a CUDA GPU is usable; otherwise prints "SKIPPED <file:line>: <reason>" and
-// returns false.
+// returns false. Outside the binary's --gpu run (a GPU test not declared with
+// PNEUMO_GPU_TEST_CASE) it fails the test case instead.
 bool gpu_available(const char* test_name);
+void set_running_gpu_entry(bool gpu_entry);  // main: true for `<binary> --gpu`
 
 // While alive, the CUDA per-element kernels take their 64-bit index path even on small tensors
 // (engine/device.h), so CPU-vs-CUDA parity tests cover both instantiations.
