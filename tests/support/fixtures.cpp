@@ -21,7 +21,7 @@ std::string fixture_path(const std::string& name) {
 bool gpu_available(const char* test_name) {
   // A GPU test outside the "gpu" suite would print SKIPPED and pass in the CPU entry: the old lie.
   if (!running_gpu_entry) {
-    FAIL_CHECK(test_name << ": a test that needs a GPU must be declared with PNEUMO_GPU_TEST_CASE");
+    FAIL_CHECK(std::string(test_name) << ": a test that needs a GPU must be declared with PNEUMO_GPU_TEST_CASE");
     return false;
   }
   std::string reason = cuda_unavailable_reason();
