@@ -8,6 +8,7 @@
 #include "apps/commands.h"
 #include "engine/blas_setup.h"
 #include "engine/check.h"
+#include "layers/conv2d.h"
 
 namespace {
 
@@ -26,11 +27,41 @@ const CommandEntry commands[] = {
     {"show", pneumo::cli::run_show, "render a DICOM to PNG with label and predicted boxes"},
     {"synth", pneumo::cli::run_synth, "write a synthetic dataset in the RSNA layout"},
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
+    {"tune", pneumo::cli::run_tune, "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
 };
 
 void print_usage(FILE* stream) {
   std::fprintf(stream, "usage: pneumo <command> [options]   (pneumo <command> --help for its options)\n\ncommands:\n");
   for (const auto& command : commands) std::fprintf(stream, "  %-10s %s\n", command.name, command.summary);
+  std::fprintf(stream,
+               "\noptions of every command (CPU convolutions, layers/conv2d.md \"Algorithms\"):\n"
+               "  --conv-algo NAME[,NAME...]  reference, gemm, direct, winograd2, winograd4 or auto\n"
+               "                              (also PNEUMO_CONV_ALGO); a list takes the first that runs a\n"
+               "                              layer; default direct,gemm (auto times them: fastest)\n"
+               "  --show-conv-algos           print each convolution's algorithm choice when made\n");
+}
+
+// Takes the process-wide convolution options out of the arguments (any command accepts them).
+std::vector<std::string> take_conv_options(std::vector<std::string> arguments) {
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    if (argument == "--show-conv-algos") {
+      pneumo::set_conv_algorithm_report(true);
+    } else if (argument == "--conv-algo" || argument.rfind("--conv-algo=", 0) == 0) {
+      std::string value;
+      if (argument == "--conv-algo") {
+        if (i + 1 >= arguments.size()) throw pneumo::Error("--conv-algo needs a value, e.g. --conv-algo direct");
+        value = arguments[++i];
+      } else {
+        value = argument.substr(std::strlen("--conv-algo="));
+      }
+      pneumo::set_default_conv_algorithms(pneumo::parse_conv_algorithms(value));
+    } else {
+      rest.push_back(argument);
+    }
+  }
+  return rest;
 }
 
 }  // namespace
@@ -41,11 +72,10 @@ int main(int argc, char** argv) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  std::vector<std::string> arguments(argv + 2, argv + argc);
   for (const auto& command : commands) {
     if (std::strcmp(argv[1], command.name) != 0) continue;
     try {
-      return command.run(arguments);
+      return command.run(take_conv_options(std::vector<std::string>(argv + 2, argv + argc)));
     } catch (const std::exception& error) {
       std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, error.what());
       return 1;

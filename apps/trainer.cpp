@@ -10,6 +10,7 @@
 #include "data/progress.h"
 #include "engine/check.h"
 #include "layers/checkpoint.h"
+#include "layers/conv2d.h"
 
 namespace pneumo::cli {
 
@@ -137,6 +138,8 @@ void Trainer::start_new_run() {
 void Trainer::restore(const std::string& path) {
   if (!path_exists(path)) throw Error(path + ": no checkpoint to resume from");
   const CheckpointInfo info = load_checkpoint(path, network_->parameters());
+  // The convolution algorithms the run chose (auto times them on first use): the same again.
+  load_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
   adam_.set_step_count(info.step);
   state_.epoch = info.epoch;
   state_.next_batch = metadata_integer(info.metadata, "run.next_batch", path);
@@ -163,6 +166,7 @@ void Trainer::save(const std::string& path, const RunState& state) {
   info.metadata["run.partial_iou"] = exact_number(state.partial.iou);
   info.metadata["run.partial_batches"] = std::to_string(state.partial.batches);
   save_checkpoint(path, network_->parameters(), info);
+  write_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
 }
 
 // ---- train one epoch ------------------------------------------------------------------------

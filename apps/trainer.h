@@ -3,7 +3,8 @@
 //   prepare        settings checked, run directory and log, device, data (labels, split, cache,
 //                  loaders), network and optimizer
 //   restore/save   one run state: network parameters and Adam moments, step, epoch, position in
-//                  the epoch, partial epoch sums, best validation mAP (a checkpoint's metadata)
+//                  the epoch, partial epoch sums, best validation mAP (a checkpoint's metadata),
+//                  and the CPU convolution algorithms chosen (conv-algorithms.txt)
 //   train_epoch    the batches of one epoch (or what is left of it after a resume); polls Ctrl-C
 //   end_epoch      validation, history, checkpoints (last, best), charts
 // run() strings them together; run_training (apps/training.h) is `Trainer(settings, resume).run()`.

@@ -1,11 +1,18 @@
 // Per-layer benchmark of Conv2d on the network's shapes (notebook config: 256x256 input,
-// channels 32 -> 512, batch 8): median forward and backward time and GFLOP/s on the CPU, and on
-// the GPU when one is usable. Usage: bench_conv2d [--device cpu|cuda|all] [--batch N]
-// [--repeats N] [--tf32] [--layer TEXT] [--threads T]
+// channels 32 -> 512, batch 8), every CPU algorithm side by side: for each shape, algorithm and
+// direction (forward, input gradient, weight gradient) the median time, GFLOP/s counted as the
+// direct convolution's FLOPs (2 N H W K R R C, whatever the algorithm really multiplies) and the
+// fraction of this machine's FMA peak, measured first with a small FMA loop on the same threads.
+// Writes a PNG chart of the same (--chart FILE, default conv_algorithms.png) when built with the
+// data library. (`pneumo tune` writes auto's tuning file from the same kind of timings.)
+// With --device cuda the cuDNN path is timed per layer instead.
+// Usage: bench_conv2d [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] [--layer TEXT]
+//                     [--threads T] [--algorithms a,b,...] [--chart FILE]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,10 +22,14 @@
 #include "engine/cpu_threads.h"
 #include "engine/device.h"
 #include "engine/parameters.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "layers/conv2d.h"
 
-#ifdef PNEUMO_HAVE_OPENBLAS
-extern "C" char* openblas_get_corename(void);
+#ifdef PNEUMO_HAVE_DATA
+#include "data/chart.h"
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #endif
 
 using namespace pneumo;
@@ -46,6 +57,10 @@ const Case kCases[] = {
     {"head 1x1 512->1 @16", 16, 512, 1, 1, true, true},
 };
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 template <typename Function>
 double median_seconds(Context& context, int repeats, Function&& function) {
   function();  // warm-up: scratch, cuDNN plans, workspace
@@ -55,22 +70,78 @@ double median_seconds(Context& context, int repeats, Function&& function) {
     const auto start = std::chrono::steady_clock::now();
     function();
     context.synchronize();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(seconds_since(start));
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
 
-void run(Device device, int64_t batch, int repeats, bool tf32, const std::string& only) {
-  std::printf("\n%s, batch %lld, median of %d%s\n", describe_device(device).c_str(),
-              static_cast<long long>(batch), repeats, tf32 ? ", TF32 allowed" : "");
-#ifdef PNEUMO_HAVE_OPENBLAS
-  // OpenBLAS 0.3.21 takes CPUs it does not know (e.g. Sapphire Rapids) for "Prescott" (SSE3
-  // kernels, ~15x slower); OPENBLAS_CORETYPE=Cooperlake (or SkylakeX, Haswell) overrides it.
-  if (device == Device::CPU) std::printf("OpenBLAS kernels: %s\n", openblas_get_corename());
+#if defined(__x86_64__) && defined(__GNUC__)
+// 12 independent FMA chains per thread (enough to cover the FMA latency x ports).
+__attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iterations) {
+  __m512 sum[12];
+  for (auto& s : sum) s = _mm512_set1_ps(1.0f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (auto& s : sum) s = _mm512_fmadd_ps(s, a, b);
+  float out[16];
+  __m512 total = sum[0];
+  for (int i = 1; i < 12; ++i) total = _mm512_add_ps(total, sum[i]);
+  _mm512_storeu_ps(out, total);
+  return out[0];  // the result keeps the loop alive
+}
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iterations) {
+  __m256 sum[12];
+  for (auto& s : sum) s = _mm256_set1_ps(1.0f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (auto& s : sum) s = _mm256_fmadd_ps(s, a, b);
+  float out[8];
+  __m256 total = sum[0];
+  for (int i = 1; i < 12; ++i) total = _mm256_add_ps(total, sum[i]);
+  _mm256_storeu_ps(out, total);
+  return out[0];
+}
 #endif
+
+// This machine's fp32 FMA peak in GFLOP/s on cpu_thread_count() threads (best of 5 runs of
+// ~50 ms), with the vector width the kernels may use (PNEUMO_CPU_ISA caps it).
+double measure_fma_peak() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const CpuIsa isa = cpu_isa();
+  if (isa == CpuIsa::Scalar) return 0;
+  const int threads = cpu_thread_count();
+  const int lanes = isa == CpuIsa::Avx512 ? 16 : 8;
+  const int64_t iterations = 2000000;
+  double best = 0, sink = 0;
+  for (int run = 0; run < 5; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t)
+        sink += isa == CpuIsa::Avx512 ? fma_loop_avx512(iterations) : fma_loop_avx2(iterations);
+    });
+    const double flops = 2.0 * lanes * 12 * iterations * threads;
+    best = std::max(best, flops / seconds_since(start) * 1e-9);
+  }
+  if (sink == 12345.0) std::printf(" ");
+  return best;
+#else
+  return 0;
+#endif
+}
+
+struct Row {
+  std::string layer;
+  ConvDirection direction;
+  ConvAlgorithm algorithm;
+  double milliseconds, gflops;
+};
+
+void run_cuda(int64_t batch, int repeats, bool tf32, const std::string& only) {
+  std::printf("\n%s, batch %lld, median of %d%s\n", describe_device(Device::CUDA).c_str(),
+              static_cast<long long>(batch), repeats, tf32 ? ", TF32 allowed" : "");
   std::printf("%-24s %10s %10s %10s %10s\n", "layer", "fwd ms", "fwd GF/s", "bwd ms", "bwd GF/s");
-  Context context(device);
+  Context context(Device::CUDA);
   std::mt19937 generator(1);
   std::uniform_real_distribution<float> uniform(-1, 1);
   for (const Case& c : kCases) {
@@ -79,17 +150,16 @@ void run(Device device, int64_t batch, int repeats, bool tf32, const std::string
     layer.set_allow_tf32(tf32);
     std::vector<ParameterSpec> specs = layer.parameter_specs();
     for (auto& spec : specs) spec.name = "conv." + spec.name;
-    ParameterStore store(device, specs, 1);
+    ParameterStore store(Device::CUDA, specs, 1);
     layer.bind_parameters(store, "conv");
     const Shape input_shape = {batch, c.size, c.size, c.in_channels};
     const Shape output_shape = layer.output_shape({input_shape});
     Tensor input_host(Device::CPU, input_shape), gradient_host(Device::CPU, output_shape);
     for (int64_t i = 0; i < input_host.count(); ++i) input_host.data()[i] = uniform(generator);
     for (int64_t i = 0; i < gradient_host.count(); ++i) gradient_host.data()[i] = uniform(generator);
-    const Tensor input = input_host.to(device), output_gradient = gradient_host.to(device);
-    Tensor output(device, output_shape), input_gradient(device, input_shape);
+    const Tensor input = input_host.to(Device::CUDA), output_gradient = gradient_host.to(Device::CUDA);
+    Tensor output(Device::CUDA, output_shape), input_gradient(Device::CUDA, input_shape);
     const double flops = static_cast<double>(layer.forward_flops({input_shape}));
-    // Backward: the filter GEMM, plus the data GEMM when the input needs a gradient.
     const double backward_flops = flops * (c.input_gradient ? 2.0 : 1.0);
     const double forward_time = median_seconds(context, repeats, [&] {
       layer.forward(context, {&input}, output, true);
@@ -104,16 +174,124 @@ void run(Device device, int64_t batch, int repeats, bool tf32, const std::string
   }
 }
 
+std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
+                         const std::vector<ConvAlgorithm>& algorithms, double peak) {
+  std::printf("\nCPU, %d threads, %s kernels, OpenBLAS kernels %s, batch %lld, median of %d\n",
+              cpu_thread_count(), cpu_isa_name(cpu_isa()), openblas_kernel_name(),
+              static_cast<long long>(batch), repeats);
+  std::printf("FMA peak (measured): %.1f GFLOP/s. GF/s counts direct-convolution FLOPs "
+              "(2 N H W K R R C per direction).\n", peak);
+  std::printf("%-24s %-15s %-10s %10s %10s %7s\n", "layer", "direction", "algorithm", "ms", "GF/s",
+              "% peak");
+  std::vector<Row> rows;
+  std::mt19937 generator(1);
+  std::uniform_real_distribution<float> uniform(-1, 1);
+  std::vector<float> scratch;
+  for (const Case& c : kCases) {
+    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
+    const Conv2dGeometry g{batch, c.size, c.size, c.in_channels, c.out_channels, c.kernel_size};
+    std::vector<float> input(static_cast<size_t>(g.pixels() * g.C));
+    std::vector<float> output_gradient(static_cast<size_t>(g.pixels() * g.K));
+    std::vector<float> weight(static_cast<size_t>(g.K * g.kernel_size * g.kernel_size * g.C));
+    for (float& v : input) v = uniform(generator);
+    for (float& v : output_gradient) v = uniform(generator);
+    for (float& v : weight) v = 0.05f * uniform(generator);
+    std::vector<float> output(output_gradient.size()), input_gradient(input.size());
+    std::vector<float> weight_gradient(weight.size()), bias(static_cast<size_t>(g.K)),
+        bias_gradient(static_cast<size_t>(g.K));
+    const double flops = 2.0 * g.pixels() * g.K * g.kernel_size * g.kernel_size * g.C;
+    const std::vector<ConvDirection> directions =
+        c.input_gradient ? std::vector<ConvDirection>{ConvDirection::Forward,
+                                                      ConvDirection::InputGradient,
+                                                      ConvDirection::WeightGradient}
+                         : std::vector<ConvDirection>{ConvDirection::Forward,
+                                                      ConvDirection::WeightGradient};
+    Context context(Device::CPU);
+    for (ConvDirection direction : directions)
+      for (ConvAlgorithm algorithm : algorithms) {
+        const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, g);
+        if (!reason.empty()) {
+          std::printf("%-24s %-15s %-10s %10s   (%s)\n", c.name, conv_direction_name(direction),
+                      conv_algorithm_name(algorithm), "-", reason.c_str());
+          continue;
+        }
+        // reference is slow by design: one run only.
+        const int runs = algorithm == ConvAlgorithm::Reference ? 1 : repeats;
+        const double seconds = median_seconds(context, runs, [&] {
+          if (direction == ConvDirection::Forward)
+            conv2d_forward_cpu(output.data(), input.data(), weight.data(),
+                               c.bias ? bias.data() : nullptr, g, algorithm, scratch);
+          else if (direction == ConvDirection::InputGradient)
+            conv2d_input_gradient_cpu(input_gradient.data(), output_gradient.data(), weight.data(),
+                                      g, algorithm, scratch);
+          else
+            conv2d_weight_gradient_cpu(weight_gradient.data(), c.bias ? bias_gradient.data() : nullptr,
+                                       output_gradient.data(), input.data(), g, algorithm, scratch);
+        });
+        const double gflops = flops / seconds * 1e-9;
+        rows.push_back({c.name, direction, algorithm, seconds * 1e3, gflops});
+        std::printf("%-24s %-15s %-10s %10.3f %10.1f %6.0f%%\n", c.name,
+                    conv_direction_name(direction), conv_algorithm_name(algorithm), seconds * 1e3,
+                    gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
+        std::fflush(stdout);
+      }
+  }
+  return rows;
+}
+
+void write_chart(const std::vector<Row>& rows, double peak, const std::string& path) {
+#ifdef PNEUMO_HAVE_DATA
+  // One panel per direction: x = the network's conv shapes in order, one line per algorithm,
+  // y = GFLOP/s, with the FMA peak as a flat line.
+  std::vector<std::string> layers;
+  for (const Row& row : rows)
+    if (std::find(layers.begin(), layers.end(), row.layer) == layers.end()) layers.push_back(row.layer);
+  const Color colors[] = {{150, 150, 150}, {66, 114, 196}, {221, 132, 82}, {85, 168, 104}, {196, 78, 82}};
+  std::vector<LinePanel> panels;
+  for (ConvDirection direction : {ConvDirection::Forward, ConvDirection::InputGradient,
+                                  ConvDirection::WeightGradient}) {
+    LinePanel panel;
+    panel.title = conv_direction_name(direction);
+    panel.x_label = "network conv shape (1 = stem ... 10 = head)";
+    panel.y_label = "GFLOP/s (direct-equivalent)";
+    int color = 0;
+    for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+      LineSeries series;
+      series.name = conv_algorithm_name(algorithm);
+      series.color = colors[color++ % 5];
+      for (const Row& row : rows)
+        if (row.direction == direction && row.algorithm == algorithm) {
+          const auto at = std::find(layers.begin(), layers.end(), row.layer) - layers.begin();
+          series.x.push_back(double(at + 1));
+          series.y.push_back(row.gflops);
+        }
+      if (!series.x.empty()) panel.series.push_back(series);
+    }
+    if (peak > 0 && !layers.empty())
+      panel.series.push_back({"FMA peak", {1.0, double(layers.size())}, {peak, peak}, {0, 0, 0}});
+    panels.push_back(panel);
+  }
+  draw_line_panels(panels, 620, 460).save_png(path);
+  std::printf("\nchart: %s (x = ", path.c_str());
+  for (size_t i = 0; i < layers.size(); ++i) std::printf("%s%zu %s", i ? ", " : "", i + 1, layers[i].c_str());
+  std::printf(")\n");
+#else
+  (void)rows, (void)peak;
+  std::printf("\nchart %s not written: bench_conv2d was built without the data library\n", path.c_str());
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   pneumo::select_openblas_kernels(argc, argv);
-  std::string device_choice = "all";
+  std::string device_choice = "cpu";
   int64_t batch = 8;
   int repeats = 5;
   bool tf32 = false;
   std::string only;  // run only the layers whose name contains this
   int threads = 0;   // CPU threads (0: all hardware threads)
+  std::string chart = "conv_algorithms.png", algorithm_names;
   for (int i = 1; i < argc; ++i) {
     const std::string argument = argv[i];
     if (argument == "--device" && i + 1 < argc) device_choice = argv[++i];
@@ -122,16 +300,25 @@ int main(int argc, char** argv) {
     else if (argument == "--tf32") tf32 = true;
     else if (argument == "--layer" && i + 1 < argc) only = argv[++i];
     else if (argument == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+    else if (argument == "--algorithms" && i + 1 < argc) algorithm_names = argv[++i];
+    else if (argument == "--chart" && i + 1 < argc) chart = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] [--layer TEXT] [--threads T]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] "
+                   "[--layer TEXT] [--threads T] [--algorithms a,b,...] [--chart FILE]\n", argv[0]);
       return 2;
     }
   }
   if (threads > 0) set_cpu_thread_count(threads);
   try {
-    if (device_choice == "cpu" || device_choice == "all") run(Device::CPU, batch, repeats, tf32, only);
+    std::vector<ConvAlgorithm> algorithms = concrete_conv_algorithms();
+    if (!algorithm_names.empty()) algorithms = parse_conv_algorithms(algorithm_names);
+    if (device_choice == "cpu" || device_choice == "all") {
+      const double peak = measure_fma_peak();
+      const std::vector<Row> rows = run_cpu(batch, repeats, only, algorithms, peak);
+      if (!chart.empty()) write_chart(rows, peak, chart);
+    }
     if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))
-      run(Device::CUDA, batch, repeats, tf32, only);
+      run_cuda(batch, repeats, tf32, only);
     else if (device_choice == "all")
       std::printf("\nGPU skipped: %s\n", cuda_unavailable_reason().c_str());
   } catch (const std::exception& error) {

@@ -7,8 +7,10 @@ PyTorch's per layer.
       [--bench build/bench_conv2d]
 
 Forward: y = conv(x). Backward: x.grad (when bench_conv2d computes it) and weight.grad from one
-output gradient. Medians after one warm-up; with --bench, runs bench_conv2d --device cpu and
-prints both times and pneumo/PyTorch throughput (above 1 means pneumo is faster).
+output gradient. Medians after one warm-up, with GFLOP/s counted as bench_conv2d counts them
+(direct-convolution FLOPs). With --bench, runs bench_conv2d --device cpu (every algorithm but
+reference) and prints, per layer, pneumo's best algorithm per direction (what `auto` would pick)
+beside PyTorch, and the pneumo/PyTorch throughput (above 1 means pneumo is faster).
 """
 import argparse
 import re
@@ -58,12 +60,19 @@ def main():
     ours = {}
     if args.bench:
         text = subprocess.run([args.bench, "--device", "cpu", "--batch", str(args.batch), "--repeats",
-                               str(args.repeats)], check=True, capture_output=True, text=True).stdout
+                               str(args.repeats), "--threads", str(args.threads), "--algorithms",
+                               "gemm,direct,winograd2,winograd4", "--chart", ""],
+                              check=True, capture_output=True, text=True).stdout
+        best = {}  # (layer, direction) -> fastest ms
         for line in text.splitlines():
-            match = re.match(r"^(.*@\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s*$", line)
+            match = re.match(r"^(.*@\d+)\s+(forward|input-gradient|weight-gradient)\s+(\w+)\s+([\d.]+)\s", line)
             if match:
-                ours[match.group(1).strip()] = (float(match.group(2)), float(match.group(3)))
-    print(f"{'layer':24s} {'torch fwd':>10s} {'torch bwd':>10s}" +
+                key = (match.group(1).strip(), match.group(2))
+                best[key] = min(best.get(key, float("inf")), float(match.group(4)))
+        for (name, direction), ms in best.items():
+            forward, backward = ours.get(name, (0.0, 0.0))
+            ours[name] = (forward + ms, backward) if direction == "forward" else (forward, backward + ms)
+    print(f"{'layer':24s} {'torch fwd':>10s} {'torch bwd':>10s} {'fwd GF/s':>8s}" +
           (f" {'pneumo fwd':>10s} {'pneumo bwd':>10s} {'fwd ratio':>9s} {'bwd ratio':>9s}" if ours else ""))
     total = [0.0, 0.0, 0.0, 0.0]
     for name, size, c_in, c_out, k, bias, input_gradient in CASES:
@@ -82,14 +91,15 @@ def main():
             torch.autograd.grad(y, inputs, dy, retain_graph=True)
 
         backward_ms = median_ms(backward, args.repeats)
-        line = f"{name:24s} {forward:10.2f} {backward_ms:10.2f}"
+        flops = 2.0 * args.batch * size * size * c_out * k * k * c_in
+        line = f"{name:24s} {forward:10.2f} {backward_ms:10.2f} {flops / forward * 1e-6:8.1f}"
         if name in ours:
             f, bw = ours[name]
             line += f" {f:10.2f} {bw:10.2f} {forward / f:9.2f} {backward_ms / bw:9.2f}"
             total = [total[0] + forward, total[1] + backward_ms, total[2] + f, total[3] + bw]
         print(line)
     if ours:
-        print(f"{'all layers (sum)':24s} {total[0]:10.2f} {total[1]:10.2f} {total[2]:10.2f} {total[3]:10.2f} "
+        print(f"{'all layers (sum)':24s} {total[0]:10.2f} {total[1]:10.2f} {'':8s} {total[2]:10.2f} {total[3]:10.2f} "
               f"{total[0] / total[2]:9.2f} {total[1] / total[3]:9.2f}")
 
 

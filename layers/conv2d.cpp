@@ -1,15 +1,24 @@
 #include "layers/conv2d.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
-#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv3x3_single_channel.h"
+#include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_reference.h"
+#include "kernels/cpu/conv_winograd.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col.h"
-
 
 namespace pneumo {
 
@@ -53,28 +62,6 @@ void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_grad
   for (int64_t k = 0; k < K; ++k) bias_gradient[k] += static_cast<float>(sum[k]);
 }
 
-// The direct AVX-512 kernels (kernels/cpu/conv_direct.h) beat im2col + OpenBLAS up to 256
-// channels (64 channels @128x128, batch 8: forward 49 vs 99 ms, weight gradient ~1.5x); at 512
-// channels @16x16 OpenBLAS's GEMM is faster (3x3 forward 54 vs 62 ms, 1x1 256->512 forward 12
-// vs 14 ms, measured again after the kernels' contiguous filter slices), so 512 keeps im2col.
-constexpr int64_t kDirectMaxChannels = 256;
-
-bool use_direct_3x3(const Conv2dGeometry& geometry) {
-  return geometry.kernel_size == 3 && conv_direct_supported(geometry.K) &&
-         conv_direct_supported(geometry.C) &&
-         conv_weight_gradient_direct_supported(geometry.C) &&
-         std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
-}
-
-// 1x1: the direct kernels for the forward pass, the input gradient and the weight gradient, same
-// channel limit (32->64 @256x256 forward: 25 vs 47 ms, backward 39-44 vs 61-64 ms; 256->512
-// @32x32: 16 vs 13 ms, so GEMM there).
-bool use_direct_1x1(const Conv2dGeometry& geometry) {
-  return geometry.kernel_size == 1 && conv_direct_supported(geometry.K) &&
-         conv_direct_supported(geometry.C) &&
-         std::max(geometry.C, geometry.K) <= kDirectMaxChannels;
-}
-
 // flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c], transposed through 16x16
 // (k,c) tiles so reads and writes are both contiguous runs; threaded over c blocks.
 void flip_filter(float* flipped, const float* weight, int64_t K, int64_t C, int64_t R) {
@@ -104,41 +91,434 @@ void flip_filter(float* flipped, const float* weight, int64_t K, int64_t C, int6
 
 }  // namespace
 
+// ---- names and what each algorithm can run ---------------------------------------------------
+
+const char* conv_algorithm_name(ConvAlgorithm algorithm) {
+  switch (algorithm) {
+    case ConvAlgorithm::Auto: return "auto";
+    case ConvAlgorithm::Reference: return "reference";
+    case ConvAlgorithm::Gemm: return "gemm";
+    case ConvAlgorithm::Direct: return "direct";
+    case ConvAlgorithm::Winograd2: return "winograd2";
+    case ConvAlgorithm::Winograd4: return "winograd4";
+  }
+  return "?";
+}
+
+const char* conv_direction_name(ConvDirection direction) {
+  switch (direction) {
+    case ConvDirection::Forward: return "forward";
+    case ConvDirection::InputGradient: return "input-gradient";
+    case ConvDirection::WeightGradient: return "weight-gradient";
+  }
+  return "?";
+}
+
+std::vector<ConvAlgorithm> concrete_conv_algorithms() {
+  return {ConvAlgorithm::Reference, ConvAlgorithm::Gemm, ConvAlgorithm::Direct,
+          ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4};
+}
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name) {
+  std::string names = "auto";
+  if (name == "auto") return ConvAlgorithm::Auto;
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+    if (name == conv_algorithm_name(algorithm)) return algorithm;
+    names += std::string(", ") + conv_algorithm_name(algorithm);
+  }
+  throw Error("unknown convolution algorithm '" + name + "': expected one of " + names);
+}
+
+std::string describe_geometry(const Conv2dGeometry& geometry) {
+  std::ostringstream text;
+  text << geometry.N << "x" << geometry.H << "x" << geometry.W << "x" << geometry.C << " -> "
+       << geometry.K << ", " << geometry.kernel_size << "x" << geometry.kernel_size;
+  return text.str();
+}
+
+namespace {
+
+int winograd_tile(ConvAlgorithm algorithm) { return algorithm == ConvAlgorithm::Winograd2 ? 2 : 4; }
+
+bool uses_single_channel_kernel(const Conv2dGeometry& geometry) {
+  return geometry.kernel_size == 3 && geometry.C == 1 &&
+         conv3x3_single_channel_supported(geometry.K);
+}
+
+}  // namespace
+
+std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirection direction,
+                                              const Conv2dGeometry& geometry) {
+  const std::string name = conv_algorithm_name(algorithm);
+  switch (algorithm) {
+    case ConvAlgorithm::Auto:
+      return "auto is not a concrete algorithm";
+    case ConvAlgorithm::Reference:
+    case ConvAlgorithm::Gemm:
+      return "";
+    case ConvAlgorithm::Direct: {
+      if (cpu_isa() == CpuIsa::Scalar)
+        return "direct needs AVX2+FMA or AVX-512, and this CPU (capped by PNEUMO_CPU_ISA) offers "
+               "neither";
+      if (direction == ConvDirection::Forward) {
+        if (uses_single_channel_kernel(geometry) || conv_direct_supported(geometry.K)) return "";
+        return "direct forward needs a multiple of 32 output channels (or, AVX-512 only, one "
+               "input channel and 16 or 32 outputs), got " + std::to_string(geometry.K) +
+               " output channels";
+      }
+      if (direction == ConvDirection::WeightGradient && uses_single_channel_kernel(geometry))
+        return "";
+      if (conv_direct_supported(geometry.C)) return "";
+      return "direct " + std::string(conv_direction_name(direction)) +
+             " needs a multiple of 32 input channels, got " + std::to_string(geometry.C);
+    }
+    case ConvAlgorithm::Winograd2:
+    case ConvAlgorithm::Winograd4:
+      if (geometry.kernel_size != 3)
+        return name + " runs 3x3 convolutions only, this one is " +
+               std::to_string(geometry.kernel_size) + "x" + std::to_string(geometry.kernel_size);
+      if (direction == ConvDirection::WeightGradient)
+        return name + " has no weight-gradient version (use direct or gemm for that direction)";
+      return "";
+  }
+  return "unknown algorithm";
+}
+
+namespace {
+
+void require_runnable(ConvAlgorithm algorithm, ConvDirection direction,
+                      const Conv2dGeometry& geometry) {
+  const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, geometry);
+  if (!reason.empty())
+    throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " +
+                describe_geometry(geometry) + ": algorithm '" + conv_algorithm_name(algorithm) +
+                "' cannot run it: " + reason);
+}
+
+// ---- the process-wide choice and auto's tuning table -------------------------------------------
+
+struct ConvSettings {
+  std::mutex mutex;
+  bool algorithm_read = false;
+  std::vector<ConvAlgorithm> algorithms = {ConvAlgorithm::Direct, ConvAlgorithm::Gemm};
+  bool report = false;
+  bool file_read = false;
+  bool read_file = true;
+  std::map<std::string, ConvTuningRecord> records;  // by tuning_key
+};
+
+ConvSettings& settings() {
+  static ConvSettings instance;
+  return instance;
+}
+
+std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int threads,
+                       const std::string& isa) {
+  std::ostringstream key;
+  key << conv_direction_name(direction) << ' ' << g.N << ' ' << g.H << ' ' << g.W << ' ' << g.C
+      << ' ' << g.K << ' ' << g.kernel_size << ' ' << threads << ' ' << isa;
+  return key.str();
+}
+
+// Reads `path` into records (caller holds the mutex). A missing file is not an error; a
+// malformed line is, naming the file and the line.
+void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningRecord>& records) {
+  std::ifstream file(path);
+  if (!file) return;
+  std::string line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string direction, isa, algorithm;
+    ConvTuningRecord record;
+    Conv2dGeometry& g = record.geometry;
+    if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >>
+          record.threads >> isa >> algorithm >> record.milliseconds))
+      throw Error(path + ":" + std::to_string(number) +
+                  ": expected 'direction N H W C K kernel threads isa algorithm ms', got '" +
+                  line + "'");
+    if (direction == "forward") record.direction = ConvDirection::Forward;
+    else if (direction == "input-gradient") record.direction = ConvDirection::InputGradient;
+    else if (direction == "weight-gradient") record.direction = ConvDirection::WeightGradient;
+    else
+      throw Error(path + ":" + std::to_string(number) + ": unknown direction '" + direction +
+                  "' (expected forward, input-gradient or weight-gradient)");
+    try {
+      record.algorithm = parse_conv_algorithm(algorithm);
+    } catch (const Error& error) {
+      throw Error(path + ":" + std::to_string(number) + ": " + error.what());
+    }
+    record.isa = isa;
+    record.source = path;
+    records[tuning_key(record.direction, g, record.threads, isa)] = record;
+  }
+}
+
+}  // namespace
+
+std::vector<ConvAlgorithm> parse_conv_algorithms(const std::string& names) {
+  std::vector<ConvAlgorithm> algorithms;
+  size_t begin = 0;
+  while (true) {
+    const size_t comma = names.find(',', begin);
+    const std::string name = names.substr(begin, comma == std::string::npos ? comma : comma - begin);
+    if (name.empty())
+      throw Error("convolution algorithms '" + names + "': empty name (expected NAME[,NAME...])");
+    algorithms.push_back(parse_conv_algorithm(name));
+    if (comma == std::string::npos) return algorithms;
+    begin = comma + 1;
+  }
+}
+
+std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms) {
+  std::string names;
+  for (ConvAlgorithm algorithm : algorithms)
+    names += (names.empty() ? "" : ",") + std::string(conv_algorithm_name(algorithm));
+  return names;
+}
+
+ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
+                                            ConvDirection direction,
+                                            const Conv2dGeometry& geometry) {
+  std::string reasons;
+  for (ConvAlgorithm algorithm : preferences) {
+    if (algorithm == ConvAlgorithm::Auto) return algorithm;
+    const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, geometry);
+    if (reason.empty()) return algorithm;
+    reasons += (reasons.empty() ? "" : "; ") + reason;
+  }
+  throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " +
+              describe_geometry(geometry) + ": no algorithm of '" +
+              conv_algorithms_name(preferences) + "' can run it: " + reasons);
+}
+
+namespace {
+
+// Reads PNEUMO_CONV_ALGO and PNEUMO_CONV_ALGO_REPORT once (caller holds the mutex).
+void read_environment(ConvSettings& s) {
+  if (s.algorithm_read) return;
+  s.algorithm_read = true;
+  const char* names = std::getenv("PNEUMO_CONV_ALGO");
+  if (names && *names) {
+    try {
+      s.algorithms = parse_conv_algorithms(names);
+    } catch (const Error& error) {
+      throw Error(std::string("PNEUMO_CONV_ALGO: ") + error.what());
+    }
+  }
+  const char* report = std::getenv("PNEUMO_CONV_ALGO_REPORT");
+  if (report && *report && std::string(report) != "0") s.report = true;
+}
+
+}  // namespace
+
+std::vector<ConvAlgorithm> default_conv_algorithms() {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  return s.algorithms;
+}
+
+void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms) {
+  if (algorithms.empty()) throw Error("set_default_conv_algorithms: empty list");
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);  // the environment is read first, so this call wins
+  s.algorithms = algorithms;
+}
+
+void set_conv_algorithm_report(bool report) {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  s.report = report;
+}
+
+std::string conv_tuning_file_path() {
+  const char* path = std::getenv("PNEUMO_CONV_TUNING");
+  if (path && *path) return path;
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  if (cache && *cache) return std::string(cache) + "/pneumo/conv-tuning.txt";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.cache/pneumo/conv-tuning.txt";
+}
+
+void load_conv_tuning_file(const std::string& path) {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  if (!s.file_read && s.read_file) {  // the machine's file first, so `path` wins
+    s.file_read = true;
+    read_tuning_file(conv_tuning_file_path(), s.records);
+  }
+  read_tuning_file(path, s.records);
+}
+
+void clear_conv_tuning(bool read_tuning_file_next) {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.records.clear();
+  s.file_read = false;
+  s.read_file = read_tuning_file_next;
+}
+
+std::vector<ConvTuningRecord> conv_tuning_records() {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  std::vector<ConvTuningRecord> records;
+  for (const auto& [key, record] : s.records) records.push_back(record);
+  return records;
+}
+
+void write_conv_tuning_file(const std::string& path) {
+  std::map<std::string, ConvTuningRecord> records;
+  read_tuning_file(path, records);  // keep the file's other shapes
+  for (const ConvTuningRecord& record : conv_tuning_records())
+    records[tuning_key(record.direction, record.geometry, record.threads, record.isa)] = record;
+  const size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    const std::string directory = path.substr(0, slash);
+    const std::string command = "mkdir -p '" + directory + "'";
+    if (std::system(command.c_str()) != 0) throw Error(path + ": cannot create its folder");
+  }
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary);
+    if (!file) throw Error(path + ": cannot open for writing");
+    file << "# pneumo convolution tuning (pneumo tune): direction N H W C K kernel threads isa "
+            "algorithm ms\n";
+    for (const auto& [key, record] : records) {
+      char milliseconds[32];
+      std::snprintf(milliseconds, sizeof milliseconds, "%.3f", record.milliseconds);
+      file << key << ' ' << conv_algorithm_name(record.algorithm) << ' ' << milliseconds << '\n';
+    }
+    if (!file) throw Error(path + ": write failed");
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw Error(path + ": cannot replace it");
+}
+
+ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
+                                  const std::function<void(ConvAlgorithm)>& run_candidate) {
+  ConvSettings& s = settings();
+  const int threads = cpu_thread_count();
+  const std::string isa = cpu_isa_name(cpu_isa());
+  const std::string key = tuning_key(direction, geometry, threads, isa);
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    read_environment(s);
+    if (!s.file_read && s.read_file) {
+      s.file_read = true;
+      read_tuning_file(conv_tuning_file_path(), s.records);
+    }
+    auto found = s.records.find(key);
+    if (found != s.records.end() &&
+        conv_algorithm_unsupported_reason(found->second.algorithm, direction, geometry).empty())
+      return found->second.algorithm;
+    // The same layer at another batch size (validation, the last partial batch) takes the choice
+    // already made for it: after a run's first step nothing is timed again, so a run that saves
+    // its choices (apps/trainer.cpp) and resumes with them computes bit for bit the same.
+    for (const auto& entry : s.records) {
+      const ConvTuningRecord& record = entry.second;
+      const Conv2dGeometry& g = record.geometry;
+      if (record.direction == direction && record.threads == threads && record.isa == isa &&
+          g.H == geometry.H && g.W == geometry.W && g.C == geometry.C && g.K == geometry.K &&
+          g.kernel_size == geometry.kernel_size &&
+          conv_algorithm_unsupported_reason(record.algorithm, direction, geometry).empty())
+        return record.algorithm;
+    }
+  }
+  // Time every supported candidate but reference: a warm-up run (scratch, caches), then the
+  // timed run, skipped when the warm-up was already 3x slower than the best so far.
+  using Clock = std::chrono::steady_clock;
+  const auto tuning_start = Clock::now();
+  ConvTuningRecord record{direction, geometry, threads, isa, ConvAlgorithm::Gemm, 1e300, "timed", ""};
+  for (ConvAlgorithm candidate : concrete_conv_algorithms()) {
+    if (candidate == ConvAlgorithm::Reference ||
+        !conv_algorithm_unsupported_reason(candidate, direction, geometry).empty())
+      continue;
+    auto start = Clock::now();
+    run_candidate(candidate);
+    double milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (milliseconds < 3 * record.milliseconds) {
+      start = Clock::now();
+      run_candidate(candidate);
+      milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    }
+    char text[64];
+    std::snprintf(text, sizeof text, "%s%s %.2f ms", record.candidates.empty() ? "" : ", ",
+                  conv_algorithm_name(candidate), milliseconds);
+    record.candidates += text;
+    if (milliseconds < record.milliseconds) {
+      record.milliseconds = milliseconds;
+      record.algorithm = candidate;
+    }
+  }
+  const double tuning_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - tuning_start).count();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.records[key] = record;
+  if (s.report)
+    std::fprintf(stderr, "conv auto: %-15s %-26s -> %-9s (%s; tuned in %.0f ms)\n",
+                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
+                 conv_algorithm_name(record.algorithm), record.candidates.c_str(), tuning_ms);
+  return record.algorithm;
+}
+
+// ---- the algorithms ----------------------------------------------------------------------------
+
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
-                        const Conv2dGeometry& geometry, std::vector<float>& scratch) {
-  const int64_t W = geometry.W, C = geometry.C, K = geometry.K, R = geometry.kernel_size;
-  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) {
-    // One input channel (the image): direct kernel, adds the bias itself.
-    conv3x3_single_channel_forward_cpu(output, input, weight, bias, geometry.N, geometry.H, W, K);
-    return;
-  }
-  if (R == 3 && use_direct_3x3(geometry)) {
-    // Direct AVX-512 kernel over the zero-padded input; it adds the bias itself.
-    const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, C);
-    float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,C+16)
-    float* packed = padded + padded_count;                    // (K*3*3*C), direct layout
-    pad_image_cpu(padded, input, geometry.N, geometry.H, W, C);
-    pack_direct_filter(packed, weight, K, C, 3, false);
-    conv_direct_cpu(output, padded, packed, bias, geometry.N, geometry.H, W, C, K, 3, false);
-    return;
-  }
-  if (use_direct_1x1(geometry)) {
-    float* packed = grow(scratch, C * K);  // (K*C), direct layout
-    pack_direct_filter(packed, weight, K, C, 1, false);
-    conv_direct_cpu(output, input, packed, bias, geometry.N, geometry.H, W, C, K, 1, false);
-    return;
+                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+                        std::vector<float>& scratch) {
+  require_runnable(algorithm, ConvDirection::Forward, geometry);
+  const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
+  const int R = geometry.kernel_size;
+  switch (algorithm) {
+    case ConvAlgorithm::Reference:
+      conv_reference_forward_cpu(output, input, weight, bias, N, H, W, C, K, R);
+      return;
+    case ConvAlgorithm::Direct:
+      if (uses_single_channel_kernel(geometry)) {
+        // One input channel (the image): its own kernel, which adds the bias itself.
+        conv3x3_single_channel_forward_cpu(output, input, weight, bias, N, H, W, K);
+      } else if (R == 3) {
+        // The direct kernel over the zero-padded input; it adds the bias itself.
+        const int64_t padded_count = padded_image_count(N, H, W, C);
+        float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,C+16)
+        float* packed = padded + padded_count;                    // (K*3*3*C), direct layout
+        pad_image_cpu(padded, input, N, H, W, C);
+        pack_direct_filter(packed, weight, K, C, 3, false);
+        conv_direct_cpu(output, padded, packed, bias, N, H, W, C, K, 3, false);
+      } else {
+        float* packed = grow(scratch, C * K);  // (K*C), direct layout
+        pack_direct_filter(packed, weight, K, C, 1, false);
+        conv_direct_cpu(output, input, packed, bias, N, H, W, C, K, 1, false);
+      }
+      return;
+    case ConvAlgorithm::Winograd2:
+    case ConvAlgorithm::Winograd4: {
+      const int m = winograd_tile(algorithm);
+      const int64_t filter_count = winograd_filter_floats(m, C, K);
+      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, N, H, W, C, K));
+      winograd_transform_filter(transformed, weight, K, C, m, false);
+      conv_winograd_cpu(output, input, transformed, bias, N, H, W, C, K, m, false,
+                        transformed + filter_count);
+      return;
+    }
+    case ConvAlgorithm::Gemm:
+    case ConvAlgorithm::Auto:
+      break;
   }
   if (R == 1) {
     // output (P,K) = input (P,C) x weight (K,C)^T
     cpu_sgemm(false, true, geometry.pixels(), K, C, 1.0f, input, C, weight, C, 0.0f, output, K);
   } else {
-    const int64_t column_width = R * R * C;  // weight read as (K, R*R*C)
-    const int64_t total_rows = geometry.N * geometry.H;
+    const int64_t column_width = int64_t{R} * R * C;  // weight read as (K, R*R*C)
+    const int64_t total_rows = N * H;
     const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
     float* columns = grow(scratch, chunk_rows * W * column_width);  // (chunk_rows*W, R*R*C)
     for (int64_t first = 0; first < total_rows; first += chunk_rows) {
       const int64_t rows = std::min(chunk_rows, total_rows - first);
-      im2col_same_cpu(columns, input, geometry.H, W, C, R, first, rows);
+      im2col_same_cpu(columns, input, H, W, C, R, first, rows);
       // output rows of the chunk (rows*W, K) = columns (rows*W, R*R*C) x weight (K, R*R*C)^T
       cpu_sgemm(false, true, rows * W, K, column_width, 1.0f, columns, column_width, weight,
                 column_width, 0.0f, output + first * W * K, K);
@@ -147,87 +527,118 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
   if (bias) add_bias_cpu(output, bias, geometry.pixels(), K);
 }
 
-void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* bias_gradient,
-                         const float* output_gradient, const float* input, const float* weight,
-                         const Conv2dGeometry& geometry, std::vector<float>& scratch) {
-  const int64_t W = geometry.W, C = geometry.C, K = geometry.K, R = geometry.kernel_size;
-  const int64_t pixels = geometry.pixels();
-  if (bias_gradient) accumulate_bias_gradient_cpu(bias_gradient, output_gradient, pixels, K);
+void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient,
+                               const float* weight, const Conv2dGeometry& geometry,
+                               ConvAlgorithm algorithm, std::vector<float>& scratch) {
+  require_runnable(algorithm, ConvDirection::InputGradient, geometry);
+  const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
+  const int R = geometry.kernel_size;
+  // d input is the 'same' convolution of d output with the spatially flipped, in/out-swapped
+  // weight: flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c]. Every algorithm
+  // but reference runs that convolution, accumulating into input_gradient.
+  switch (algorithm) {
+    case ConvAlgorithm::Reference:
+      conv_reference_input_gradient_cpu(input_gradient, output_gradient, weight, N, H, W, C, K, R);
+      return;
+    case ConvAlgorithm::Direct:
+      if (R == 3) {
+        const int64_t padded_count = padded_image_count(N, H, W, K);
+        float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,K+16)
+        float* packed = padded + padded_count;                    // (C*3*3*K), direct layout
+        pad_image_cpu(padded, output_gradient, N, H, W, K);
+        pack_direct_filter(packed, weight, K, C, 3, true);
+        conv_direct_cpu(input_gradient, padded, packed, nullptr, N, H, W, K, C, 3, true);
+      } else {
+        float* packed = grow(scratch, C * K);  // (C*K), direct layout
+        pack_direct_filter(packed, weight, K, C, 1, true);
+        conv_direct_cpu(input_gradient, output_gradient, packed, nullptr, N, H, W, K, C, 1, true);
+      }
+      return;
+    case ConvAlgorithm::Winograd2:
+    case ConvAlgorithm::Winograd4: {
+      const int m = winograd_tile(algorithm);
+      const int64_t filter_count = winograd_filter_floats(m, K, C);
+      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, N, H, W, K, C));
+      winograd_transform_filter(transformed, weight, K, C, m, true);
+      conv_winograd_cpu(input_gradient, output_gradient, transformed, nullptr, N, H, W, K, C, m,
+                        true, transformed + filter_count);
+      return;
+    }
+    case ConvAlgorithm::Gemm:
+    case ConvAlgorithm::Auto:
+      break;
+  }
   if (R == 1) {
-    // input_gradient (P,C) += output_gradient (P,K) x weight (K,C): direct kernel (a 1x1
-    // convolution of d output with the transposed weight) or one GEMM.
-    if (input_gradient && use_direct_1x1(geometry)) {
-      float* packed = grow(scratch, C * K);  // (C*K), direct layout
-      pack_direct_filter(packed, weight, K, C, 1, true);
-      conv_direct_cpu(input_gradient, output_gradient, packed, nullptr, geometry.N, geometry.H, W,
-                      K, C, 1, true);
-    } else if (input_gradient)
-      cpu_sgemm(false, false, pixels, C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
-                input_gradient, C);
-    // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C): a GEMM with a very long
-    // inner dimension (all pixels), which the direct kernel runs ~3x faster than OpenBLAS.
-    if (use_direct_1x1(geometry) && conv_weight_gradient_direct_supported(C)) {
-      float* partials = grow(scratch, (cpu_thread_count() - 1) * K * C);  // (threads-1, K,C)
-      conv_weight_gradient_direct_cpu(weight_gradient, input, output_gradient, geometry.N,
-                                      geometry.H, W, C, K, 1, partials);
+    // input_gradient (P,C) += output_gradient (P,K) x weight (K,C)
+    cpu_sgemm(false, false, geometry.pixels(), C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
+              input_gradient, C);
+    return;
+  }
+  // im2col of d output + one GEMM that accumulates straight into input_gradient (beta = 1), with
+  // no col2im scatter.
+  const int64_t column_width = int64_t{R} * R * K;
+  const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
+  const int64_t column_count = chunk_rows * W * column_width;
+  float* columns = grow(scratch, column_count + C * column_width);  // (chunk_rows*W, R*R*K)
+  float* flipped = columns + column_count;                          // (C,R,S,K)
+  flip_filter(flipped, weight, K, C, R);
+  for (int64_t first = 0; first < N * H; first += chunk_rows) {
+    const int64_t rows = std::min(chunk_rows, N * H - first);
+    im2col_same_cpu(columns, output_gradient, H, W, K, R, first, rows);
+    // input_gradient rows (rows*W, C) += columns (rows*W, R*R*K) x flipped (C, R*R*K)^T
+    cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped,
+              column_width, 1.0f, input_gradient + first * W * C, C);
+  }
+}
+
+void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
+                                const float* output_gradient, const float* input,
+                                const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+                                std::vector<float>& scratch) {
+  require_runnable(algorithm, ConvDirection::WeightGradient, geometry);
+  const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
+  const int R = geometry.kernel_size;
+  if (algorithm == ConvAlgorithm::Reference) {
+    conv_reference_weight_gradient_cpu(weight_gradient, bias_gradient, output_gradient, input, N,
+                                       H, W, C, K, R);
+    return;
+  }
+  if (bias_gradient)
+    accumulate_bias_gradient_cpu(bias_gradient, output_gradient, geometry.pixels(), K);
+  if (algorithm == ConvAlgorithm::Direct) {
+    if (uses_single_channel_kernel(geometry)) {
+      conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input, N, H, W,
+                                                 K);
+    } else if (R == 3) {
+      // Direct kernel over the zero-padded input, per-thread partial sums.
+      const int64_t padded_count = padded_image_count(N, H, W, C);
+      const int64_t partial_count = (cpu_thread_count() - 1) * K * 9 * C;
+      float* padded = grow(scratch, padded_count + partial_count);  // (N,H+2,W+2,C+16)
+      float* partials = padded + padded_count;                      // (threads-1, K,3,3,C)
+      pad_image_cpu(padded, input, N, H, W, C);
+      conv_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, N, H, W, C, K, 3,
+                                      partials);
     } else {
-      cpu_sgemm(true, false, K, C, pixels, 1.0f, output_gradient, K, input, C, 1.0f,
-                weight_gradient, C);
+      // A GEMM with a very long inner dimension (all pixels), which the direct kernel runs
+      // faster than OpenBLAS.
+      float* partials = grow(scratch, (cpu_thread_count() - 1) * K * C);  // (threads-1, K,C)
+      conv_weight_gradient_direct_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, 1,
+                                      partials);
     }
     return;
   }
-  const int64_t total_rows = geometry.N * geometry.H;
-  if (input_gradient && R == 3 && use_direct_3x3(geometry)) {
-    // d input is the 'same' convolution of d output with the flipped, in/out-swapped filter
-    // (see below), run by the direct kernel in accumulate mode.
-    const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, K);
-    float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,K+16)
-    float* packed = padded + padded_count;                    // (C*3*3*K), direct layout
-    pad_image_cpu(padded, output_gradient, geometry.N, geometry.H, W, K);
-    pack_direct_filter(packed, weight, K, C, 3, true);
-    conv_direct_cpu(input_gradient, padded, packed, nullptr, geometry.N, geometry.H, W, K, C, 3,
-                    true);
-  } else if (input_gradient) {
-    // d input is the 'same' convolution of d output with the spatially flipped, in/out-swapped
-    // weight: flipped (C,R,S,K)[c,i,j,k] = weight (K,R,S,C)[k,R-1-i,S-1-j,c]. So it is im2col of
-    // d output + one GEMM that accumulates straight into input_gradient (beta = 1), with no
-    // col2im scatter.
-    const int64_t column_width = R * R * K;
-    const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
-    const int64_t column_count = chunk_rows * W * column_width;
-    float* columns = grow(scratch, column_count + C * column_width);  // (chunk_rows*W, R*R*K)
-    float* flipped = columns + column_count;                          // (C,R,S,K)
-    flip_filter(flipped, weight, K, C, R);
-    for (int64_t first = 0; first < total_rows; first += chunk_rows) {
-      const int64_t rows = std::min(chunk_rows, total_rows - first);
-      im2col_same_cpu(columns, output_gradient, geometry.H, W, K, R, first, rows);
-      // input_gradient rows (rows*W, C) += columns (rows*W, R*R*K) x flipped (C, R*R*K)^T
-      cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped,
-                column_width, 1.0f, input_gradient + first * W * C, C);
-    }
-  }
-  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) {
-    conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input,
-                                               geometry.N, geometry.H, W, K);
+  if (R == 1) {
+    // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C)
+    cpu_sgemm(true, false, K, C, geometry.pixels(), 1.0f, output_gradient, K, input, C, 1.0f,
+              weight_gradient, C);
     return;
   }
-  if (R == 3 && use_direct_3x3(geometry)) {
-    // Direct AVX-512 kernel over the zero-padded input, per-thread partial sums.
-    const int64_t padded_count = padded_image_count(geometry.N, geometry.H, W, C);
-    const int64_t partial_count = (cpu_thread_count() - 1) * K * 9 * C;
-    float* padded = grow(scratch, padded_count + partial_count);  // (N,H+2,W+2,C+16)
-    float* partials = padded + padded_count;                      // (threads-1, K,3,3,C)
-    pad_image_cpu(padded, input, geometry.N, geometry.H, W, C);
-    conv_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, geometry.N,
-                                    geometry.H, W, C, K, 3, partials);
-    return;
-  }
-  const int64_t column_width = R * R * C;
+  const int64_t column_width = int64_t{R} * R * C;
   const int64_t chunk_rows = rows_per_chunk(geometry, column_width);
   float* columns = grow(scratch, chunk_rows * W * column_width);  // (chunk_rows*W, R*R*C)
-  for (int64_t first = 0; first < total_rows; first += chunk_rows) {
-    const int64_t rows = std::min(chunk_rows, total_rows - first);
-    im2col_same_cpu(columns, input, geometry.H, W, C, R, first, rows);
+  for (int64_t first = 0; first < N * H; first += chunk_rows) {
+    const int64_t rows = std::min(chunk_rows, N * H - first);
+    im2col_same_cpu(columns, input, H, W, C, R, first, rows);
     // weight_gradient (K, R*R*C) += output_gradient rows (rows*W, K)^T x columns (rows*W, R*R*C)
     cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, output_gradient + first * W * K, K,
               columns, column_width, 1.0f, weight_gradient, column_width);
@@ -307,21 +718,67 @@ std::vector<Layer::HeldTensor> Conv2d::held_tensors() const {
   return held;
 }
 
+namespace {
+
+// One grow-only scratch buffer for every CPU Conv2d of a thread (the layers of a network run one
+// after another), instead of one per layer: its size is the largest single need, not the sum.
+std::vector<float>& conv_scratch() {
+  thread_local std::vector<float> scratch;
+  return scratch;
+}
+
+}  // namespace
+
+ConvAlgorithm Conv2d::resolve_algorithm(
+    ConvDirection direction, const Conv2dGeometry& geometry,
+    const std::function<void(ConvAlgorithm)>& run_candidate) const {
+  const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
+  const ConvAlgorithm chosen =
+      own ? *own : first_runnable_conv_algorithm(default_conv_algorithms(), direction, geometry);
+  if (chosen != ConvAlgorithm::Auto) return chosen;
+  return conv_auto_algorithm(direction, geometry, run_candidate);
+}
+
 void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
                          bool) {
   const Tensor& input = *inputs[0];
-  conv2d_forward_cpu(output.data(), input.data(), weight_.data(),
-                     has_bias_ ? bias_.data() : nullptr, geometry_for(input.shape()), cpu_scratch_);
+  const Conv2dGeometry geometry = geometry_for(input.shape());
+  const float* bias = has_bias_ ? bias_.data() : nullptr;
+  auto run = [&](ConvAlgorithm algorithm) {
+    conv2d_forward_cpu(output.data(), input.data(), weight_.data(), bias, geometry, algorithm,
+                       conv_scratch());
+  };
+  run(resolve_algorithm(ConvDirection::Forward, geometry, run));
 }
 
 void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
                           const Tensor& output_gradient,
                           const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
-  conv2d_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr,
-                      weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
-                      output_gradient.data(), input.data(), weight_.data(),
-                      geometry_for(input.shape()), cpu_scratch_);
+  const Conv2dGeometry geometry = geometry_for(input.shape());
+  std::vector<float>& scratch = conv_scratch();
+  // auto times its candidates into throw-away buffers (the real gradients accumulate).
+  std::vector<float> trial;
+  if (input_gradients[0]) {
+    const ConvAlgorithm algorithm = resolve_algorithm(
+        ConvDirection::InputGradient, geometry, [&](ConvAlgorithm candidate) {
+          trial.assign(static_cast<size_t>(input.count()), 0.0f);
+          conv2d_input_gradient_cpu(trial.data(), output_gradient.data(), weight_.data(), geometry,
+                                    candidate, scratch);
+        });
+    conv2d_input_gradient_cpu(input_gradients[0]->data(), output_gradient.data(), weight_.data(),
+                              geometry, algorithm, scratch);
+  }
+  const ConvAlgorithm algorithm = resolve_algorithm(
+      ConvDirection::WeightGradient, geometry, [&](ConvAlgorithm candidate) {
+        trial.assign(static_cast<size_t>(weight_gradient_.count() + out_channels_), 0.0f);
+        conv2d_weight_gradient_cpu(trial.data(), has_bias_ ? trial.data() + weight_gradient_.count() : nullptr,
+                                   output_gradient.data(), input.data(), geometry, candidate,
+                                   scratch);
+      });
+  std::vector<float>().swap(trial);
+  conv2d_weight_gradient_cpu(weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
+                             output_gradient.data(), input.data(), geometry, algorithm, scratch);
 }
 
 }  // namespace pneumo

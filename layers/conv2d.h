@@ -2,13 +2,16 @@
 // Data flows input (N,H,W,C) -> output (N,H,W,K) with weight (K,R,S,C) = (out, kh, kw, in), the
 // cuDNN NHWC filter layout. Forward overwrites the output; backward ACCUMULATES into the input
 // gradient (when non-null), the weight gradient and the bias gradient.
-// CPU path (this file's free functions, layers/conv2d.cpp): direct AVX-512 kernels
-// (kernels/cpu/conv_direct.h, kernels/cpu/conv3x3_single_channel.h) where they win, im2col +
-// OpenBLAS GEMMs otherwise (512 channels, channel counts not multiples of 32, no AVX-512);
-// CUDA path: cuDNN (layers/conv2d_cuda.h, layers/conv2d.cu). See layers/conv2d.md.
+// CPU path (this file's free functions, layers/conv2d.cpp): one explicit algorithm per direction
+// (ConvAlgorithm: reference loops, im2col + GEMM, direct AVX2/AVX-512 kernels, Winograd F(2x2,3x3)
+// and F(4x4,3x3)), forced for the process (PNEUMO_CONV_ALGO, --conv-algo) or chosen per shape by
+// `auto`, which times the candidates once per shape (or reads the tuning file of `pneumo tune`).
+// CUDA path: cuDNN (layers/conv2d_cuda.h, layers/conv2d.cu). See layers/conv2d.md, "Algorithms".
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,18 +28,93 @@ struct Conv2dGeometry {
   int64_t pixels() const { return N * H * W; }
 };
 
-// output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); OVERWRITES output.
-// bias may be null. `scratch` is a grow-only host buffer reused between calls (im2col columns,
-// padded input, packed filter).
-void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
-                        const Conv2dGeometry& geometry, std::vector<float>& scratch);
+// ---- CPU convolution algorithms -------------------------------------------------------------
 
-// ACCUMULATES: input_gradient (N,H,W,C) += d/d input, weight_gradient (K,R,S,C) += d/d weight,
-// bias_gradient (K) += d/d bias, given output_gradient (N,H,W,K). input_gradient and
-// bias_gradient may be null (not needed / no bias).
-void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* bias_gradient,
-                         const float* output_gradient, const float* input, const float* weight,
-                         const Conv2dGeometry& geometry, std::vector<float>& scratch);
+// Auto: choose per shape and direction (timed once, or from the tuning file). The others are the
+// concrete algorithms; an algorithm that cannot run a shape on this CPU throws pneumo::Error.
+enum class ConvAlgorithm { Auto, Reference, Gemm, Direct, Winograd2, Winograd4 };
+// The three computations of a convolution, each with its own algorithm.
+enum class ConvDirection { Forward, InputGradient, WeightGradient };
+
+const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "reference", "winograd4", ...
+const char* conv_direction_name(ConvDirection direction);  // "forward", "input-gradient", ...
+// Throws pneumo::Error listing the names when `name` is not one of them.
+ConvAlgorithm parse_conv_algorithm(const std::string& name);
+// Every concrete algorithm (not Auto), in a fixed order: reference, gemm, direct, winograd2,
+// winograd4.
+std::vector<ConvAlgorithm> concrete_conv_algorithms();
+std::string describe_geometry(const Conv2dGeometry& geometry);  // "8x128x128x64 -> 64, 3x3"
+
+// Empty when `algorithm` (concrete) runs `direction` of `geometry` on this CPU (and under
+// PNEUMO_CPU_ISA); otherwise why not, e.g. "winograd4 runs 3x3 convolutions only".
+std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirection direction,
+                                              const Conv2dGeometry& geometry);
+
+// The algorithms the CPU Conv2d layers run unless a layer sets its own: a preference list, the
+// first entry that can run a layer's shape and direction is used (Auto always can); when none can,
+// the layer throws with every entry's reason. A single name is strict: "--conv-algo winograd4"
+// fails on a 1x1 layer, "--conv-algo winograd4,direct,gemm" uses Winograd where it can.
+// Initially PNEUMO_CONV_ALGO (read on first use), else {Direct, Gemm}: a fixed rule per shape, so
+// two runs compute the same (auto's timing can choose differently in each process). The CLI's
+// --conv-algo sets it.
+std::vector<ConvAlgorithm> default_conv_algorithms();
+void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms);
+// "winograd4,direct" -> {Winograd4, Direct}; throws pneumo::Error on an unknown or empty name.
+std::vector<ConvAlgorithm> parse_conv_algorithms(const std::string& names);
+std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms);  // "a,b"
+// The first of `preferences` that runs `direction` of `geometry` (Auto if reached), or throws
+// pneumo::Error naming the shape and every preference's reason.
+ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
+                                            ConvDirection direction,
+                                            const Conv2dGeometry& geometry);
+// When on, every choice auto makes is printed to stderr when made (shape, direction, the
+// candidates' times). The CLI's --show-conv-algos (or PNEUMO_CONV_ALGO_REPORT=1) sets it.
+void set_conv_algorithm_report(bool report);
+
+// auto's memory: one choice per (direction, shape, threads, instruction set). On first use it is
+// filled from the tuning file (PNEUMO_CONV_TUNING, default ~/.cache/pneumo/conv-tuning.txt) when
+// it exists; a shape not found there is timed: each supported algorithm but reference runs twice
+// on the layer's real data and the faster second run wins.
+struct ConvTuningRecord {
+  ConvDirection direction;
+  Conv2dGeometry geometry;
+  int threads;
+  std::string isa;
+  ConvAlgorithm algorithm;
+  double milliseconds;  // the winner's time
+  std::string source;   // "timed" or the tuning file's path
+  std::string candidates;  // "direct 4.1 ms, gemm 9.3 ms, ..." when timed
+};
+ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
+                                  const std::function<void(ConvAlgorithm)>& run_candidate);
+std::vector<ConvTuningRecord> conv_tuning_records();
+void clear_conv_tuning(bool read_tuning_file);  // forget every choice; whether to read the file
+// Adds the records of a tuning file (a missing file adds none), replacing those of the same key:
+// a training run reloads the choices it saved so that a resumed run computes the same.
+void load_conv_tuning_file(const std::string& path);
+std::string conv_tuning_file_path();
+// Writes every record (the file's previous records for other shapes are kept). Throws
+// pneumo::Error naming the file when it cannot be written.
+void write_conv_tuning_file(const std::string& path);
+
+// output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); OVERWRITES output.
+// bias may be null. `algorithm` is concrete (throws when it cannot run the shape). `scratch` is
+// a grow-only host buffer reused between calls (im2col columns, padded input, packed filter).
+void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
+                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+                        std::vector<float>& scratch);
+
+// input_gradient (N,H,W,C) += d/d input given output_gradient (N,H,W,K). ACCUMULATES.
+void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient,
+                               const float* weight, const Conv2dGeometry& geometry,
+                               ConvAlgorithm algorithm, std::vector<float>& scratch);
+
+// weight_gradient (K,R,S,C) += d/d weight and bias_gradient (K) += d/d bias (when non-null),
+// given output_gradient (N,H,W,K) and the forward's input (N,H,W,C). ACCUMULATES.
+void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
+                                const float* output_gradient, const float* input,
+                                const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+                                std::vector<float>& scratch);
 
 class Conv2dCudaPlans;  // cuDNN descriptors and algorithms per input shape (layers/conv2d.cu)
 
@@ -54,6 +132,14 @@ class Conv2d : public Layer {
   // CUDA only: let cuDNN use TF32 tensor cores (faster, ~1e-3 relative error). Off by default, so
   // the GPU computes in full fp32 like the CPU path.
   void set_allow_tf32(bool allow);
+  // CPU only: run this layer's `direction` (or every direction) with `algorithm` (Auto
+  // included) instead of default_conv_algorithms(); throws at run time if it cannot.
+  void set_conv_algorithm(ConvDirection direction, ConvAlgorithm algorithm) {
+    algorithms_[static_cast<int>(direction)] = algorithm;
+  }
+  void set_conv_algorithm(ConvAlgorithm algorithm) {
+    for (auto& chosen : algorithms_) chosen = algorithm;
+  }
   bool allow_tf32() const { return allow_tf32_; }
 
   int64_t in_channels() const { return in_channels_; }
@@ -76,14 +162,18 @@ class Conv2d : public Layer {
 
  private:
   Conv2dGeometry geometry_for(const Shape& input) const;
+  // The concrete algorithm for a direction: the layer's or the process's choice, auto resolved
+  // (timing `run_candidate` when the shape is new).
+  ConvAlgorithm resolve_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
+                                  const std::function<void(ConvAlgorithm)>& run_candidate) const;
 
   int64_t in_channels_, out_channels_;
   int kernel_size_;
   bool has_bias_;
   bool allow_tf32_ = false;
+  std::optional<ConvAlgorithm> algorithms_[3];  // per ConvDirection; unset: the default list
   Tensor weight_, weight_gradient_;  // views (K,R,S,C)
   Tensor bias_, bias_gradient_;      // views (K); empty without bias
-  std::vector<float> cpu_scratch_;   // grow-only: im2col columns / padded input, packed filter
   std::string name_;  // the parameter prefix, e.g. "block1_1.conv1"; names the layer in errors
   std::shared_ptr<Conv2dCudaPlans> cuda_plans_;  // created on first CUDA call
 };

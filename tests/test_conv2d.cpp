@@ -1,13 +1,17 @@
 // Conv2d: forward and backward against a naive direct convolution written here (double
 // accumulation), gradients through the shared finite-difference checker, accumulate semantics,
-// bad inputs, and CPU-vs-CUDA parity.
+// bad inputs, and CPU-vs-CUDA parity. Every numerical test runs once per CPU algorithm
+// (reference, gemm, direct, winograd2, winograd4): each direction a shape allows runs with the
+// algorithm, the others with reference, and what was not run is printed as SKIPPED.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "engine/check.h"
@@ -129,6 +133,103 @@ void check_close(const std::vector<float>& actual, const std::vector<Expected>& 
   CHECK(failures == 0);
 }
 
+
+// ---- the algorithms under test -----------------------------------------------------------------
+
+const ConvDirection kDirections[] = {ConvDirection::Forward, ConvDirection::InputGradient,
+                                     ConvDirection::WeightGradient};
+
+// Sets each direction of `layer` to `algorithm` where it can run shape g, to reference
+// elsewhere; returns why each direction that fell to reference could not run.
+std::vector<std::string> use_algorithm(Conv2d& layer, ConvAlgorithm algorithm,
+                                       const Conv2dGeometry& g) {
+  std::vector<std::string> reasons;
+  for (ConvDirection direction : kDirections) {
+    const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, g);
+    layer.set_conv_algorithm(direction, reason.empty() ? algorithm : ConvAlgorithm::Reference);
+    if (!reason.empty()) reasons.push_back(reason);
+  }
+  return reasons;
+}
+
+// Collects what a test case could not run (algorithm and reason -> shapes) and prints it once,
+// as the GPU tests print theirs.
+struct SkipList {
+  std::string test;
+  std::map<std::string, std::set<std::string>> shapes;  // "algorithm: reason" -> shapes
+  std::set<std::string> all_shapes;
+  void add(ConvAlgorithm algorithm, const std::string& shape,
+           const std::vector<std::string>& reasons) {
+    all_shapes.insert(shape);
+    for (std::string reason : reasons) {
+      reason = reason.substr(0, reason.find(", got"));  // the rule, not this shape's numbers
+      shapes[std::string(conv_algorithm_name(algorithm)) + ": " + reason].insert(shape);
+    }
+  }
+  ~SkipList() {
+    for (const auto& [line, skipped_shapes] : shapes) {
+      std::printf("SKIPPED (%s, %zu of %zu shapes ran reference there) %s\n", test.c_str(),
+                  skipped_shapes.size(), all_shapes.size(), line.c_str());
+      MESSAGE("SKIPPED " << line);
+    }
+  }
+};
+
+// The Winograd tolerance (derivation in layers/conv2d.md, "Algorithms"): one output is
+// A^T[(G g G^T) (.) (B^T d B)]A summed over `channels` input channels. With |matrices| taken
+// element-wise, every channel's contribution is at most beta^2 max|d| max|g|, beta =
+// max over output rows u of sum over a of |A^T[u,a]| * ||G[a,:]||_1 * ||B^T[a,:]||_1 (8 for
+// F(2,3), 48 for F(4,3)). Each contribution carries the rounding of the two transforms (2 x 2
+// alpha operations) and the channel sum adds sqrt(channels) more in the random-walk model of
+// rounding (Higham & Mary 2019), the channels' bounds adding in root-sum-square:
+//   |error| <= u * beta^2 * max|d| * max|g| * sqrt(channels) * (4 alpha + sqrt(channels)).
+double winograd_beta(int m) {
+  if (m == 2) {
+    const double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+    const double G_norm[4] = {1, 1.5, 1.5, 1}, BT_norm[4] = {2, 2, 2, 2};
+    double beta = 0;
+    for (const auto& row : AT) {
+      double sum = 0;
+      for (int a = 0; a < 4; ++a) sum += std::fabs(row[a]) * G_norm[a] * BT_norm[a];
+      beta = std::max(beta, sum);
+    }
+    return beta;
+  }
+  const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0},
+                           {0, 1, -1, 8, -8, 1}};
+  const double G_norm[6] = {0.25, 0.5, 0.5, 7.0 / 24, 7.0 / 24, 1};  // rows of G, L1 norms
+  const double BT_norm[6] = {10, 10, 10, 6, 6, 10};                   // rows of B^T, L1 norms
+  double beta = 0;
+  for (const auto& row : AT) {
+    double sum = 0;
+    for (int a = 0; a < 6; ++a) sum += std::fabs(row[a]) * G_norm[a] * BT_norm[a];
+    beta = std::max(beta, sum);
+  }
+  return beta;
+}
+
+double max_abs(const std::vector<float>& values) {
+  double largest = 0;
+  for (float value : values) largest = std::max(largest, std::fabs(static_cast<double>(value)));
+  return largest;
+}
+
+double winograd_tolerance(int m, int64_t channels, double max_input, double max_filter) {
+  const double u = 0x1p-24, beta = winograd_beta(m), root = std::sqrt(double(channels));
+  return u * beta * beta * max_input * max_filter * root * (4 * (m + 2) + root);
+}
+
+// Absolute tolerance of `algorithm` for one direction: the fixed fp32 tolerance `plain` of the
+// summing algorithms, or the Winograd bound for `channels` summed channels.
+double tolerance_for(ConvAlgorithm algorithm, double plain, int64_t channels, double max_input,
+                     double max_filter) {
+  if (algorithm == ConvAlgorithm::Winograd2)
+    return std::max(plain, winograd_tolerance(2, channels, max_input, max_filter));
+  if (algorithm == ConvAlgorithm::Winograd4)
+    return std::max(plain, winograd_tolerance(4, channels, max_input, max_filter));
+  return plain;
+}
+
 const std::vector<std::pair<Conv2dGeometry, bool>> kShapes = {
     {{1, 5, 5, 3, 4, 3}, true},    // 3x3, square, with bias
     {{2, 7, 4, 5, 3, 3}, false},   // 3x3, H != W, C > K, batch > 1
@@ -141,31 +242,42 @@ const std::vector<std::pair<Conv2dGeometry, bool>> kShapes = {
 
 }  // namespace
 
-TEST_CASE("Conv2d forward matches a naive direct convolution") {
-  std::mt19937_64 generator(11);
-  for (const auto& [g, has_bias] : kShapes) {
-    CAPTURE(describe(g, has_bias));
-    BoundConv conv(Device::CPU, g, has_bias, 5);
-    if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
-    Tensor input = random_tensor(input_shape(g), generator);
-    Tensor output = random_tensor(output_shape(g), generator);  // garbage: forward overwrites
-    Context context(Device::CPU);
-    conv.layer.forward(context, {&input}, output, true);
-    const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
-    check_close(output.to_vector(),
-                naive_forward(g, input.to_vector(), conv.weight.to_vector(), bias), 1e-5, 1e-5,
-                "output");
-    CHECK(conv.layer.forward_flops({input_shape(g)}) ==
-          2 * g.N * g.H * g.W * g.K * g.kernel_size * g.kernel_size * g.C +
-              (has_bias ? g.N * g.H * g.W * g.K : 0));
+TEST_CASE("Conv2d forward matches a naive direct convolution, every algorithm") {
+  SkipList skipped{"forward", {}, {}};
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
+    std::mt19937_64 generator(11);
+    for (const auto& [g, has_bias] : kShapes) {
+      CAPTURE(describe(g, has_bias));
+      BoundConv conv(Device::CPU, g, has_bias, 5);
+      skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
+      if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
+      Tensor input = random_tensor(input_shape(g), generator);
+      Tensor output = random_tensor(output_shape(g), generator);  // garbage: forward overwrites
+      Context context(Device::CPU);
+      conv.layer.forward(context, {&input}, output, true);
+      const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
+      const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
+      check_close(output.to_vector(), naive_forward(g, x, w, bias),
+                  tolerance_for(algorithm, 1e-5, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
+      CHECK(conv.layer.forward_flops({input_shape(g)}) ==
+            2 * g.N * g.H * g.W * g.K * g.kernel_size * g.kernel_size * g.C +
+                (has_bias ? g.N * g.H * g.W * g.K : 0));
+    }
   }
 }
 
-TEST_CASE("Conv2d backward passes the finite-difference gradient check") {
+TEST_CASE("Conv2d backward passes the finite-difference gradient check, every algorithm") {
+  SkipList skipped{"gradient check", {}, {}};
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
   std::mt19937_64 generator(12);
   for (const auto& [g, has_bias] : kShapes) {
     CAPTURE(describe(g, has_bias));
     BoundConv conv(Device::CPU, g, has_bias, 6);
+    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
     conv.weight.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
     if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
     Tensor input = random_tensor(input_shape(g), generator);
@@ -188,32 +300,46 @@ TEST_CASE("Conv2d backward passes the finite-difference gradient check") {
       CHECK_MESSAGE(result.ok, result.message);
     }
   }
+  }
 }
 
 TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive convolution") {
-  // 3 images of 50x64x64: the 3x3 columns take several chunks and a chunk spans two images.
+  // 3 images of 50x64x64: the 3x3 columns take several chunks and a chunk spans two images;
+  // Winograd's tiles take several chunks too.
   const Conv2dGeometry g{3, 50, 64, 64, 64, 3};
   std::mt19937_64 generator(13);
   BoundConv conv(Device::CPU, g, true, 7);
   conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
   Tensor input = random_tensor(input_shape(g), generator);
   Tensor output_gradient = random_tensor(output_shape(g), generator);
-  Tensor output(Device::CPU, output_shape(g));
-  Tensor input_gradient(Device::CPU, input_shape(g));
-  Context context(Device::CPU);
-  conv.layer.forward(context, {&input}, output, true);
-  conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
   const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
-  check_close(output.to_vector(), naive_forward(g, x, w, conv.bias.to_vector()), 1e-4, 1e-5,
-              "output");
+  const std::vector<float> dy = output_gradient.to_vector();
+  const std::vector<double> y = naive_forward(g, x, w, conv.bias.to_vector());
   std::vector<double> dx, dw, db;
-  naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
-  check_close(input_gradient.to_vector(), dx, 1e-4, 1e-5, "input gradient");
-  check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
-  check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
+  naive_backward(g, x, w, dy, dx, dw, db);
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+    if (algorithm == ConvAlgorithm::Reference) continue;  // the naive loops above are the same
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
+    use_algorithm(conv.layer, algorithm, g);
+    conv.weight_gradient.set_values(std::vector<float>(dw.size(), 0.0f));
+    conv.bias_gradient.set_values(std::vector<float>(db.size(), 0.0f));
+    Tensor output(Device::CPU, output_shape(g));
+    Tensor input_gradient(Device::CPU, input_shape(g));
+    Context context(Device::CPU);
+    conv.layer.forward(context, {&input}, output, true);
+    conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+    check_close(output.to_vector(), y, tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)),
+                1e-5, "output");
+    check_close(input_gradient.to_vector(), dx,
+                tolerance_for(algorithm, 1e-4, g.K, max_abs(dy), max_abs(w)), 1e-5,
+                "input gradient");
+    check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+    check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
+  }
 }
 
-TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive and accumulate") {
+TEST_CASE("Conv2d 32k-channel and one-channel shapes match naive and accumulate, every algorithm") {
   // Channel counts that are multiples of 32 (<= 256) take the direct AVX-512 kernels on CPUs
   // that have AVX-512 (3x3 and 1x1), one input channel with K = 16 or 32 the single-channel
   // kernels (im2col + GEMM otherwise; all must match). Widths 13 and 30 give uneven
@@ -230,10 +356,15 @@ TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive
       {{2, 5, 13, 64, 96, 1}, true},
       {{1, 3, 7, 32, 64, 1}, false},
   };
+  SkipList skipped{"32k channels", {}, {}};
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
   std::mt19937_64 generator(15);
   for (const auto& [g, has_bias] : shapes) {
     CAPTURE(describe(g, has_bias));
     BoundConv conv(Device::CPU, g, has_bias, 9);
+    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
     if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
     Tensor input = random_tensor(input_shape(g), generator);
     Tensor output_gradient = random_tensor(output_shape(g), generator);
@@ -242,7 +373,8 @@ TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive
     conv.layer.forward(context, {&input}, output, true);
     const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
     const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
-    check_close(output.to_vector(), naive_forward(g, x, w, bias), 1e-4, 1e-5, "output");
+    check_close(output.to_vector(), naive_forward(g, x, w, bias),
+                tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
     // Gradients start from random values: backward must add to them.
     Tensor input_gradient = random_tensor(input_shape(g), generator);
     conv.weight_gradient.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
@@ -256,20 +388,29 @@ TEST_CASE("Conv2d direct 3x3 paths (32k channels, one input channel) match naive
     naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
     for (size_t i = 0; i < dx.size(); ++i) dx[i] += start_input[i];
     for (size_t i = 0; i < dw.size(); ++i) dw[i] += start_weight[i];
-    check_close(input_gradient.to_vector(), dx, 1e-4, 1e-5, "input gradient");
+    check_close(input_gradient.to_vector(), dx,
+                tolerance_for(algorithm, 1e-4, g.K, max_abs(output_gradient.to_vector()),
+                              max_abs(w)),
+                1e-5, "input gradient");
     check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
     if (has_bias) {
       for (size_t i = 0; i < db.size(); ++i) db[i] += start_bias[i];
       check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
     }
   }
+  }
 }
 
-TEST_CASE("Conv2d backward accumulates into every gradient") {
+TEST_CASE("Conv2d backward accumulates into every gradient, every algorithm") {
+  SkipList skipped{"accumulate", {}, {}};
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
   std::mt19937_64 generator(14);
   for (const auto& [g, has_bias] : kShapes) {
     CAPTURE(describe(g, has_bias));
     BoundConv conv(Device::CPU, g, has_bias, 8);
+    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
     Tensor input = random_tensor(input_shape(g), generator);
     Tensor output_gradient = random_tensor(output_shape(g), generator);
     Tensor output(Device::CPU, output_shape(g));
@@ -298,6 +439,124 @@ TEST_CASE("Conv2d backward accumulates into every gradient") {
     for (float& value : tripled) value *= 3.0f;
     check_close(conv.weight_gradient.to_vector(), tripled, 1e-6, 1e-5, "weight gradient x3");
   }
+  }
+}
+
+TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel counts") {
+  // The residual blocks' 3x3 convolutions: 64 @128, 128 @64, 256 @32, 512 @16 in the network;
+  // here on small images (9x9 and 7x7: partial tiles at the edges for both tile sizes) against
+  // the reference (double sums). Input gradient too: the same transform on d output.
+  const std::vector<Conv2dGeometry> shapes = {
+      {2, 9, 9, 64, 64, 3}, {1, 9, 9, 128, 128, 3}, {1, 7, 7, 256, 256, 3}, {1, 7, 7, 512, 512, 3}};
+  std::mt19937_64 generator(16);
+  for (const Conv2dGeometry& g : shapes) {
+    CAPTURE(describe(g, false));
+    BoundConv conv(Device::CPU, g, false, 11);  // Glorot weights, as in training
+    const Tensor input = random_tensor(input_shape(g), generator);
+    const Tensor output_gradient = random_tensor(output_shape(g), generator);
+    const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
+    const std::vector<float> dy = output_gradient.to_vector();
+    std::vector<float> scratch;
+    std::vector<float> expected_y(static_cast<size_t>(g.N * g.H * g.W * g.K));
+    std::vector<float> expected_dx(x.size(), 0.0f);
+    conv2d_forward_cpu(expected_y.data(), x.data(), w.data(), nullptr, g,
+                       ConvAlgorithm::Reference, scratch);
+    conv2d_input_gradient_cpu(expected_dx.data(), dy.data(), w.data(), g,
+                              ConvAlgorithm::Reference, scratch);
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
+      const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
+      const int m = algorithm == ConvAlgorithm::Winograd2 ? 2 : 4;
+      std::vector<float> y(expected_y.size()), dx(x.size(), 0.0f);
+      conv2d_forward_cpu(y.data(), x.data(), w.data(), nullptr, g, algorithm, scratch);
+      conv2d_input_gradient_cpu(dx.data(), dy.data(), w.data(), g, algorithm, scratch);
+      const double forward_tolerance = winograd_tolerance(m, g.C, max_abs(x), max_abs(w));
+      const double backward_tolerance = winograd_tolerance(m, g.K, max_abs(dy), max_abs(w));
+      double forward_error = 0, backward_error = 0;
+      for (size_t i = 0; i < y.size(); ++i)
+        forward_error = std::max(forward_error, std::fabs(double(y[i]) - expected_y[i]));
+      for (size_t i = 0; i < dx.size(); ++i)
+        backward_error = std::max(backward_error, std::fabs(double(dx[i]) - expected_dx[i]));
+      MESSAGE(std::string(conv_algorithm_name(algorithm)) << " " << describe(g, false) << ": max error "
+              << forward_error << " (bound " << forward_tolerance << "), input gradient "
+              << backward_error << " (bound " << backward_tolerance << "), largest output "
+              << max_abs(expected_y));
+      CHECK(forward_error <= forward_tolerance);
+      CHECK(backward_error <= backward_tolerance);
+      // The bound must be tight enough to catch a wrong transform: well below the outputs.
+      CHECK(forward_tolerance < 0.02 * max_abs(expected_y));
+    }
+  }
+}
+
+TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
+  const Conv2dGeometry one_by_one{1, 4, 4, 32, 32, 1}, odd{1, 4, 4, 3, 5, 3};
+  std::vector<float> scratch, buffer(4096, 0.0f);
+  CHECK_THROWS_WITH_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr,
+                                          one_by_one, ConvAlgorithm::Winograd4, scratch),
+                       "Conv2d forward of 1x4x4x32 -> 32, 1x1: algorithm 'winograd4' cannot run "
+                       "it: winograd4 runs 3x3 convolutions only, this one is 1x1",
+                       Error);
+  CHECK_THROWS_AS(conv2d_weight_gradient_cpu(buffer.data(), nullptr, buffer.data(), buffer.data(),
+                                             odd, ConvAlgorithm::Winograd2, scratch),
+                  Error);
+  CHECK_THROWS_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd,
+                                     ConvAlgorithm::Direct, scratch),
+                  Error);
+  CHECK_THROWS_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd,
+                                     ConvAlgorithm::Auto, scratch),
+                  Error);
+  CHECK(parse_conv_algorithms("winograd4,direct") ==
+        std::vector<ConvAlgorithm>{ConvAlgorithm::Winograd4, ConvAlgorithm::Direct});
+  CHECK_THROWS_WITH_AS(parse_conv_algorithm("fft"),
+                       "unknown convolution algorithm 'fft': expected one of auto, reference, "
+                       "gemm, direct, winograd2, winograd4",
+                       Error);
+  CHECK_THROWS_AS(parse_conv_algorithms("gemm,"), Error);
+  // A preference list takes the first that runs; a strict single name does not fall back.
+  CHECK(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4, ConvAlgorithm::Gemm},
+                                      ConvDirection::Forward, one_by_one) == ConvAlgorithm::Gemm);
+  CHECK_THROWS_AS(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4}, ConvDirection::Forward,
+                                                one_by_one),
+                  Error);
+  // A layer forced to an algorithm that cannot run its shape fails at run time, by name.
+  BoundConv conv(Device::CPU, one_by_one, false, 3);
+  conv.layer.set_conv_algorithm(ConvAlgorithm::Winograd2);
+  Tensor input(Device::CPU, input_shape(one_by_one)), output(Device::CPU, output_shape(one_by_one));
+  Context context(Device::CPU);
+  CHECK_THROWS_AS(conv.layer.forward(context, {&input}, output, true), Error);
+}
+
+TEST_CASE("Conv2d auto picks a runnable algorithm per direction and remembers it") {
+  clear_conv_tuning(false);  // no tuning file: time
+  const Conv2dGeometry g{2, 12, 12, 32, 32, 3};
+  std::mt19937_64 generator(17);
+  BoundConv conv(Device::CPU, g, true, 4);
+  conv.layer.set_conv_algorithm(ConvAlgorithm::Auto);
+  Tensor input = random_tensor(input_shape(g), generator);
+  Tensor output_gradient = random_tensor(output_shape(g), generator);
+  Tensor output(Device::CPU, output_shape(g)), input_gradient(Device::CPU, input_shape(g));
+  Context context(Device::CPU);
+  conv.layer.forward(context, {&input}, output, true);
+  conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+  const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
+  check_close(output.to_vector(), naive_forward(g, x, w, conv.bias.to_vector()),
+              winograd_tolerance(4, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
+  std::vector<double> dx, dw, db;
+  naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
+  // Auto's timing runs went to throw-away buffers: the gradients were added exactly once.
+  check_close(input_gradient.to_vector(), dx,
+              winograd_tolerance(4, g.K, max_abs(output_gradient.to_vector()), max_abs(w)), 1e-5,
+              "input gradient");
+  check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+  const std::vector<ConvTuningRecord> records = conv_tuning_records();
+  CHECK(records.size() == 3);
+  for (const ConvTuningRecord& record : records) {
+    CHECK(record.algorithm != ConvAlgorithm::Reference);
+    CHECK(conv_algorithm_unsupported_reason(record.algorithm, record.direction, g).empty());
+    CHECK(record.source == "timed");
+  }
+  clear_conv_tuning(true);
 }
 
 TEST_CASE("Conv2d rejects bad configurations and inputs") {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/cpu_threads.h"
+#include "kernels/cpu/cpu_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -14,8 +15,7 @@ namespace pneumo {
 
 bool conv3x3_single_channel_supported(int64_t K) {
 #ifdef PNEUMO_SINGLE_CHANNEL_AVX512
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512 && (K == 16 || K == 32);
+  return cpu_isa() == CpuIsa::Avx512 && (K == 16 || K == 32);
 #else
   (void)K;
   return false;

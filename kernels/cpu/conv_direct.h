@@ -1,4 +1,4 @@
-// Direct 3x3 and 1x1 'same' convolutions on NHWC activations with AVX-512 (CPU), used by Conv2d
+// Direct 3x3 and 1x1 'same' convolutions on NHWC activations with AVX-512 or AVX2+FMA (CPU), used by Conv2d
 // instead of im2col + GEMM: no column matrix, no GEMM packing. Data flows a zero-padded image
 // (N,H+2,W+2,C) for 3x3, or the image (N,H,W,C) for 1x1, and a packed filter -> output
 // (N,H,W,O), OVERWRITTEN (accumulate = false) or ADDED TO (accumulate = true); and image x
@@ -11,7 +11,8 @@ namespace pneumo {
 // Output channels per packed filter block (two AVX-512 vectors).
 constexpr int64_t kDirectConvBlock = 32;
 
-// True when this CPU runs AVX-512 and out_channels is a multiple of kDirectConvBlock.
+// True when this CPU runs AVX-512 or AVX2+FMA (kernels/cpu/cpu_isa.h: PNEUMO_CPU_ISA caps it) and
+// out_channels is a multiple of kDirectConvBlock.
 bool conv_direct_supported(int64_t out_channels);
 
 // Floats per pixel in the padded image: C plus one cache line, so that the pixels a tile reads
@@ -51,7 +52,7 @@ void conv_direct_cpu(float* output, const float* input, const float* packed, con
                      int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int kernel_size,
                      bool accumulate);
 
-// True when this CPU runs AVX-512 and in_channels is a multiple of 32 (the weight-gradient
+// True when this CPU runs AVX-512 or AVX2+FMA and in_channels is a multiple of 32 (the weight-gradient
 // kernel's vector width over input channels).
 bool conv_weight_gradient_direct_supported(int64_t in_channels);
 

@@ -34,7 +34,7 @@ check "run directory has curves, grid, config, validation labels, log" "[ -s $wo
 # A real Ctrl-C: SIGINT once the first epoch is under way.
 "$pneumo" train $small --epochs 50 --run-dir "$work/sigint" > "$work/sigint.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do grep -q "epoch 1/50" "$work/sigint.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 1200); do grep -q "epoch 1/50" "$work/sigint.log" 2>/dev/null && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
 rc=$?
