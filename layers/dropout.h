@@ -31,6 +31,12 @@ class Dropout : public Layer {
                    bool training) override;
   void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                    bool training) override;
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
+#endif
 
  private:
   uint32_t drop_threshold() const;  // round(rate * 2^32)
@@ -51,5 +57,10 @@ void dropout_forward_cpu(float* output, const float* input, uint64_t key, uint32
 // CPU: input_gradient (count) += the same mask and scale applied to output_gradient (count).
 void dropout_backward_cpu(float* input_gradient, const float* output_gradient, uint64_t key,
                           uint32_t drop_threshold, float scale, int64_t count);
+// CUDA (layers/dropout.cu): the same contracts on device pointers.
+void dropout_forward_cuda(float* output, const float* input, uint64_t key, uint32_t drop_threshold,
+                          float scale, int64_t count);
+void dropout_backward_cuda(float* input_gradient, const float* output_gradient, uint64_t key,
+                           uint32_t drop_threshold, float scale, int64_t count);
 
 }  // namespace pneumo

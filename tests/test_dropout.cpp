@@ -1,5 +1,6 @@
 // Dropout: the mask's statistics and determinism, the inverted scaling, inference and rate 0 as
-// the identity, backward through the shared gradient checker, accumulation, and bad rates.
+// the identity, backward through the shared gradient checker, accumulation, bad rates, and
+// CPU-vs-CUDA parity of the mask bit for bit (skipped without a GPU).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -142,4 +143,23 @@ TEST_CASE("Dropout rejects rates outside [0, 1) and bad shapes") {
   Dropout layer(0.5f, 1);
   CHECK_THROWS_AS(layer.output_shape({{2, 3, 4}}), Error);
   CHECK(layer.forward_flops({{2, 3, 4, 5}}) == 120);
+}
+
+TEST_CASE("Dropout CPU vs CUDA parity: the same mask bit for bit (GPU)") {
+  PNEUMO_REQUIRE_GPU_OR_SKIP();
+  std::mt19937_64 generator(6);
+  Context cpu(Device::CPU), cuda(Device::CUDA);
+  Dropout cpu_layer(0.3f, 21), cuda_layer(0.3f, 21);
+  cpu_layer.set_step(5);
+  cuda_layer.set_step(5);
+  Tensor input = random_tensor({3, 33, 17, 32}, generator);
+  Tensor probe = random_tensor({3, 33, 17, 32}, generator);
+  Tensor cuda_input = input.to(Device::CUDA), cuda_probe = probe.to(Device::CUDA);
+  Tensor expected_output = forward(cpu_layer, cpu, input, true);
+  Tensor actual_output = forward(cuda_layer, cuda, cuda_input, true);
+  Tensor expected_gradient = backward(cpu_layer, cpu, input, expected_output, probe, 2);
+  Tensor actual_gradient = backward(cuda_layer, cuda, cuda_input, actual_output, cuda_probe, 2);
+  cuda.synchronize();
+  CHECK(actual_output.to_vector() == expected_output.to_vector());
+  CHECK(actual_gradient.to_vector() == expected_gradient.to_vector());
 }
