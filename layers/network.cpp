@@ -7,6 +7,7 @@
 #include "layers/add.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
+#include "layers/dropout.h"
 #include "layers/leaky_relu.h"
 #include "layers/max_pool.h"
 #include "layers/sigmoid.h"
@@ -20,6 +21,8 @@ void validate_network_config(const NetworkConfig& config) {
     fail("depth must be in 1..10, got " + std::to_string(config.depth));
   if (config.channels < 1) fail("channels must be positive, got " + std::to_string(config.channels));
   if (config.n_blocks < 0) fail("n_blocks must be >= 0, got " + std::to_string(config.n_blocks));
+  if (!(config.dropout >= 0.0f && config.dropout < 1.0f))
+    fail("dropout must be in [0, 1), got " + std::to_string(config.dropout));
   const int64_t stride = int64_t{1} << config.depth;
   if (config.input_size < stride || config.input_size % stride != 0)
     fail("input_size must be a positive multiple of 2^depth = " + std::to_string(stride) + ", got " +
@@ -31,7 +34,7 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
   const float slope = config_.leaky_slope;
   int64_t channels = config_.channels;
   int x = -1;  // the image input
-  nodes_.reserve(static_cast<size_t>(2 + config_.depth * (4 + 7 * config_.n_blocks) + 5));
+  nodes_.reserve(static_cast<size_t>(2 + config_.depth * (4 + 8 * config_.n_blocks) + 5));
   x = add_chain("conv0", std::make_unique<Conv2d>(1, channels, 3, false), x);
   for (int64_t d = 1; d <= config_.depth; ++d) {
     const int64_t in_channels = channels;
@@ -49,6 +52,9 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
       y = add_chain(block + ".conv1", std::make_unique<Conv2d>(channels, channels, 3, false), y);
       y = add_chain(block + ".bn2", std::make_unique<BatchNorm2d>(channels), y);
       y = add_chain(block + ".relu2", std::make_unique<LeakyReLU>(slope), y);
+      if (config_.dropout > 0.0f)  // each dropout node draws its own mask stream
+        y = add_chain(block + ".dropout",
+                      std::make_unique<Dropout>(config_.dropout, seed ^ (0x9E3779B97F4A7C15ull * nodes_.size())), y);
       y = add_chain(block + ".conv2", std::make_unique<Conv2d>(channels, channels, 3, false), y);
       add_node(block + ".add", std::make_unique<Add>(), {y, block_input});
       x = static_cast<int>(nodes_.size()) - 1;
@@ -96,6 +102,11 @@ int Network::add_chain(const std::string& name, std::unique_ptr<Layer> layer, in
 
 Shape Network::input_shape(int64_t batch) const {
   return {batch, config_.input_size, config_.input_size, 1};
+}
+
+void Network::set_dropout_step(uint64_t step) {
+  for (auto& node : nodes_)
+    if (auto* dropout = dynamic_cast<Dropout*>(node.layer.get())) dropout->set_step(step);
 }
 
 std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch) const {

@@ -10,6 +10,8 @@
 //                              down<d>.bn.{gamma,beta,running_mean,running_var}, down<d>.conv.weight
 //   block<d>_<b>.bn1|.relu1|.conv1|.bn2|.relu2|.conv2|.add   residual block, add = conv2 + block input
 //                              block<d>_<b>.bn1.*, .conv1.weight, .bn2.*, .conv2.weight
+//                              (with dropout > 0, a block<d>_<b>.dropout node between relu2 and
+//                              conv2; it has no parameters, so the names above do not change)
 //   head.bn|.relu|.conv|.sigmoid|.upsample   BN, LeakyReLU, Conv2d 1x1 -> 1 with bias, sigmoid,
 //                              nearest upsampling by 2^depth     head.bn.*, head.conv.{weight,bias}
 // Conv weights are (K,R,S,C); activations NHWC (engine/layout.md).
@@ -32,6 +34,7 @@ struct NetworkConfig {
   int64_t n_blocks = 2;      // residual blocks per depth
   int64_t depth = 4;         // downsampling stages
   float leaky_slope = 0.0f;  // the notebook's LeakyReLU(0)
+  float dropout = 0.0f;      // rate of a Dropout before each block's conv2; 0 = none (the notebook)
 };
 
 // Throws pneumo::Error naming the field when the configuration cannot build a network.
@@ -60,6 +63,9 @@ class Network {
   int64_t state_count() const { return store_.state_count(); }
   const std::vector<NetworkNode>& nodes() const { return nodes_; }
   Shape input_shape(int64_t batch) const;  // (N,S,S,1)
+  // The step whose dropout masks the next training forward draws (train_step passes Adam's step
+  // count, so a resumed run draws the masks of an uninterrupted one). No-op without dropout.
+  void set_dropout_step(uint64_t step);
 
   // images (N,S,S,1) on device() -> probabilities (N,S,S,1), owned by the network and valid
   // until the next forward. training=true: batch statistics, running statistics updated.
