@@ -31,7 +31,7 @@ SKIP_FOLDERS = {"third_party", "fixtures", "build", ".git"}
 # says where the name comes from.
 ALLOWED = {
     # the notebook / Keras / TensorFlow
-    "create_network", "iou_bce_loss", "iou_loss", "mean_iou", "binary_accuracy", "LearningRateScheduler",
+    "create_network", "create_downsample", "create_resblock", "iou_bce_loss", "iou_loss", "mean_iou", "binary_accuracy", "LearningRateScheduler",
     "BatchNormalization", "LeakyReLU", "MaxPool2D", "UpSampling2D", "Conv2D", "moving_mean",
     "moving_variance", "clip_by_value", "n_blocks", "binary_crossentropy", "resize_images",
     # PyTorch / numpy / scikit-image / pydicom
@@ -76,6 +76,8 @@ def source_words_and_files():
             for name in names:
                 files.add(name)
                 words.add(name.split(".")[0])  # target names such as bench_decode
+                if name.startswith("check_") and name.endswith(".py"):
+                    words.add("page_" + name[:-3])  # the CTest name of a page's check
                 if name.endswith(SOURCE_SUFFIXES) or name == "CMakeLists.txt":
                     with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as f:
                         words.update(re.findall(r"[A-Za-z_~][A-Za-z0-9_]*", f.read()))
@@ -171,7 +173,7 @@ def main():
                     continue
                 if NODE_NAME_RE.match(name):
                     continue  # node names are checked above
-                if "=" in span and not after.lstrip().startswith("("):
+                if "=" in span and not after.startswith("("):
                     continue  # a code statement: its variables are the snippet's own
                 if re.match(r"^(?:cudnn|cublas|cuda|nccl)[A-Z]|^(?:CUDNN|CUBLAS|CUDA|NCCL)_", name):
                     continue  # the CUDA libraries' API
