@@ -234,6 +234,42 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
   }
 }
 
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, bool input_gradient) {
+  const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
+  const int64_t R = geometry.kernel_size;
+  int64_t floats = 0;
+  const auto need = [&](int64_t count) { floats = std::max(floats, count); };
+  const auto im2col_columns = [&](int64_t column_width) {
+    return rows_per_chunk(geometry, column_width) * W * column_width;
+  };
+  // Forward (conv2d_forward_cpu).
+  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) {
+  } else if (R == 3 && use_direct_3x3(geometry)) {
+    need(padded_image_count(N, H, W, C) + 9 * C * K);
+  } else if (use_direct_1x1(geometry)) {
+    need(C * K);
+  } else if (R != 1) {
+    need(im2col_columns(R * R * C));
+  }
+  // Backward (conv2d_backward_cpu).
+  if (R == 1) {
+    if (input_gradient && use_direct_1x1(geometry)) need(C * K);
+    if (use_direct_1x1(geometry) && conv_weight_gradient_direct_supported(C))
+      need((cpu_thread_count() - 1) * K * C);
+    return floats;
+  }
+  if (input_gradient && R == 3 && use_direct_3x3(geometry))
+    need(padded_image_count(N, H, W, K) + 9 * C * K);
+  else if (input_gradient)
+    need(im2col_columns(R * R * K) + C * R * R * K);
+  if (R == 3 && C == 1 && conv3x3_single_channel_supported(K)) return floats;
+  if (R == 3 && use_direct_3x3(geometry))
+    need(padded_image_count(N, H, W, C) + (cpu_thread_count() - 1) * K * 9 * C);
+  else
+    need(im2col_columns(R * R * C));
+  return floats;
+}
+
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel_size, bool bias)
     : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size),
       has_bias_(bias) {
@@ -296,6 +332,12 @@ void Conv2d::bind_parameters(const ParameterStore& store, const std::string& pre
 }
 
 void Conv2d::set_allow_tf32(bool allow) { allow_tf32_ = allow; }
+
+int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device,
+                               bool input_gradient) const {
+  if (device != Device::CPU) return 0;
+  return conv2d_cpu_scratch_floats(geometry_for(inputs.at(0)), input_gradient);
+}
 
 std::vector<Layer::HeldTensor> Conv2d::held_tensors() const {
   std::vector<HeldTensor> held = {{&weight_, "weight"}, {&weight_gradient_, "weight gradient"}};

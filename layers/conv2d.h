@@ -38,6 +38,11 @@ void conv2d_backward_cpu(float* input_gradient, float* weight_gradient, float* b
                          const float* output_gradient, const float* input, const float* weight,
                          const Conv2dGeometry& geometry, std::vector<float>& scratch);
 
+// Floats of `scratch` that conv2d_forward_cpu followed by conv2d_backward_cpu leave allocated for
+// this geometry (the largest of the paths' padded copies, im2col columns and packed filters);
+// input_gradient: whether backward computes d input. Mirrors the path choice of both functions.
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, bool input_gradient);
+
 class Conv2dCudaPlans;  // cuDNN descriptors and algorithms per input shape (layers/conv2d.cu)
 
 class Conv2d : public Layer {
@@ -60,6 +65,11 @@ class Conv2d : public Layer {
   int64_t out_channels() const { return out_channels_; }
   int kernel_size() const { return kernel_size_; }
   bool has_bias() const { return has_bias_; }
+  // CPU: conv2d_cpu_scratch_floats of the input's geometry; CUDA: 0 (cuDNN's workspace is the
+  // context's, shared by every layer).
+  int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
+                         bool input_gradient) const override;
+  int64_t cpu_scratch_capacity() const { return static_cast<int64_t>(cpu_scratch_.size()); }
 
  protected:
   void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,

@@ -55,6 +55,17 @@ class Layer {
     (void)store;
     (void)prefix;
   }
+  // Floats of scratch the layer keeps allocated after a training forward + backward with these
+  // input shapes on `device` (grow-only buffers such as a convolution's padded input copy);
+  // input_gradient says whether backward computes d loss / d input. Part of the memory budget
+  // of a training step (training_memory_budget in layers/network.h). Default: none.
+  virtual int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
+                                 bool input_gradient) const {
+    (void)inputs;
+    (void)device;
+    (void)input_gradient;
+    return 0;
+  }
 
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).

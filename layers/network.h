@@ -126,6 +126,28 @@ struct ModelSummary {
 };
 
 ModelSummary summarize(const Network& network, int64_t batch);
+
+// The memory of one training step (train_step) at `batch`, in floats, on the network's device:
+// everything the step keeps allocated at its peak (layers/training_step.md, "Memory").
+struct MemoryBudget {
+  int64_t activations = 0;           // every node's output (N,H,W,C), kept for backward
+  int64_t activation_gradients = 0;  // the backward pass's gradient pool at its peak, plus the
+                                     // loss gradient d loss / d probabilities (N,S,S,1)
+  int64_t layer_scratch = 0;         // per-layer grow-only buffers (Layer::scratch_floats), e.g.
+                                     // the convolutions' padded input copies and im2col columns
+  int64_t parameters = 0;            // trainable values (P)
+  int64_t state = 0;                 // batch-norm running statistics
+  int64_t gradients = 0;             // (P), one flat buffer
+  int64_t adam_m = 0, adam_v = 0;    // (P) each
+  int64_t batch_tensors = 0;         // the step's images and masks (N,S,S,1) each
+  int64_t total() const {
+    return activations + activation_gradients + layer_scratch + parameters + state + gradients +
+           adam_m + adam_v + batch_tensors;
+  }
+};
+MemoryBudget training_memory_budget(const Network& network, int64_t batch);
+// The budget as lines of MiB, with the total.
+std::string format_memory_budget(const MemoryBudget& budget, int64_t batch);
 // A fixed-width table: one line per node, then the totals.
 std::string format_summary(const ModelSummary& summary);
 
