@@ -27,6 +27,7 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("channels", "N", "", "channels of the first convolution");
   arguments.option("blocks", "N", "", "residual blocks per depth");
   arguments.option("depth", "N", "", "downsampling stages");
+  arguments.option("dropout", "P", "0", "dropout rate before each residual block's second conv (0 = none, the notebook)");
   arguments.option("batch", "N", "", "batch size");
   arguments.option("epochs", "N", "", "epochs");
   arguments.option("lr", "RATE", "", "base learning rate of the cosine annealing");
@@ -44,7 +45,7 @@ int run_train(const std::vector<std::string>& argv) {
 
   TrainOutcome outcome;
   if (!arguments.text("resume").empty()) {
-    for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "batch", "epochs", "lr",
+    for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "dropout", "batch", "epochs", "lr",
                              "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
@@ -65,6 +66,7 @@ int run_train(const std::vector<std::string>& argv) {
     if (arguments.has("channels")) settings.network.channels = arguments.integer("channels");
     if (arguments.has("blocks")) settings.network.n_blocks = arguments.integer("blocks");
     if (arguments.has("depth")) settings.network.depth = arguments.integer("depth");
+    settings.network.dropout = static_cast<float>(arguments.number("dropout"));
     if (arguments.has("batch")) settings.batch_size = arguments.integer("batch");
     if (arguments.has("epochs")) settings.epochs = arguments.integer("epochs");
     if (arguments.has("lr")) settings.learning_rate = arguments.number("lr");

@@ -114,6 +114,7 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.n_blocks"] = std::to_string(config.n_blocks);
   metadata["network.depth"] = std::to_string(config.depth);
   metadata["network.leaky_slope"] = exact_number(config.leaky_slope);
+  metadata["network.dropout"] = exact_number(config.dropout);
 }
 
 NetworkConfig network_config_from_metadata(const std::map<std::string, std::string>& metadata,
@@ -124,6 +125,8 @@ NetworkConfig network_config_from_metadata(const std::map<std::string, std::stri
   config.n_blocks = metadata_integer(metadata, "network.n_blocks", source);
   config.depth = metadata_integer(metadata, "network.depth", source);
   config.leaky_slope = static_cast<float>(metadata_number(metadata, "network.leaky_slope", source));
+  if (metadata.count("network.dropout"))  // absent in runs written before --dropout existed
+    config.dropout = static_cast<float>(metadata_number(metadata, "network.dropout", source));
   validate_network_config(config);
   return config;
 }

@@ -645,6 +645,60 @@ void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
   }
 }
 
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction,
+                                  ConvAlgorithm algorithm) {
+  const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
+  const int R = geometry.kernel_size;
+  const auto im2col_columns = [&](int64_t column_width) {
+    return rows_per_chunk(geometry, column_width) * W * column_width;
+  };
+  switch (direction) {
+    case ConvDirection::Forward:
+      switch (algorithm) {
+        case ConvAlgorithm::Reference: return 0;
+        case ConvAlgorithm::Direct:
+          if (uses_single_channel_kernel(geometry)) return 0;
+          return R == 3 ? padded_image_count(N, H, W, C) + 9 * C * K : C * K;
+        case ConvAlgorithm::Winograd2:
+        case ConvAlgorithm::Winograd4: {
+          const int m = winograd_tile(algorithm);
+          return winograd_filter_floats(m, C, K) + winograd_scratch_floats(m, N, H, W, C, K);
+        }
+        case ConvAlgorithm::Gemm:
+        case ConvAlgorithm::Auto: return R == 1 ? 0 : im2col_columns(int64_t{R} * R * C);
+      }
+      break;
+    case ConvDirection::InputGradient:
+      switch (algorithm) {
+        case ConvAlgorithm::Reference: return 0;
+        case ConvAlgorithm::Direct: return R == 3 ? padded_image_count(N, H, W, K) + 9 * C * K : C * K;
+        case ConvAlgorithm::Winograd2:
+        case ConvAlgorithm::Winograd4: {
+          const int m = winograd_tile(algorithm);
+          return winograd_filter_floats(m, K, C) + winograd_scratch_floats(m, N, H, W, K, C);
+        }
+        case ConvAlgorithm::Gemm:
+        case ConvAlgorithm::Auto:
+          return R == 1 ? 0 : im2col_columns(int64_t{R} * R * K) + C * R * R * K;
+      }
+      break;
+    case ConvDirection::WeightGradient:
+      switch (algorithm) {
+        case ConvAlgorithm::Reference:
+        case ConvAlgorithm::Winograd2:
+        case ConvAlgorithm::Winograd4: return 0;
+        case ConvAlgorithm::Direct:
+          if (uses_single_channel_kernel(geometry)) return 0;
+          return R == 3 ? padded_image_count(N, H, W, C) + (cpu_thread_count() - 1) * K * 9 * C
+                        : (cpu_thread_count() - 1) * K * C;
+        case ConvAlgorithm::Gemm:
+        case ConvAlgorithm::Auto: return R == 1 ? 0 : im2col_columns(int64_t{R} * R * C);
+      }
+      break;
+  }
+  return 0;
+}
+
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel_size, bool bias)
     : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size),
       has_bias_(bias) {
@@ -709,6 +763,29 @@ void Conv2d::bind_parameters(const ParameterStore& store, const std::string& pre
 
 void Conv2d::set_allow_tf32(bool allow) { allow_tf32_ = allow; }
 
+int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device,
+                               bool input_gradient) const {
+  if (device != Device::CPU) return 0;
+  const Conv2dGeometry geometry = geometry_for(inputs.at(0));
+  int64_t floats = 0;
+  for (ConvDirection direction :
+       {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
+    if (direction == ConvDirection::InputGradient && !input_gradient) continue;
+    const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
+    const ConvAlgorithm chosen =
+        own ? *own : first_runnable_conv_algorithm(default_conv_algorithms(), direction, geometry);
+    if (chosen != ConvAlgorithm::Auto) {
+      floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, chosen));
+      continue;
+    }
+    // auto picks by timing: budget for the hungriest candidate it may pick.
+    for (ConvAlgorithm candidate : concrete_conv_algorithms())
+      if (conv_algorithm_unsupported_reason(candidate, direction, geometry).empty())
+        floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, candidate));
+  }
+  return floats;
+}
+
 std::vector<Layer::HeldTensor> Conv2d::held_tensors() const {
   std::vector<HeldTensor> held = {{&weight_, "weight"}, {&weight_gradient_, "weight gradient"}};
   if (has_bias_) {
@@ -728,6 +805,10 @@ std::vector<float>& conv_scratch() {
 }
 
 }  // namespace
+
+int64_t conv2d_cpu_shared_scratch_capacity() { return static_cast<int64_t>(conv_scratch().size()); }
+
+void conv2d_release_cpu_scratch() { std::vector<float>().swap(conv_scratch()); }
 
 ConvAlgorithm Conv2d::resolve_algorithm(
     ConvDirection direction, const Conv2dGeometry& geometry,

@@ -116,6 +116,16 @@ void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
                                 const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
                                 std::vector<float>& scratch);
 
+// Floats of `scratch` that `algorithm` grows in `direction` for this geometry (padded copies,
+// im2col columns, packed or transformed filters, per-thread partial sums). Mirrors the three
+// functions above; the memory budget (layers/network.h) is built on it.
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction,
+                                  ConvAlgorithm algorithm);
+// Every CPU Conv2d of a thread shares one grow-only scratch buffer (the layers run one after
+// another), so it is as large as the largest single need. Its size, and a release (tests).
+int64_t conv2d_cpu_shared_scratch_capacity();
+void conv2d_release_cpu_scratch();
+
 class Conv2dCudaPlans;  // cuDNN descriptors and algorithms per input shape (layers/conv2d.cu)
 
 class Conv2d : public Layer {
@@ -146,6 +156,11 @@ class Conv2d : public Layer {
   int64_t out_channels() const { return out_channels_; }
   int kernel_size() const { return kernel_size_; }
   bool has_bias() const { return has_bias_; }
+  // CPU: the largest conv2d_cpu_scratch_floats of the directions a training step runs, with the
+  // algorithms this layer would use (auto: the hungriest it may pick); CUDA: 0 (cuDNN's workspace
+  // is the context's, shared by every layer).
+  int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
+                         bool input_gradient) const override;
 
  protected:
   void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,

@@ -55,6 +55,18 @@ class Layer {
     (void)store;
     (void)prefix;
   }
+  // Floats of the shared CPU scratch the layer grows in a training forward + backward with these
+  // input shapes on `device` (such as a convolution's padded input copy; one grow-only buffer
+  // serves every layer, so the memory budget counts the largest need, not the sum);
+  // input_gradient says whether backward computes d loss / d input. Part of the memory budget
+  // of a training step (training_memory_budget in layers/network.h). Default: none.
+  virtual int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
+                                 bool input_gradient) const {
+    (void)inputs;
+    (void)device;
+    (void)input_gradient;
+    return 0;
+  }
 
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).

@@ -1,5 +1,6 @@
 #include "layers/network.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -7,6 +8,7 @@
 #include "layers/add.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
+#include "layers/dropout.h"
 #include "layers/leaky_relu.h"
 #include "layers/max_pool.h"
 #include "layers/sigmoid.h"
@@ -20,6 +22,8 @@ void validate_network_config(const NetworkConfig& config) {
     fail("depth must be in 1..10, got " + std::to_string(config.depth));
   if (config.channels < 1) fail("channels must be positive, got " + std::to_string(config.channels));
   if (config.n_blocks < 0) fail("n_blocks must be >= 0, got " + std::to_string(config.n_blocks));
+  if (!(config.dropout >= 0.0f && config.dropout < 1.0f))
+    fail("dropout must be in [0, 1), got " + std::to_string(config.dropout));
   const int64_t stride = int64_t{1} << config.depth;
   if (config.input_size < stride || config.input_size % stride != 0)
     fail("input_size must be a positive multiple of 2^depth = " + std::to_string(stride) + ", got " +
@@ -31,7 +35,7 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
   const float slope = config_.leaky_slope;
   int64_t channels = config_.channels;
   int x = -1;  // the image input
-  nodes_.reserve(static_cast<size_t>(2 + config_.depth * (4 + 7 * config_.n_blocks) + 5));
+  nodes_.reserve(static_cast<size_t>(2 + config_.depth * (4 + 8 * config_.n_blocks) + 5));
   x = add_chain("conv0", std::make_unique<Conv2d>(1, channels, 3, false), x);
   for (int64_t d = 1; d <= config_.depth; ++d) {
     const int64_t in_channels = channels;
@@ -49,6 +53,9 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
       y = add_chain(block + ".conv1", std::make_unique<Conv2d>(channels, channels, 3, false), y);
       y = add_chain(block + ".bn2", std::make_unique<BatchNorm2d>(channels), y);
       y = add_chain(block + ".relu2", std::make_unique<LeakyReLU>(slope), y);
+      if (config_.dropout > 0.0f)  // each dropout node draws its own mask stream
+        y = add_chain(block + ".dropout",
+                      std::make_unique<Dropout>(config_.dropout, seed ^ (0x9E3779B97F4A7C15ull * nodes_.size())), y);
       y = add_chain(block + ".conv2", std::make_unique<Conv2d>(channels, channels, 3, false), y);
       add_node(block + ".add", std::make_unique<Add>(), {y, block_input});
       x = static_cast<int>(nodes_.size()) - 1;
@@ -101,6 +108,11 @@ void Network::set_allow_tf32(bool allow) {
 
 Shape Network::input_shape(int64_t batch) const {
   return {batch, config_.input_size, config_.input_size, 1};
+}
+
+void Network::set_dropout_step(uint64_t step) {
+  for (auto& node : nodes_)
+    if (auto* dropout = dynamic_cast<Dropout*>(node.layer.get())) dropout->set_step(step);
 }
 
 std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch) const {
@@ -260,6 +272,82 @@ ModelSummary summarize(const Network& network, int64_t batch) {
     summary.rows.push_back(std::move(row));
   }
   return summary;
+}
+
+MemoryBudget training_memory_budget(const Network& network, int64_t batch) {
+  PNEUMO_REQUIRE(batch > 0, "memory budget: batch must be positive");
+  const std::vector<NetworkNode>& nodes = network.nodes();
+  const auto batch_shape = [&](Shape shape) {
+    shape[0] = batch;
+    return shape;
+  };
+  MemoryBudget budget;
+  const ParameterStore& store = network.parameters();
+  budget.parameters = store.trainable_count();
+  budget.state = store.state_count();
+  budget.gradients = budget.adam_m = budget.adam_v = store.trainable_count();
+  budget.batch_tensors = 2 * shape_count(network.input_shape(batch));
+  for (const NetworkNode& node : nodes) {
+    budget.activations += shape_count(batch_shape(node.image_shape));
+    std::vector<Shape> inputs;
+    bool input_gradient = false;
+    for (int i : node.inputs) {
+      inputs.push_back(i < 0 ? network.input_shape(batch)
+                             : batch_shape(nodes[static_cast<size_t>(i)].image_shape));
+      input_gradient = input_gradient || i >= 0;
+    }
+    budget.layer_scratch = std::max(budget.layer_scratch,
+                                    node.layer->scratch_floats(inputs, network.device(), input_gradient));
+  }
+  // The gradient pool of Network::backward, replayed on sizes: a node's gradient buffer is taken
+  // (from the pool, or newly allocated) when its first consumer runs backward and returned after
+  // the node's own backward; buffers are never freed, so the peak is everything ever allocated.
+  std::vector<int64_t> pool;
+  std::vector<bool> has_gradient(nodes.size(), false);
+  int64_t allocated = 0;
+  for (int index = static_cast<int>(nodes.size()) - 1; index >= 0; --index) {
+    for (int i : nodes[static_cast<size_t>(index)].inputs) {
+      if (i < 0 || has_gradient[static_cast<size_t>(i)]) continue;
+      has_gradient[static_cast<size_t>(i)] = true;
+      const int64_t count = shape_count(batch_shape(nodes[static_cast<size_t>(i)].image_shape));
+      auto reusable = std::find(pool.begin(), pool.end(), count);
+      if (reusable != pool.end())
+        pool.erase(reusable);
+      else
+        allocated += count;
+    }
+    if (index != static_cast<int>(nodes.size()) - 1)
+      pool.push_back(shape_count(batch_shape(nodes[static_cast<size_t>(index)].image_shape)));
+  }
+  budget.activation_gradients = allocated + shape_count(network.input_shape(batch));
+  return budget;
+}
+
+std::string format_memory_budget(const MemoryBudget& budget, int64_t batch) {
+  const auto mib = [](int64_t floats) { return static_cast<double>(floats) * 4.0 / (1024.0 * 1024.0); };
+  std::ostringstream text;
+  char line[256];
+  std::snprintf(line, sizeof line, "memory of one training step, batch %lld (float32, MiB):\n",
+                static_cast<long long>(batch));
+  text << line;
+  const std::pair<const char*, int64_t> rows[] = {
+      {"activations (every node's output)", budget.activations},
+      {"activation gradients (backward pool + loss gradient)", budget.activation_gradients},
+      {"layer scratch (conv padded copies, im2col, packed filters)", budget.layer_scratch},
+      {"parameters", budget.parameters},
+      {"batch-norm running statistics", budget.state},
+      {"parameter gradients", budget.gradients},
+      {"Adam first moments m", budget.adam_m},
+      {"Adam second moments v", budget.adam_v},
+      {"images and masks of the batch", budget.batch_tensors}};
+  for (const auto& [what, floats] : rows) {
+    std::snprintf(line, sizeof line, "  %-58s %10.1f\n", what, mib(floats));
+    text << line;
+  }
+  std::snprintf(line, sizeof line, "  %-58s %10.1f  (%.2f GiB)\n", "total", mib(budget.total()),
+                mib(budget.total()) / 1024.0);
+  text << line;
+  return text.str();
 }
 
 std::string format_summary(const ModelSummary& summary) {

@@ -10,6 +10,8 @@
 //                              down<d>.bn.{gamma,beta,running_mean,running_var}, down<d>.conv.weight
 //   block<d>_<b>.bn1|.relu1|.conv1|.bn2|.relu2|.conv2|.add   residual block, add = conv2 + block input
 //                              block<d>_<b>.bn1.*, .conv1.weight, .bn2.*, .conv2.weight
+//                              (with dropout > 0, a block<d>_<b>.dropout node between relu2 and
+//                              conv2; it has no parameters, so the names above do not change)
 //   head.bn|.relu|.conv|.sigmoid|.upsample   BN, LeakyReLU, Conv2d 1x1 -> 1 with bias, sigmoid,
 //                              nearest upsampling by 2^depth     head.bn.*, head.conv.{weight,bias}
 // Conv weights are (K,R,S,C); activations NHWC (engine/layout.md).
@@ -32,6 +34,7 @@ struct NetworkConfig {
   int64_t n_blocks = 2;      // residual blocks per depth
   int64_t depth = 4;         // downsampling stages
   float leaky_slope = 0.0f;  // the notebook's LeakyReLU(0)
+  float dropout = 0.0f;      // rate of a Dropout before each block's conv2; 0 = none (the notebook)
 };
 
 // Throws pneumo::Error naming the field when the configuration cannot build a network.
@@ -63,6 +66,9 @@ class Network {
   // CUDA only: lets every convolution use TF32 tensor cores (Conv2d::set_allow_tf32); off by
   // default, so the GPU computes in full fp32 like the CPU.
   void set_allow_tf32(bool allow);
+  // The step whose dropout masks the next training forward draws (train_step passes Adam's step
+  // count, so a resumed run draws the masks of an uninterrupted one). No-op without dropout.
+  void set_dropout_step(uint64_t step);
 
   // images (N,S,S,1) on device() -> probabilities (N,S,S,1), owned by the network and valid
   // until the next forward. training=true: batch statistics, running statistics updated.
@@ -124,6 +130,29 @@ struct ModelSummary {
 };
 
 ModelSummary summarize(const Network& network, int64_t batch);
+
+// The memory of one training step (train_step) at `batch`, in floats, on the network's device:
+// everything the step keeps allocated at its peak (layers/training_step.md, "Memory").
+struct MemoryBudget {
+  int64_t activations = 0;           // every node's output (N,H,W,C), kept for backward
+  int64_t activation_gradients = 0;  // the backward pass's gradient pool at its peak, plus the
+                                     // loss gradient d loss / d probabilities (N,S,S,1)
+  int64_t layer_scratch = 0;         // the layers' shared grow-only scratch: the largest
+                                     // Layer::scratch_floats (a convolution's padded input copy,
+                                     // im2col columns, packed filter)
+  int64_t parameters = 0;            // trainable values (P)
+  int64_t state = 0;                 // batch-norm running statistics
+  int64_t gradients = 0;             // (P), one flat buffer
+  int64_t adam_m = 0, adam_v = 0;    // (P) each
+  int64_t batch_tensors = 0;         // the step's images and masks (N,S,S,1) each
+  int64_t total() const {
+    return activations + activation_gradients + layer_scratch + parameters + state + gradients +
+           adam_m + adam_v + batch_tensors;
+  }
+};
+MemoryBudget training_memory_budget(const Network& network, int64_t batch);
+// The budget as lines of MiB, with the total.
+std::string format_memory_budget(const MemoryBudget& budget, int64_t batch);
 // A fixed-width table: one line per node, then the totals.
 std::string format_summary(const ModelSummary& summary);
 

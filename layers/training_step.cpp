@@ -19,6 +19,7 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   require_batch(network, images, masks);
   ParameterStore& store = network.parameters();
   store.zero_gradients();
+  network.set_dropout_step(static_cast<uint64_t>(adam.step_count()));  // the masks of this step
   const Tensor& probabilities = network.forward(context, images, /*training=*/true);  // (N,S,S,1)
   Tensor& probability_gradient = network.output_gradient_buffer();                    // (N,S,S,1)
   StepResult result;

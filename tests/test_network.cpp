@@ -309,3 +309,51 @@ PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
   CHECK(max_abs_difference(on_cpu.parameters().state().to_vector(),
                            on_cuda.parameters().state().to_vector()) < 1e-4);
 }
+
+TEST_CASE("--dropout: one node per block, the same parameter names, masks per step, exact resume") {
+  NetworkConfig plain_config{32, 4, 2, 2, 0.0f};
+  NetworkConfig dropout_config = plain_config;
+  dropout_config.dropout = 0.3f;
+  Network plain(Device::CPU, plain_config, 5);
+  Network with_dropout(Device::CPU, dropout_config, 5);
+  CHECK(with_dropout.nodes().size() == plain.nodes().size() + 2 * 2);
+  CHECK(with_dropout.nodes()[10].name == "block1_1.dropout");  // after relu2, before conv2
+  CHECK(with_dropout.nodes()[11].name == "block1_1.conv2");
+  std::vector<std::string> plain_names, dropout_names;
+  for (const ParameterEntry& entry : plain.parameters().entries()) plain_names.push_back(entry.spec.name);
+  for (const ParameterEntry& entry : with_dropout.parameters().entries()) dropout_names.push_back(entry.spec.name);
+  CHECK(plain_names == dropout_names);
+  CHECK(plain.parameters().values().to_vector() == with_dropout.parameters().values().to_vector());
+  NetworkConfig bad = plain_config;
+  bad.dropout = 1.0f;
+  CHECK_THROWS_AS(validate_network_config(bad), Error);
+
+  Context context(Device::CPU);
+  Tensor images, masks;
+  square_batch(2, 32, 3, images, masks);
+  // Inference ignores dropout; training draws a new mask each step.
+  CHECK(with_dropout.forward(context, images, false).to_vector() ==
+        plain.forward(context, images, false).to_vector());
+  with_dropout.set_dropout_step(0);
+  const std::vector<float> step0 = with_dropout.forward(context, images, true).to_vector();
+  with_dropout.set_dropout_step(1);
+  CHECK(with_dropout.forward(context, images, true).to_vector() != step0);
+  with_dropout.set_dropout_step(0);
+  CHECK(with_dropout.forward(context, images, true).to_vector() == step0);
+
+  // Two steps, a checkpoint, a third step == a fresh network (same seed) loaded + the third step.
+  const std::string path = "test_network_dropout.safetensors";
+  Network first(Device::CPU, dropout_config, 7);
+  Adam first_adam;
+  train_step(context, first, first_adam, images, masks, 1e-3f);
+  train_step(context, first, first_adam, images, masks, 1e-3f);
+  save_checkpoint(path, first.parameters(), CheckpointInfo{first_adam.step_count(), 0, {}});
+  const StepResult a = train_step(context, first, first_adam, images, masks, 1e-3f);
+  Network second(Device::CPU, dropout_config, 7);
+  Adam second_adam;
+  second_adam.set_step_count(load_checkpoint(path, second.parameters()).step);
+  const StepResult b = train_step(context, second, second_adam, images, masks, 1e-3f);
+  std::remove(path.c_str());
+  CHECK(a.loss.loss == b.loss.loss);
+  CHECK(first.parameters().values().to_vector() == second.parameters().values().to_vector());
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""layers/adam.md, runnable: Keras's Adam (used here) against torch.optim.Adam, in numbers.
+
+Run: /usr/bin/python3 layers/check_adam.py
+
+Keras:   w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+PyTorch: w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps_torch)
+They are the same update exactly when eps_torch = eps / sqrt(1 - b2^t) (divide the PyTorch
+denominator by 1/sqrt(1 - b2^t)): a different epsilon at every step, large at first.
+
+Exercises
+ 1. At which step t does eps / sqrt(1 - b2^t) fall within 10% of eps? (Solve, then print it.)
+ 2. For a gradient of 1e-3 instead of 1e-9, predict whether the two optimizers still differ by
+    more than 1% at step 1. Set TINY and look.
+"""
+import math
+
+import torch
+
+LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-7
+TINY = 1e-9
+
+
+def keras_steps(w, gradients):
+    m = torch.zeros_like(w)
+    v = torch.zeros_like(w)
+    w = w.clone()
+    for t, g in enumerate(gradients, 1):
+        lr_t = LR * math.sqrt(1 - B2 ** t) / (1 - B1 ** t)
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        w -= lr_t * m / (v.sqrt() + EPS)
+    return w
+
+
+def torch_steps(w, gradients, eps_for_step):
+    w = w.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([w], lr=LR, betas=(B1, B2), eps=EPS)
+    for t, g in enumerate(gradients, 1):
+        optimizer.param_groups[0]["eps"] = eps_for_step(t)
+        w.grad = g.clone()
+        optimizer.step()
+    return w.detach()
+
+
+torch.manual_seed(0)
+w0 = torch.randn(1000, dtype=torch.float64)
+gradients = [torch.randn(1000, dtype=torch.float64) * 10 ** torch.empty(1000).uniform_(-9, 0).double()
+             for _ in range(5)]
+keras = keras_steps(w0, gradients)
+mapped = torch_steps(w0, gradients, lambda t: EPS / math.sqrt(1 - B2 ** t))
+plain = torch_steps(w0, gradients, lambda t: EPS)
+error = (keras - mapped).abs().max().item()
+print("5 steps, eps_torch = eps / sqrt(1 - b2^t): max |w_keras - w_torch| = %.3g" % error)
+assert error < 1e-15, error
+print("5 steps, eps_torch = eps (constant):       max |w_keras - w_torch| = %.3g"
+      % (keras - plain).abs().max().item())
+
+print("\nstep size |w1 - w0| at step 1 for a gradient of %g:" % TINY)
+g = [torch.full((1,), TINY, dtype=torch.float64)]
+zero = torch.zeros(1, dtype=torch.float64)
+k = -keras_steps(zero, g).item()
+for name, eps_torch in [("torch eps=1e-7", 1e-7), ("torch eps=1e-8 (default)", 1e-8)]:
+    s = -torch_steps(zero, g, lambda t, e=eps_torch: e).item()
+    print("  keras %.3g   %-26s %.3g   ratio %.1f" % (k, name, s, s / k))
+print("eps_torch equivalent to Keras's 1e-7 at t = 1, 10, 100, 1000, 10000:",
+      ", ".join("%.2g" % (EPS / math.sqrt(1 - B2 ** t)) for t in (1, 10, 100, 1000, 10000)))

@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""layers/batch_norm.md, runnable: the derived input gradient of batch norm against autograd,
+and why the statistics are summed around a shift.
+
+Run: /usr/bin/python3 layers/check_batch_norm.py
+
+Exercises
+ 1. Drop the last term of `page_dx` (the path through the variance) and predict the size of the
+    error before running. Then drop the middle term (the path through the mean) instead.
+ 2. In inference mode the statistics are constants. Show that dx = gamma * inv_std * dy then,
+    and check it with F.batch_norm(..., training=False).
+ 3. Raise MEAN to 1e6: at what mean does the unshifted float32 variance become useless?
+"""
+import torch
+
+torch.manual_seed(0)
+N, H, W, C, EPS = 4, 5, 6, 3, 1e-3
+x = torch.randn(N, C, H, W, dtype=torch.float64).mul(2).add(0.5).requires_grad_(True)
+gamma = torch.randn(C, dtype=torch.float64, requires_grad=True)
+beta = torch.randn(C, dtype=torch.float64, requires_grad=True)
+dy = torch.randn(N, C, H, W, dtype=torch.float64)
+
+y = torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS)
+y.backward(dy)
+
+# The page's formulas, per channel over the M = N*H*W values.
+M = N * H * W
+xd, g = x.detach(), gamma.detach().view(1, C, 1, 1)
+mean = xd.mean(dim=(0, 2, 3), keepdim=True)
+var = ((xd - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)  # biased
+inv_std = 1 / torch.sqrt(var + EPS)
+x_hat = (xd - mean) * inv_std
+sum_dy = dy.sum(dim=(0, 2, 3), keepdim=True)
+sum_dy_x_hat = (dy * x_hat).sum(dim=(0, 2, 3), keepdim=True)
+page_dx = g * inv_std * (dy - sum_dy / M - x_hat * sum_dy_x_hat / M)
+errors = {
+    "dx": (page_dx - x.grad).abs().max().item(),
+    "dgamma": (sum_dy_x_hat.flatten() - gamma.grad).abs().max().item(),
+    "dbeta": (sum_dy.flatten() - beta.grad).abs().max().item(),
+}
+for name, error in errors.items():
+    print("batch norm %-6s max |page - autograd| = %.3g" % (name, error))
+    assert error < 1e-12, error
+
+# Numerics: var = E[x^2] - mean^2 in float32 cancels when |mean| >> std; a shift s near the mean
+# (the CPU uses the mean of 256 evenly spaced rows) removes the cancellation.
+MEAN = 1e4
+values = (torch.randn(100000, dtype=torch.float64) + MEAN).float()
+true_var = values.double().var(unbiased=False).item()
+naive = ((values * values).mean() - values.mean() ** 2).item()
+shift = values[:: len(values) // 256][:256].mean()
+d = values - shift
+shifted = ((d * d).mean() - d.mean() ** 2).item()
+print("variance of mean-%g data: true %.6f, float32 naive %.6f, float32 shifted %.6f"
+      % (MEAN, true_var, naive, shifted))
+assert abs(shifted - true_var) < 1e-3 * true_var

@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""layers/loss.md, runnable: the gradient of 0.5*BCE + 0.5*IoU loss, and why one pixel's gradient
+depends on every other pixel of the batch.
+
+Run: /usr/bin/python3 layers/check_loss.py
+
+Exercises
+ 1. Predict the sign of d iou_loss / d p_j for a background pixel (y_j = 0) and for a pneumonia
+    pixel (y_j = 1). Check with `page` below.
+ 2. The coupling: set one far-away background pixel's p to 0.99 and watch the IoU gradient of a
+    pneumonia pixel in ANOTHER image change (printed below). BCE alone has no such coupling.
+"""
+import torch
+
+torch.manual_seed(0)
+EPS = 1e-7
+p = torch.rand(2, 8, 8, 1, dtype=torch.float64).requires_grad_(True)
+y = (torch.rand(2, 8, 8, 1, dtype=torch.float64) > 0.7).double()
+
+
+def notebook_loss(p, y):
+    # iou_bce_loss of the notebook: 0.5 * keras BCE + 0.5 * iou_loss over the whole batch
+    pc = p.clamp(EPS, 1 - EPS)
+    bce = -(y * torch.log(pc) + (1 - y) * torch.log(1 - pc)).mean()
+    intersection = (y * p).sum()
+    score = (intersection + 1) / (y.sum() + p.sum() - intersection + 1)
+    return 0.5 * bce + 0.5 * (1 - score)
+
+
+notebook_loss(p, y).backward()
+pd = p.detach()
+M = pd.numel()
+I = (y * pd).sum()
+D = y.sum() + pd.sum() - I + 1
+page = 0.5 * (pd - y) / (pd * (1 - pd)) / M + 0.5 * ((I + 1) * (1 - y) - y * D) / D ** 2
+error = (page - p.grad).abs().max().item()
+print("iou_bce_loss: max |dp_page - dp_autograd| = %.3g" % error)
+assert error < 1e-14, error
+
+# Coupling: the IoU term's gradient at pixel j contains I and D, sums over ALL pixels.
+j, k = (0, 0, 0, 0), (1, 7, 7, 0)  # a pixel of image 0, a pixel of image 1
+y2 = y.clone()
+y2[j], y2[k] = 1.0, 0.0
+
+
+def iou_gradient_at_j(p_value_at_k):
+    q = pd.clone()
+    q[k] = p_value_at_k
+    q.requires_grad_(True)
+    (0.5 * (1 - ((y2 * q).sum() + 1) / (y2.sum() + q.sum() - (y2 * q).sum() + 1))).backward()
+    return q.grad[j].item()
+
+
+before, after = iou_gradient_at_j(0.01), iou_gradient_at_j(0.99)
+print("d iou_loss / d p_j (image 0) with p_k (image 1) = 0.01: %.6g, = 0.99: %.6g" % (before, after))
+assert before != after
