@@ -1,7 +1,7 @@
 // Per-layer benchmark of Conv2d on the network's shapes (notebook config: 256x256 input,
 // channels 32 -> 512, batch 8): median forward and backward time and GFLOP/s on the CPU, and on
 // the GPU when one is usable. Usage: bench_conv2d [--device cpu|cuda|all] [--batch N]
-// [--repeats N] [--tf32] [--layer TEXT] [--threads T]
+// [--repeats N] [--tf32] [--layer TEXT] [--threads T]  (--help lists them)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/blas_setup.h"
+#include "benchmarks/support/benchmark_main.h"
 #include "engine/context.h"
 #include "engine/cpu_threads.h"
 #include "engine/device.h"
@@ -104,39 +104,37 @@ void run(Device device, int64_t batch, int repeats, bool tf32, const std::string
   }
 }
 
+void declare_options(cli::Arguments& arguments) {
+  arguments.option("device", "cpu|cuda|all", "all", "where to run (all: the CPU, and the GPU when present)");
+  arguments.option("batch", "N", "8", "batch size");
+  arguments.option("repeats", "N", "5", "timed runs per layer (the median is shown)");
+  arguments.flag("tf32", "allow TF32 tensor-core math on the GPU");
+  arguments.option("layer", "TEXT", "", "only the layers whose name contains TEXT");
+  arguments.option("threads", "T", "0", "CPU threads (0: all hardware threads)");
+}
+
+int time_convolutions(const cli::Arguments& arguments) {
+  const std::string device_choice = arguments.choice("device", {"cpu", "cuda", "all"});
+  const int64_t batch = arguments.integer("batch", 1);
+  const int repeats = static_cast<int>(arguments.integer("repeats", 1));
+  const bool tf32 = arguments.has("tf32");
+  const std::string only = arguments.text("layer");
+  const int threads = static_cast<int>(arguments.integer("threads", 0));
+  if (threads > 0) set_cpu_thread_count(threads);
+  if (device_choice == "cuda") resolve_device("cuda");  // throws with the reason when no GPU is usable
+  if (device_choice == "cpu" || device_choice == "all") run(Device::CPU, batch, repeats, tf32, only);
+  if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))
+    run(Device::CUDA, batch, repeats, tf32, only);
+  else if (device_choice == "all")
+    std::printf("\nGPU skipped: %s\n", cuda_unavailable_reason().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  pneumo::select_openblas_kernels(argc, argv);
-  std::string device_choice = "all";
-  int64_t batch = 8;
-  int repeats = 5;
-  bool tf32 = false;
-  std::string only;  // run only the layers whose name contains this
-  int threads = 0;   // CPU threads (0: all hardware threads)
-  for (int i = 1; i < argc; ++i) {
-    const std::string argument = argv[i];
-    if (argument == "--device" && i + 1 < argc) device_choice = argv[++i];
-    else if (argument == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
-    else if (argument == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
-    else if (argument == "--tf32") tf32 = true;
-    else if (argument == "--layer" && i + 1 < argc) only = argv[++i];
-    else if (argument == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-    else {
-      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] [--layer TEXT] [--threads T]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (threads > 0) set_cpu_thread_count(threads);
-  try {
-    if (device_choice == "cpu" || device_choice == "all") run(Device::CPU, batch, repeats, tf32, only);
-    if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))
-      run(Device::CUDA, batch, repeats, tf32, only);
-    else if (device_choice == "all")
-      std::printf("\nGPU skipped: %s\n", cuda_unavailable_reason().c_str());
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "bench_conv2d: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+  return benchmark::run(argc, argv, "bench_conv2d",
+                        "Median forward and backward time and GFLOP/s of every convolution shape of the notebook\n"
+                        "network (256x256 input, channels 32 -> 512), on the CPU and on the GPU when one is usable.",
+                        declare_options, time_convolutions);
 }
