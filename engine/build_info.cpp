@@ -12,6 +12,8 @@
 #endif
 
 #ifdef PNEUMO_HAVE_MPI
+#define OMPI_SKIP_MPICXX 1  // the C API only
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #endif
 #ifdef PNEUMO_HAVE_NCCL
