@@ -5,7 +5,7 @@
 # --version, then a tiny pipeline (synth, train, predict, evaluate, summary) and a benchmark.
 # Usage: test_package.sh BUILD_DIR WORK_DIR VERSION. Exit 77 (SKIPPED) without the dpkg tools.
 set -u
-build=$1 work=$2 version=$3
+build=$(readlink -f "$1") work=$(readlink -m "$2") version=$3
 for tool in cpack dpkg-deb dpkg-shlibdeps dpkg-query; do
   if ! command -v "$tool" > /dev/null 2>&1; then
     echo "SKIPPED test_package: $tool not found (a Debian machine with dpkg-dev is needed to build the .deb)"
