@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pneumo needs, skipping what is already there. Needs root (or sudo).
 # The CUDA 13 toolkit with cuDNN 9 and cuBLAS is expected under /usr/local/cuda (it is on the
-# project's machines); without it the CPU back end still builds.
+# project's machines); without it the CPU back end still builds. dpkg-dev (dpkg-shlibdeps) lets
+# `cpack -G DEB` compute the package's Depends.
 set -euo pipefail
-packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
+packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
           python3-numpy python3-torch python3-skimage python3-pydicom)
 missing=()
 for package in "${packages[@]}"; do

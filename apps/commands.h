@@ -1,5 +1,6 @@
 // The `pneumo` subcommands. Each takes the arguments after its name, returns the process exit
-// code, and reports failures by throwing pneumo::Error (main prints it as one line).
+// code, and reports failures by throwing pneumo::Error (main prints it as one line, exit 1) or a
+// UsageError for a bad command line (exit 2).
 #pragma once
 #include <string>
 #include <vector>
@@ -17,5 +18,6 @@ int run_synth(const std::vector<std::string>& arguments);     // apps/command_da
 int run_summary(const std::vector<std::string>& arguments);   // apps/command_summary.cpp
 int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp
 int run_tune(const std::vector<std::string>& arguments);      // apps/command_tune.cpp
+int run_version(const std::vector<std::string>& arguments);   // apps/command_version.cpp
 
 }  // namespace pneumo::cli

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/arguments.h"
 #include "apps/commands.h"
 #include "engine/blas_setup.h"
 #include "engine/check.h"
@@ -28,10 +29,14 @@ const CommandEntry commands[] = {
     {"synth", pneumo::cli::run_synth, "write a synthetic dataset in the RSNA layout"},
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
     {"tune", pneumo::cli::run_tune, "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
+    {"version", pneumo::cli::run_version, "version, build and machine report for a bug report (also --version)"},
 };
 
 void print_usage(FILE* stream) {
-  std::fprintf(stream, "usage: pneumo <command> [options]   (pneumo <command> --help for its options)\n\ncommands:\n");
+  std::fprintf(stream,
+               "usage: pneumo <command> [options]   (pneumo <command> --help for its options)\n"
+               "       pneumo --version             (version, back ends and this machine, for bug reports)\n\n"
+               "commands:\n");
   for (const auto& command : commands) std::fprintf(stream, "  %-10s %s\n", command.name, command.summary);
   std::fprintf(stream,
                "\noptions of every command (CPU convolutions, layers/conv2d.md \"Algorithms\"):\n"
@@ -72,10 +77,15 @@ int main(int argc, char** argv) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  std::vector<std::string> arguments(argv + 2, argv + argc);
+  const char* name = !std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V") ? "version" : argv[1];
   for (const auto& command : commands) {
-    if (std::strcmp(argv[1], command.name) != 0) continue;
+    if (std::strcmp(name, command.name) != 0) continue;
     try {
-      return command.run(take_conv_options(std::vector<std::string>(argv + 2, argv + argc)));
+      return command.run(take_conv_options(arguments));
+    } catch (const pneumo::cli::UsageError& error) {
+      std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, error.what());
+      return 2;
     } catch (const std::exception& error) {
       std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, error.what());
       return 1;

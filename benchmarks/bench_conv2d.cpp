@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/blas_setup.h"
+#include "benchmarks/support/benchmark_main.h"
 #include "engine/context.h"
 #include "engine/cpu_threads.h"
 #include "engine/device.h"
@@ -281,49 +282,47 @@ void write_chart(const std::vector<Row>& rows, double peak, const std::string& p
 #endif
 }
 
+void declare_options(cli::Arguments& arguments) {
+  arguments.option("device", "cpu|cuda|all", "cpu", "where to run (all: the CPU, and the GPU when present)");
+  arguments.option("batch", "N", "8", "batch size");
+  arguments.option("repeats", "N", "5", "timed runs per layer (the median is shown)");
+  arguments.flag("tf32", "allow TF32 tensor-core math on the GPU");
+  arguments.option("layer", "TEXT", "", "only the layers whose name contains TEXT");
+  arguments.option("threads", "T", "0", "CPU threads (0: all hardware threads)");
+  arguments.option("algorithms", "a,b,...", "", "CPU algorithms to time (default: every one)");
+  arguments.option("chart", "FILE", "conv_algorithms.png", "PNG chart of the CPU timings (\"\" for none)");
+}
+
+int time_convolutions(const cli::Arguments& arguments) {
+  const std::string device_choice = arguments.choice("device", {"cpu", "cuda", "all"});
+  const int64_t batch = arguments.integer("batch", 1);
+  const int repeats = static_cast<int>(arguments.integer("repeats", 1));
+  const bool tf32 = arguments.has("tf32");
+  const std::string only = arguments.text("layer");
+  const int threads = static_cast<int>(arguments.integer("threads", 0));
+  const std::string chart = arguments.text("chart");
+  if (threads > 0) set_cpu_thread_count(threads);
+  std::vector<ConvAlgorithm> algorithms = concrete_conv_algorithms();
+  if (!arguments.text("algorithms").empty()) algorithms = parse_conv_algorithms(arguments.text("algorithms"));
+  if (device_choice == "cuda") resolve_device("cuda");  // throws with the reason when no GPU is usable
+  if (device_choice == "cpu" || device_choice == "all") {
+    const double peak = measure_fma_peak();
+    const std::vector<Row> rows = run_cpu(batch, repeats, only, algorithms, peak);
+    if (!chart.empty()) write_chart(rows, peak, chart);
+  }
+  if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))
+    run_cuda(batch, repeats, tf32, only);
+  else if (device_choice == "all")
+    std::printf("\nGPU skipped: %s\n", cuda_unavailable_reason().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  pneumo::select_openblas_kernels(argc, argv);
-  std::string device_choice = "cpu";
-  int64_t batch = 8;
-  int repeats = 5;
-  bool tf32 = false;
-  std::string only;  // run only the layers whose name contains this
-  int threads = 0;   // CPU threads (0: all hardware threads)
-  std::string chart = "conv_algorithms.png", algorithm_names;
-  for (int i = 1; i < argc; ++i) {
-    const std::string argument = argv[i];
-    if (argument == "--device" && i + 1 < argc) device_choice = argv[++i];
-    else if (argument == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
-    else if (argument == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
-    else if (argument == "--tf32") tf32 = true;
-    else if (argument == "--layer" && i + 1 < argc) only = argv[++i];
-    else if (argument == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-    else if (argument == "--algorithms" && i + 1 < argc) algorithm_names = argv[++i];
-    else if (argument == "--chart" && i + 1 < argc) chart = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--device cpu|cuda|all] [--batch N] [--repeats N] [--tf32] "
-                   "[--layer TEXT] [--threads T] [--algorithms a,b,...] [--chart FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (threads > 0) set_cpu_thread_count(threads);
-  try {
-    std::vector<ConvAlgorithm> algorithms = concrete_conv_algorithms();
-    if (!algorithm_names.empty()) algorithms = parse_conv_algorithms(algorithm_names);
-    if (device_choice == "cpu" || device_choice == "all") {
-      const double peak = measure_fma_peak();
-      const std::vector<Row> rows = run_cpu(batch, repeats, only, algorithms, peak);
-      if (!chart.empty()) write_chart(rows, peak, chart);
-    }
-    if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))
-      run_cuda(batch, repeats, tf32, only);
-    else if (device_choice == "all")
-      std::printf("\nGPU skipped: %s\n", cuda_unavailable_reason().c_str());
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "bench_conv2d: %s\n", error.what());
-    return 1;
-  }
-  return 0;
+  return benchmark::run(argc, argv, "bench_conv2d",
+                        "Every convolution shape of the notebook network (256x256 input, channels 32 -> 512) x\n"
+                        "every CPU algorithm x direction: median ms, GFLOP/s, share of the measured FMA peak,\n"
+                        "and a PNG chart; --device cuda times cuDNN per layer.",
+                        declare_options, time_convolutions);
 }

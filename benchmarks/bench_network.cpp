@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/support/benchmark_main.h"
 #include "engine/blas_setup.h"
 #include "engine/check.h"
 #include "engine/context.h"
@@ -40,50 +41,35 @@ struct Options {
   int repeats = 3;
   int threads = 0;
   bool layers = false;
-  bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores (PyTorch's cuDNN default)
+  bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr,
-               "bench_network: %s\nusage: bench_network [--device auto|cpu|cuda] [--size 256] "
-               "[--channels 32] [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads T] "
-               "[--layers] [--tf32 on|off]\n",
-               problem.c_str());
-  std::exit(2);
+void declare_options(cli::Arguments& arguments) {
+  arguments.option("device", "auto|cpu|cuda", "auto", "where to run (auto: the GPU when one is usable)");
+  arguments.option("size", "S", "256", "input size");
+  arguments.option("channels", "N", "32", "channels of the first convolution");
+  arguments.option("blocks", "N", "2", "residual blocks per depth");
+  arguments.option("depth", "N", "4", "downsampling stages");
+  arguments.option("batch", "N", "8", "batch size");
+  arguments.option("repeats", "N", "3", "timed runs (the median is shown)");
+  arguments.option("threads", "T", "0", "CPU threads (0: all hardware threads)");
+  arguments.flag("layers", "also time each node's forward and backward");
+  arguments.option("tf32", "on|off", "off",
+                   "CUDA: TF32 tensor cores in cuDNN (PyTorch's cuDNN default is on, pneumo's off)");
 }
 
-int64_t parse_positive(const std::string& flag, const char* text) {
-  char* end = nullptr;
-  long long value = std::strtoll(text, &end, 10);
-  if (!end || *end != '\0' || value <= 0) usage(flag + ": expected a positive integer, got '" + text + "'");
-  return value;
-}
-
-Options parse(int argc, char** argv) {
+Options read_options(const cli::Arguments& arguments) {
   Options options;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "--layers") {
-      options.layers = true;
-      continue;
-    }
-    if (flag == "--help" || flag == "-h") usage("times the notebook's network");
-    if (i + 1 >= argc) usage(flag + " needs a value");
-    const char* value = argv[++i];
-    if (flag == "--device") options.device = value;
-    else if (flag == "--size") options.config.input_size = parse_positive(flag, value);
-    else if (flag == "--channels") options.config.channels = parse_positive(flag, value);
-    else if (flag == "--blocks") options.config.n_blocks = parse_positive(flag, value);
-    else if (flag == "--depth") options.config.depth = parse_positive(flag, value);
-    else if (flag == "--batch") options.batch = parse_positive(flag, value);
-    else if (flag == "--repeats") options.repeats = static_cast<int>(parse_positive(flag, value));
-    else if (flag == "--threads") options.threads = static_cast<int>(parse_positive(flag, value));
-    else if (flag == "--tf32") {
-      if (std::string(value) != "on" && std::string(value) != "off") usage("--tf32: expected on or off, got '" + std::string(value) + "'");
-      options.tf32 = std::string(value) == "on";
-    }
-    else usage("unknown option " + flag);
-  }
+  options.device = arguments.choice("device", {"auto", "cpu", "cuda"});
+  options.config.input_size = arguments.integer("size", 1);
+  options.config.channels = arguments.integer("channels", 1);
+  options.config.n_blocks = arguments.integer("blocks", 1);
+  options.config.depth = arguments.integer("depth", 1);
+  options.batch = arguments.integer("batch", 1);
+  options.repeats = static_cast<int>(arguments.integer("repeats", 1));
+  options.threads = static_cast<int>(arguments.integer("threads", 0));
+  options.layers = arguments.has("layers");
+  options.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
   return options;
 }
 
@@ -203,82 +189,84 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
                 100.0 * (times.forward + times.backward) / total);
 }
 
+int time_network(const cli::Arguments& arguments) {
+  const Options options = read_options(arguments);
+  validate_network_config(options.config);
+  if (options.threads > 0) set_cpu_thread_count(options.threads);
+  const Device device = resolve_device(options.device);
+  Context context(device);
+  Network network(device, options.config, 1);
+  network.set_allow_tf32(options.tf32);
+  Adam adam(AdamConfig{});
+  const NetworkConfig& config = network.config();
+  const int64_t N = options.batch, S = config.input_size;
+
+  std::vector<float> host_images, host_masks;
+  synthetic_batch(N, S, host_images, host_masks);
+  Tensor images(device, network.input_shape(N)), masks(device, network.input_shape(N));  // (N,S,S,1)
+  images.set_values(host_images);  // host -> device copies, once
+  masks.set_values(host_masks);
+  const ModelSummary summary = summarize(network, N);
+  std::printf("bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
+              "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
+              describe_device(device).c_str(), static_cast<long long>(S),
+              static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
+              static_cast<long long>(config.depth), static_cast<long long>(N),
+              static_cast<long long>(network.trainable_parameter_count()),
+              summary.flops_per_image * 1e-9, options.repeats);
+  if (device == Device::CPU) {
+    const std::string kernels = blas_kernels();
+    std::printf("  OpenBLAS kernels: %s%s\n", kernels.c_str(),
+                kernels == "Prescott" || kernels == "prescott"
+                    ? "  WARNING: generic SSE3 kernels; set OPENBLAS_CORETYPE=SkylakeX (or Haswell)"
+                    : "");
+  }
+  std::fflush(stdout);
+
+  const double inference_ms = time_median_ms(context, options.repeats, [&] {
+    network.forward(context, images, false);
+  });
+  std::printf("  inference forward        %10.1f ms  %9.2f images/s\n", inference_ms, N * 1e3 / inference_ms);
+  std::fflush(stdout);
+
+  Tensor output_gradient(device, network.input_shape(N));  // (N,S,S,1) fixed d loss / d output
+  std::vector<float> small(static_cast<size_t>(output_gradient.count()), 1e-3f);
+  output_gradient.set_values(small);
+  const double forward_backward_ms = time_median_ms(context, options.repeats, [&] {
+    network.parameters().zero_gradients();
+    network.forward(context, images, true);
+    network.backward(context, output_gradient);
+  });
+  std::printf("  training forward+backward%10.1f ms  %9.2f images/s\n", forward_backward_ms,
+              N * 1e3 / forward_backward_ms);
+  std::fflush(stdout);
+
+  StepResult last;
+  const double train_ms = time_median_ms(context, options.repeats, [&] {
+    last = train_step(context, network, adam, images, masks, 1e-3f);
+  });
+  std::printf("  training step (+loss,Adam)%9.1f ms  %9.2f images/s   (last loss %.4f)\n", train_ms,
+              N * 1e3 / train_ms, static_cast<double>(last.loss.loss));
+  const double training_flops = 3.0 * static_cast<double>(summary.flops_per_image) * N;
+  std::printf("  training throughput ~%.1f GFLOP/s (3x forward FLOPs)\n", training_flops / (train_ms * 1e6));
+  std::fflush(stdout);
+
+  if (options.layers) time_layers(context, network, images, options.repeats);
+
+  std::printf("result: device=%s blas=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
+              "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",
+              device_name(device), device == Device::CPU ? blas_kernels().c_str() : "-",
+              static_cast<long long>(N), inference_ms, N * 1e3 / inference_ms,
+              forward_backward_ms, train_ms, N * 1e3 / train_ms);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  select_openblas_kernels(argc, argv);  // may re-execute with OPENBLAS_CORETYPE set
-  Options options = parse(argc, argv);
-  try {
-    validate_network_config(options.config);
-    if (options.threads > 0) set_cpu_thread_count(options.threads);
-    const Device device = resolve_device(options.device);
-    Context context(device);
-    Network network(device, options.config, 1);
-    network.set_allow_tf32(options.tf32);
-    Adam adam(AdamConfig{});
-    const NetworkConfig& config = network.config();
-    const int64_t N = options.batch, S = config.input_size;
-
-    std::vector<float> host_images, host_masks;
-    synthetic_batch(N, S, host_images, host_masks);
-    Tensor images(device, network.input_shape(N)), masks(device, network.input_shape(N));  // (N,S,S,1)
-    images.set_values(host_images);  // host -> device copies, once
-    masks.set_values(host_masks);
-    const ModelSummary summary = summarize(network, N);
-    std::printf("bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
-                "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
-                describe_device(device).c_str(), static_cast<long long>(S),
-                static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
-                static_cast<long long>(config.depth), static_cast<long long>(N),
-                static_cast<long long>(network.trainable_parameter_count()),
-                summary.flops_per_image * 1e-9, options.repeats);
-    if (device == Device::CPU) {
-      const std::string kernels = blas_kernels();
-      std::printf("  OpenBLAS kernels: %s%s\n", kernels.c_str(),
-                  kernels == "Prescott" || kernels == "prescott"
-                      ? "  WARNING: generic SSE3 kernels; set OPENBLAS_CORETYPE=SkylakeX (or Haswell)"
-                      : "");
-    }
-    std::fflush(stdout);
-
-    const double inference_ms = time_median_ms(context, options.repeats, [&] {
-      network.forward(context, images, false);
-    });
-    std::printf("  inference forward        %10.1f ms  %9.2f images/s\n", inference_ms, N * 1e3 / inference_ms);
-    std::fflush(stdout);
-
-    Tensor output_gradient(device, network.input_shape(N));  // (N,S,S,1) fixed d loss / d output
-    std::vector<float> small(static_cast<size_t>(output_gradient.count()), 1e-3f);
-    output_gradient.set_values(small);
-    const double forward_backward_ms = time_median_ms(context, options.repeats, [&] {
-      network.parameters().zero_gradients();
-      network.forward(context, images, true);
-      network.backward(context, output_gradient);
-    });
-    std::printf("  training forward+backward%10.1f ms  %9.2f images/s\n", forward_backward_ms,
-                N * 1e3 / forward_backward_ms);
-    std::fflush(stdout);
-
-    StepResult last;
-    const double train_ms = time_median_ms(context, options.repeats, [&] {
-      last = train_step(context, network, adam, images, masks, 1e-3f);
-    });
-    std::printf("  training step (+loss,Adam)%9.1f ms  %9.2f images/s   (last loss %.4f)\n", train_ms,
-                N * 1e3 / train_ms, static_cast<double>(last.loss.loss));
-    const double training_flops = 3.0 * static_cast<double>(summary.flops_per_image) * N;
-    std::printf("  training throughput ~%.1f GFLOP/s (3x forward FLOPs)\n", training_flops / (train_ms * 1e6));
-    std::fflush(stdout);
-
-    if (options.layers) time_layers(context, network, images, options.repeats);
-
-    std::printf("result: device=%s blas=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
-                "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",
-                device_name(device), device == Device::CPU ? blas_kernels().c_str() : "-",
-                static_cast<long long>(N), inference_ms, N * 1e3 / inference_ms,
-                forward_backward_ms, train_ms, N * 1e3 / train_ms);
-    return 0;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "bench_network: %s\n", error.what());
-    return 1;
-  }
+  return benchmark::run(argc, argv, "bench_network",
+                        "Times the notebook's network on one device: an inference forward, a training forward +\n"
+                        "backward and a whole training step, as medians in ms and images/s. The last line is\n"
+                        "machine-readable (benchmarks/pytorch_network.py parses it).",
+                        declare_options, time_network);
 }

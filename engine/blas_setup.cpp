@@ -8,6 +8,7 @@
 
 #ifdef PNEUMO_HAVE_OPENBLAS
 extern "C" char* openblas_get_corename(void);
+extern "C" char* openblas_get_config(void);
 #endif
 
 namespace pneumo {
@@ -17,6 +18,17 @@ const char* openblas_kernel_name() {
   return openblas_get_corename();
 #else
   return "none";
+#endif
+}
+
+std::string openblas_configuration() {
+#ifdef PNEUMO_HAVE_OPENBLAS
+  std::string text = openblas_get_config();
+  text.erase(0, text.find_first_not_of(' '));
+  text.erase(text.find_last_not_of(' ') + 1);
+  return text;
+#else
+  return "";
 #endif
 }
 

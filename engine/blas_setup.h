@@ -3,6 +3,7 @@
 // than its AVX-512 ones. OpenBLAS reads OPENBLAS_CORETYPE only when the library loads, so the
 // fix has to happen before main's real work: call this first thing in main().
 #pragma once
+#include <string>
 
 namespace pneumo {
 
@@ -14,5 +15,9 @@ void select_openblas_kernels(int argc, char** argv);
 
 // The kernel set OpenBLAS runs ("SkylakeX", "Prescott", ...), or "none" without OpenBLAS.
 const char* openblas_kernel_name();
+
+// OpenBLAS's own description of the library loaded ("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+// Haswell MAX_THREADS=64"), or "" without OpenBLAS.
+std::string openblas_configuration();
 
 }  // namespace pneumo

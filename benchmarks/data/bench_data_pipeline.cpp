@@ -1,9 +1,9 @@
 // Data pipeline throughput on RSNA-like files (1024x1024 JPEG-baseline DICOMs):
 //   decode+resize to 256x256 on one thread and through the loader with all workers (no cache),
 //   cache build, and cache-fed training batches (32 x 256 x 256, flips, masks).
-// Usage: bench_data_pipeline [dataset_dir] [images]
-//   dataset_dir: a folder with stage_2_train_labels.csv and stage_2_train_images (default: a
-//   synthetic set of `images` (default 256) written to /tmp/pneumo_bench_data first).
+// Usage: bench_data_pipeline [--data DIR] [--images N]
+//   --data: a folder with stage_2_train_labels.csv and stage_2_train_images (default: a
+//   synthetic set of --images (default 256) written to /tmp/pneumo_bench_data first).
 // Prints medians over repeated rounds in images/s. Compare the one-thread figure with
 // benchmarks/data/notebook_data_path.py on the same files (the notebook's pydicom + skimage path).
 #include <algorithm>
@@ -16,7 +16,7 @@
 
 #include <unistd.h>
 
-#include "engine/blas_setup.h"
+#include "benchmarks/support/benchmark_main.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "data/labels.h"
@@ -37,15 +37,15 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-}  // namespace
+void declare_options(pneumo::cli::Arguments& arguments) {
+  arguments.option("data", "DIR", "", "dataset in the RSNA layout (default: synthetic images in /tmp/pneumo_bench_data)");
+  arguments.option("images", "N", "256", "images to time (and to synthesize without --data)");
+}
 
-int main(int argc, char** argv) {
-  pneumo::select_openblas_kernels(argc, argv);
-  const int wanted = argc > 2 ? std::atoi(argv[2]) : 256;
-  std::string root;
-  if (argc > 1) {
-    root = argv[1];
-  } else {
+int time_pipeline(const pneumo::cli::Arguments& arguments) {
+  const int wanted = static_cast<int>(arguments.integer("images", 1));
+  std::string root = arguments.text("data");
+  if (root.empty()) {
     root = "/tmp/pneumo_bench_data";
     if (!pneumo::directory_exists(root + "/stage_2_train_images") ||
         pneumo::list_dicom_ids(root + "/stage_2_train_images").size() != static_cast<size_t>(wanted)) {
@@ -135,4 +135,14 @@ int main(int argc, char** argv) {
   }
   std::remove(cache_path.c_str());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return pneumo::benchmark::run(
+      argc, argv, "bench_data_pipeline",
+      "Data pipeline throughput on RSNA-like files: decode+resize to 256 on one thread and through the\n"
+      "loader, cache build, and cache-fed training batches (32x256x256), as medians in images/s.",
+      declare_options, time_pipeline);
 }

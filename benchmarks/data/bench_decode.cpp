@@ -11,7 +11,7 @@
 #include <functional>
 #include <vector>
 
-#include "engine/blas_setup.h"
+#include "benchmarks/support/benchmark_main.h"
 #include "data/dicom.h"
 #include "data/mask.h"
 #include "data/resize.h"
@@ -57,10 +57,12 @@ Timing median_wall_and_cpu_ms(int runs, const std::function<void()>& body) {
   return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
 }
 
-}  // namespace
+void declare_options(pneumo::cli::Arguments& arguments) {
+  arguments.positionals("FILES", "1024x1024 JPEG-baseline DICOMs to decode (none: only the resize and mask timings)",
+                        0, 1u << 20);
+}
 
-int main(int argc, char** argv) {
-  pneumo::select_openblas_kernels(argc, argv);
+int time_decoding(const pneumo::cli::Arguments& arguments) {
   std::vector<float> image(1024 * 1024);  // (H,W)
   for (int r = 0; r < 1024; ++r)
     for (int c = 0; c < 1024; ++c) image[r * 1024 + c] = static_cast<float>((r * 7 + c * 13 + r * c) % 256) / 255.0f;
@@ -68,8 +70,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 256 * 256; ++i) probability[i] = static_cast<float>(i % 1000) / 999.0f;
   volatile float sink = 0.0f;
 
-  for (int file = 1; file < argc; ++file) {
-    const char* path = argv[file];
+  for (const std::string& file : arguments.positional_values()) {
+    const char* path = file.c_str();
     std::printf("%s\n", path);
     for (pneumo::JpegDecoder decoder : {pneumo::JpegDecoder::libjpeg_turbo, pneumo::JpegDecoder::dcmtk}) {
       const char* name = decoder == pneumo::JpegDecoder::dcmtk ? "DCMTK        " : "libjpeg-turbo";
@@ -99,4 +101,15 @@ int main(int argc, char** argv) {
   double mask = median_ms(50, [&] { sink = sink + pneumo::box_mask(boxes, 1024, 1024, 256, false)[0]; });
   std::printf("box_mask 2 boxes 1024 -> 256, 1 thread: median %.2f ms\n", mask);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return pneumo::benchmark::run(
+      argc, argv, "bench_decode",
+      "DICOM decode (libjpeg-turbo and DCMTK paths) and decode+resize to 256 per core for each FILE, then\n"
+      "the skimage-faithful resize 1024 -> 256 (one thread and all threads), box masks and the 256 -> 1024\n"
+      "upscale, as medians.",
+      declare_options, time_decoding);
 }

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/blas_setup.h"
+#include "benchmarks/support/benchmark_main.h"
 #include "data/postprocess.h"
 #include "data/resize.h"
 #include "engine/check.h"
@@ -84,25 +84,15 @@ void write_boxes(const std::string& path, const std::vector<std::vector<pneumo::
   PNEUMO_REQUIRE(std::fclose(file) == 0, "write to " + path + " failed");
 }
 
-}  // namespace
+void declare_options(pneumo::cli::Arguments& arguments) {
+  arguments.option("count", "N", "32", "probability maps to post-process");
+  arguments.option("maps-out", "FILE", "", "write the maps as a .npy (N,256,256) float32 file");
+  arguments.option("boxes-out", "FILE", "", "write the CPU boxes, one 'map confidence x y width height' line each");
+}
 
-int main(int argc, char** argv) {
-  pneumo::select_openblas_kernels(argc, argv);
-  int count = 32;
-  std::string maps_out, boxes_out;
-  for (int i = 1; i < argc; ++i) {
-    const std::string argument = argv[i];
-    if (argument == "--count" && i + 1 < argc) {
-      count = std::atoi(argv[++i]);
-    } else if (argument == "--maps-out" && i + 1 < argc) {
-      maps_out = argv[++i];
-    } else if (argument == "--boxes-out" && i + 1 < argc) {
-      boxes_out = argv[++i];
-    } else {
-      std::fprintf(stderr, "usage: %s [--count N] [--maps-out maps.npy] [--boxes-out boxes.txt]\n", argv[0]);
-      return 2;
-    }
-  }
+int time_postprocess(const pneumo::cli::Arguments& arguments) {
+  const int count = static_cast<int>(arguments.integer("count", 1));
+  const std::string maps_out = arguments.text("maps-out"), boxes_out = arguments.text("boxes-out");
   const std::vector<float> maps = make_maps(count);  // (N,256,256)
   const size_t map_values = static_cast<size_t>(kMapSize) * kMapSize;
   if (!maps_out.empty()) write_npy(maps_out, maps, count);
@@ -185,4 +175,14 @@ int main(int argc, char** argv) {
               count, median(gpu_times), pneumo::describe_device(pneumo::Device::CUDA).c_str(),
               mismatched, count);
   return mismatched == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return pneumo::benchmark::run(
+      argc, argv, "bench_postprocess",
+      "Post-processing speed: 256x256 probability maps -> resize to 1024x1024, threshold, connected\n"
+      "components, boxes, confidences; CPU on one and on all threads, and the GPU on the whole batch.",
+      declare_options, time_postprocess);
 }
