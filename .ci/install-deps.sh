@@ -4,6 +4,7 @@
 # project's machines); without it the CPU back end still builds.
 set -euo pipefail
 packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
+          libopenmpi-dev openmpi-bin
           python3-numpy python3-torch python3-skimage python3-pydicom)
 missing=()
 for package in "${packages[@]}"; do
