@@ -48,7 +48,10 @@ struct Options {
   int64_t global_batch = 6;
   bool synchronized = true;
   bool expect_equal = true;
+  bool cuda = false;  // the NCCL path: every rank on its GPU, gradients summed by NCCL
 };
+
+constexpr int kSkipped = 77;  // CTest SKIP_RETURN_CODE
 
 // Deterministic batch `step`: images in [0,1] with a bright rectangle, masks = the rectangle in
 // about half of the images.
@@ -107,14 +110,36 @@ int main(int argc, char** argv) {
     else if (key == "--batch") options.global_batch = std::stoll(value);
     else if (key == "--bn") options.synchronized = value == "global";
     else if (key == "--expect") options.expect_equal = value == "equal";
+    else if (key == "--device") options.cuda = value == "cuda";
     else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return 2;
     }
   }
   try {
-    std::unique_ptr<Communicator> communicator = make_communicator(Device::CPU);
+    const Device device = options.cuda ? Device::CUDA : Device::CPU;
+    if (options.cuda) {
+      // The NCCL path, even with one rank (one GPU is enough to run NCCL's allreduce).
+      if (!nccl_compiled()) {
+        std::printf("SKIPPED test_data_parallel --device cuda: this build has no NCCL (needs CUDA, MPI and nccl.h)\n");
+        return kSkipped;
+      }
+      if (cuda_device_count() == 0) {
+        std::printf("SKIPPED test_data_parallel --device cuda: %s\n", cuda_unavailable_reason().c_str());
+        return kSkipped;
+      }
+    }
+#ifdef PNEUMO_HAVE_MPI
+    std::unique_ptr<Communicator> communicator = options.cuda ? make_mpi_communicator(true) : make_communicator(device);
+#else
+    std::unique_ptr<Communicator> communicator = make_communicator(device);
+#endif
     const int rank = communicator->rank(), ranks = communicator->size();
+    if (options.cuda && ranks > 1 && options.synchronized) {
+      std::printf("SKIPPED test_data_parallel --device cuda with %d ranks: synchronized batch norm is CPU-only; "
+                  "run with --bn per-rank --expect differ, or one rank\n", ranks);
+      return kSkipped;
+    }
     set_cpu_thread_count(1);
     if (options.global_batch % ranks != 0) {
       std::fprintf(stderr, "batch %lld does not divide over %d ranks\n", static_cast<long long>(options.global_batch),
@@ -129,15 +154,15 @@ int main(int argc, char** argv) {
     config.leaky_slope = 0.1f;  // no exact zeros: ReLU(0) makes max-pool ties (see the tolerance above)
     const uint64_t seed = 7;
     const float learning_rate = 3e-3f;
-    Context context(Device::CPU);
-    Network reference(Device::CPU, config, seed), parallel(Device::CPU, config, seed);
+    Context context(device);
+    Network reference(device, config, seed), parallel(device, config, seed);
     if (options.synchronized) parallel.set_batch_norm_communicator(communicator.get());
     Adam reference_adam, parallel_adam;
     const std::vector<float> initial_values = reference.parameters().values().to_vector();
     const std::vector<float> initial_state = reference.parameters().state().to_vector();
     const int64_t size = config.input_size, slice = options.global_batch / ranks, pixels = size * size;
-    Tensor images(Device::CPU, {options.global_batch, size, size, 1}), masks(images.device(), images.shape());
-    Tensor slice_images(Device::CPU, {slice, size, size, 1}), slice_masks(Device::CPU, slice_images.shape());
+    Tensor images(device, {options.global_batch, size, size, 1}), masks(device, images.shape());
+    Tensor slice_images(device, {slice, size, size, 1}), slice_masks(device, slice_images.shape());
     double worst_metric = 0;
     for (int step = 0; step < options.steps; ++step) {
       std::vector<float> image_values, mask_values;
@@ -190,10 +215,10 @@ int main(int argc, char** argv) {
     const bool equal = values <= kTolerance && first_moment <= kTolerance && second_moment <= kTolerance &&
                        state <= kTolerance && worst_metric <= 1e-6;
     if (rank == 0)
-      std::printf("%d ranks, %d steps, global batch %lld, batch norm %s: largest difference from 1 process: "
+      std::printf("[%s] %d ranks, %d steps, global batch %lld, batch norm %s: largest difference from 1 process: "
                   "parameter change %.3g, Adam m %.3g, Adam v %.3g, running-statistics change %.3g (relative "
                   "L2 norms; tolerance %.0e), loss/metrics %.3g; ranks hold identical parameters: %s\n",
-                  ranks, options.steps, static_cast<long long>(options.global_batch),
+                  communicator->name().c_str(), ranks, options.steps, static_cast<long long>(options.global_batch),
                   options.synchronized ? "synchronized" : "per rank", values, first_moment, second_moment, state,
                   kTolerance, worst_metric, ranks_agree ? "yes" : "NO");
     bool pass;
