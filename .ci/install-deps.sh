@@ -5,6 +5,7 @@
 # `cpack -G DEB` compute the package's Depends.
 set -euo pipefail
 packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
+          libopenmpi-dev openmpi-bin
           python3-numpy python3-torch python3-skimage python3-pydicom)
 missing=()
 for package in "${packages[@]}"; do

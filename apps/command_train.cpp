@@ -41,12 +41,15 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the dataset directory)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
   arguments.option("stop-after", "N", "0", "act as if Ctrl-C came after N batches (to test --resume)");
+  arguments.option("bn-statistics", "global|per-rank", "global",
+                   "under mpirun: batch-norm statistics over the global batch (equal to one process) or each rank's slice");
   if (!arguments.parse(argv)) return 0;
 
   TrainOutcome outcome;
   if (!arguments.text("resume").empty()) {
     for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "dropout", "batch", "epochs", "lr",
-                             "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold"})
+                             "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold",
+                             "bn-statistics"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
@@ -83,6 +86,10 @@ int run_train(const std::vector<std::string>& argv) {
     settings.cache_dir = arguments.text("cache-dir");
     settings.max_unreadable_fraction = arguments.number("max-unreadable");
     settings.stop_after_batches = arguments.integer("stop-after");
+    const std::string statistics = arguments.text("bn-statistics");
+    if (statistics != "global" && statistics != "per-rank")
+      throw Error("--bn-statistics expects global or per-rank, got '" + statistics + "'");
+    settings.synchronized_batch_norm = statistics == "global";
     outcome = run_training(settings, false);
   }
   return outcome.interrupted ? 130 : 0;

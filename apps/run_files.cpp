@@ -89,6 +89,7 @@ void RunLog::open(const std::string& path) {
 }
 
 void RunLog::line(const std::string& text) {
+  if (quiet_) return;
   std::printf("%s\n", text.c_str());
   std::fflush(stdout);
   if (file_) {
@@ -101,13 +102,15 @@ namespace {
 std::atomic<bool> interrupted{false};
 void on_interrupt(int) {
   interrupted = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C (or SIGTERM) ends the process at once
+  std::signal(SIGTERM, SIG_DFL);
 }
 }  // namespace
 
 void install_interrupt_handler() {
   interrupted = false;
   std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);  // what mpirun, srun and job schedulers send to stop a job
 }
 
 bool interrupt_requested() { return interrupted.load(); }

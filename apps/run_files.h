@@ -25,12 +25,14 @@ class RunLog {
   ~RunLog();
   void open(const std::string& path);  // append mode
   void line(const std::string& text);  // text + '\n'
+  void silence() { quiet_ = true; }    // prints and writes nothing (the ranks other than 0)
  private:
   std::FILE* file_ = nullptr;
+  bool quiet_ = false;
 };
 
-// Ctrl-C handling: install() makes SIGINT set a flag instead of killing the process (a second
-// Ctrl-C kills as usual); requested() polls it.
+// Ctrl-C handling: install() makes SIGINT and SIGTERM set a flag instead of killing the process
+// (a second one kills as usual); requested() polls it.
 void install_interrupt_handler();
 bool interrupt_requested();
 

@@ -9,6 +9,7 @@
 #include "apps/validation.h"
 #include "data/progress.h"
 #include "engine/check.h"
+#include "engine/cpu_threads.h"
 #include "layers/checkpoint.h"
 #include "layers/conv2d.h"
 
@@ -41,6 +42,18 @@ std::string checkpoint_path(const std::string& run_dir, const char* name) {
   return run_dir + "/" + name + ".safetensors";
 }
 
+// 64-bit FNV-1a of bytes, continuing from `hash`.
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash = 1469598103934665603ULL) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ULL;
+  return hash;
+}
+
+// The images [first, first + count) of a batch's (B,S,S,1) host buffer.
+std::vector<float> image_range(const std::vector<float>& values, int64_t first, int64_t count, int64_t per_image) {
+  return std::vector<float>(values.begin() + first * per_image, values.begin() + (first + count) * per_image);
+}
+
 // (Re)allocates `tensor` on `device` only when the shape changes.
 void ensure_shape(Tensor& tensor, Device device, const Shape& shape) {
   if (tensor.empty() || tensor.shape() != shape || tensor.device() != device) tensor = Tensor(device, shape);
@@ -57,25 +70,65 @@ void EpochSums::add(const StepResult& step) {
 
 // ---- prepare --------------------------------------------------------------------------------
 
-Trainer::Trainer(const TrainSettings& settings, bool resume)
-    : settings_(settings), device_(resolve_device(settings.device)), context_(device_) {
+Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* communicator)
+    : settings_(settings),
+      communicator_(communicator ? communicator : &single_process_),
+      device_(resolve_device(settings.device)),
+      context_(device_) {
   validate_network_config(settings_.network);
   if (settings_.batch_size < 1) throw Error("--batch must be >= 1");
   if (settings_.epochs < 1) throw Error("--epochs must be >= 1");
   if (!(settings_.learning_rate > 0)) throw Error("--lr must be > 0");
   if (settings_.workers < 1) throw Error("--workers must be >= 1");
-  make_directories(settings_.run_dir);
-  log_.open(settings_.run_dir + "/log.txt");
+  const int ranks = communicator_->size();
+  if (settings_.batch_size % ranks != 0)
+    throw Error("the global batch of " + std::to_string(settings_.batch_size) + " images does not divide over " +
+                std::to_string(ranks) + " ranks: each rank trains an equal slice, so choose --batch as a multiple of " +
+                std::to_string(ranks) + " (or another rank count)");
+  if (ranks > 1 && device_ == Device::CUDA && settings_.synchronized_batch_norm)
+    throw Error("synchronized batch norm (--bn-statistics global) is implemented on the CPU back end only; on " +
+                std::to_string(ranks) + " GPUs train with --bn-statistics per-rank");
+  {
+    std::map<std::string, std::string> shared = settings_to_map(settings_);
+    shared.erase("workers");  // loader threads may differ between ranks
+    const std::string text = format_key_values(shared);
+    check_ranks_agree("configuration", fnv1a(text.data(), text.size()));
+  }
+  if (is_root()) {
+    make_directories(settings_.run_dir);
+    log_.open(settings_.run_dir + "/log.txt");
+  } else {
+    log_.silence();
+  }
   log_.line("device: " + describe_device(device_));
+  if (ranks > 1)
+    log_.line("data parallel: " + std::to_string(ranks) + " ranks (" + communicator_->name() + "), " +
+              std::to_string(settings_.batch_size / ranks) + " images of every batch of " +
+              std::to_string(settings_.batch_size) + " per rank" +
+              (device_ == Device::CPU ? ", " + std::to_string(cpu_thread_count()) + " threads per rank" : "") +
+              ", batch-norm statistics " + (settings_.synchronized_batch_norm ? "global (synchronized)" : "per rank"));
   last_path_ = checkpoint_path(settings_.run_dir, "last");
   best_path_ = checkpoint_path(settings_.run_dir, "best");
 
   prepare_data();
   network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
+  if (ranks > 1 && settings_.synchronized_batch_norm) network_->set_batch_norm_communicator(communicator_);
   if (resume)
     restore(last_path_);
   else
     start_new_run();
+  if (ranks > 1) {
+    // Same starting point on every rank: parameters, state, Adam moments and the run state.
+    ParameterStore& store = network_->parameters();
+    uint64_t hash = 1469598103934665603ULL;
+    for (const Tensor* tensor : {&store.values(), &store.state(), &store.adam_m(), &store.adam_v()}) {
+      const std::vector<float> values = tensor->to_vector();  // device -> host copy for CUDA
+      hash = fnv1a(values.data(), values.size() * sizeof(float), hash);
+    }
+    const int64_t run_state[3] = {adam_.step_count(), state_.epoch, state_.next_batch};
+    hash = fnv1a(run_state, sizeof run_state, hash);
+    check_ranks_agree(resume ? "checkpoint (" + last_path_ + ")" : std::string("initial parameters"), hash);
+  }
   log_.line("network: " + std::to_string(network_->trainable_parameter_count()) + " trainable parameters, input " +
             std::to_string(settings_.network.input_size) + "x" + std::to_string(settings_.network.input_size) +
             ", batch " + std::to_string(settings_.batch_size) + ", " + std::to_string(settings_.epochs) + " epochs");
@@ -108,8 +161,11 @@ void Trainer::prepare_data() {
 
   const int image_size = static_cast<int>(settings_.network.input_size);
   const std::string cache_dir = settings_.cache_dir.empty() ? settings_.data_dir : settings_.cache_dir;
-  cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(
-      default_cache_path(cache_dir, layout_.train_images, image_size), layout_.train_images, image_size));
+  const std::string cache_path = default_cache_path(cache_dir, layout_.train_images, image_size);
+  // Rank 0 builds (or checks) the cache while the others wait; then they open what it wrote.
+  if (is_root()) cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
+  communicator_->barrier(/*bounded=*/false);
+  if (!is_root()) cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
   for (const auto& failure : cache_->failures()) log_.line("unreadable image: " + failure.reason);
 
   LoaderConfig loader_config;
@@ -125,7 +181,17 @@ void Trainer::prepare_data() {
   validation_loader_ = std::make_unique<BatchLoader>(split_.validation, &labels_, LoaderMode::Evaluate, loader_config);
 }
 
+void Trainer::check_ranks_agree(const std::string& what, uint64_t hash) {
+  if (communicator_->size() == 1) return;
+  const int64_t mine = static_cast<int64_t>(hash & 0x3fffffffffffffffULL);
+  const int64_t largest = communicator_->allreduce_max(mine), smallest = -communicator_->allreduce_max(-mine);
+  if (largest != smallest)
+    throw Error("rank " + std::to_string(communicator_->rank()) + ": the ranks do not run the same " + what +
+                " (hashes differ between ranks): start every rank with the same command line, data and run directory");
+}
+
 void Trainer::start_new_run() {
+  if (!is_root()) return;
   write_text_atomic(settings_.run_dir + "/config.txt",
                     "# pneumo train settings; `pneumo train --resume " + settings_.run_dir + "` reads them\n" +
                         format_key_values(settings_to_map(settings_)));
@@ -155,6 +221,7 @@ void Trainer::restore(const std::string& path) {
 }
 
 void Trainer::save(const std::string& path, const RunState& state) {
+  if (!is_root()) return;  // the state is the same on every rank; rank 0 writes it
   CheckpointInfo info;
   info.step = adam_.step_count();
   info.epoch = state.epoch;
@@ -182,16 +249,29 @@ bool Trainer::train_epoch() {
   epoch_sums_ = state_.partial;
   train_loader_->start_epoch(static_cast<int>(epoch));
   ProgressBar progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(settings_.epochs),
-                       train_loader_->batches_per_epoch() * settings_.batch_size, stdout);
+                       train_loader_->batches_per_epoch() * settings_.batch_size, is_root() ? stdout : nullptr);
+  const int ranks = communicator_->size();
   Batch batch;
   for (int64_t skipped = 0; skipped < state_.next_batch && train_loader_->next(batch); ++skipped)
     progress.advance(batch.size);
   for (int64_t index = state_.next_batch; train_loader_->next(batch); ++index) {
-    ensure_shape(images_, device_, {batch.size, image_size, image_size, 1});
-    ensure_shape(masks_, device_, {batch.size, image_size, image_size, 1});
-    images_.set_values(batch.images);  // host -> device copies, visible here
-    masks_.set_values(batch.masks);
-    const StepResult step = train_step(context_, *network_, adam_, images_, masks_, static_cast<float>(learning_rate));
+    if (batch.size % ranks != 0)
+      throw Error("epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(index + 1) + " has " +
+                  std::to_string(batch.size) + " images (unreadable images left out), which do not divide over " +
+                  std::to_string(ranks) + " ranks");
+    const int64_t slice = batch.size / ranks;  // this rank's images: [rank * slice, (rank + 1) * slice)
+    ensure_shape(images_, device_, {slice, image_size, image_size, 1});
+    ensure_shape(masks_, device_, {slice, image_size, image_size, 1});
+    if (ranks == 1) {
+      images_.set_values(batch.images);  // host -> device copies, visible here
+      masks_.set_values(batch.masks);
+    } else {
+      const int64_t first = slice * communicator_->rank(), pixels = image_size * image_size;
+      images_.set_values(image_range(batch.images, first, slice, pixels));
+      masks_.set_values(image_range(batch.masks, first, slice, pixels));
+    }
+    const StepResult step =
+        train_step(context_, *network_, adam_, images_, masks_, static_cast<float>(learning_rate), *communicator_);
     if (!std::isfinite(step.loss.loss)) {
       progress.finish();
       throw Error("non-finite loss (" + std::to_string(step.loss.loss) + ") at epoch " + std::to_string(epoch + 1) +
@@ -204,8 +284,11 @@ bool Trainer::train_epoch() {
                   epoch_sums_.mean(epoch_sums_.accuracy), epoch_sums_.mean(epoch_sums_.iou), learning_rate);
     progress.advance(batch.size, extra);
     ++batches_this_run_;
-    if (interrupt_requested() ||
-        (settings_.stop_after_batches > 0 && batches_this_run_ >= settings_.stop_after_batches)) {
+    const bool stop_here = interrupt_requested() ||
+                           (settings_.stop_after_batches > 0 && batches_this_run_ >= settings_.stop_after_batches);
+    // Every rank stops after the same step: a signal may reach the ranks at different moments.
+    const bool stop = ranks == 1 ? stop_here : communicator_->allreduce_max(stop_here ? 1 : 0) != 0;
+    if (stop) {
       progress.finish("interrupted");
       state_.next_batch = index + 1;
       state_.partial = epoch_sums_;
@@ -224,7 +307,7 @@ bool Trainer::train_epoch() {
 void Trainer::end_epoch(double learning_rate, double seconds_training) {
   const auto validation_start = std::chrono::steady_clock::now();
   const ValidationResult validation =
-      validate(context_, *network_, *validation_loader_, labels_, *cache_, settings_.threshold);
+      validate(context_, *network_, *validation_loader_, labels_, *cache_, settings_.threshold, communicator_);
   EpochRecord record;
   record.epoch = state_.epoch + 1;
   record.learning_rate = learning_rate;
@@ -255,6 +338,7 @@ void Trainer::end_epoch(double learning_rate, double seconds_training) {
   state_.partial = EpochSums{};
   save(last_path_, state_);
   if (improved) save(best_path_, state_);
+  if (!is_root()) return;
   write_text_atomic(settings_.run_dir + "/history.csv", format_history(history_));
   write_learning_curves(settings_.run_dir + "/curves.png", history_);
   if (improved || state_.epoch == settings_.epochs)
@@ -287,6 +371,24 @@ TrainOutcome Trainer::run() {
   return outcome;
 }
 
-TrainOutcome run_training(const TrainSettings& settings, bool resume) { return Trainer(settings, resume).run(); }
+TrainOutcome run_training(const TrainSettings& settings, bool resume) {
+  const Device device = resolve_device(settings.device);
+  // Single process unless launched by mpirun/srun with several ranks (an error in a build
+  // without MPI); on CUDA each rank takes the GPU of its local rank (done here, before any
+  // CUDA context exists), on the CPU its share of the cores.
+  std::unique_ptr<Communicator> communicator = make_communicator(device);
+  if (communicator->size() == 1) return Trainer(settings, resume, communicator.get()).run();
+  if (device == Device::CPU)
+    set_cpu_thread_count(cpu_threads_for_rank(cpu_thread_count(), communicator->local_rank(), communicator->local_size()));
+  try {
+    return Trainer(settings, resume, communicator.get()).run();
+  } catch (const std::exception& error) {
+    // The other ranks may be waiting in a collective: end this process now (mpirun then ends
+    // the job) instead of a collective MPI_Finalize that would wait for them.
+    std::fprintf(stderr, "pneumo: error: rank %d: %s\n", communicator->rank(), error.what());
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+}
 
 }  // namespace pneumo::cli

@@ -7,7 +7,14 @@
 //                  and the CPU convolution algorithms chosen (conv-algorithms.txt)
 //   train_epoch    the batches of one epoch (or what is left of it after a resume); polls Ctrl-C
 //   end_epoch      validation, history, checkpoints (last, best), charts
-// run() strings them together; run_training (apps/training.h) is `Trainer(settings, resume).run()`.
+// run() strings them together; run_training (apps/training.h) makes the communicator of the job
+// and runs `Trainer(settings, resume, communicator).run()`.
+//
+// Data parallel (engine/distributed.md): under mpirun/srun every rank runs these same stages.
+// Each rank's loader draws the same global batches; rank r trains on its fixed slice of each
+// (train_step with a communicator); validation shards each batch the same way and rank 0 scores
+// the gathered boxes. Rank 0 alone writes the run directory (checkpoints, history, charts, log),
+// builds the image cache (the others wait), and every rank stops at the same step on Ctrl-C.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -23,6 +30,7 @@
 #include "data/labels.h"
 #include "data/loader.h"
 #include "engine/context.h"
+#include "engine/distributed.h"
 #include "layers/adam.h"
 #include "layers/network.h"
 #include "layers/training_step.h"
@@ -49,7 +57,8 @@ class Trainer {
  public:
   // prepare: everything up to the first batch (with resume: restores the run state of
   // <run_dir>/last.safetensors).
-  Trainer(const TrainSettings& settings, bool resume);
+  // communicator: the job's (null: a single process). It must outlive the trainer.
+  Trainer(const TrainSettings& settings, bool resume, Communicator* communicator = nullptr);
   TrainOutcome run();
 
   // The stages, public for tests and for the data-parallel trainer.
@@ -68,8 +77,14 @@ class Trainer {
  private:
   void prepare_data();
   void start_new_run();
+  // Every rank runs the same settings and parameters: a hash compared over the ranks (error on a
+  // mismatch, naming what differs).
+  void check_ranks_agree(const std::string& what, uint64_t hash);
+  bool is_root() const { return communicator_->is_root(); }
 
   TrainSettings settings_;
+  SingleProcessCommunicator single_process_;
+  Communicator* communicator_;  // &single_process_ or the job's
   RunLog log_;
   Device device_;
   Context context_;
@@ -86,7 +101,7 @@ class Trainer {
   int64_t batches_this_run_ = 0;
   std::string last_path_, best_path_;
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
-  Tensor images_, masks_;  // (B,S,S,1) each
+  Tensor images_, masks_;  // (B/ranks,S,S,1) each: this rank's slice
 };
 
 }  // namespace pneumo::cli

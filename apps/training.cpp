@@ -47,6 +47,7 @@ std::map<std::string, std::string> settings_to_map(const TrainSettings& settings
   values["flip"] = settings.flip ? "1" : "0";
   values["threshold"] = exact_number(settings.threshold);
   values["max_unreadable_fraction"] = exact_number(settings.max_unreadable_fraction);
+  values["batch_norm_statistics"] = settings.synchronized_batch_norm ? "global" : "per-rank";
   add_network_metadata(values, settings.network);
   return values;
 }
@@ -104,6 +105,11 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   settings.flip = metadata_integer(values, "flip", source) != 0;
   settings.threshold = metadata_number(values, "threshold", source);
   settings.max_unreadable_fraction = metadata_number(values, "max_unreadable_fraction", source);
+  // Absent in runs made before data-parallel training: global (what one process computes).
+  const std::string statistics = values.count("batch_norm_statistics") ? values.at("batch_norm_statistics") : "global";
+  if (statistics != "global" && statistics != "per-rank")
+    throw Error(source + ": field 'batch_norm_statistics' expects global or per-rank, got '" + statistics + "'");
+  settings.synchronized_batch_norm = statistics == "global";
   settings.network = network_config_from_metadata(values, source);
   return settings;
 }

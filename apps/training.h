@@ -37,6 +37,9 @@ struct TrainSettings {
   double threshold = 0.5;          // probability threshold of the post-processing
   double max_unreadable_fraction = 0.0;
   int64_t stop_after_batches = 0;  // > 0: behave as if Ctrl-C came after this many batches (tests)
+  // Data-parallel runs (engine/distributed.md): batch-norm statistics over the global batch
+  // (synchronized, equal to one process) or over each rank's slice (per-rank, as PyTorch's DDP).
+  bool synchronized_batch_norm = true;
 };
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560

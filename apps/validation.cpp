@@ -1,6 +1,10 @@
 #include "apps/validation.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <type_traits>
 
 #include "data/picture.h"
 #include "data/postprocess.h"
@@ -36,8 +40,55 @@ std::vector<std::vector<ScoredBox>> boxes_for_batch(const Tensor& probabilities,
   return boxes;
 }
 
+namespace {
+
+// One line per image: "position count (confidence x y width height)*", confidences in %a so they
+// read back exactly.
+std::string serialize_boxes(const std::vector<std::pair<int64_t, std::vector<ScoredBox>>>& images) {
+  std::string text;
+  char field[64];
+  for (const auto& [position, boxes] : images) {
+    text += std::to_string(position) + " " + std::to_string(boxes.size());
+    for (const ScoredBox& box : boxes) {
+      std::snprintf(field, sizeof field, " %a %d %d %d %d", static_cast<double>(box.confidence), box.box.x,
+                    box.box.y, box.box.width, box.box.height);
+      text += field;
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+void deserialize_boxes(const std::string& text, std::vector<std::vector<ScoredBox>>& boxes_by_position) {
+  std::istringstream in(text);
+  long long position = 0;
+  size_t count = 0;
+  while (in >> position >> count) {
+    PNEUMO_REQUIRE(position >= 0 && position < static_cast<long long>(boxes_by_position.size()),
+                   "validation: gathered boxes name image " + std::to_string(position) + " of " +
+                       std::to_string(boxes_by_position.size()));
+    std::vector<ScoredBox>& boxes = boxes_by_position[static_cast<size_t>(position)];
+    for (size_t k = 0; k < count; ++k) {
+      std::string confidence;
+      ScoredBox box;
+      in >> confidence >> box.box.x >> box.box.y >> box.box.width >> box.box.height;
+      box.confidence = static_cast<float>(std::strtod(confidence.c_str(), nullptr));
+      boxes.push_back(box);
+    }
+  }
+}
+
+std::vector<float> image_range(const std::vector<float>& values, int64_t first, int64_t count, int64_t per_image) {
+  return std::vector<float>(values.begin() + first * per_image, values.begin() + (first + count) * per_image);
+}
+
+}  // namespace
+
 ValidationResult validate(Context& context, Network& network, BatchLoader& loader, const LabelSet& labels,
-                          const ImageCache& cache, double threshold) {
+                          const ImageCache& cache, double threshold, Communicator* communicator) {
+  SingleProcessCommunicator single_process;
+  Communicator& ranks = communicator ? *communicator : single_process;
+  const int rank = ranks.rank(), rank_count = ranks.size();
   ValidationResult result;
   const Device device = network.device();
   const int64_t size = network.config().input_size;
@@ -48,35 +99,49 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
   Batch batch;
   std::vector<std::string> ids;
   Tensor image_storage, mask_storage;  // grow-only device buffers, reused by every batch
+  std::vector<std::pair<int64_t, std::vector<ScoredBox>>> my_boxes;  // (position in ids, boxes)
+  int64_t first_batch_size = 0;
   while (loader.next(batch)) {
     if (batch.size == 0) continue;
-    Tensor image_tensor = reuse_storage(image_storage, device, {batch.size, size, size, 1});
-    Tensor mask_tensor = reuse_storage(mask_storage, device, {batch.size, size, size, 1});
-    image_tensor.set_values(batch.images);
-    mask_tensor.set_values(batch.masks);
-    StepResult step = evaluate_batch(context, network, image_tensor, mask_tensor);
+    // This rank's images of the batch: [first, first + count).
+    const int64_t first = batch.size * rank / rank_count;
+    const int64_t count = batch.size * (rank + 1) / rank_count - first;
+    Tensor image_tensor, mask_tensor;
+    if (count > 0) {
+      image_tensor = reuse_storage(image_storage, device, {count, size, size, 1});
+      mask_tensor = reuse_storage(mask_storage, device, {count, size, size, 1});
+      if (count == batch.size) {
+        image_tensor.set_values(batch.images);
+        mask_tensor.set_values(batch.masks);
+      } else {
+        image_tensor.set_values(image_range(batch.images, first, count, size * size));
+        mask_tensor.set_values(image_range(batch.masks, first, count, size * size));
+      }
+    }
+    StepResult step = evaluate_batch(context, network, image_tensor, mask_tensor, ranks, first, batch.size);
     loss += step.loss.loss * batch.size;
     accuracy += step.metrics.accuracy * batch.size;
     iou += step.metrics.mean_iou * batch.size;
     images += batch.size;
 
-    std::vector<int> widths(static_cast<size_t>(batch.size), 1024), heights(static_cast<size_t>(batch.size), 1024);
-    for (int64_t i = 0; i < batch.size; ++i) cache.find(batch.patient_ids[i], &widths[i], &heights[i]);
-    std::vector<std::vector<ScoredBox>> boxes = boxes_for_batch(network.output(), widths, heights, threshold);
-    for (int64_t i = 0; i < batch.size; ++i) {
-      const std::string& id = batch.patient_ids[i];
-      ids.push_back(id);
-      result.submission.patient_ids.push_back(id);
-      if (!boxes[i].empty()) result.submission.predictions[id] = boxes[i];
+    if (count > 0) {
+      std::vector<int> widths(static_cast<size_t>(count), 1024), heights(static_cast<size_t>(count), 1024);
+      for (int64_t i = 0; i < count; ++i) cache.find(batch.patient_ids[first + i], &widths[i], &heights[i]);
+      std::vector<std::vector<ScoredBox>> boxes = boxes_for_batch(network.output(), widths, heights, threshold);
+      for (int64_t i = 0; i < count; ++i)
+        my_boxes.emplace_back(static_cast<int64_t>(ids.size()) + first + i, std::move(boxes[i]));
     }
+    for (int64_t i = 0; i < batch.size; ++i) ids.push_back(batch.patient_ids[i]);
     if (result.images.empty()) {
+      first_batch_size = batch.size;
       for (int64_t i = 0; i < batch.size; ++i) {
-        const float* first = batch.images.data() + i * size * size;
-        result.images.emplace_back(first, first + size * size);
+        const float* first_pixel = batch.images.data() + i * size * size;
+        result.images.emplace_back(first_pixel, first_pixel + size * size);
         auto found = labels.boxes.find(batch.patient_ids[i]);
         result.true_boxes.push_back(found == labels.boxes.end() ? std::vector<Box>{} : found->second);
-        result.predicted_boxes.push_back(boxes[i]);
-        result.source_sizes.push_back(widths[i]);
+        int width = 1024, height = 1024;
+        cache.find(batch.patient_ids[i], &width, &height);
+        result.source_sizes.push_back(width);
       }
     }
   }
@@ -85,7 +150,24 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
     result.accuracy = accuracy / images;
     result.mean_iou = iou / images;
   }
-  result.metric = evaluate_submission(ids, labels, result.submission);
+  // The boxes of every image, in validation order, at rank 0.
+  std::vector<std::vector<ScoredBox>> boxes_by_position(ids.size());
+  if (rank_count == 1) {
+    for (auto& [position, boxes] : my_boxes) boxes_by_position[static_cast<size_t>(position)] = std::move(boxes);
+  } else {
+    const std::vector<std::string> parts = ranks.gather(serialize_boxes(my_boxes), 0);
+    for (const std::string& part : parts) deserialize_boxes(part, boxes_by_position);
+  }
+  if (ranks.is_root()) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      result.submission.patient_ids.push_back(ids[i]);
+      if (!boxes_by_position[i].empty()) result.submission.predictions[ids[i]] = boxes_by_position[i];
+    }
+    for (int64_t i = 0; i < first_batch_size; ++i) result.predicted_boxes.push_back(boxes_by_position[static_cast<size_t>(i)]);
+    result.metric = evaluate_submission(ids, labels, result.submission);
+  }
+  static_assert(std::is_trivially_copyable<MetricResult>::value, "MetricResult is broadcast as bytes");
+  ranks.broadcast(&result.metric, static_cast<int64_t>(sizeof result.metric), 0);
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include "data/metric.h"
 #include "data/submission.h"
 #include "engine/context.h"
+#include "engine/distributed.h"
 #include "layers/network.h"
 
 namespace pneumo::cli {
@@ -29,8 +30,12 @@ struct ValidationResult {
 
 // Runs `loader` (Evaluate mode) once from its start. Boxes come from the probability maps
 // resized to each image's own size (from the cache), thresholded at `threshold`.
+// With a communicator of several ranks (every rank runs the same loader), rank r evaluates
+// images [B*r/N, B*(r+1)/N) of each batch of B; loss and metrics are the whole batch's (sums
+// reduced), the boxes are gathered at rank 0, which scores them once; every rank returns the
+// same loss, metrics and metric. The submission and the picture's boxes are rank 0's only.
 ValidationResult validate(Context& context, Network& network, BatchLoader& loader, const LabelSet& labels,
-                          const ImageCache& cache, double threshold);
+                          const ImageCache& cache, double threshold, Communicator* communicator = nullptr);
 
 // Boxes for a batch of probability maps (N,S,S,1) on the network's device, each map resized to
 // its image's own size (source_sizes[i] x source_sizes[i]).

@@ -6,6 +6,7 @@
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
+#include "engine/distributed.h"
 #include "kernels/batch_norm_math.h"
 
 namespace pneumo {
@@ -150,6 +151,9 @@ void BatchNorm2d::prepare_forward(Device device, const Tensor& input, bool train
   if (training && input.N() * input.H() * input.W() < 2)
     throw Error("BatchNorm2d: training needs more than one value per channel, got input " +
                 shape_string(input.shape()));
+  if (training && device == Device::CUDA && communicator_ && communicator_->size() > 1)
+    throw Error("BatchNorm2d: synchronized batch norm is implemented on the CPU back end only; on CUDA "
+                "train with per-rank batch-norm statistics (--bn-statistics per-rank)");
   if (saved_mean_.empty() || saved_mean_.device() != device) {
     saved_mean_ = Tensor(device, {channels_});
     saved_inv_std_ = Tensor(device, {channels_});
@@ -170,7 +174,7 @@ void BatchNorm2d::forward_cpu(Context& context, const std::vector<const Tensor*>
   if (training)
     batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
                                        running_mean_.data(), running_var_.data(), input.data(),
-                                       rows, C, momentum_, epsilon_);
+                                       rows, C, momentum_, epsilon_, communicator_);
   else
     batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
                                         running_mean_.data(), running_var_.data(), C, epsilon_);
@@ -187,23 +191,33 @@ void BatchNorm2d::backward_cpu(Context& context, const std::vector<const Tensor*
   batch_norm_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr,
                           gamma_gradient_.data(), beta_gradient_.data(), output_gradient.data(),
                           input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
-                          rows, channels_, saved_training_);
+                          rows, channels_, saved_training_, communicator_);
 }
 
 void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
                                         float* running_var, const float* input, int64_t rows,
-                                        int64_t C, float momentum, float epsilon) {
+                                        int64_t C, float momentum, float epsilon,
+                                        Communicator* communicator) {
   PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cpu: needs at least two rows");
+  // Synchronized: this rank holds rows [first_row, first_row + rows) of global_rows.
+  const bool synchronized = communicator && communicator->size() > 1;
+  const int64_t global_rows = synchronized ? rows * communicator->size() : rows;
+  const int64_t first_row = synchronized ? rows * communicator->rank() : 0;
   // The shift: the mean of up to kPilotRows evenly spaced rows, close to the batch mean, so the
   // one pass below over d = x - shift does not cancel catastrophically in sum d^2 - (sum d)^2/M.
-  const int64_t pilot_rows = std::min(rows, kPilotRows);
+  // Synchronized, each rank adds the pilot rows it holds and the partial sums are added over
+  // the ranks: the same rows as one process with the whole batch.
+  const int64_t pilot_rows = std::min(global_rows, kPilotRows);
   std::vector<float> shift(static_cast<size_t>(C), 0.0f);  // (C)
   {
     std::vector<double> pilot_sum(static_cast<size_t>(C), 0.0);  // (C)
     for (int64_t i = 0; i < pilot_rows; ++i) {
-      const float* x = input + (i * rows / pilot_rows) * C;
+      const int64_t row = i * global_rows / pilot_rows - first_row;
+      if (row < 0 || row >= rows) continue;
+      const float* x = input + row * C;
       for (int64_t c = 0; c < C; ++c) pilot_sum[static_cast<size_t>(c)] += x[c];
     }
+    if (synchronized) communicator->allreduce_sum(pilot_sum.data(), C);
     for (int64_t c = 0; c < C; ++c)
       shift[static_cast<size_t>(c)] =
           static_cast<float>(pilot_sum[static_cast<size_t>(c)] / static_cast<double>(pilot_rows));
@@ -216,7 +230,14 @@ void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* runn
                   block_product_sums(first, second, input, shift_data, input, shift_data,
                                      row_begin, row_end, C);
                 });
-  const double M = static_cast<double>(rows);
+  if (synchronized) {
+    std::vector<double> both(sum);  // (2C): sum, then sum_d2, in one allreduce
+    both.insert(both.end(), sum_d2.begin(), sum_d2.end());
+    communicator->allreduce_sum(both.data(), 2 * C);
+    std::copy(both.begin(), both.begin() + C, sum.begin());
+    std::copy(both.begin() + C, both.end(), sum_d2.begin());
+  }
+  const double M = static_cast<double>(global_rows);
   for (int64_t c = 0; c < C; ++c) {
     const double batch_mean = batch_norm_mean(shift[c], sum[c], M);
     const double variance = batch_norm_biased_variance(sum[c], sum_d2[c], M);
@@ -253,7 +274,10 @@ void batch_norm_normalize_cpu(float* output, const float* input, const float* me
 void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
                              const float* output_gradient, const float* input, const float* mean,
                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                             bool training) {
+                             bool training, Communicator* communicator) {
+  // Synchronized (training only: inference statistics do not depend on the batch): the two
+  // per-channel sums are those of all ranks' rows together.
+  const bool synchronized = training && communicator && communicator->size() > 1;
   // Pass 1: per-channel sum(dy) and sum(dy * (x - mean)); times inv_std that is sum(dy * x_hat).
   std::vector<double> sum_dy(static_cast<size_t>(C)), sum_dy_x_hat(static_cast<size_t>(C));
   std::vector<float> zeros(static_cast<size_t>(C), 0.0f);  // (C) dy is not shifted
@@ -264,12 +288,23 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
                                      row_begin, row_end, C);
                 });
   for (int64_t c = 0; c < C; ++c) sum_dy_x_hat[static_cast<size_t>(c)] *= inv_std[c];
-  const double M = static_cast<double>(rows);
-  std::vector<float> scale(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)),
-      mean_dy_x_hat(static_cast<size_t>(C));  // (C) each
+  // This rank's own sums go into the gamma and beta gradients (the gradient allreduce of the
+  // training step adds the ranks' parts); the input gradient needs the global batch's sums.
   for (int64_t c = 0; c < C; ++c) {
     gamma_gradient[c] += static_cast<float>(sum_dy_x_hat[c]);
     beta_gradient[c] += static_cast<float>(sum_dy[c]);
+  }
+  if (synchronized) {
+    std::vector<double> both(sum_dy);  // (2C): sum dy, then sum dy * x_hat, in one allreduce
+    both.insert(both.end(), sum_dy_x_hat.begin(), sum_dy_x_hat.end());
+    communicator->allreduce_sum(both.data(), 2 * C);
+    std::copy(both.begin(), both.begin() + C, sum_dy.begin());
+    std::copy(both.begin() + C, both.end(), sum_dy_x_hat.begin());
+  }
+  const double M = static_cast<double>(synchronized ? rows * communicator->size() : rows);
+  std::vector<float> scale(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)),
+      mean_dy_x_hat(static_cast<size_t>(C));  // (C) each
+  for (int64_t c = 0; c < C; ++c) {
     scale[c] = gamma[c] * inv_std[c];
     mean_dy[c] = training ? static_cast<float>(sum_dy[c] / M) : 0.0f;
     mean_dy_x_hat[c] = training ? static_cast<float>(sum_dy_x_hat[c] / M) : 0.0f;

@@ -20,6 +20,8 @@
 
 namespace pneumo {
 
+class Communicator;  // engine/distributed.h
+
 class BatchNorm2d : public Layer {
  public:
   explicit BatchNorm2d(int64_t channels, float momentum = 0.9f, float epsilon = 1e-3f);
@@ -38,6 +40,16 @@ class BatchNorm2d : public Layer {
   void bind_parameters(const ParameterStore& store, const std::string& prefix) override;
   // backward uses the statistics of the last forward: batch statistics after a training forward
   // (full batch-norm backward), running statistics after an inference forward (dx = gamma/std * dy).
+
+  // Synchronized batch norm (data-parallel training, engine/distributed.md): with a communicator
+  // of more than one rank, each rank's input is its equal slice of the global batch (rank r holds
+  // global rows [r*rows, (r+1)*rows)), and a training forward sums the pilot rows and the
+  // per-channel sums over the ranks (so mean, variance and running statistics are the global
+  // batch's), and backward sums the two per-channel gradient sums over the ranks. Null (the
+  // default) or one rank: this process's batch alone, the single-process path unchanged.
+  // The CPU back end only; on CUDA a synchronized training forward throws (not implemented).
+  void set_communicator(Communicator* communicator) { communicator_ = communicator; }
+  Communicator* communicator() const { return communicator_; }
 
  protected:
   void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
@@ -64,15 +76,19 @@ class BatchNorm2d : public Layer {
   // Saved by forward for backward, (C) each, on the forward's device.
   Tensor saved_mean_, saved_inv_std_;
   bool saved_training_ = false;
+  Communicator* communicator_ = nullptr;  // not owned; see set_communicator
   Memory cuda_scratch_;  // CUDA reduction partials, grow-only
 };
 
 // ---- CPU (rows = N*H*W; every buffer is (rows, C) or (C)) ----------------------------------
 // mean, inv_std (C) OVERWRITTEN with the batch mean and 1/sqrt(biased var + epsilon) of input
 // (rows, C); running_mean, running_var (C) updated in place (unbiased var). rows >= 2.
+// With a communicator (see BatchNorm2d::set_communicator) input is this rank's slice and the
+// statistics are those of all ranks' rows together; null: input alone.
 void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
                                         float* running_var, const float* input, int64_t rows,
-                                        int64_t C, float momentum, float epsilon);
+                                        int64_t C, float momentum, float epsilon,
+                                        Communicator* communicator = nullptr);
 // mean, inv_std (C) OVERWRITTEN from running_mean, running_var (C).
 void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const float* running_mean,
                                          const float* running_var, int64_t C, float epsilon);
@@ -86,7 +102,7 @@ void batch_norm_normalize_cpu(float* output, const float* input, const float* me
 void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
                              const float* output_gradient, const float* input, const float* mean,
                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                             bool training);
+                             bool training, Communicator* communicator = nullptr);
 
 // ---- CUDA (layers/batch_norm.cu): the same contracts on device pointers; `scratch` is device
 // memory for the reduction partials, grown as needed. ----------------------------------------

@@ -102,31 +102,51 @@ void segmentation_metric_sums_cpu(ImageMetricSums* sums, const float* prediction
   });
 }
 
+IouBceSums iou_bce_loss_sums(Context& context, const Tensor& predictions, const Tensor& targets) {
+  require_loss_inputs(context, predictions, targets, "iou_bce_loss");
+  const int64_t count = predictions.count();
+  if (context.device() == Device::CPU) return iou_bce_sums_cpu(predictions.data(), targets.data(), count);
+#ifdef PNEUMO_HAVE_CUDA
+  return iou_bce_sums_cuda(context, predictions.data(), targets.data(), count);
+#else
+  throw_no_cuda_backend("iou_bce_loss");
+#endif
+}
+
+LossValues iou_bce_loss_from_sums(Context& context, const IouBceSums& batch_sums, int64_t batch_count,
+                                  const Tensor& predictions, const Tensor& targets,
+                                  Tensor* prediction_gradient) {
+  PNEUMO_REQUIRE(batch_count >= predictions.count(),
+                 "iou_bce_loss_from_sums: the batch has " + std::to_string(batch_count) +
+                     " elements, fewer than this slice's " + std::to_string(predictions.count()));
+  if (prediction_gradient) {
+    require_loss_inputs(context, predictions, targets, "iou_bce_loss");
+    require_shape(*prediction_gradient, predictions.shape(), "iou_bce_loss prediction_gradient");
+    require_device(*prediction_gradient, context.device(), "iou_bce_loss prediction_gradient");
+    const IouBceGradientScalars scalars = gradient_scalars_from_sums(batch_sums, batch_count);
+    const int64_t count = predictions.count();
+    if (context.device() == Device::CPU) {
+      iou_bce_gradient_cpu(prediction_gradient->data(), predictions.data(), targets.data(), count, scalars);
+    } else {
+#ifdef PNEUMO_HAVE_CUDA
+      iou_bce_gradient_cuda(prediction_gradient->data(), predictions.data(), targets.data(), count, scalars);
+#else
+      throw_no_cuda_backend("iou_bce_loss");
+#endif
+    }
+  }
+  return loss_values_from_sums(batch_sums, batch_count);
+}
+
 LossValues iou_bce_loss(Context& context, const Tensor& predictions, const Tensor& targets,
                         Tensor* prediction_gradient) {
-  require_loss_inputs(context, predictions, targets, "iou_bce_loss");
   if (prediction_gradient) {
+    require_loss_inputs(context, predictions, targets, "iou_bce_loss");
     require_shape(*prediction_gradient, predictions.shape(), "iou_bce_loss prediction_gradient");
     require_device(*prediction_gradient, context.device(), "iou_bce_loss prediction_gradient");
   }
-  const int64_t count = predictions.count();
-  IouBceSums sums;
-  if (context.device() == Device::CPU) {
-    sums = iou_bce_sums_cpu(predictions.data(), targets.data(), count);
-    if (prediction_gradient)
-      iou_bce_gradient_cpu(prediction_gradient->data(), predictions.data(), targets.data(), count,
-                           gradient_scalars_from_sums(sums, count));
-  } else {
-#ifdef PNEUMO_HAVE_CUDA
-    sums = iou_bce_sums_cuda(context, predictions.data(), targets.data(), count);
-    if (prediction_gradient)
-      iou_bce_gradient_cuda(prediction_gradient->data(), predictions.data(), targets.data(), count,
-                            gradient_scalars_from_sums(sums, count));
-#else
-    throw_no_cuda_backend("iou_bce_loss");
-#endif
-  }
-  return loss_values_from_sums(sums, count);
+  const IouBceSums sums = iou_bce_loss_sums(context, predictions, targets);
+  return iou_bce_loss_from_sums(context, sums, predictions.count(), predictions, targets, prediction_gradient);
 }
 
 std::vector<ImageMetricSums> segmentation_metric_sums(Context& context, const Tensor& predictions,

@@ -32,6 +32,18 @@ struct LossValues {
 LossValues iou_bce_loss(Context& context, const Tensor& predictions, const Tensor& targets,
                         Tensor* prediction_gradient);
 
+struct IouBceSums;
+// The same loss in two steps, for a batch split over ranks (data-parallel training,
+// engine/distributed.md): iou_bce_loss = iou_bce_loss_from_sums(iou_bce_loss_sums(...)).
+//  1. the four sums of this slice of the batch;
+IouBceSums iou_bce_loss_sums(Context& context, const Tensor& predictions, const Tensor& targets);
+//  2. from the sums of the WHOLE batch (the slices' sums added over the ranks) and its element
+//     count: the loss values and, when prediction_gradient is non-null, the gradient of this
+//     slice's predictions (OVERWRITTEN), which is this slice of the whole batch's gradient.
+LossValues iou_bce_loss_from_sums(Context& context, const IouBceSums& batch_sums, int64_t batch_count,
+                                  const Tensor& predictions, const Tensor& targets,
+                                  Tensor* prediction_gradient);
+
 struct SegmentationMetrics {
   double accuracy = 0;  // Keras binary accuracy
   double mean_iou = 0;  // the notebook's mean_iou

@@ -168,6 +168,16 @@ void Network::forward_node(Context& context, int index, bool training) {
   node.layer->forward(context, inputs, node.output, training);
 }
 
+int Network::set_batch_norm_communicator(Communicator* communicator) {
+  int count = 0;
+  for (NetworkNode& node : nodes_)
+    if (auto* batch_norm = dynamic_cast<BatchNorm2d*>(node.layer.get())) {
+      batch_norm->set_communicator(communicator);
+      ++count;
+    }
+  return count;
+}
+
 const Tensor& Network::forward(Context& context, const Tensor& images, bool training) {
   PNEUMO_REQUIRE(context.device() == device(), "Network::forward: context and network devices differ");
   begin_forward(images);

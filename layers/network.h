@@ -28,6 +28,8 @@
 
 namespace pneumo {
 
+class Communicator;  // engine/distributed.h
+
 struct NetworkConfig {
   int64_t input_size = 256;  // S: images are S x S, S divisible by 2^depth
   int64_t channels = 32;     // channels of conv0; doubled at each depth
@@ -77,6 +79,9 @@ class Network {
   // parameter gradients, and into *input_gradient (N,S,S,1) when given (tests only).
   void backward(Context& context, const Tensor& output_gradient, Tensor* input_gradient = nullptr);
   const Tensor& output() const { return nodes_.back().output; }
+  // Synchronized batch norm over the ranks of `communicator` (null: each process's own batch);
+  // see BatchNorm2d::set_communicator. Returns the number of batch-norm layers set.
+  int set_batch_norm_communicator(Communicator* communicator);
   // (N,S,S,1) scratch for d loss / d probabilities, allocated with the outputs (the training
   // step writes the loss gradient here and passes it to backward).
   Tensor& output_gradient_buffer() { return output_gradient_buffer_; }

@@ -1,6 +1,9 @@
 #include "layers/training_step.h"
 
+#include <chrono>
+
 #include "engine/check.h"
+#include "engine/distributed.h"
 
 namespace pneumo {
 
@@ -37,6 +40,110 @@ StepResult evaluate_batch(Context& context, Network& network, const Tensor& imag
   StepResult result;
   result.loss = iou_bce_loss(context, probabilities, masks, nullptr);
   result.metrics = segmentation_metrics(context, probabilities, masks);
+  return result;
+}
+
+// ---- data parallel ----------------------------------------------------------------------------
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The four loss sums of this slice (zero when it has no images), summed over the ranks.
+IouBceSums global_loss_sums(Context& context, Communicator& communicator, const Tensor& probabilities,
+                            const Tensor& masks, double* communication_seconds) {
+  IouBceSums sums;
+  if (!probabilities.empty()) sums = iou_bce_loss_sums(context, probabilities, masks);
+  double values[4] = {sums.bce_sum, sums.intersection, sums.target_sum, sums.prediction_sum};
+  const auto start = Clock::now();
+  communicator.allreduce_sum(values, 4);
+  if (communication_seconds) *communication_seconds += seconds_since(start);
+  return IouBceSums{values[0], values[1], values[2], values[3]};
+}
+}  // namespace
+
+std::vector<ImageMetricSums> gather_image_metric_sums(Communicator& communicator,
+                                                      const std::vector<ImageMetricSums>& local,
+                                                      int64_t first_image, int64_t batch_images) {
+  const int64_t count = static_cast<int64_t>(local.size());
+  PNEUMO_REQUIRE(first_image >= 0 && first_image + count <= batch_images,
+                 "gather_image_metric_sums: images [" + std::to_string(first_image) + ", " +
+                     std::to_string(first_image + count) + ") outside a batch of " + std::to_string(batch_images));
+  constexpr int kFields = 5;
+  std::vector<double> all(static_cast<size_t>(batch_images * kFields), 0.0);  // (batch_images, 5)
+  for (int64_t i = 0; i < count; ++i) {
+    double* row = all.data() + (first_image + i) * kFields;
+    const ImageMetricSums& sums = local[static_cast<size_t>(i)];
+    row[0] = sums.intersection;
+    row[1] = sums.target_sum;
+    row[2] = sums.prediction_sum;
+    row[3] = sums.correct_pixels;
+    row[4] = static_cast<double>(sums.pixels);
+  }
+  communicator.allreduce_sum(all.data(), static_cast<int64_t>(all.size()));  // x + 0 + ... = x exactly
+  std::vector<ImageMetricSums> result(static_cast<size_t>(batch_images));
+  for (int64_t i = 0; i < batch_images; ++i) {
+    const double* row = all.data() + i * kFields;
+    result[static_cast<size_t>(i)] = ImageMetricSums{row[0], row[1], row[2], row[3], static_cast<int64_t>(row[4])};
+  }
+  return result;
+}
+
+StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images,
+                      const Tensor& masks, float learning_rate, Communicator& communicator,
+                      StepTimes* times) {
+  if (communicator.size() == 1 && !times) return train_step(context, network, adam, images, masks, learning_rate);
+  const auto step_start = Clock::now();
+  double communication = 0;
+  require_batch(network, images, masks);
+  const int64_t slice = images.N(), batch_images = slice * communicator.size();
+  ParameterStore& store = network.parameters();
+  store.zero_gradients();
+  const Tensor& probabilities = network.forward(context, images, /*training=*/true);  // (n,S,S,1)
+  Tensor& probability_gradient = network.output_gradient_buffer();                    // (n,S,S,1)
+  StepResult result;
+  const IouBceSums sums = global_loss_sums(context, communicator, probabilities, masks, &communication);
+  result.loss = iou_bce_loss_from_sums(context, sums, probabilities.count() * communicator.size(), probabilities,
+                                       masks, &probability_gradient);
+  const std::vector<ImageMetricSums> local = segmentation_metric_sums(context, probabilities, masks);
+  auto start = Clock::now();
+  result.metrics = metrics_from_sums(
+      gather_image_metric_sums(communicator, local, slice * communicator.rank(), batch_images));
+  communication += seconds_since(start);
+  network.backward(context, probability_gradient);
+  start = Clock::now();
+  communicator.allreduce_sum(store.gradients());  // (P) one call: the sum of the slices' gradients
+  communication += seconds_since(start);
+  adam.step(context, store, learning_rate);
+  if (times) {
+    context.synchronize();
+    times->communication_seconds = communication;
+    times->total_seconds = seconds_since(step_start);
+  }
+  return result;
+}
+
+StepResult evaluate_batch(Context& context, Network& network, const Tensor& images,
+                          const Tensor& masks, Communicator& communicator, int64_t first_image,
+                          int64_t batch_images) {
+  if (communicator.size() == 1 && first_image == 0 && !images.empty() && images.N() == batch_images)
+    return evaluate_batch(context, network, images, masks);
+  const Tensor* probabilities = nullptr;
+  if (!images.empty()) {
+    require_batch(network, images, masks);
+    probabilities = &network.forward(context, images, /*training=*/false);
+  }
+  const Tensor none;
+  const IouBceSums sums =
+      global_loss_sums(context, communicator, probabilities ? *probabilities : none, masks, nullptr);
+  const int64_t pixels = network.config().input_size * network.config().input_size;
+  StepResult result;
+  result.loss = loss_values_from_sums(sums, batch_images * pixels);
+  std::vector<ImageMetricSums> local;
+  if (probabilities) local = segmentation_metric_sums(context, *probabilities, masks);
+  result.metrics = metrics_from_sums(gather_image_metric_sums(communicator, local, first_image, batch_images));
   return result;
 }
 

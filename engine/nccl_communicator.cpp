@@ -1,0 +1,86 @@
+// NcclCollectives (engine/nccl_communicator.h): ncclAllReduce on its own stream with a bounded,
+// asynchronous-error-checked wait.
+#include "engine/nccl_communicator.h"
+
+#include <nccl.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "engine/check.h"
+#include "engine/cuda_check.h"
+
+namespace pneumo {
+
+namespace {
+void check_nccl(ncclResult_t result, const char* expression) {
+  if (result != ncclSuccess && result != ncclInProgress)
+    throw Error(std::string("NCCL: ") + expression + ": " + ncclGetErrorString(result));
+}
+#define PNEUMO_NCCL_CHECK(expression) check_nccl((expression), #expression)
+}  // namespace
+
+struct NcclCollectives::State {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t ready = nullptr;
+  int rank = 0;
+};
+
+std::string NcclCollectives::make_unique_id() {
+  ncclUniqueId id;
+  PNEUMO_NCCL_CHECK(ncclGetUniqueId(&id));
+  return std::string(reinterpret_cast<const char*>(&id), sizeof id);
+}
+
+NcclCollectives::NcclCollectives(int rank, int size, const std::string& unique_id) : state_(new State) {
+  PNEUMO_REQUIRE(unique_id.size() == sizeof(ncclUniqueId), "NCCL: bad unique id size");
+  ncclUniqueId id;
+  std::memcpy(&id, unique_id.data(), sizeof id);
+  state_->rank = rank;
+  PNEUMO_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
+  PNEUMO_CUDA_CHECK(cudaEventCreateWithFlags(&state_->ready, cudaEventDisableTiming));
+  PNEUMO_NCCL_CHECK(ncclCommInitRank(&state_->comm, size, id, rank));
+}
+
+NcclCollectives::~NcclCollectives() {
+  if (state_->comm) ncclCommDestroy(state_->comm);
+  if (state_->ready) cudaEventDestroy(state_->ready);
+  if (state_->stream) cudaStreamDestroy(state_->stream);
+  delete state_;
+}
+
+void NcclCollectives::allreduce_sum(float* device_values, int64_t count, double timeout_seconds) {
+  // NCCL's stream waits for the gradients queued on the default stream.
+  PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, 0));
+  PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(state_->stream, state_->ready, 0));
+  PNEUMO_NCCL_CHECK(ncclAllReduce(device_values, device_values, static_cast<size_t>(count), ncclFloat32, ncclSum,
+                                  state_->comm, state_->stream));
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const cudaError_t query = cudaStreamQuery(state_->stream);
+    if (query == cudaSuccess) break;
+    if (query != cudaErrorNotReady) PNEUMO_CUDA_CHECK(query);
+    ncclResult_t async_error = ncclSuccess;
+    PNEUMO_NCCL_CHECK(ncclCommGetAsyncError(state_->comm, &async_error));
+    if (async_error != ncclSuccess && async_error != ncclInProgress) {
+      ncclCommAbort(state_->comm);
+      state_->comm = nullptr;
+      throw Error("rank " + std::to_string(state_->rank) + ": NCCL allreduce failed: " +
+                  ncclGetErrorString(async_error) + " (a rank has probably died)");
+    }
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_seconds) {
+      ncclCommAbort(state_->comm);
+      state_->comm = nullptr;
+      throw Error("rank " + std::to_string(state_->rank) + ": NCCL allreduce did not complete within " +
+                  std::to_string(static_cast<int>(timeout_seconds)) + " s: a rank has died or stopped responding");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  // The default stream's later work (Adam) runs after the sum.
+  PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, state_->stream));
+  PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(0, state_->ready, 0));
+}
+
+}  // namespace pneumo
