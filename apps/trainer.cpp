@@ -85,9 +85,6 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
     throw Error("the global batch of " + std::to_string(settings_.batch_size) + " images does not divide over " +
                 std::to_string(ranks) + " ranks: each rank trains an equal slice, so choose --batch as a multiple of " +
                 std::to_string(ranks) + " (or another rank count)");
-  if (ranks > 1 && device_ == Device::CUDA && settings_.synchronized_batch_norm)
-    throw Error("synchronized batch norm (--bn-statistics global) is implemented on the CPU back end only; on " +
-                std::to_string(ranks) + " GPUs train with --bn-statistics per-rank");
   {
     std::map<std::string, std::string> shared = settings_to_map(settings_);
     shared.erase("workers");  // loader threads may differ between ranks

@@ -151,9 +151,6 @@ void BatchNorm2d::prepare_forward(Device device, const Tensor& input, bool train
   if (training && input.N() * input.H() * input.W() < 2)
     throw Error("BatchNorm2d: training needs more than one value per channel, got input " +
                 shape_string(input.shape()));
-  if (training && device == Device::CUDA && communicator_ && communicator_->size() > 1)
-    throw Error("BatchNorm2d: synchronized batch norm is implemented on the CPU back end only; on CUDA "
-                "train with per-rank batch-norm statistics (--bn-statistics per-rank)");
   if (saved_mean_.empty() || saved_mean_.device() != device) {
     saved_mean_ = Tensor(device, {channels_});
     saved_inv_std_ = Tensor(device, {channels_});

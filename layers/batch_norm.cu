@@ -9,8 +9,10 @@
 // shared-memory tree with a fixed pairing adds those, so the result is the same on every run. Statistics use a shifted two-pass
 // scheme (the CPU takes its shift from a pilot mean instead; kernels/batch_norm_math.h).
 #include <algorithm>
+#include <vector>
 
 #include "engine/cuda_resources.h"
+#include "engine/distributed.h"
 #include "kernels/batch_norm_math.h"
 #include "layers/batch_norm.h"
 
@@ -118,26 +120,35 @@ __device__ void total_of_partials(const double* partials, int64_t blocks, int64_
   *second = shared_second[0];
 }
 
-// shift (C) = float(sum x / rows): the first pass's mean.
-// Grid (C), block (kFinishThreads), as for every finishing kernel.
-__global__ void finish_shift_kernel(float* shift, const double* partials, int64_t blocks,
-                                    int64_t rows, int64_t C) {
+// totals (2, C) = the per-channel sums of all partials (first, then second), in block order.
+// Grid (C), block (kFinishThreads).
+__global__ void channel_totals_kernel(double* totals, const double* partials, int64_t blocks,
+                                      int64_t C) {
   const int64_t c = blockIdx.x;
-  double sum, unused;
-  total_of_partials(partials, blocks, C, &sum, &unused);
+  double first, second;
+  total_of_partials(partials, blocks, C, &first, &second);
   if (threadIdx.x != 0) return;
-  shift[c] = static_cast<float>(sum / static_cast<double>(rows));
+  totals[c] = first;
+  totals[C + c] = second;
+}
+
+// The finishing kernels: one thread per channel, from the totals (2, C) over `rows` rows (every
+// rank's rows when the totals were summed over the ranks).
+
+// shift (C) = float(sum x / rows): the first pass's mean.
+__global__ void finish_shift_kernel(float* shift, const double* totals, int64_t rows, int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  shift[c] = static_cast<float>(totals[c] / static_cast<double>(rows));
 }
 
 // mean (C) holds the shift on entry and the batch mean on exit.
 __global__ void finish_statistics_kernel(float* mean, float* inv_std, float* running_mean,
-                                         float* running_var, const double* partials,
-                                         int64_t blocks, int64_t rows, int64_t C, float momentum,
-                                         float epsilon) {
-  const int64_t c = blockIdx.x;
-  double sum_d, sum_d2;
-  total_of_partials(partials, blocks, C, &sum_d, &sum_d2);
-  if (threadIdx.x != 0) return;
+                                         float* running_var, const double* totals, int64_t rows,
+                                         int64_t C, float momentum, float epsilon) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  const double sum_d = totals[c], sum_d2 = totals[C + c];
   const double M = static_cast<double>(rows);
   const double batch_mean = batch_norm_mean(mean[c], sum_d, M);
   const double variance = batch_norm_biased_variance(sum_d, sum_d2, M);
@@ -165,22 +176,26 @@ __global__ void normalize_kernel(float* output, const float* input, const float*
   }
 }
 
-// Accumulates the parameter gradients and writes the per-channel coefficients of the input
-// gradient: coefficients (3, C) = scale, mean_dy, mean_dy_x_hat.
-__global__ void finish_gradient_kernel(float* coefficients, float* gamma_gradient,
-                                       float* beta_gradient, const float* gamma,
-                                       const float* inv_std, const double* partials,
-                                       int64_t blocks, int64_t rows, int64_t C, bool training) {
-  const int64_t c = blockIdx.x;
-  double sum_dy, sum_dy_x_hat;
-  total_of_partials(partials, blocks, C, &sum_dy, &sum_dy_x_hat);
-  if (threadIdx.x != 0) return;
-  gamma_gradient[c] += static_cast<float>(sum_dy_x_hat);
-  beta_gradient[c] += static_cast<float>(sum_dy);
+// gamma_gradient, beta_gradient (C) += this rank's sum(dy * x_hat), sum(dy): totals (2, C).
+__global__ void parameter_gradients_kernel(float* gamma_gradient, float* beta_gradient,
+                                           const double* totals, int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  gamma_gradient[c] += static_cast<float>(totals[C + c]);
+  beta_gradient[c] += static_cast<float>(totals[c]);
+}
+
+// The per-channel coefficients of the input gradient from the totals (2, C) over `rows` rows:
+// coefficients (3, C) = scale, mean_dy, mean_dy_x_hat.
+__global__ void gradient_coefficients_kernel(float* coefficients, const float* gamma,
+                                             const float* inv_std, const double* totals,
+                                             int64_t rows, int64_t C, bool training) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
   const double M = static_cast<double>(rows);
   coefficients[c] = gamma[c] * inv_std[c];
-  coefficients[C + c] = training ? static_cast<float>(sum_dy / M) : 0.0f;
-  coefficients[2 * C + c] = training ? static_cast<float>(sum_dy_x_hat / M) : 0.0f;
+  coefficients[C + c] = training ? static_cast<float>(totals[c] / M) : 0.0f;
+  coefficients[2 * C + c] = training ? static_cast<float>(totals[C + c] / M) : 0.0f;
 }
 
 template <typename Index>
@@ -195,9 +210,10 @@ __global__ void input_gradient_kernel(float* input_gradient, const float* output
   }
 }
 
-// Scratch layout: partials (blocks, 2, C) doubles, then coefficients (3, C) floats.
+// Scratch layout: partials (blocks, 2, C) doubles, totals (2, C) doubles, then coefficients
+// (3, C) floats.
 double* scratch_partials(Memory& scratch, int64_t blocks, int64_t C) {
-  const size_t bytes = static_cast<size_t>(blocks * 2 * C) * sizeof(double) +
+  const size_t bytes = static_cast<size_t>((blocks + 1) * 2 * C) * sizeof(double) +
                        static_cast<size_t>(3 * C) * sizeof(float);
   if (scratch.device() != Device::CUDA || scratch.bytes() < bytes)
     scratch = Memory(Device::CUDA, bytes);
@@ -216,10 +232,25 @@ void launch_partial_sums(double* partials, const float* input, const float* outp
 
 int channel_grid(int64_t C) { return static_cast<int>((C + 255) / 256); }
 
-// One finishing block per channel.
-unsigned finish_grid(int64_t C) {
+// One block per channel for the totals.
+unsigned totals_grid(int64_t C) {
   PNEUMO_REQUIRE(C > 0 && C <= INT32_MAX, "BatchNorm2d CUDA: channel count out of range");
   return static_cast<unsigned>(C);
+}
+
+// totals (2, C) from the partials; with a communicator of several ranks (synchronized batch
+// norm) summed over the ranks: 2C doubles copied to the host, allreduced, copied back (the
+// copies are explicit here and tiny next to the layer).
+void channel_totals(double* totals, const double* partials, int64_t blocks, int64_t C,
+                    Communicator* communicator) {
+  channel_totals_kernel<<<totals_grid(C), kFinishThreads>>>(totals, partials, blocks, C);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+  if (!communicator || communicator->size() == 1) return;
+  std::vector<double> host(static_cast<size_t>(2 * C));  // (2, C)
+  const size_t bytes = host.size() * sizeof(double);
+  copy_bytes(host.data(), Device::CPU, totals, Device::CUDA, bytes);
+  communicator->allreduce_sum(host.data(), 2 * C);
+  copy_bytes(totals, Device::CUDA, host.data(), Device::CPU, bytes);
 }
 
 }  // namespace
@@ -227,19 +258,24 @@ unsigned finish_grid(int64_t C) {
 void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
                                          float* running_var, const float* input, int64_t rows,
                                          int64_t C, float momentum, float epsilon,
-                                         Memory& scratch) {
+                                         Memory& scratch, Communicator* communicator) {
   PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cuda: needs at least two rows");
   const ReductionShape shape = reduction_shape(rows);
   double* partials = scratch_partials(scratch, shape.blocks, C);
+  double* totals = partials + shape.blocks * 2 * C;  // (2, C)
+  const int64_t all_rows =
+      communicator && communicator->size() > 1 ? rows * communicator->size() : rows;
   // Pass 1: the mean, written into `mean` as the shift of pass 2.
   launch_partial_sums<SumKind::Input>(partials, input, nullptr, nullptr, nullptr, rows, C, shape);
-  finish_shift_kernel<<<finish_grid(C), kFinishThreads>>>(mean, partials, shape.blocks, rows, C);
+  channel_totals(totals, partials, shape.blocks, C, communicator);
+  finish_shift_kernel<<<channel_grid(C), 256>>>(mean, totals, all_rows, C);
   PNEUMO_CUDA_CHECK_LAUNCH();
   // Pass 2: sums of x - shift and their squares.
   launch_partial_sums<SumKind::ShiftedInput>(partials, input, nullptr, mean, nullptr, rows, C,
                                              shape);
-  finish_statistics_kernel<<<finish_grid(C), kFinishThreads>>>(
-      mean, inv_std, running_mean, running_var, partials, shape.blocks, rows, C, momentum, epsilon);
+  channel_totals(totals, partials, shape.blocks, C, communicator);
+  finish_statistics_kernel<<<channel_grid(C), 256>>>(mean, inv_std, running_mean, running_var,
+                                                     totals, all_rows, C, momentum, epsilon);
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
@@ -266,16 +302,28 @@ void batch_norm_normalize_cuda(float* output, const float* input, const float* m
 void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, float* beta_gradient,
                               const float* output_gradient, const float* input, const float* mean,
                               const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                              bool training, Memory& scratch) {
+                              bool training, Memory& scratch, Communicator* communicator) {
   const ReductionShape shape = reduction_shape(rows);
   double* partials = scratch_partials(scratch, shape.blocks, C);
-  float* coefficients = reinterpret_cast<float*>(partials + shape.blocks * 2 * C);  // (3, C)
+  double* totals = partials + shape.blocks * 2 * C;                        // (2, C)
+  float* coefficients = reinterpret_cast<float*>(totals + 2 * C);          // (3, C)
   launch_partial_sums<SumKind::Gradient>(partials, input, output_gradient, mean, inv_std, rows, C,
                                          shape);
-  finish_gradient_kernel<<<finish_grid(C), kFinishThreads>>>(coefficients, gamma_gradient,
-                                                             beta_gradient, gamma, inv_std,
-                                                             partials, shape.blocks, rows, C,
-                                                             training);
+  // The parameter gradients take this rank's sums (the gradient allreduce adds the ranks').
+  channel_totals(totals, partials, shape.blocks, C, nullptr);
+  parameter_gradients_kernel<<<channel_grid(C), 256>>>(gamma_gradient, beta_gradient, totals, C);
+  PNEUMO_CUDA_CHECK_LAUNCH();
+  // The input gradient's coefficients take the whole batch's (synchronized in training only).
+  const bool synchronized = training && communicator && communicator->size() > 1;
+  if (synchronized) {
+    std::vector<double> host(static_cast<size_t>(2 * C));  // (2, C)
+    copy_bytes(host.data(), Device::CPU, totals, Device::CUDA, host.size() * sizeof(double));
+    communicator->allreduce_sum(host.data(), 2 * C);
+    copy_bytes(totals, Device::CUDA, host.data(), Device::CPU, host.size() * sizeof(double));
+  }
+  gradient_coefficients_kernel<<<channel_grid(C), 256>>>(
+      coefficients, gamma, inv_std, totals, synchronized ? rows * communicator->size() : rows, C,
+      training);
   PNEUMO_CUDA_CHECK_LAUNCH();
   if (!input_gradient) return;
   const int64_t count = rows * C;
@@ -299,7 +347,8 @@ void BatchNorm2d::forward_cuda(Context& context, const std::vector<const Tensor*
   if (training)
     batch_norm_training_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
                                         running_mean_.data(), running_var_.data(), input.data(),
-                                        rows, C, momentum_, epsilon_, cuda_scratch_);
+                                        rows, C, momentum_, epsilon_, cuda_scratch_,
+                                        communicator_);
   else
     batch_norm_inference_statistics_cuda(saved_mean_.data(), saved_inv_std_.data(),
                                          running_mean_.data(), running_var_.data(), C, epsilon_);
@@ -316,7 +365,7 @@ void BatchNorm2d::backward_cuda(Context& context, const std::vector<const Tensor
   batch_norm_backward_cuda(input_gradients[0] ? input_gradients[0]->data() : nullptr,
                            gamma_gradient_.data(), beta_gradient_.data(), output_gradient.data(),
                            input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
-                           rows, channels_, saved_training_, cuda_scratch_);
+                           rows, channels_, saved_training_, cuda_scratch_, communicator_);
 }
 
 }  // namespace pneumo

@@ -47,7 +47,8 @@ class BatchNorm2d : public Layer {
   // per-channel sums over the ranks (so mean, variance and running statistics are the global
   // batch's), and backward sums the two per-channel gradient sums over the ranks. Null (the
   // default) or one rank: this process's batch alone, the single-process path unchanged.
-  // The CPU back end only; on CUDA a synchronized training forward throws (not implemented).
+  // CPU: the pilot sums and the 2C sums go through the communicator; CUDA: the per-channel
+  // totals of both passes (2C doubles, copied to the host and back) do.
   void set_communicator(Communicator* communicator) { communicator_ = communicator; }
   Communicator* communicator() const { return communicator_; }
 
@@ -109,7 +110,7 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
 void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
                                          float* running_var, const float* input, int64_t rows,
                                          int64_t C, float momentum, float epsilon,
-                                         Memory& scratch);
+                                         Memory& scratch, Communicator* communicator = nullptr);
 void batch_norm_inference_statistics_cuda(float* mean, float* inv_std, const float* running_mean,
                                           const float* running_var, int64_t C, float epsilon);
 void batch_norm_normalize_cuda(float* output, const float* input, const float* mean,
@@ -118,6 +119,7 @@ void batch_norm_normalize_cuda(float* output, const float* input, const float* m
 void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, float* beta_gradient,
                               const float* output_gradient, const float* input, const float* mean,
                               const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                              bool training, Memory& scratch);
+                              bool training, Memory& scratch,
+                              Communicator* communicator = nullptr);
 
 }  // namespace pneumo

@@ -4,12 +4,18 @@
 // determinism, shape errors, and CPU-vs-CUDA parity (skipped without a GPU).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <random>
 
 #include "engine/check.h"
 #include "engine/context.h"
 #include "engine/cpu_threads.h"
+#include "engine/distributed.h"
 #include "engine/parameters.h"
 #include "layers/batch_norm.h"
 #include "tests/support/fixtures.h"
@@ -394,4 +400,167 @@ PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, b
       CHECK(again_gradient.to_vector() == cuda_gradient.to_vector());
     }
   }
+}
+
+namespace {
+
+// Two ranks as two threads of this process: allreduce_sum deposits each rank's values, waits for
+// the other, and both add the two in rank order (so both get the same bits), as MPI would.
+struct RankPair {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<double> values[2];
+  int arrived = 0, left = 0;
+  int64_t round = 0;
+};
+
+class ThreadRank final : public Communicator {
+ public:
+  ThreadRank(RankPair& pair, int rank) : pair_(pair), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return 2; }
+  int local_rank() const override { return rank_; }
+  int local_size() const override { return 2; }
+  std::string name() const override { return "two threads (test)"; }
+  void allreduce_sum(double* values, int64_t count) override {
+    std::unique_lock<std::mutex> lock(pair_.mutex);
+    const int64_t round = pair_.round;
+    pair_.values[rank_].assign(values, values + count);
+    if (++pair_.arrived == 2) {
+      pair_.arrived = 0;
+      ++pair_.round;
+      pair_.changed.notify_all();
+    } else {
+      pair_.changed.wait(lock, [&] { return pair_.round != round; });
+    }
+    for (int64_t i = 0; i < count; ++i) values[i] = pair_.values[0][i] + pair_.values[1][i];
+    // Neither rank may deposit again before both have read.
+    if (++pair_.left == 2) {
+      pair_.left = 0;
+      ++pair_.round;
+      pair_.changed.notify_all();
+    } else {
+      pair_.changed.wait(lock, [&] { return pair_.round != round + 1; });
+    }
+    ++calls;
+  }
+  void allreduce_sum(float* values, int64_t count) override {
+    std::vector<double> wide(values, values + count);
+    allreduce_sum(wide.data(), count);
+    for (int64_t i = 0; i < count; ++i) values[i] = static_cast<float>(wide[i]);
+  }
+  void allreduce_sum(Tensor&) override { throw Error("not used by batch norm"); }
+  int64_t allreduce_max(int64_t value) override { return value; }
+  void broadcast(void*, int64_t, int) override {}
+  void barrier(bool) override {}
+  std::vector<std::string> gather(const std::string& mine, int) override { return {mine}; }
+  int calls = 0;
+
+ private:
+  RankPair& pair_;
+  int rank_;
+};
+
+// first (N,H,W,C) and second stacked along N.
+Tensor stacked(const Tensor& first, const Tensor& second) {
+  Shape shape = first.shape();
+  shape[0] += second.shape()[0];
+  std::vector<float> values = first.to_vector(), more = second.to_vector();
+  values.insert(values.end(), more.begin(), more.end());
+  Tensor both(first.device(), shape);
+  both.set_values(values);
+  return both;
+}
+
+void check_close(const std::vector<float>& a, const std::vector<float>& b, double tolerance,
+                 const char* what) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])) / (1e-3 + std::abs(double(b[i]))));
+  INFO(std::string(what) << ": worst relative difference " << worst);
+  CHECK(worst <= tolerance);
+}
+
+// Two ranks, each with its own slice (different distributions), synchronized: each slice's
+// outputs, input gradients and the running statistics equal one process's on the stacked batch,
+// and the two ranks' gamma/beta gradients add up to its. Without the communicator they differ.
+void check_synchronized_equals_stacked_batch(Device device) {
+  std::mt19937_64 generator(41);
+  const Shape shape = {2, 5, 3, 7};
+  const Tensor slices[2] = {random_tensor(shape, generator, -1.0f, 3.0f).to(device),
+                            random_tensor(shape, generator, 2.0f, 9.0f).to(device)};
+  const Tensor probes[2] = {random_tensor(shape, generator, -1.0f, 1.0f).to(device),
+                            random_tensor(shape, generator, -1.0f, 1.0f).to(device)};
+  const int saved_threads = cpu_thread_count();
+  set_cpu_thread_count(1);  // two "ranks" share this process's CPU thread pool
+  RankPair pair;
+  BatchNorm2d layers[2] = {BatchNorm2d(7), BatchNorm2d(7)};
+  std::unique_ptr<ParameterStore> stores[2];
+  Tensor outputs[2], gradients[2];
+  std::unique_ptr<ThreadRank> ranks[2];
+  for (int r = 0; r < 2; ++r) {
+    stores[r] = std::make_unique<ParameterStore>(make_store(layers[r], device));
+    ranks[r] = std::make_unique<ThreadRank>(pair, r);
+    layers[r].set_communicator(ranks[r].get());
+  }
+  std::string failure[2];
+  auto run_rank = [&](int r) {
+    try {
+      Context context(device);
+      outputs[r] = forward(layers[r], context, slices[r], true);
+      gradients[r] = Tensor(device, shape);
+      layers[r].backward(context, {&slices[r]}, outputs[r], probes[r], {&gradients[r]});
+      context.synchronize();
+    } catch (const std::exception& error) {
+      failure[r] = error.what();
+    }
+  };
+  std::thread other(run_rank, 1);
+  run_rank(0);
+  other.join();
+  set_cpu_thread_count(saved_threads);
+  REQUIRE(failure[0].empty());
+  REQUIRE(failure[1].empty());
+  CHECK(ranks[0]->calls > 0);
+
+  Context context(device);
+  BatchNorm2d single(7);
+  ParameterStore single_store = make_store(single, device);
+  const Tensor batch = stacked(slices[0], slices[1]), batch_probe = stacked(probes[0], probes[1]);
+  const Tensor single_output = forward(single, context, batch, true);
+  Tensor single_gradient(device, batch.shape());
+  single.backward(context, {&batch}, single_output, batch_probe, {&single_gradient});
+
+  check_close(stacked(outputs[0], outputs[1]).to_vector(), single_output.to_vector(), 1e-5, "outputs");
+  check_close(stacked(gradients[0], gradients[1]).to_vector(), single_gradient.to_vector(), 1e-4,
+              "input gradients");
+  for (const char* name : {"bn.running_mean", "bn.running_var"})
+    for (int r = 0; r < 2; ++r)
+      check_close(stores[r]->entry(name).value.to_vector(), single_store.entry(name).value.to_vector(), 1e-6, name);
+  for (const char* name : {"bn.gamma", "bn.beta"}) {
+    std::vector<float> sum = stores[0]->entry(name).gradient.to_vector();
+    const std::vector<float> other_rank = stores[1]->entry(name).gradient.to_vector();
+    for (size_t c = 0; c < sum.size(); ++c) sum[c] += other_rank[c];
+    check_close(sum, single_store.entry(name).gradient.to_vector(), 1e-4, name);
+  }
+  // Per-rank statistics (no communicator): rank 0's outputs are not the stacked batch's.
+  BatchNorm2d per_rank(7);
+  ParameterStore per_rank_store = make_store(per_rank, device);
+  const std::vector<float> own = forward(per_rank, context, slices[0], true).to_vector();
+  const std::vector<float> global = single_output.to_vector();
+  double largest = 0;
+  for (size_t i = 0; i < own.size(); ++i) largest = std::max(largest, double(std::abs(own[i] - global[i])));
+  CHECK(largest > 0.1);
+}
+
+}  // namespace
+
+TEST_CASE("synchronized BatchNorm2d over two ranks equals one process on the stacked batch (CPU)") {
+  check_synchronized_equals_stacked_batch(Device::CPU);
+}
+
+PNEUMO_GPU_TEST_CASE("synchronized BatchNorm2d over two ranks equals one process on the stacked batch (GPU)") {
+  PNEUMO_REQUIRE_GPU_OR_SKIP();
+  check_synchronized_equals_stacked_batch(Device::CUDA);
 }
