@@ -163,16 +163,7 @@ class Conv2d : public Layer {
                          bool input_gradient) const override;
 
  protected:
-  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                   bool training) override;
-  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
-#ifdef PNEUMO_HAVE_CUDA
-  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                    bool training) override;
-  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
-#endif
+  PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
   std::vector<HeldTensor> held_tensors() const override;
 
  private:

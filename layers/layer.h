@@ -17,8 +17,9 @@
 //
 // Adding a layer (see layers/leaky_relu.* for the smallest complete example):
 //  1. layers/<name>.h: a class deriving from Layer with kind(), output_shape(), forward_flops(),
-//     parameter_specs()/bind_parameters() if it has parameters, and the protected overrides
-//     forward_cpu/backward_cpu plus, under #ifdef PNEUMO_HAVE_CUDA, forward_cuda/backward_cuda.
+//     parameter_specs()/bind_parameters() if it has parameters, and under `protected:` the
+//     back-end overrides, declared by PNEUMO_LAYER_BACKENDS (below): forward_cpu/backward_cpu,
+//     and forward_cuda/backward_cuda when CUDA is compiled in.
 //  2. the per-element math, if any, once in kernels/*_math.h as __host__ __device__ functions.
 //  3. layers/<name>.cpp: the CPU overrides (loops over the shared math, threaded with
 //     parallel_for). No shape/device checks: the base did them.
@@ -104,6 +105,27 @@ class Layer {
   void require_inputs(const Context& context, const std::vector<const Tensor*>& inputs,
                       const char* pass) const;
 };
+
+// The back-end overrides every layer declares under `protected:`, with the signatures above:
+// forward_cpu and backward_cpu, plus forward_cuda and backward_cuda when the CUDA back end is
+// compiled in (they are defined at the end of the layer's .cu file).
+#define PNEUMO_LAYER_CPU_BACKEND                                                               \
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,  \
+                   bool training) override;                                                     \
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,                 \
+                    const Tensor& output, const Tensor& output_gradient,                        \
+                    const std::vector<Tensor*>& input_gradients) override;
+#ifdef PNEUMO_HAVE_CUDA
+#define PNEUMO_LAYER_CUDA_BACKEND                                                              \
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, \
+                    bool training) override;                                                    \
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,                \
+                     const Tensor& output, const Tensor& output_gradient,                       \
+                     const std::vector<Tensor*>& input_gradients) override;
+#else
+#define PNEUMO_LAYER_CUDA_BACKEND
+#endif
+#define PNEUMO_LAYER_BACKENDS PNEUMO_LAYER_CPU_BACKEND PNEUMO_LAYER_CUDA_BACKEND
 
 // Helpers for layer implementations.
 void require_input_count(const Layer& layer, const std::vector<Shape>& inputs);

@@ -19,16 +19,7 @@ class MaxPool2d : public Layer {
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
 
  protected:
-  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                   bool training) override;
-  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
-#ifdef PNEUMO_HAVE_CUDA
-  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                    bool training) override;
-  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
-                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
-#endif
+  PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
 };
 
 // CPU: output (N,H/2,W/2,C) OVERWRITTEN with the window maxima of input (N,H,W,C).
