@@ -262,12 +262,12 @@ TrainOutcome run_training(const TrainSettings& settings, bool resume) {
     adam.set_step_count(info.step);
     const std::string source = last_path;
     start_epoch = info.epoch;
-    start_batch = integer_field(info.metadata, "run.next_batch", source);
+    start_batch = checkpoint_counter(info.metadata, "run.next_batch", source);
     best_map = number_field(info.metadata, "run.best_map", source);
     partial.loss = number_field(info.metadata, "run.partial_loss", source);
     partial.accuracy = number_field(info.metadata, "run.partial_accuracy", source);
     partial.iou = number_field(info.metadata, "run.partial_iou", source);
-    partial.batches = integer_field(info.metadata, "run.partial_batches", source);
+    partial.batches = checkpoint_counter(info.metadata, "run.partial_batches", source);
     history = read_history(settings.run_dir + "/history.csv");
     if (static_cast<int64_t>(history.size()) > start_epoch) history.resize(static_cast<size_t>(start_epoch));
     log.line("resuming " + settings.run_dir + " at epoch " + std::to_string(start_epoch + 1) + ", batch " +

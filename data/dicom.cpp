@@ -6,6 +6,7 @@
 #include "data/dicom.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdint>
@@ -200,7 +201,18 @@ std::pair<const unsigned char*, size_t> jpeg_frame_bytes(DcmDataset* dataset, co
   return {joined.data(), joined.size()};
 }
 
+std::atomic<int64_t> max_pixels{kDefaultMaxImagePixels};
+
 }  // namespace
+
+void set_max_image_pixels(int64_t pixels) {
+  if (pixels < 1 || pixels > (int64_t{1} << 31))
+    throw Error("--max-image-pixels: expected 1.." + std::to_string(int64_t{1} << 31) + ", got " +
+                std::to_string(pixels));
+  max_pixels.store(pixels);
+}
+
+int64_t max_image_pixels() { return max_pixels.load(); }
 
 void register_dicom_decoders() {
   static std::once_flag once;

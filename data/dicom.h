@@ -2,6 +2,7 @@
 // 8-bit JPEG baseline / extended pixel data is decoded by libjpeg-turbo (SIMD), everything else by
 // DCMTK's decoders. Thread-safe: any number of threads may call read_dicom at once.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,14 @@ enum class JpegDecoder {
 // another syntax without a decoder, a corrupt JPEG stream: truncated, garbage, size or component
 // count unlike the tags) throw pneumo::Error "<path>: <reason>".
 Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder = JpegDecoder::libjpeg_turbo);
+
+// The largest image read_dicom decodes, in pixels (Rows x Columns): 64 Mi pixels by default
+// (8192 x 8192; chest X-rays are at most about 4300 x 4300). The limit is checked, against both the
+// tags and the codec's own header, before any pixel buffer is allocated, so a small crafted file
+// cannot ask for gigabytes. The CLI's --max-image-pixels sets it; thread-safe.
+constexpr int64_t kDefaultMaxImagePixels = int64_t{1} << 26;
+void set_max_image_pixels(int64_t pixels);  // throws pneumo::Error unless 1 <= pixels <= 2^31
+int64_t max_image_pixels();
 
 // Registers DCMTK's JPEG, JPEG-LS and RLE decoders (once; read_dicom calls it itself).
 void register_dicom_decoders();

@@ -133,7 +133,7 @@ TEST_CASE("shapes, node order and FLOPs through the notebook graph") {
 
 TEST_CASE("bad configurations and inputs are rejected with a message") {
   CHECK_THROWS_WITH_AS(Network(Device::CPU, NetworkConfig{100, 4, 1, 3, 0}, 1),
-                       "network config: input_size must be a positive multiple of 2^depth = 8, got 100",
+                       "network config: input_size must be a multiple of 2^depth = 8 in 8..16384, got 100",
                        Error);
   CHECK_THROWS_AS(Network(Device::CPU, NetworkConfig{64, 0, 1, 3, 0}, 1), Error);
   Network network(Device::CPU, kTiny, 1);
