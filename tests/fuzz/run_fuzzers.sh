@@ -10,10 +10,20 @@ seconds=${1:-25}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$root/build-fuzz}
 work=$build/fuzz-work
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
-  -DPNEUMO_FUZZ=ON -DPNEUMO_CUDA=OFF -DPNEUMO_BUILD_TESTS=OFF -DPNEUMO_BUILD_BENCHMARKS=OFF > /dev/null
+mkdir -p "$build"
 targets=(fuzz_labels fuzz_safetensors fuzz_dicom fuzz_cache)
-cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
+# A fuzzer that cannot be configured or built fails the script (and CI) with a message, never a pass.
+if ! CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DPNEUMO_FUZZ=ON -DPNEUMO_CUDA=OFF -DPNEUMO_BUILD_TESTS=OFF \
+       -DPNEUMO_BUILD_BENCHMARKS=OFF > "$build/configure.log" 2>&1; then
+  cat "$build/configure.log"; echo "FAILED: cannot configure the fuzz targets (needs clang: .ci/install-deps.sh)"; exit 1
+fi
+if ! cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"; then
+  echo "FAILED: the fuzz targets do not build"; exit 1
+fi
+for target in "${targets[@]}"; do
+  [ -x "$build/$target" ] || { echo "FAILED: $build/$target was not built"; exit 1; }
+done
 status=0
 for target in "${targets[@]}"; do
   rm -rf "$work/$target" && mkdir -p "$work/$target/corpus"
