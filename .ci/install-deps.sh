@@ -3,7 +3,7 @@
 # The CUDA 13 toolkit with cuDNN 9 and cuBLAS is expected under /usr/local/cuda (it is on the
 # project's machines); without it the CPU back end still builds.
 set -euo pipefail
-packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools libstb-dev doctest-dev clang
+packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang
           python3-numpy python3-torch python3-skimage python3-pydicom)
 missing=()
 for package in "${packages[@]}"; do

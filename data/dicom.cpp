@@ -35,6 +35,7 @@
 
 #include <jpeglib.h>
 #include <openjpeg.h>
+#include <zlib.h>
 
 #include "engine/check.h"
 
@@ -47,6 +48,92 @@ namespace {
 }
 
 // True when the file has the DICOM Part 10 signature "DICM" after the 128-byte preamble.
+// Deflated explicit VR little endian (.1.2.1.99): DCMTK reads the dataset from a zlib stream, where
+// it cannot defer large values or know the bytes left, so it allocates whatever length an element
+// claims (a 961-byte file asked for 2 GB: tests/fixtures/untrusted/deflated_huge_element.dcm). So
+// the dataset is inflated here first (at most `limit` bytes) and every element's defined length is
+// checked against the bytes that follow it; items and sequences are walked into, not skipped.
+void check_deflated_lengths(const std::string& path, int64_t limit) {
+  std::ifstream file(path, std::ios::binary);
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 132 || std::memcmp(bytes.data() + 128, "DICM", 4) != 0) return;
+  size_t at = 132;
+  std::string syntax;
+  while (at + 8 <= bytes.size() && bytes[at] == 0x02 && bytes[at + 1] == 0x00) {  // group 0002
+    const bool long_form = std::memcmp(bytes.data() + at + 4, "OB", 2) == 0 ||
+                           std::memcmp(bytes.data() + at + 4, "UN", 2) == 0;
+    uint32_t length = 0;
+    size_t value = 0;
+    if (long_form) {
+      if (at + 12 > bytes.size()) return;
+      std::memcpy(&length, bytes.data() + at + 8, 4);
+      value = at + 12;
+    } else {
+      length = bytes[at + 6] | (bytes[at + 7] << 8);
+      value = at + 8;
+    }
+    if (length > bytes.size() - value) return;  // DCMTK reports the bad meta header itself
+    if (bytes[at + 2] == 0x10 && bytes[at + 3] == 0x00)
+      syntax.assign(reinterpret_cast<const char*>(bytes.data() + value), length);
+    at = value + length;
+  }
+  while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+  if (syntax != "1.2.840.10008.1.2.1.99") return;
+  z_stream stream{};
+  if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) fail(path, "cannot start zlib");
+  std::vector<unsigned char> dataset;
+  stream.next_in = bytes.data() + at;
+  stream.avail_in = static_cast<uInt>(bytes.size() - at);
+  int result = Z_OK;
+  while (result == Z_OK) {
+    if (static_cast<int64_t>(dataset.size()) >= limit) {
+      inflateEnd(&stream);
+      fail(path, "deflated dataset is larger than " + std::to_string(limit) + " bytes (raise --max-image-pixels)");
+    }
+    const size_t before = dataset.size();
+    dataset.resize(before + 65536);
+    stream.next_out = dataset.data() + before;
+    stream.avail_out = 65536;
+    result = inflate(&stream, Z_NO_FLUSH);
+    dataset.resize(before + 65536 - stream.avail_out);
+    if (result == Z_BUF_ERROR && stream.avail_in == 0) break;  // truncated: DCMTK reports it
+  }
+  inflateEnd(&stream);
+  size_t position = 0;
+  while (position + 8 <= dataset.size()) {
+    const uint16_t group = dataset[position] | (dataset[position + 1] << 8);
+    uint32_t length = 0;
+    size_t value = 0;
+    if (group == 0xfffe) {  // item / delimiters: no VR, 4-byte length; walk into items
+      position += 8;
+      continue;
+    }
+    const char* vr = reinterpret_cast<const char*>(dataset.data() + position + 4);
+    // VRs with a 2-byte length; every other one (OB, OW, SQ, UN, ... and, like DCMTK, an unknown VR)
+    // has 2 reserved bytes and a 4-byte length.
+    static const char* const short_vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                            "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+    bool long_form = true;
+    for (const char* candidate : short_vrs) long_form = long_form && std::memcmp(vr, candidate, 2) != 0;
+    if (long_form) {
+      if (position + 12 > dataset.size()) break;
+      std::memcpy(&length, dataset.data() + position + 8, 4);
+      value = position + 12;
+    } else {
+      length = dataset[position + 6] | (dataset[position + 7] << 8);
+      value = position + 8;
+    }
+    if (std::memcmp(vr, "SQ", 2) == 0 || length == 0xffffffffu) {  // walk into sequences / undefined lengths
+      position = value;
+      continue;
+    }
+    if (length > dataset.size() - value)
+      fail(path, "truncated or corrupt DICOM file (an element of the deflated dataset claims " +
+                     std::to_string(length) + " bytes, " + std::to_string(dataset.size() - value) + " follow)");
+    position = value + length;
+  }
+}
+
 bool has_dicm_signature(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   char bytes[132];
@@ -477,6 +564,7 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   if (!dcmDataDict.isDictionaryLoaded())
     fail(path, "DCMTK's data dictionary is not loaded (set DCMDICTPATH)");
 
+  check_deflated_lengths(path, 2 * max_image_pixels() + (int64_t{64} << 20));
   DcmFileFormat file;
   OFCondition status = file.loadFile(path.c_str());
   const bool signature = has_dicm_signature(path);

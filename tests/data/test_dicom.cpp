@@ -523,3 +523,14 @@ TEST_CASE("signed 12-bit pixels map through the stored range: (v + 2048) / 4095"
     worst = std::max(worst, std::fabs(image.pixels[i] - expected.values[i] / 4095.0));
   CHECK(worst < 1e-7);
 }
+
+TEST_CASE("issue 10 fuzz finding: a deflated dataset claiming a 2 GB element is refused before DCMTK allocates") {
+  // 961 bytes found by fuzz_dicom: an element of length 2088070759 inside the zlib stream, where
+  // DCMTK cannot defer the value, so it allocated 2 GB before noticing the end of the data.
+  const std::string path = pneumo::testing::fixture_path("untrusted/deflated_huge_element.dcm");
+  const std::string message = error_of(path);
+  CHECK(message.find("claims 2088070759 bytes") != std::string::npos);
+  CHECK(message.find('\n') == std::string::npos);
+  // The honest deflated fixture still decodes exactly.
+  CHECK(pneumo::read_dicom(dicom_path("u8_deflated.dcm")).pixels[1] == 7.0f / 255.0f);
+}

@@ -8,7 +8,7 @@
 set -euo pipefail
 seconds=${1:-25}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${2:-$root/build-fuzz}
+build=$(realpath -m "${2:-$root/build-fuzz}")  # absolute: each target runs inside its work folder
 work=$build/fuzz-work
 mkdir -p "$build"
 targets=(fuzz_labels fuzz_safetensors fuzz_dicom fuzz_cache)
