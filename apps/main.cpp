@@ -8,6 +8,7 @@
 #include "apps/arguments.h"
 #include "apps/commands.h"
 #include "engine/blas_setup.h"
+#include "data/dicom.h"
 #include "engine/check.h"
 #include "layers/conv2d.h"
 
@@ -79,6 +80,22 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> arguments(argv + 2, argv + argc);
   const char* name = !std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V") ? "version" : argv[1];
+  // --max-image-pixels N (any command that reads DICOMs): the decoder's size limit (data/dicom.h).
+  for (size_t i = 0; i < arguments.size(); ++i)
+    if (arguments[i] == "--max-image-pixels") {
+      try {
+        if (i + 1 >= arguments.size()) throw pneumo::Error("--max-image-pixels needs a value");
+        size_t used = 0;
+        long long value = std::stoll(arguments[i + 1], &used);
+        if (used != arguments[i + 1].size()) throw pneumo::Error("--max-image-pixels expects an integer");
+        pneumo::set_max_image_pixels(value);
+      } catch (const std::exception& error) {
+        std::fprintf(stderr, "pneumo: %s\n", error.what());
+        return 2;
+      }
+      arguments.erase(arguments.begin() + static_cast<long>(i), arguments.begin() + static_cast<long>(i) + 2);
+      break;
+    }
   for (const auto& command : commands) {
     if (std::strcmp(name, command.name) != 0) continue;
     try {

@@ -36,6 +36,7 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   if (settings.batch_size < 1) throw Error("--batch must be >= 1");
   const CheckpointInfo info = read_checkpoint_info(settings.checkpoint);
   const NetworkConfig config = network_config_from_metadata(info.metadata, settings.checkpoint);
+  check_checkpoint_size(settings.checkpoint, info, network_parameter_counts(config).trainable, network_parameter_counts(config).state);
   const Device device = resolve_device(settings.device);
   Context context(device);
   Network network(device, config, 0);

@@ -205,12 +205,12 @@ void Trainer::restore(const std::string& path) {
   load_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
   adam_.set_step_count(info.step);
   state_.epoch = info.epoch;
-  state_.next_batch = metadata_integer(info.metadata, "run.next_batch", path);
+  state_.next_batch = checkpoint_counter(info.metadata, "run.next_batch", path);
   state_.best_map = metadata_number(info.metadata, "run.best_map", path);
   state_.partial.loss = metadata_number(info.metadata, "run.partial_loss", path);
   state_.partial.accuracy = metadata_number(info.metadata, "run.partial_accuracy", path);
   state_.partial.iou = metadata_number(info.metadata, "run.partial_iou", path);
-  state_.partial.batches = metadata_integer(info.metadata, "run.partial_batches", path);
+  state_.partial.batches = checkpoint_counter(info.metadata, "run.partial_batches", path);
   history_ = read_history(settings_.run_dir + "/history.csv");
   if (static_cast<int64_t>(history_.size()) > state_.epoch) history_.resize(static_cast<size_t>(state_.epoch));
   log_.line("resuming " + settings_.run_dir + " at epoch " + std::to_string(state_.epoch + 1) + ", batch " +

@@ -6,7 +6,9 @@
 #include "data/dicom.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <csetjmp>
 #include <cstdint>
 #include <cstdio>
@@ -32,6 +34,8 @@
 #include <dcmtk/oflog/oflog.h>
 
 #include <jpeglib.h>
+#include <openjpeg.h>
+#include <zlib.h>
 
 #include "engine/check.h"
 
@@ -44,6 +48,92 @@ namespace {
 }
 
 // True when the file has the DICOM Part 10 signature "DICM" after the 128-byte preamble.
+// Deflated explicit VR little endian (.1.2.1.99): DCMTK reads the dataset from a zlib stream, where
+// it cannot defer large values or know the bytes left, so it allocates whatever length an element
+// claims (a 961-byte file asked for 2 GB: tests/fixtures/untrusted/deflated_huge_element.dcm). So
+// the dataset is inflated here first (at most `limit` bytes) and every element's defined length is
+// checked against the bytes that follow it; items and sequences are walked into, not skipped.
+void check_deflated_lengths(const std::string& path, int64_t limit) {
+  std::ifstream file(path, std::ios::binary);
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 132 || std::memcmp(bytes.data() + 128, "DICM", 4) != 0) return;
+  size_t at = 132;
+  std::string syntax;
+  while (at + 8 <= bytes.size() && bytes[at] == 0x02 && bytes[at + 1] == 0x00) {  // group 0002
+    const bool long_form = std::memcmp(bytes.data() + at + 4, "OB", 2) == 0 ||
+                           std::memcmp(bytes.data() + at + 4, "UN", 2) == 0;
+    uint32_t length = 0;
+    size_t value = 0;
+    if (long_form) {
+      if (at + 12 > bytes.size()) return;
+      std::memcpy(&length, bytes.data() + at + 8, 4);
+      value = at + 12;
+    } else {
+      length = bytes[at + 6] | (bytes[at + 7] << 8);
+      value = at + 8;
+    }
+    if (length > bytes.size() - value) return;  // DCMTK reports the bad meta header itself
+    if (bytes[at + 2] == 0x10 && bytes[at + 3] == 0x00)
+      syntax.assign(reinterpret_cast<const char*>(bytes.data() + value), length);
+    at = value + length;
+  }
+  while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+  if (syntax != "1.2.840.10008.1.2.1.99") return;
+  z_stream stream{};
+  if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) fail(path, "cannot start zlib");
+  std::vector<unsigned char> dataset;
+  stream.next_in = bytes.data() + at;
+  stream.avail_in = static_cast<uInt>(bytes.size() - at);
+  int result = Z_OK;
+  while (result == Z_OK) {
+    if (static_cast<int64_t>(dataset.size()) >= limit) {
+      inflateEnd(&stream);
+      fail(path, "deflated dataset is larger than " + std::to_string(limit) + " bytes (raise --max-image-pixels)");
+    }
+    const size_t before = dataset.size();
+    dataset.resize(before + 65536);
+    stream.next_out = dataset.data() + before;
+    stream.avail_out = 65536;
+    result = inflate(&stream, Z_NO_FLUSH);
+    dataset.resize(before + 65536 - stream.avail_out);
+    if (result == Z_BUF_ERROR && stream.avail_in == 0) break;  // truncated: DCMTK reports it
+  }
+  inflateEnd(&stream);
+  size_t position = 0;
+  while (position + 8 <= dataset.size()) {
+    const uint16_t group = dataset[position] | (dataset[position + 1] << 8);
+    uint32_t length = 0;
+    size_t value = 0;
+    if (group == 0xfffe) {  // item / delimiters: no VR, 4-byte length; walk into items
+      position += 8;
+      continue;
+    }
+    const char* vr = reinterpret_cast<const char*>(dataset.data() + position + 4);
+    // VRs with a 2-byte length; every other one (OB, OW, SQ, UN, ... and, like DCMTK, an unknown VR)
+    // has 2 reserved bytes and a 4-byte length.
+    static const char* const short_vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                            "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+    bool long_form = true;
+    for (const char* candidate : short_vrs) long_form = long_form && std::memcmp(vr, candidate, 2) != 0;
+    if (long_form) {
+      if (position + 12 > dataset.size()) break;
+      std::memcpy(&length, dataset.data() + position + 8, 4);
+      value = position + 12;
+    } else {
+      length = dataset[position + 6] | (dataset[position + 7] << 8);
+      value = position + 8;
+    }
+    if (std::memcmp(vr, "SQ", 2) == 0 || length == 0xffffffffu) {  // walk into sequences / undefined lengths
+      position = value;
+      continue;
+    }
+    if (length > dataset.size() - value)
+      fail(path, "truncated or corrupt DICOM file (an element of the deflated dataset claims " +
+                     std::to_string(length) + " bytes, " + std::to_string(dataset.size() - value) + " follow)");
+    position = value + length;
+  }
+}
+
 bool has_dicm_signature(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   char bytes[132];
@@ -162,8 +252,8 @@ bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, i
 // The single frame's compressed bytes: the fragments of the encapsulated pixel data after the
 // basic offset table item. One fragment (the usual case) is used in place; several are joined
 // into `joined`. Returns {data, size}.
-std::pair<const unsigned char*, size_t> jpeg_frame_bytes(DcmDataset* dataset, const std::string& path,
-                                                         std::vector<unsigned char>& joined) {
+std::pair<const unsigned char*, size_t> encapsulated_frame_bytes(DcmDataset* dataset, const std::string& path,
+                                                                 std::vector<unsigned char>& joined) {
   DcmElement* element = nullptr;
   if (dataset->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr)
     fail(path, "no pixel data");
@@ -175,7 +265,7 @@ std::pair<const unsigned char*, size_t> jpeg_frame_bytes(DcmDataset* dataset, co
   DcmPixelSequence* sequence = nullptr;
   if (pixel_data->getEncapsulatedRepresentation(representation, parameter, sequence).bad() ||
       sequence == nullptr)
-    fail(path, "the transfer syntax is encapsulated (JPEG) but the pixel data is not");
+    fail(path, "the transfer syntax is encapsulated (compressed) but the pixel data is not");
   const unsigned long items = sequence->card();
   if (items < 2) fail(path, "encapsulated pixel data has no fragments after the offset table");
   std::vector<std::pair<const unsigned char*, size_t>> fragments;
@@ -192,7 +282,7 @@ std::pair<const unsigned char*, size_t> jpeg_frame_bytes(DcmDataset* dataset, co
     fragments.emplace_back(bytes, length);
     total += length;
   }
-  if (total == 0) fail(path, "the JPEG pixel data fragments are empty");
+  if (total == 0) fail(path, "the compressed pixel data fragments are empty");
   if (fragments.size() == 1) return fragments[0];
   joined.reserve(total);
   for (const auto& fragment : fragments)
@@ -200,7 +290,254 @@ std::pair<const unsigned char*, size_t> jpeg_frame_bytes(DcmDataset* dataset, co
   return {joined.data(), joined.size()};
 }
 
+std::atomic<int64_t> max_pixels{kDefaultMaxImagePixels};
+
+
+// ---- codec headers, read before anything is allocated ---------------------------------------
+
+uint16_t big_endian16(const unsigned char* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+// The frame header (SOFn, or JPEG-LS SOF55) of a JPEG / JPEG-LS stream: {width, height, components}.
+// Fails with a one-line reason when the stream does not start with SOI or ends before a frame header.
+struct CodecFrame {
+  int64_t width = 0, height = 0, components = 0;
+};
+CodecFrame jpeg_frame_header(const unsigned char* data, size_t size, const std::string& path) {
+  if (size < 4 || data[0] != 0xFF || data[1] != 0xD8)
+    fail(path, "cannot decode the JPEG pixel data: Not a JPEG file (no SOI marker)");
+  size_t position = 2;
+  while (position + 4 <= size) {
+    if (data[position] != 0xFF) fail(path, "cannot decode the JPEG pixel data: corrupt stream, no marker at byte " + std::to_string(position));
+    const unsigned char marker = data[position + 1];
+    if (marker == 0xFF) { ++position; continue; }  // fill byte
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { position += 2; continue; }
+    const size_t length = big_endian16(data + position + 2);
+    if (length < 2 || length > size - position - 2)
+      fail(path, "cannot decode the JPEG pixel data: corrupt stream, a marker segment runs past the end");
+    const bool frame = (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) ||
+                       marker == 0xF7;
+    if (frame) {
+      if (length < 8) fail(path, "cannot decode the JPEG pixel data: frame header too short");
+      const unsigned char* p = data + position + 4;
+      return {big_endian16(p + 3), big_endian16(p + 1), p[5]};
+    }
+    if (marker == 0xDA || marker == 0xD9) break;
+    position += 2 + length;
+  }
+  fail(path, "cannot decode the JPEG pixel data: no frame header (SOF) before the scan");
+}
+
+void check_frame_against_tags(const CodecFrame& frame, int rows, int columns, const char* codec,
+                              const std::string& path) {
+  if (frame.width != columns || frame.height != rows || frame.components != 1)
+    fail(path, std::string("cannot decode the ") + codec + " pixel data: the " + codec + " stream is " + std::to_string(frame.width) + "x" +
+                   std::to_string(frame.height) + " with " + std::to_string(frame.components) +
+                   " component(s), but the tags say " + std::to_string(columns) + "x" + std::to_string(rows) +
+                   " (Columns x Rows) with 1 sample");
+}
+
+// RLE (PS3.5 G): a 64-byte header of segment offsets; a byte segment expands at most 64-fold
+// (2 bytes -> a run of 128), so the decoded size is bounded by the compressed size.
+void check_rle_header(const unsigned char* data, size_t size, int64_t decoded_bytes, int bytes_per_sample,
+                      const std::string& path) {
+  if (size < 64) fail(path, "corrupt RLE data: shorter than its 64-byte header");
+  uint32_t segments = 0;
+  std::memcpy(&segments, data, 4);
+  if (static_cast<int>(segments) != bytes_per_sample)
+    fail(path, "corrupt RLE data: " + std::to_string(segments) + " segments, expected " +
+                   std::to_string(bytes_per_sample));
+  if (decoded_bytes > static_cast<int64_t>(size) * 64)
+    fail(path, "corrupt RLE data: " + std::to_string(size) + " compressed bytes cannot hold " +
+                   std::to_string(decoded_bytes) + " bytes of pixels");
+}
+
+// ---- JPEG 2000 through OpenJPEG ----------------------------------------------------------------
+
+struct OpenJpegSource {
+  const unsigned char* data;
+  size_t size, position;
+};
+OPJ_SIZE_T openjpeg_read(void* buffer, OPJ_SIZE_T bytes, void* user) {
+  OpenJpegSource* source = static_cast<OpenJpegSource*>(user);
+  if (source->position >= source->size) return static_cast<OPJ_SIZE_T>(-1);
+  const size_t count = std::min<size_t>(bytes, source->size - source->position);
+  std::memcpy(buffer, source->data + source->position, count);
+  source->position += count;
+  return count;
+}
+OPJ_OFF_T openjpeg_skip(OPJ_OFF_T bytes, void* user) {
+  OpenJpegSource* source = static_cast<OpenJpegSource*>(user);
+  if (bytes < 0) return -1;
+  const size_t count = std::min<size_t>(static_cast<size_t>(bytes), source->size - source->position);
+  source->position += count;
+  return static_cast<OPJ_OFF_T>(count);
+}
+OPJ_BOOL openjpeg_seek(OPJ_OFF_T offset, void* user) {
+  OpenJpegSource* source = static_cast<OpenJpegSource*>(user);
+  if (offset < 0 || static_cast<size_t>(offset) > source->size) return OPJ_FALSE;
+  source->position = static_cast<size_t>(offset);
+  return OPJ_TRUE;
+}
+void openjpeg_error(const char* message, void* user) {
+  std::string* text = static_cast<std::string*>(user);
+  if (text->empty()) {
+    *text = message;
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+  }
+}
+void openjpeg_quiet(const char*, void*) {}
+
+// Decodes one JPEG 2000 frame (a raw J2K codestream, or a JP2 file) into stored values (H,W):
+// the SIZ header is read and checked against the tags and the size limit before decoding.
+std::vector<int32_t> decode_jpeg2000(const unsigned char* data, size_t size, int rows, int columns,
+                                     int bits_stored, bool is_signed, const std::string& path) {
+  const bool jp2 = size >= 12 && std::memcmp(data + 4, "jP  ", 4) == 0;
+  std::string message;
+  struct Owner {  // OpenJPEG objects, released on every exit
+    opj_codec_t* codec = nullptr;
+    opj_stream_t* stream = nullptr;
+    opj_image_t* image = nullptr;
+    ~Owner() {
+      if (image) opj_image_destroy(image);
+      if (stream) opj_stream_destroy(stream);
+      if (codec) opj_destroy_codec(codec);
+    }
+  } owner;
+  OpenJpegSource source{data, size, 0};
+  owner.codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+  owner.stream = opj_stream_create(1 << 16, OPJ_TRUE);
+  if (!owner.codec || !owner.stream) fail(path, "cannot create a JPEG 2000 decoder");
+  opj_stream_set_user_data(owner.stream, &source, nullptr);
+  opj_stream_set_user_data_length(owner.stream, size);
+  opj_stream_set_read_function(owner.stream, openjpeg_read);
+  opj_stream_set_skip_function(owner.stream, openjpeg_skip);
+  opj_stream_set_seek_function(owner.stream, openjpeg_seek);
+  opj_set_error_handler(owner.codec, openjpeg_error, &message);
+  opj_set_warning_handler(owner.codec, openjpeg_quiet, nullptr);
+  opj_set_info_handler(owner.codec, openjpeg_quiet, nullptr);
+  opj_dparameters_t parameters;
+  opj_set_default_decoder_parameters(&parameters);
+  if (!opj_setup_decoder(owner.codec, &parameters) || !opj_read_header(owner.stream, owner.codec, &owner.image) ||
+      owner.image == nullptr)
+    fail(path, "cannot decode the JPEG 2000 pixel data: " + (message.empty() ? "bad header" : message));
+  const opj_image_t& image = *owner.image;
+  const CodecFrame frame{static_cast<int64_t>(image.x1) - image.x0, static_cast<int64_t>(image.y1) - image.y0,
+                         static_cast<int64_t>(image.numcomps)};
+  check_frame_against_tags(frame, rows, columns, "JPEG 2000", path);
+  if (image.comps[0].dx != 1 || image.comps[0].dy != 1 || image.comps[0].prec > 16 ||
+      static_cast<int>(image.comps[0].prec) > bits_stored + 8)
+    fail(path, "the JPEG 2000 stream's component (precision " + std::to_string(image.comps[0].prec) +
+                   ") does not fit BitsStored=" + std::to_string(bits_stored));
+  if (!opj_decode(owner.codec, owner.stream, owner.image) || !opj_end_decompress(owner.codec, owner.stream))
+    fail(path, "cannot decode the JPEG 2000 pixel data: " + (message.empty() ? "corrupt stream" : message));
+  const opj_image_comp_t& component = owner.image->comps[0];
+  if (component.data == nullptr || component.w != static_cast<OPJ_UINT32>(columns) ||
+      component.h != static_cast<OPJ_UINT32>(rows))
+    fail(path, "cannot decode the JPEG 2000 pixel data: incomplete image");
+  (void)is_signed;
+  return std::vector<int32_t>(component.data, component.data + static_cast<int64_t>(rows) * columns);
+}
+
+// ---- stored values -> [0, 1] -----------------------------------------------------------------
+
+// How stored values become the network's input (data/decoding.md): the modality rescale
+// (slope, intercept), then the VOI window when the file has one, else the stored range; inverted
+// for MONOCHROME1. Only used when the file is signed, rescaled or windowed: plain unsigned files
+// (the RSNA set) keep scale_pixels' exact v / (2^bits - 1).
+struct PixelMapping {
+  bool is_signed = false;
+  int bits_stored = 8;
+  double slope = 1, intercept = 0;
+  bool windowed = false;
+  double center = 0, width = 0;
+  enum class Function { Linear, LinearExact, Sigmoid } function = Function::Linear;
+  bool monochrome1 = false;
+
+  float operator()(int32_t stored) const {
+    const double x = stored * slope + intercept;
+    double y;
+    if (!windowed) {
+      const double lowest = is_signed ? -std::ldexp(1.0, bits_stored - 1) : 0.0;
+      const double highest = lowest + std::ldexp(1.0, bits_stored) - 1;
+      const double a = lowest * slope + intercept, b = highest * slope + intercept;
+      y = (x - std::min(a, b)) / std::fabs(b - a);
+    } else if (function == Function::Sigmoid) {
+      y = 1.0 / (1.0 + std::exp(-4.0 * (x - center) / width));
+    } else if (function == Function::LinearExact) {
+      y = (x - (center - width / 2)) / width;
+    } else {  // PS3.3 C.11.2.1.2.1
+      y = (x - (center - 0.5)) / (width - 1) + 0.5;
+    }
+    y = std::min(1.0, std::max(0.0, y));
+    return static_cast<float>(monochrome1 ? 1.0 - y : y);
+  }
+};
+
+// Raw sample -> stored value: the bits_stored bits ending at high_bit, sign-extended when signed.
+inline int32_t stored_value(uint32_t raw, int shift, int bits_stored, bool is_signed) {
+  const uint32_t value = (raw >> shift) & ((1u << bits_stored) - 1u);
+  if (!is_signed) return static_cast<int32_t>(value);
+  const uint32_t sign = 1u << (bits_stored - 1);
+  return static_cast<int32_t>(value ^ sign) - static_cast<int32_t>(sign);
+}
+
+template <typename Raw>
+void map_pixels(const Raw* raw, int64_t count, int high_bit, const PixelMapping& mapping, float* out) {
+  const int shift = high_bit + 1 - mapping.bits_stored;
+  for (int64_t i = 0; i < count; ++i)
+    out[i] = mapping(stored_value(static_cast<uint32_t>(raw[i]), shift, mapping.bits_stored, mapping.is_signed));
+}
+
+double optional_number(DcmDataset* dataset, const DcmTagKey& tag, double fallback, const char* name,
+                       const std::string& path) {
+  if (!dataset->tagExistsWithValue(tag)) return fallback;
+  Float64 value = 0;
+  if (dataset->findAndGetFloat64(tag, value, 0).bad() || !std::isfinite(value))
+    fail(path, std::string("unreadable ") + name);
+  return value;
+}
+
+PixelMapping pixel_mapping(DcmDataset* dataset, bool is_signed, int bits_stored, bool monochrome1,
+                           const std::string& path) {
+  PixelMapping mapping;
+  mapping.is_signed = is_signed;
+  mapping.bits_stored = bits_stored;
+  mapping.monochrome1 = monochrome1;
+  mapping.slope = optional_number(dataset, DCM_RescaleSlope, 1.0, "RescaleSlope", path);
+  mapping.intercept = optional_number(dataset, DCM_RescaleIntercept, 0.0, "RescaleIntercept", path);
+  if (mapping.slope == 0) fail(path, "RescaleSlope is 0");
+  if (dataset->tagExistsWithValue(DCM_WindowCenter) && dataset->tagExistsWithValue(DCM_WindowWidth)) {
+    mapping.windowed = true;
+    mapping.center = optional_number(dataset, DCM_WindowCenter, 0, "WindowCenter", path);
+    mapping.width = optional_number(dataset, DCM_WindowWidth, 0, "WindowWidth", path);
+    OFString function;
+    dataset->findAndGetOFString(DCM_VOILUTFunction, function);
+    if (function == "SIGMOID") mapping.function = PixelMapping::Function::Sigmoid;
+    else if (function == "LINEAR_EXACT") mapping.function = PixelMapping::Function::LinearExact;
+    const double minimum_width = mapping.function == PixelMapping::Function::Linear ? 1.0 : 0.0;
+    if (!(mapping.width > minimum_width) && !(minimum_width == 1.0 && mapping.width == 1.0))
+      fail(path, "WindowWidth=" + std::to_string(mapping.width) + " is invalid (must be " +
+                     (minimum_width == 1.0 ? ">= 1" : "> 0") + ")");
+    if (mapping.function == PixelMapping::Function::Linear && mapping.width == 1.0)
+      mapping.function = PixelMapping::Function::LinearExact;  // a step; avoids dividing by 0
+  }
+  return mapping;
+}
+
+bool is_plain_mapping(const PixelMapping& mapping) {
+  return !mapping.is_signed && !mapping.windowed && mapping.slope == 1 && mapping.intercept == 0;
+}
+
 }  // namespace
+
+void set_max_image_pixels(int64_t pixels) {
+  if (pixels < 1 || pixels > (int64_t{1} << 31))
+    throw Error("--max-image-pixels: expected 1.." + std::to_string(int64_t{1} << 31) + ", got " +
+                std::to_string(pixels));
+  max_pixels.store(pixels);
+}
+
+int64_t max_image_pixels() { return max_pixels.load(); }
 
 void register_dicom_decoders() {
   static std::once_flag once;
@@ -227,6 +564,7 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   if (!dcmDataDict.isDictionaryLoaded())
     fail(path, "DCMTK's data dictionary is not loaded (set DCMDICTPATH)");
 
+  check_deflated_lengths(path, 2 * max_image_pixels() + (int64_t{64} << 20));
   DcmFileFormat file;
   OFCondition status = file.loadFile(path.c_str());
   const bool signature = has_dicm_signature(path);
@@ -270,30 +608,65 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
       high_bit >= bits_allocated)
     fail(path, "inconsistent BitsStored=" + std::to_string(bits_stored) + " / HighBit=" +
                    std::to_string(high_bit) + " for BitsAllocated=" + std::to_string(bits_allocated));
-  if (pixel_representation != 0)
-    fail(path, "signed pixel data (PixelRepresentation=1) is not supported");
+  if (pixel_representation > 1)
+    fail(path, "PixelRepresentation=" + std::to_string(pixel_representation) + " (expected 0 or 1)");
   if (rows == 0 || columns == 0) fail(path, "empty image (Rows or Columns is 0)");
-
   const int64_t count = static_cast<int64_t>(rows) * columns;
+  if (count > max_image_pixels())
+    fail(path, "image of " + std::to_string(columns) + "x" + std::to_string(rows) + " = " + std::to_string(count) +
+                   " pixels is above the limit of " + std::to_string(max_image_pixels()) +
+                   " (raise it with --max-image-pixels)");
+
   const bool monochrome1 = photometric == "MONOCHROME1";
+  const bool is_signed = pixel_representation == 1;
+  const PixelMapping mapping = pixel_mapping(dataset, is_signed, bits_stored, monochrome1, path);
+  const bool plain = is_plain_mapping(mapping);
   Image image;
   image.width = columns;
   image.height = rows;
   const E_TransferSyntax original = dataset->getOriginalXfer();
-  if (jpeg_decoder == JpegDecoder::libjpeg_turbo && bits_allocated == 8 &&
-      (original == EXS_JPEGProcess1 || original == EXS_JPEGProcess2_4)) {
-    std::vector<unsigned char> joined;
-    const auto frame = jpeg_frame_bytes(dataset, path, joined);
-    std::vector<unsigned char> row_buffer(static_cast<size_t>(kJpegRowsPerCall) * columns);
-    image.pixels.resize(count);  // (H,W)
-    JpegDecoding decoding;
-    if (!decode_jpeg_grey(frame.first, frame.second, rows, columns, bits_stored, high_bit,
-                          monochrome1, row_buffer.data(), image.pixels.data(), &decoding))
-      fail(path, std::string("cannot decode the JPEG pixel data: ") + decoding.message);
-    return image;
-  }
+  const DcmXfer original_xfer(original);
 
-  if (DcmXfer(original).isEncapsulated()) {
+  // Compressed frames: the codec's own header is read and checked against the tags (and the
+  // size limit above) before any pixel buffer is allocated.
+  if (original_xfer.isEncapsulated()) {
+    std::vector<unsigned char> joined;
+    const auto frame = encapsulated_frame_bytes(dataset, path, joined);
+    const bool jpeg2000 = original == EXS_JPEG2000LosslessOnly || original == EXS_JPEG2000;
+    if (jpeg2000) {
+      const std::vector<int32_t> stored =
+          decode_jpeg2000(frame.first, frame.second, rows, columns, bits_stored, is_signed, path);
+      image.pixels.resize(count);  // (H,W)
+      PixelMapping values = mapping;
+      for (int64_t i = 0; i < count; ++i) {
+        // OpenJPEG gives the sample values themselves (signed ones already negative).
+        const int32_t value = stored[i];
+        const int32_t lowest = is_signed ? -(1 << (bits_stored - 1)) : 0;
+        const int32_t highest = lowest + static_cast<int32_t>((1u << bits_stored) - 1u);
+        const int32_t clamped = std::min(highest, std::max(lowest, value));
+        image.pixels[i] = plain ? static_cast<float>(monochrome1 ? highest - clamped : clamped) /
+                                      static_cast<float>(highest)
+                                : values(clamped);
+      }
+      return image;
+    }
+    if (original == EXS_RLELossless) {
+      check_rle_header(frame.first, frame.second, count * (bits_allocated / 8), bits_allocated / 8, path);
+    } else {
+      check_frame_against_tags(jpeg_frame_header(frame.first, frame.second, path), rows, columns,
+                               original == EXS_JPEGLSLossless || original == EXS_JPEGLSLossy ? "JPEG-LS" : "JPEG",
+                               path);
+    }
+    if (jpeg_decoder == JpegDecoder::libjpeg_turbo && bits_allocated == 8 && plain &&
+        (original == EXS_JPEGProcess1 || original == EXS_JPEGProcess2_4)) {
+      std::vector<unsigned char> row_buffer(static_cast<size_t>(kJpegRowsPerCall) * columns);
+      image.pixels.resize(count);  // (H,W)
+      JpegDecoding decoding;
+      if (!decode_jpeg_grey(frame.first, frame.second, rows, columns, bits_stored, high_bit, monochrome1,
+                            row_buffer.data(), image.pixels.data(), &decoding))
+        fail(path, std::string("cannot decode the JPEG pixel data: ") + decoding.message);
+      return image;
+    }
     status = dataset->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     if (status.bad() || !dataset->canWriteXfer(EXS_LittleEndianExplicit))
       fail(path, "cannot decode transfer syntax " + transfer_syntax_text(original) +
@@ -312,11 +685,13 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   if (bits_allocated == 8) {
     Uint8* data = nullptr;
     if (element->getUint8Array(data).bad() || data == nullptr) fail(path, "unreadable pixel data");
-    scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    if (plain) scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    else map_pixels(data, count, high_bit, mapping, image.pixels.data());
   } else {
     Uint16* data = nullptr;
     if (element->getUint16Array(data).bad() || data == nullptr) fail(path, "unreadable pixel data");
-    scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    if (plain) scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    else map_pixels(data, count, high_bit, mapping, image.pixels.data());
   }
   return image;
 }

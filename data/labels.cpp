@@ -17,11 +17,7 @@ namespace {
   throw Error(path + ":" + std::to_string(line) + ": " + message);
 }
 
-// Quotes a value for an error message, shortened so the message stays one readable line.
-std::string shown(const std::string& value) {
-  std::string text = value.size() > 40 ? value.substr(0, 40) + "..." : value;
-  return "'" + text + "'";
-}
+std::string shown(const std::string& value) { return quoted(value); }
 
 // Reads lines, dropping a UTF-8 BOM on the first and a trailing '\r' on each.
 class LineReader {

@@ -20,10 +20,7 @@ const char* const kBoxFields[5] = {"confidence", "x", "y", "width", "height"};
   throw Error(path + ":" + std::to_string(line) + ": " + message);
 }
 
-std::string shown(const std::string& value) {
-  std::string text = value.size() > 40 ? value.substr(0, 40) + "..." : value;
-  return "'" + text + "'";
-}
+std::string shown(const std::string& value) { return quoted(value); }
 
 // A patientId must be a plain CSV field: non-empty, no comma, quote, whitespace or control byte.
 bool is_plain_id(const std::string& id) {

@@ -12,6 +12,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// Untrusted text (a patientId, a CSV field, a tensor name) made safe for a one-line message:
+// in single quotes, control bytes and bytes >= 0x7f written as \xNN, and cut after
+// `max_bytes` input bytes with "..." and the full length.
+std::string quoted(const std::string& value, size_t max_bytes = 40);
+
 [[noreturn]] void throw_status_error(const char* library, const char* expression, const char* file,
                                      int line, const std::string& detail);
 

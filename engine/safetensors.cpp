@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "engine/check.h"
+#include "engine/files.h"
 
 namespace pneumo {
 
@@ -416,6 +417,7 @@ void write_safetensors(const std::string& path, const SafetensorsContents& conte
   const uint64_t header_length = header.size();
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(header_length >> (8 * i));
 
+  remove_stale_temporary_files(path, ".tmp-");  // left by a writer that was killed
   TemporaryFile temporary(path);
   temporary.descriptor() = ::open(temporary.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (temporary.descriptor() < 0)
@@ -480,13 +482,13 @@ SafetensorsContents read_safetensors(const std::string& path) {
         throw Error(path + ": __metadata__ must be an object of strings, got " + kind_name(value.kind));
       for (const auto& [key, entry] : value.members) {
         if (entry.kind != JsonValue::Kind::String)
-          throw Error(path + ": __metadata__ value for '" + key + "' must be a string, got " +
+          throw Error(path + ": __metadata__ value for " + quoted(key, 80) + " must be a string, got " +
                       kind_name(entry.kind));
         contents.metadata[key] = entry.text;
       }
       continue;
     }
-    const std::string where = path + ": tensor '" + name + "'";
+    const std::string where = path + ": tensor " + quoted(name, 80);
     if (value.kind != JsonValue::Kind::Object)
       throw Error(where + " must be described by an object, got " + kind_name(value.kind));
     const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
@@ -494,7 +496,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
       if (key == "dtype") dtype = &field;
       else if (key == "shape") shape = &field;
       else if (key == "data_offsets") offsets = &field;
-      else throw Error(where + " has an unexpected field '" + key + "'");
+      else throw Error(where + " has an unexpected field " + quoted(key));
     }
     if (!dtype || !shape || !offsets)
       throw Error(where + " needs dtype, shape and data_offsets");
@@ -502,7 +504,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
     Located entry;
     entry.tensor.name = name;
     if (!parse_dtype(dtype->text, &entry.tensor.dtype))
-      throw Error(where + " has dtype " + dtype->text + "; only F32 and I64 are supported");
+      throw Error(where + " has dtype " + quoted(dtype->text) + "; only F32 and I64 are supported");
     if (shape->kind != JsonValue::Kind::Array) throw Error(where + ": shape must be an array");
     uint64_t element_count = 1;
     bool overflow = false;
@@ -539,7 +541,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
   uint64_t expected = 0;
   for (const Located& entry : located) {
     if (entry.begin != expected)
-      throw Error(path + ": tensor '" + entry.tensor.name + "' data starts at byte " +
+      throw Error(path + ": tensor " + quoted(entry.tensor.name, 80) + " data starts at byte " +
                   std::to_string(entry.begin) + ", expected " + std::to_string(expected) +
                   " (tensor data must be contiguous and not overlap)");
     expected = entry.end;

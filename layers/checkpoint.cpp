@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <vector>
@@ -26,13 +27,36 @@ int64_t parse_metadata_integer(const std::string& path, const std::map<std::stri
   char* end = nullptr;
   errno = 0;
   const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || errno != 0 || *end != '\0' || value < 0)
-    throw Error(path + ": checkpoint metadata '" + key + "' should be a non-negative integer, got '" +
-                text + "'");
+  if (text.empty() || errno != 0 || *end != '\0' || value < 0 || value > kMaxCheckpointCounter)
+    throw Error(path + ": checkpoint metadata '" + key + "' should be an integer in 0.." +
+                std::to_string(kMaxCheckpointCounter) + ", got " + quoted(text));
   return value;
 }
 
 }  // namespace
+
+int64_t checkpoint_counter(const std::map<std::string, std::string>& metadata, const std::string& key,
+                           const std::string& path) {
+  return parse_metadata_integer(path, metadata, key);
+}
+
+void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable,
+                           int64_t state) {
+  int64_t values = 0, moments = 0;  // elements of weights and state, of adam_m/ and adam_v/
+  for (const auto& [name, shape] : info.tensor_shapes) {
+    int64_t count = 1;
+    for (int64_t dimension : shape)
+      if (dimension < 0 || (dimension != 0 && count > kMaxCheckpointCounter / dimension))
+        throw Error(path + ": tensor " + quoted(name, 80) + " has an impossible shape " + shape_string(shape));
+      else
+        count *= dimension;
+    (name.compare(0, 7, "adam_m/") == 0 || name.compare(0, 7, "adam_v/") == 0 ? moments : values) += count;
+  }
+  if (values != trainable + state || moments != 2 * trainable)
+    throw Error(path + ": the checkpoint holds " + std::to_string(values) + " weight and state values and " +
+                std::to_string(moments) + " Adam moments, but the network its metadata describes needs " +
+                std::to_string(trainable + state) + " and " + std::to_string(2 * trainable));
+}
 
 void save_checkpoint(const std::string& path, const ParameterStore& store, const CheckpointInfo& info) {
   PNEUMO_REQUIRE(info.step >= 0 && info.epoch >= 0, path + ": checkpoint step and epoch must be >= 0");
@@ -74,14 +98,15 @@ CheckpointInfo checkpoint_info(const std::string& path, const SafetensorsContent
     throw Error(path + ": not a pneumo checkpoint (metadata 'format' is not '" + kFormat + "')");
   auto version = contents.metadata.find("format_version");
   if (version == contents.metadata.end() || version->second != kFormatVersion)
-    throw Error(path + ": checkpoint format_version '" +
-                (version == contents.metadata.end() ? std::string("missing") : version->second) +
-                "' is not supported (expected " + kFormatVersion + ")");
+    throw Error(path + ": checkpoint format_version " +
+                (version == contents.metadata.end() ? std::string("missing") : quoted(version->second)) +
+                " is not supported (expected " + kFormatVersion + ")");
   CheckpointInfo info;
   info.step = parse_metadata_integer(path, contents.metadata, "step");
   info.epoch = parse_metadata_integer(path, contents.metadata, "epoch");
   info.metadata = contents.metadata;
   for (const std::string key : kReservedKeys) info.metadata.erase(key);
+  for (const SafetensorsTensor& tensor : contents.tensors) info.tensor_shapes[tensor.name] = tensor.shape;
   return info;
 }
 }  // namespace
@@ -110,8 +135,13 @@ CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
     if (tensor->shape != shape)
       throw Error(path + ": tensor '" + name + "' has shape " + shape_string(tensor->shape) +
                   " but the model expects " + shape_string(shape));
-    std::copy(tensor->bytes.begin(), tensor->bytes.end(),
-              reinterpret_cast<unsigned char*>(destination.data() + offset));
+    float* values_of_tensor = destination.data() + offset;
+    std::copy(tensor->bytes.begin(), tensor->bytes.end(), reinterpret_cast<unsigned char*>(values_of_tensor));
+    const int64_t count = static_cast<int64_t>(tensor->bytes.size() / sizeof(float));
+    for (int64_t i = 0; i < count; ++i)
+      if (!std::isfinite(values_of_tensor[i]))
+        throw Error(path + ": tensor '" + name + "' holds " + std::to_string(values_of_tensor[i]) +
+                    " at flat index " + std::to_string(i) + "; a checkpoint must hold finite values only");
   };
   for (const ParameterEntry& entry : store.entries()) {
     const ParameterSpec& spec = entry.spec;
@@ -123,7 +153,7 @@ CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
   }
   for (const SafetensorsTensor& tensor : contents.tensors)
     if (!expected.count(tensor.name))
-      throw Error(path + ": checkpoint has tensor '" + tensor.name + "' that the model does not have");
+      throw Error(path + ": checkpoint has tensor " + quoted(tensor.name, 80) + " that the model does not have");
 
   // Host -> device (or host), one copy per flat buffer.
   store.values().set_values(values);

@@ -16,7 +16,24 @@ struct CheckpointInfo {
   // Extra string metadata, e.g. {"network": "channels=32 blocks=2 depth=4"}. The keys "format",
   // "format_version", "step" and "epoch" are reserved.
   std::map<std::string, std::string> metadata;
+  // Every tensor's shape, as read (read_checkpoint_info fills it; nothing is allocated from it).
+  std::map<std::string, Shape> tensor_shapes;
 };
+
+// Step, epoch and the run counters are at most 2^48: far beyond any real run, and small enough
+// that counting on from them (and float/double arithmetic with them) never overflows.
+constexpr int64_t kMaxCheckpointCounter = int64_t{1} << 48;
+
+// A counter in a checkpoint's metadata (e.g. "run.next_batch"): a decimal integer in
+// 0..kMaxCheckpointCounter, else pneumo::Error naming the file and the key.
+int64_t checkpoint_counter(const std::map<std::string, std::string>& metadata, const std::string& key,
+                           const std::string& path);
+
+// Throws pneumo::Error unless the checkpoint holds exactly the tensors a network of `trainable`
+// parameters and `state` batch-norm values needs (values and both Adam moments): a cheap check of
+// the file against the configuration it names, before that network is allocated.
+void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable,
+                           int64_t state);
 
 // Writes every parameter's value ("<name>", trainable or not) and, for trainable parameters, the
 // Adam moments ("adam_m/<name>", "adam_v/<name>"); gradients are not saved. Atomic: a failure
@@ -25,8 +42,9 @@ void save_checkpoint(const std::string& path, const ParameterStore& store, const
 
 // Reads a checkpoint into `store` (OVERWRITES values, state and Adam moments; gradients are left
 // alone). Every tensor the store needs must be present with the store's shape, and the file may
-// hold no other tensors; any mismatch throws pneumo::Error naming the file and the tensor, and
-// then the store is unchanged.
+// hold no other tensors, and every value must be finite (a NaN or Inf weight or Adam moment is
+// reported with the tensor and its first bad index); any mismatch throws pneumo::Error naming the
+// file and the tensor, and then the store is unchanged.
 CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store);
 
 // The step, epoch and metadata of a checkpoint (validated like load_checkpoint), without a store:

@@ -1,6 +1,7 @@
 #include "layers/network.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -16,18 +17,50 @@
 
 namespace pneumo {
 
+NetworkParameterCounts network_parameter_counts(const NetworkConfig& config) {
+  // Mirrors the constructor below; tests/test_network.cpp checks it against built networks.
+  // Called on validated configurations only, so nothing here overflows.
+  NetworkParameterCounts counts;
+  auto batch_norm = [&](int64_t channels) { counts.trainable += 2 * channels, counts.state += 2 * channels; };
+  int64_t channels = config.channels;
+  counts.trainable += 9 * channels;  // conv0 (channels,3,3,1)
+  for (int64_t d = 1; d <= config.depth; ++d) {
+    batch_norm(channels);
+    counts.trainable += channels * channels * 2;  // down<d>.conv 1x1, channels -> 2 channels
+    channels *= 2;
+    for (int64_t b = 1; b <= config.n_blocks; ++b) {
+      batch_norm(channels), batch_norm(channels);
+      counts.trainable += 2 * 9 * channels * channels;
+    }
+  }
+  batch_norm(channels);
+  counts.trainable += channels + 1;  // head.conv weight (1,1,1,channels) and bias
+  return counts;
+}
+
 void validate_network_config(const NetworkConfig& config) {
   auto fail = [](const std::string& message) { throw Error("network config: " + message); };
-  if (config.depth < 1 || config.depth > 10)
-    fail("depth must be in 1..10, got " + std::to_string(config.depth));
-  if (config.channels < 1) fail("channels must be positive, got " + std::to_string(config.channels));
-  if (config.n_blocks < 0) fail("n_blocks must be >= 0, got " + std::to_string(config.n_blocks));
+  // Bounds first, each small enough that the arithmetic below and in the constructor cannot
+  // overflow; the parameter budget then keeps a crafted configuration from allocating terabytes.
+  if (config.depth < 1 || config.depth > kMaxNetworkDepth)
+    fail("depth must be in 1.." + std::to_string(kMaxNetworkDepth) + ", got " + std::to_string(config.depth));
+  if (config.channels < 1 || config.channels > kMaxNetworkChannels)
+    fail("channels must be in 1.." + std::to_string(kMaxNetworkChannels) + ", got " +
+         std::to_string(config.channels));
+  if (config.n_blocks < 0 || config.n_blocks > kMaxNetworkBlocks)
+    fail("n_blocks must be in 0.." + std::to_string(kMaxNetworkBlocks) + ", got " + std::to_string(config.n_blocks));
   if (!(config.dropout >= 0.0f && config.dropout < 1.0f))
     fail("dropout must be in [0, 1), got " + std::to_string(config.dropout));
   const int64_t stride = int64_t{1} << config.depth;
-  if (config.input_size < stride || config.input_size % stride != 0)
-    fail("input_size must be a positive multiple of 2^depth = " + std::to_string(stride) + ", got " +
-         std::to_string(config.input_size));
+  if (config.input_size < stride || config.input_size > kMaxNetworkInputSize || config.input_size % stride != 0)
+    fail("input_size must be a multiple of 2^depth = " + std::to_string(stride) + " in " + std::to_string(stride) +
+         ".." + std::to_string(kMaxNetworkInputSize) + ", got " + std::to_string(config.input_size));
+  if (!std::isfinite(config.leaky_slope)) fail("leaky_slope must be finite");
+  const NetworkParameterCounts counts = network_parameter_counts(config);
+  if (counts.trainable + counts.state > kMaxNetworkParameters)
+    fail("channels=" + std::to_string(config.channels) + ", n_blocks=" + std::to_string(config.n_blocks) +
+         ", depth=" + std::to_string(config.depth) + " make " + std::to_string(counts.trainable + counts.state) +
+         " parameters, more than the limit of " + std::to_string(kMaxNetworkParameters));
 }
 
 Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(config) {

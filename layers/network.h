@@ -39,8 +39,25 @@ struct NetworkConfig {
   float dropout = 0.0f;      // rate of a Dropout before each block's conv2; 0 = none (the notebook)
 };
 
-// Throws pneumo::Error naming the field when the configuration cannot build a network.
+// Bounds of a configuration (a checkpoint's metadata is untrusted input): depth 1..10, channels
+// 1..4096, n_blocks 0..64, input_size 2^depth..16384, and at most 2^28 parameters in all (1 GiB
+// per float buffer), so no field can overflow the build arithmetic or ask for terabytes.
+constexpr int64_t kMaxNetworkDepth = 10;
+constexpr int64_t kMaxNetworkChannels = 4096;
+constexpr int64_t kMaxNetworkBlocks = 64;
+constexpr int64_t kMaxNetworkInputSize = 16384;
+constexpr int64_t kMaxNetworkParameters = int64_t{1} << 28;
+
+// Throws pneumo::Error naming the field when the configuration is out of bounds or cannot build
+// a network.
 void validate_network_config(const NetworkConfig& config);
+
+// Parameter counts of the network `config` builds (trainable, and non-trainable batch-norm state),
+// computed without building it; `config` must be valid.
+struct NetworkParameterCounts {
+  int64_t trainable = 0, state = 0;
+};
+NetworkParameterCounts network_parameter_counts(const NetworkConfig& config);
 
 struct NetworkNode {
   std::string name;            // e.g. "block2_1.conv1"; parameters are name + "." + relative

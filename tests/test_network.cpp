@@ -133,7 +133,7 @@ TEST_CASE("shapes, node order and FLOPs through the notebook graph") {
 
 TEST_CASE("bad configurations and inputs are rejected with a message") {
   CHECK_THROWS_WITH_AS(Network(Device::CPU, NetworkConfig{100, 4, 1, 3, 0}, 1),
-                       "network config: input_size must be a positive multiple of 2^depth = 8, got 100",
+                       "network config: input_size must be a multiple of 2^depth = 8 in 8..16384, got 100",
                        Error);
   CHECK_THROWS_AS(Network(Device::CPU, NetworkConfig{64, 0, 1, 3, 0}, 1), Error);
   Network network(Device::CPU, kTiny, 1);
@@ -210,7 +210,7 @@ TEST_CASE("a checkpoint reproduces the next training step bit for bit (CPU)") {
   Adam first_adam;
   train_step(context, first, first_adam, images, masks, 1e-3f);
   train_step(context, first, first_adam, images, masks, 1e-3f);
-  save_checkpoint(path, first.parameters(), CheckpointInfo{first_adam.step_count(), 0, {}});
+  save_checkpoint(path, first.parameters(), CheckpointInfo{first_adam.step_count(), 0, {}, {}});
   const StepResult a = train_step(context, first, first_adam, images, masks, 1e-3f);
 
   Network second(Device::CPU, config, 99);  // different initialization, overwritten by the load
@@ -347,7 +347,7 @@ TEST_CASE("--dropout: one node per block, the same parameter names, masks per st
   Adam first_adam;
   train_step(context, first, first_adam, images, masks, 1e-3f);
   train_step(context, first, first_adam, images, masks, 1e-3f);
-  save_checkpoint(path, first.parameters(), CheckpointInfo{first_adam.step_count(), 0, {}});
+  save_checkpoint(path, first.parameters(), CheckpointInfo{first_adam.step_count(), 0, {}, {}});
   const StepResult a = train_step(context, first, first_adam, images, masks, 1e-3f);
   Network second(Device::CPU, dropout_config, 7);
   Adam second_adam;

@@ -211,7 +211,7 @@ TEST_CASE("damaged safetensors files each give a clear error naming the file") {
       {"float_in_shape", header_with(R"({"a":{"dtype":"F32","shape":[2.0,2],"data_offsets":[0,16]}})"), "non-integer number"},
       {"not_json", header_with("not json at all"), "does not start with a JSON object"},
       {"duplicate", header_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})"), "duplicate key \"a\""},
-      {"wrong_dtype", header_with(R"({"a":{"dtype":"F16","shape":[2,4],"data_offsets":[0,16]}})"), "tensor 'a' has dtype F16; only F32 and I64 are supported"},
+      {"wrong_dtype", header_with(R"({"a":{"dtype":"F16","shape":[2,4],"data_offsets":[0,16]}})"), "tensor 'a' has dtype 'F16'; only F32 and I64 are supported"},
       {"wrong_shape", header_with(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})"), "tensor 'a' of shape (2,3) and dtype F32 does not match its 16 data bytes"},
       {"trailing", full + "xxxx", "4 trailing bytes after the last tensor's data"},
       {"gap", header_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})"), "tensor 'b' data starts at byte 12, expected 8"},

@@ -1,7 +1,11 @@
 // Image cache: pixels equal read_dicom + resize_like_skimage exactly; a stale cache (folder
 // changed, other image size, other format version) and every kind of damage (truncation, bad
 // magic, header or index bytes changed) is detected and rebuilt, never read.
+#include <cmath>
+#include <csignal>
 #include <cstring>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -133,7 +137,7 @@ TEST_CASE("a stale cache is rebuilt: folder changed, other image size, other for
     write_bytes(path, 8, std::string(reinterpret_cast<const char*>(&version), 4));
     const uint64_t checksum = fnv1a(read_bytes(path, 0, 96));
     write_bytes(path, 96, std::string(reinterpret_cast<const char*>(&checksum), 8));
-    CHECK(pneumo::cache_problem(path, image_dir(), kSize) == "format version 2, this build reads 1");
+    CHECK(pneumo::cache_problem(path, image_dir(), kSize) == "format version 3, this build reads 2");
   }
   pneumo::ImageCache cache = pneumo::ImageCache::open_or_build(path, image_dir(), kSize, false);
   check_contents(cache, image_dir());
@@ -203,6 +207,146 @@ TEST_CASE("unreadable images are recorded in the cache with their reason") {
   CHECK(cache.failures()[0].patient_id == "broken");
   CHECK(cache.failures()[0].reason.find(images + "/broken.dcm: not a DICOM file") == 0);
   CHECK(cache.find("broken") == nullptr);
+}
+
+// ---- issue 10: untrusted cache files ----------------------------------------------------------
+// Layout offsets (data/cache.cpp): header slot_count 24, index_offset 64, index_bytes 72,
+// index_checksum 88, header_checksum 96; an index record is 56 bytes: id_length 4,
+// source_width 12, slot 24, then the id.
+
+namespace {
+
+uint64_t header_field(const std::string& path, size_t offset) {
+  uint64_t value = 0;
+  std::memcpy(&value, read_bytes(path, offset, 8).data(), 8);
+  return value;
+}
+
+void write_u64(const std::string& path, size_t offset, uint64_t value) {
+  write_bytes(path, offset, std::string(reinterpret_cast<const char*>(&value), 8));
+}
+
+// What a crafted file would do: fix both checksums after changing the index or header.
+void recompute_checksums(const std::string& path) {
+  const uint64_t index_offset = header_field(path, 64), index_bytes = header_field(path, 72);
+  write_u64(path, 88, fnv1a(read_bytes(path, index_offset, index_bytes)));
+  write_u64(path, 96, fnv1a(read_bytes(path, 0, 96)));
+}
+
+// Byte offset of index record `n` (records hold no reason when every image decoded).
+uint64_t record_offset(const std::string& path, int n) {
+  uint64_t position = header_field(path, 64);
+  for (int i = 0; i < n; ++i) {
+    uint32_t id_length = 0;
+    std::memcpy(&id_length, read_bytes(path, position + 4, 4).data(), 4);
+    position += 56 + id_length;
+  }
+  return position;
+}
+
+}  // namespace
+
+TEST_CASE("flipped bits and NaNs in a pixel slot are caught by the slot checksum and the slot rebuilt") {
+  const std::string path = dataset_dir() + "/pixels.pneumocache";
+  pneumo::ImageCache::open_or_build(path, image_dir(), kSize, false);
+  SUBCASE("a few flipped bits") {
+    const size_t at = 4096 + 1000;  // inside slot 0 (ids sorted, slot i = i-th id)
+    write_bytes(path, at, std::string(1, static_cast<char>(read_bytes(path, at, 1)[0] ^ 0x24)));
+  }
+  SUBCASE("a NaN") {
+    const float nan = std::nanf("");
+    write_bytes(path, 4096 + 2 * kSize * kSize * 4 + 64, std::string(reinterpret_cast<const char*>(&nan), 4));
+  }
+  // The header and index are intact, so the cache opens; the damage shows on the first read.
+  REQUIRE(pneumo::cache_problem(path, image_dir(), kSize) == "");
+  {
+    pneumo::ImageCache cache = pneumo::ImageCache::open(path, image_dir(), kSize);
+    check_contents(cache, image_dir());  // the repaired pixels equal decode + resize exactly
+    CHECK(cache.repaired_count() == 1);
+  }
+  pneumo::ImageCache again = pneumo::ImageCache::open(path, image_dir(), kSize);
+  check_contents(again, image_dir());
+  CHECK(again.repaired_count() == 0);  // the slot was written back
+}
+
+TEST_CASE("a crafted index with recomputed checksums is caught") {
+  const std::string path = dataset_dir() + "/crafted.pneumocache";
+  pneumo::ImageCache::open_or_build(path, image_dir(), kSize, false);
+  SUBCASE("two slots swapped: images would pair with the wrong labels") {
+    const uint64_t first = record_offset(path, 0), second = record_offset(path, 1);
+    write_u64(path, first + 24, 1);
+    write_u64(path, second + 24, 0);
+    recompute_checksums(path);
+    REQUIRE(pneumo::cache_problem(path, image_dir(), kSize) == "");
+    pneumo::ImageCache cache = pneumo::ImageCache::open(path, image_dir(), kSize);
+    check_contents(cache, image_dir());  // each slot's checksum is seeded with its id: both caught
+    CHECK(cache.repaired_count() == 2);
+    return;
+  }
+  std::string expected;
+  SUBCASE("a slot_count whose size check would overflow") {
+    write_u64(path, 24, 0x8000000000000000ULL / (kSize * kSize * 4) + 2);
+    recompute_checksums(path);
+    expected = "damaged header (inconsistent sizes)";
+  }
+  SUBCASE("a source width of 2^31-1 (box masks would ask for a terabyte)") {
+    const int32_t width = 2147483647;
+    write_bytes(path, record_offset(path, 3) + 12, std::string(reinterpret_cast<const char*>(&width), 4));
+    recompute_checksums(path);
+    expected = "damaged index (bad record 3: source size 2147483647x96 out of bounds)";
+  }
+  SUBCASE("a record's id renamed to another file's") {
+    const uint64_t record = record_offset(path, 0);
+    std::string id = read_bytes(path, record + 56, 4);
+    id[0] = id[0] == 'x' ? 'y' : 'x';
+    write_bytes(path, record + 56, id);
+    recompute_checksums(path);
+    expected = "damaged index (bad record 0: patient id";
+  }
+  const std::string problem = pneumo::cache_problem(path, image_dir(), kSize);
+  CHECK_MESSAGE(problem.rfind(expected, 0) == 0, problem);
+  pneumo::ImageCache cache = pneumo::ImageCache::open_or_build(path, image_dir(), kSize, false);
+  CHECK(cache.rebuilt());
+  check_contents(cache, image_dir());
+}
+
+TEST_CASE("a full disk is a clear error, and the temporary file is removed") {
+  const std::string path = dataset_dir() + "/full.pneumocache";
+  // RLIMIT_FSIZE stands in for a full disk: writes past it fail (EFBIG) once SIGXFSZ is ignored.
+  struct rlimit saved;
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 8192;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string message;
+  try {
+    pneumo::build_cache(path, image_dir(), kSize, false);
+  } catch (const pneumo::Error& error) {
+    message = error.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous);
+  CHECK_MESSAGE(message.find("cannot reserve") != std::string::npos, message);
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK(!fs::exists(path));
+  for (const auto& entry : fs::directory_iterator(dataset_dir()))
+    CHECK(entry.path().filename().string().find("full.pneumocache.tmp") == std::string::npos);
+}
+
+TEST_CASE("a temporary file left by a killed cache build is removed by the next build") {
+  const std::string path = dataset_dir() + "/killed.pneumocache";
+  const pid_t child = ::fork();  // a process id that is certainly dead afterwards
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const std::string stale = path + ".tmp." + std::to_string(child);
+  const std::string live = path + ".tmp." + std::to_string(::getppid());  // a live process
+  std::ofstream(stale) << "half a cache";
+  std::ofstream(live) << "someone else's build";
+  pneumo::ImageCache::open_or_build(path, image_dir(), kSize, false);
+  CHECK(!fs::exists(stale));
+  CHECK(fs::exists(live));
+  fs::remove(live);
 }
 
 TEST_CASE("cleanup") { fs::remove_all(dataset_dir()); }
