@@ -40,6 +40,8 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the dataset directory)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
   arguments.option("stop-after", "N", "0", "act as if Ctrl-C came after N batches (to test --resume)");
+  arguments.option("inspect-every", "K", "0", "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
+                   "(draw them with pneumo inspect --run RUN_DIR); 0 = off");
   if (!arguments.parse(argv)) return 0;
 
   TrainOutcome outcome;
@@ -54,6 +56,7 @@ int run_train(const std::vector<std::string>& argv) {
     if (arguments.has("workers")) settings.workers = arguments.integer("workers");
     if (arguments.has("cache-dir")) settings.cache_dir = arguments.text("cache-dir");
     settings.stop_after_batches = arguments.integer("stop-after");
+    settings.inspect_every = arguments.integer("inspect-every");
     outcome = run_training(settings, true);
   } else {
     if (arguments.text("data").empty()) throw Error("--data is required (or --resume RUN_DIR)");
@@ -81,6 +84,7 @@ int run_train(const std::vector<std::string>& argv) {
     settings.cache_dir = arguments.text("cache-dir");
     settings.max_unreadable_fraction = arguments.number("max-unreadable");
     settings.stop_after_batches = arguments.integer("stop-after");
+    settings.inspect_every = arguments.integer("inspect-every");
     outcome = run_training(settings, false);
   }
   return outcome.interrupted ? 130 : 0;

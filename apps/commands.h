@@ -16,5 +16,6 @@ int run_show(const std::vector<std::string>& arguments);      // apps/command_sh
 int run_synth(const std::vector<std::string>& arguments);     // apps/command_data.cpp
 int run_summary(const std::vector<std::string>& arguments);   // apps/command_summary.cpp
 int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp
+int run_inspect(const std::vector<std::string>& arguments);   // apps/command_inspect.cpp
 
 }  // namespace pneumo::cli

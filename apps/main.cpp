@@ -26,6 +26,7 @@ const CommandEntry commands[] = {
     {"show", pneumo::cli::run_show, "render a DICOM to PNG with label and predicted boxes"},
     {"synth", pneumo::cli::run_synth, "write a synthetic dataset in the RSNA layout"},
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
+    {"inspect", pneumo::cli::run_inspect, "one training step drawn layer by layer as an HTML page (or --run: layer statistics)"},
 };
 
 void print_usage(FILE* stream) {

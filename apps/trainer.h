@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/inspect_record.h"
 #include "apps/learning_curves.h"
 #include "apps/run_files.h"
 #include "apps/training.h"
@@ -86,6 +87,7 @@ class Trainer {
   std::string last_path_, best_path_;
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
   Tensor images_, masks_;  // (B,S,S,1) each
+  std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K
 };
 
 }  // namespace pneumo::cli

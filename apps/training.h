@@ -8,6 +8,7 @@
 //   best.safetensors      checkpoint of the epoch with the best validation mAP
 //   validation_labels.csv the validation split's labels (for `pneumo evaluate`)
 //   validation_grid.png   a validation batch with true (green) and predicted (orange) boxes
+//   inspect.csv           per-layer statistics every K steps, with --inspect-every K
 //   log.txt               everything printed
 #pragma once
 #include <cstdint>
@@ -37,6 +38,7 @@ struct TrainSettings {
   double threshold = 0.5;          // probability threshold of the post-processing
   double max_unreadable_fraction = 0.0;
   int64_t stop_after_batches = 0;  // > 0: behave as if Ctrl-C came after this many batches (tests)
+  int64_t inspect_every = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
 };
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560
