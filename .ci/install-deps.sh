@@ -4,7 +4,8 @@
 # project's machines); without it the CPU back end still builds.
 set -euo pipefail
 packages=(cmake g++ make libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libstb-dev doctest-dev
-          python3-numpy python3-torch python3-skimage python3-pydicom)
+          python3-numpy python3-torch python3-skimage python3-pydicom
+          chromium)  # chromium: the headless browser test of the `pneumo inspect` page
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -51,6 +51,7 @@ int run_history_page(const std::string& run_dir, std::string out) {
   const std::string csv = run_dir + "/inspect.csv";
   if (!path_exists(csv)) throw Error(csv + ": not found; record it with pneumo train --inspect-every K");
   if (out.empty()) out = run_dir + "/inspect.html";
+  make_directories(absolute_folder_of(out));
   const std::vector<LayerStatisticsRow> rows = read_statistics_csv(csv);
   if (rows.empty()) throw Error(csv + ": no rows recorded yet");
   write_text_atomic(out, training_statistics_page_html(rows, run_dir));
@@ -116,6 +117,7 @@ int run_inspect(const std::vector<std::string>& argv) {
   if (!labels_path.empty()) boxes = read_labels(labels_path).boxes_for(id);
   const std::string out = arguments.text("out");
   require_not_an_input(out, {checkpoint, dicom, labels_path});
+  make_directories(absolute_folder_of(out));  // before the step, so a bad path fails at once
 
   const Device device = resolve_device(arguments.text("device"));
   Context context(device);

@@ -50,6 +50,13 @@ std::string with_commas(int64_t value) {
 
 std::string shape_text(Shape shape) { return shape_string(shape); }
 
+std::string flops_text(int64_t flops) {
+  const double value = static_cast<double>(flops);
+  if (value >= 1e9) return number(value * 1e-9, 3) + " GFLOP";
+  if (value >= 1e6) return number(value * 1e-6, 3) + " MFLOP";
+  return number(value * 1e-3, 3) + " kFLOP";
+}
+
 // ---- pictures -------------------------------------------------------------------------------
 
 std::string base64(const std::vector<uint8_t>& bytes) {
@@ -242,7 +249,7 @@ struct LineSeriesSvg {
 
 // Lines over steps; log_y draws log10 of positive values (non-positive points are skipped).
 std::string svg_lines(const std::string& title, const std::string& y_label, const std::vector<LineSeriesSvg>& series,
-                      bool log_y) {
+                      bool log_y, bool unit_range = false) {
   const int width = 920, height = 340, left = 70, right = 20, top = 28, bottom = 40;
   const int plot_w = width - left - right, plot_h = height - top - bottom;
   double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
@@ -269,6 +276,10 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
   if (log_y) {
     y_min = std::floor(y_min);
     y_max = std::ceil(y_max);
+  }
+  if (unit_range) {  // shares: always the whole 0..1
+    y_min = 0;
+    y_max = 1;
   }
   auto px = [&](double v) { return left + plot_w * (v - x_min) / (x_max - x_min); };
   auto py = [&](double v) { return top + plot_h - plot_h * (v - y_min) / (y_max - y_min); };
@@ -412,7 +423,7 @@ std::string flow_section(const InspectedStep& step) {
     html += "<span class=\"arrow\">&#8594;</span><a class=\"card k-" + node.kind + "\" href=\"#node-" + html_escape(node.name) +
             "\" title=\"" + html_escape(node.name) + "\"><b>" + html_escape(node.name) + "</b>" + node.kind + "<br/>" +
             shape_text(node.output_shape) + "<br/>" + with_commas(node.parameter_count) + " params<br/>" +
-            number(static_cast<double>(node.flops) * 1e-6, 3) + " MFLOP<br/>fwd " + number(node.forward_ms, 3) +
+            flops_text(node.flops) + "<br/>fwd " + number(node.forward_ms, 3) +
             " ms, bwd " + number(node.backward_ms, 3) + " ms";
     if (node.inputs.size() > 1 && node.inputs[1] >= 0)
       html += "<br/>+ " + html_escape(step.nodes[static_cast<size_t>(node.inputs[1])].name);
@@ -479,12 +490,15 @@ std::string boxes_section(const InspectedStep& step, const InspectSource& source
   std::string predicted_caption = "predicted boxes (orange) with their confidence, " + std::to_string(predicted.size()) + " found";
   figure(png_uri(prediction.png_bytes()), prediction.width(), predicted_caption);
   html += "</div><table><tr><th>predicted box</th><th>x</th><th>y</th><th>width</th><th>height</th><th>confidence</th></tr>";
-  for (size_t i = 0; i < predicted.size(); ++i) {
+  constexpr size_t kMaxRows = 12;
+  for (size_t i = 0; i < std::min(predicted.size(), kMaxRows); ++i) {
     const Box& box = predicted[i].box;
     html += "<tr><td>" + std::to_string(i + 1) + "</td><td>" + std::to_string(box.x) + "</td><td>" + std::to_string(box.y) +
             "</td><td>" + std::to_string(box.width) + "</td><td>" + std::to_string(box.height) + "</td><td>" +
             number(predicted[i].confidence) + "</td></tr>";
   }
+  if (predicted.size() > kMaxRows)
+    html += "<tr><td>... " + std::to_string(predicted.size() - kMaxRows) + " more</td><td></td><td></td><td></td><td></td><td></td></tr>";
   for (const Box& box : source.true_boxes)
     html += "<tr><td>true box</td><td>" + std::to_string(box.x) + "</td><td>" + std::to_string(box.y) + "</td><td>" +
             std::to_string(box.width) + "</td><td>" + std::to_string(box.height) + "</td><td></td></tr>";
@@ -507,7 +521,7 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
 
   html += "<div class=\"row\"><div class=\"panel\"><h4>output for this X-ray</h4>" +
           strip_html(channel_strip(node.output, H, W, C, false), false, node.name + " output") + "</div><div class=\"panel\">" +
-          svg_histogram(node.activation, "#4272c4", "histogram of all " + with_commas(node.activation.count) + " output values (log height)") +
+          svg_histogram(node.activation, "#4272c4", "all " + with_commas(node.activation.count) + " output values (log height)") +
           "<table><tr><th>output</th><th>value</th></tr><tr><td>mean</td><td>" + stat("activation_mean", node.activation.mean) +
           "</td></tr><tr><td>standard deviation</td><td>" + stat("activation_std", node.activation.std) +
           "</td></tr><tr><td>min / max</td><td>" + stat("activation_min", node.activation.min) + " / " +
@@ -519,7 +533,7 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
 
   html += "<div class=\"row\"><div class=\"panel\"><h4>d loss / d output: where a change of this output would change the loss</h4>" +
           strip_html(channel_strip(node.output_gradient, H, W, C, true), true, node.name + " gradient") +
-          "</div><div class=\"panel\">" + svg_histogram(node.gradient, "#b2182b", "histogram of d loss / d output (log height)") +
+          "</div><div class=\"panel\">" + svg_histogram(node.gradient, "#b2182b", "d loss / d output values (log height)") +
           "<table><tr><th>gradient</th><th>value</th></tr><tr><td>L2 norm</td><td>" + stat("gradient_norm", node.gradient.norm) +
           "</td></tr><tr><td>min / max</td><td>" + stat("gradient_min", node.gradient.min) + " / " +
           stat("gradient_max", node.gradient.max) + "</td></tr></table></div></div>";
@@ -717,7 +731,8 @@ std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>&
   };
   for (const Chart& chart : charts) {
     html += "<h2>" + std::string(chart.title) + "</h2><p class=\"what\">" + chart.explanation + "</p>";
-    html += svg_lines(chart.title, chart.y_label, series_of(chart.kind, chart.parameters, chart.field), chart.log_y);
+    html += svg_lines(chart.title, chart.y_label, series_of(chart.kind, chart.parameters, chart.field), chart.log_y,
+                      chart.field == &LayerStatisticsRow::dead_unit_fraction);
   }
   html += "</main></body></html>\n";
   return html;
