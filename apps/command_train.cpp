@@ -43,6 +43,8 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("inspect-every", "K", "0", "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
                    "(draw them with pneumo inspect --run RUN_DIR); 0 = off");
   if (!arguments.parse(argv)) return 0;
+  if (arguments.integer("inspect-every") < 0)
+    throw Error("--inspect-every: expected K >= 0 (0 = off), got " + arguments.text("inspect-every"));
 
   TrainOutcome outcome;
   if (!arguments.text("resume").empty()) {
