@@ -22,7 +22,7 @@ namespace {
 
 constexpr int kMaxChannels = 8;   // channels drawn per node
 constexpr int kMaxTile = 64;      // stored tile side (pixels); larger maps are box-averaged down
-constexpr int kTileDisplay = 96;  // displayed tile side (CSS pixels)
+constexpr int kTileDisplay = 84;  // displayed tile side (CSS pixels)
 
 // ---- text -----------------------------------------------------------------------------------
 
@@ -327,7 +327,7 @@ std::string css_color(Color color) {
 
 const char* kStyle = R"(
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f6f6f3;color:#1d1d1d;line-height:1.45}
-main{max-width:1180px;margin:0 auto;padding:18px 28px 60px}
+main{max-width:1240px;margin:0 auto;padding:18px 28px 60px}
 h1{font-size:28px;margin:10px 0 4px}h2{font-size:22px;margin:34px 0 6px;border-bottom:2px solid #ddd;padding-bottom:4px}
 h3{font-size:18px;margin:0 0 4px}h4{font-size:13px;margin:6px 0 4px;color:#444;font-weight:600}
 p.what{margin:2px 0 8px;color:#333;max-width:980px}
