@@ -371,7 +371,8 @@ std::string explanation(const std::string& kind) {
   if (kind == "Conv2d")
     return "A convolution: every output channel is one learned filter slid over all input channels. Look for "
            "channels that pick out edges, the lungs or the bright opacities, and compare the size of the "
-           "update with the size of the weight: a healthy ratio is roughly 1e-4 to 1e-2 per step.";
+           "update with the size of the weight: a healthy ratio is roughly 1e-4 to 1e-2 per step (Adam's first "
+           "steps move every weight by about the learning rate, so a fresh network starts higher).";
   if (kind == "BatchNorm2d")
     return "Batch normalisation: each channel is shifted and scaled to mean 0 and variance 1 over the batch "
            "(then by the learned gamma and beta). Compare the batch statistics of this step with the running "
