@@ -6,7 +6,8 @@
 set -euo pipefail
 packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang
           libopenmpi-dev openmpi-bin
-          python3-numpy python3-torch python3-skimage python3-pydicom)
+          python3-numpy python3-torch python3-skimage python3-pydicom
+          chromium)  # chromium: the headless browser test of the `pneumo inspect` page
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

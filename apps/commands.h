@@ -19,5 +19,6 @@ int run_summary(const std::vector<std::string>& arguments);   // apps/command_su
 int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp
 int run_tune(const std::vector<std::string>& arguments);      // apps/command_tune.cpp
 int run_version(const std::vector<std::string>& arguments);   // apps/command_version.cpp
+int run_inspect(const std::vector<std::string>& arguments);   // apps/command_inspect.cpp
 
 }  // namespace pneumo::cli

@@ -31,6 +31,7 @@ const CommandEntry commands[] = {
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
     {"tune", pneumo::cli::run_tune, "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
     {"version", pneumo::cli::run_version, "version, build and machine report for a bug report (also --version)"},
+    {"inspect", pneumo::cli::run_inspect, "one training step drawn layer by layer as an HTML page (or --run: layer statistics)"},
 };
 
 void print_usage(FILE* stream) {

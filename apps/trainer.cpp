@@ -126,6 +126,8 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
     hash = fnv1a(run_state, sizeof run_state, hash);
     check_ranks_agree(resume ? "checkpoint (" + last_path_ + ")" : std::string("initial parameters"), hash);
   }
+  if (settings_.inspect_every > 0 && communicator_->is_root())  // rank 0 records (its slice)
+    recorder_ = std::make_unique<TrainingRecorder>(settings_.run_dir, settings_.inspect_every, adam_.step_count() + 1);
   log_.line("network: " + std::to_string(network_->trainable_parameter_count()) + " trainable parameters, input " +
             std::to_string(settings_.network.input_size) + "x" + std::to_string(settings_.network.input_size) +
             ", batch " + std::to_string(settings_.batch_size) + ", " + std::to_string(settings_.epochs) + " epochs");
@@ -267,8 +269,11 @@ bool Trainer::train_epoch() {
       images_.set_values(image_range(batch.images, first, slice, pixels));
       masks_.set_values(image_range(batch.masks, first, slice, pixels));
     }
+    const bool record = recorder_ && recorder_->due(adam_.step_count() + 1);
+    if (record) recorder_->before_step(*network_);
     const StepResult step =
         train_step(context_, *network_, adam_, images_, masks_, static_cast<float>(learning_rate), *communicator_);
+    if (record) recorder_->after_step(*network_, adam_.step_count(), epoch + 1);
     if (!std::isfinite(step.loss.loss)) {
       progress.finish();
       throw Error("non-finite loss (" + std::to_string(step.loss.loss) + ") at epoch " + std::to_string(epoch + 1) +
@@ -362,6 +367,10 @@ TrainOutcome Trainer::run() {
     outcome.epochs_done = state_.epoch;
   }
   outcome.best_validation_map = std::max(0.0, state_.best_map);
+  if (recorder_)
+    log_.line("layer statistics: " + std::to_string(recorder_->steps_recorded()) + " steps recorded in " +
+              std::to_string(recorder_->seconds_spent()) + " s -> " + recorder_->path() + " (pneumo inspect --run " +
+              settings_.run_dir + ")");
   log_.line("done: best validation mAP " + std::to_string(outcome.best_validation_map) + "; checkpoints " +
             last_path_ + ", " + best_path_ + "; history " + settings_.run_dir + "/history.csv; curves " +
             settings_.run_dir + "/curves.png");

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/inspect_record.h"
 #include "apps/learning_curves.h"
 #include "apps/run_files.h"
 #include "apps/training.h"
@@ -102,6 +103,7 @@ class Trainer {
   std::string last_path_, best_path_;
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
   Tensor images_, masks_;  // (B/ranks,S,S,1) each: this rank's slice
+  std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K
 };
 
 }  // namespace pneumo::cli

@@ -8,6 +8,7 @@
 //   best.safetensors      checkpoint of the epoch with the best validation mAP
 //   validation_labels.csv the validation split's labels (for `pneumo evaluate`)
 //   validation_grid.png   a validation batch with true (green) and predicted (orange) boxes
+//   inspect.csv           per-layer statistics every K steps, with --inspect-every K
 //   log.txt               everything printed
 #pragma once
 #include <cstdint>
@@ -40,6 +41,7 @@ struct TrainSettings {
   // Data-parallel runs (engine/distributed.md): batch-norm statistics over the global batch
   // (synchronized, equal to one process) or over each rank's slice (per-rank, as PyTorch's DDP).
   bool synchronized_batch_norm = true;
+  int64_t inspect_every = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
 };
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560

@@ -147,4 +147,23 @@ void Picture::save_png(const std::string& path) const {
   }
 }
 
+std::vector<uint8_t> Picture::png_bytes() const { return encode_png(pixels_.data(), width_, height_, 3); }
+
+namespace {
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), bytes, bytes + size);
+}
+}  // namespace
+
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels) {
+  PNEUMO_REQUIRE(width > 0 && height > 0 && (channels == 1 || channels == 3 || channels == 4),
+                 "encode_png: bad image size or channel count");
+  std::vector<uint8_t> out;
+  if (!stbi_write_png_to_func(append_bytes, &out, width, height, channels, pixels, width * channels))
+    throw Error("cannot encode a " + std::to_string(width) + "x" + std::to_string(height) + " PNG");
+  return out;
+}
+
 }  // namespace pneumo

@@ -38,6 +38,8 @@ class Picture {
                  int out_height);
   // Writes an RGB PNG atomically (temporary file, then rename); pneumo::Error on failure.
   void save_png(const std::string& path) const;
+  // The same PNG in memory (e.g. for a data: URI in an HTML page).
+  std::vector<uint8_t> png_bytes() const;
 
   const std::vector<uint8_t>& rgb() const { return pixels_; }  // (H,W,3)
 
@@ -45,5 +47,9 @@ class Picture {
   int width_, height_;
   std::vector<uint8_t> pixels_;  // (H,W,3)
 };
+
+// PNG bytes of an 8-bit image (height,width,channels) row-major; channels 1 (grey), 3 (RGB) or 4.
+// Throws pneumo::Error when encoding fails.
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels);
 
 }  // namespace pneumo
