@@ -16,5 +16,9 @@ int run_show(const std::vector<std::string>& arguments);      // apps/command_sh
 int run_synth(const std::vector<std::string>& arguments);     // apps/command_data.cpp
 int run_summary(const std::vector<std::string>& arguments);   // apps/command_summary.cpp
 int run_demo(const std::vector<std::string>& arguments);      // apps/command_demo.cpp
+int run_dump_batches(const std::vector<std::string>& arguments);  // apps/command_dump_batches.cpp
+#ifdef PNEUMO_HAVE_ONNX
+int run_export(const std::vector<std::string>& arguments);    // apps/command_export.cpp (built with libonnx)
+#endif
 
 }  // namespace pneumo::cli

@@ -26,6 +26,10 @@ const CommandEntry commands[] = {
     {"show", pneumo::cli::run_show, "render a DICOM to PNG with label and predicted boxes"},
     {"synth", pneumo::cli::run_synth, "write a synthetic dataset in the RSNA layout"},
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
+    {"dump-batches", pneumo::cli::run_dump_batches, "write training batches and initial weights for comparing frameworks"},
+#ifdef PNEUMO_HAVE_ONNX
+    {"export", pneumo::cli::run_export, "write a checkpoint's network as an ONNX model (built with libonnx)"},
+#endif
 };
 
 void print_usage(FILE* stream) {

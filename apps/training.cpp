@@ -18,6 +18,7 @@
 #include "engine/check.h"
 #include "engine/context.h"
 #include "layers/adam.h"
+#include "layers/batch_norm.h"
 #include "layers/checkpoint.h"
 #include "layers/training_step.h"
 
@@ -128,6 +129,15 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.n_blocks"] = std::to_string(config.n_blocks);
   metadata["network.depth"] = std::to_string(config.depth);
   metadata["network.leaky_slope"] = exact_number(config.leaky_slope);
+  // What an outsider needs besides the tensors to rebuild the model (README "Using a checkpoint
+  // elsewhere"); informational: read back by nothing in pneumo.
+  metadata["network.bn_epsilon"] = exact_number(BatchNorm2d(1).epsilon());
+  metadata["network.bn_momentum"] = exact_number(BatchNorm2d(1).momentum());
+  metadata["network.upsample"] = "nearest";
+  metadata["network.input_scaling"] =
+      "DICOM pixel / (2^BitsStored - 1) in [0,1] (MONOCHROME1 inverted), resized to input_size x input_size "
+      "(scikit-image resize, bilinear, mode=reflect); no mean/std normalisation";
+  metadata["network.layout"] = "activations NHWC; conv weights (K,R,S,C); input (N,S,S,1)";
 }
 
 NetworkConfig network_config_from_metadata(const std::map<std::string, std::string>& metadata,
