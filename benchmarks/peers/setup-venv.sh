@@ -13,11 +13,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
-"${pip[@]}" numpy onnx onnxruntime safetensors matplotlib
-if [ "${PNEUMO_PEERS_ONNX_ONLY:-0}" = 1 ]; then
+"${pip[@]}" numpy onnx onnxruntime safetensors
+if [ "${PNEUMO_PEERS_ONNX_ONLY:-0}" = 1 ]; then  # what CTest's onnx_runtime_check needs (~30 s)
   echo "setup-venv: $venv (onnx, onnxruntime only)"; exit 0
 fi
-"${pip[@]}" tensorflow-cpu
+"${pip[@]}" matplotlib tensorflow-cpu
 if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
   if ! timeout 600 "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null; then
     echo "setup-venv: the PyTorch CPU wheel index cannot be reached; installing torch from PyPI (CUDA wheels)"
