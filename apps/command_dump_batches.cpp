@@ -23,7 +23,9 @@ int run_dump_batches(const std::vector<std::string>& argv) {
                       "the network --seed builds, to one safetensors file:\n"
                       "  images, masks (B*N,S,S,1)   batch b is rows b*N .. b*N+N-1\n"
                       "  initial.<parameter>         every parameter and running statistic, pneumo's layout\n"
-                      "metadata: the network configuration (as a checkpoint's), batch_size, batches, seed.");
+                      "metadata: the network configuration (as a checkpoint's), batch_size, batches, seed.\n"
+                      "With --all: every labelled image once, in sorted id order (batches of --batch, the last\n"
+                      "one partial), metadata ids = the patient ids joined by ','.");
   arguments.option("data", "DIR", "", "dataset in the RSNA layout (e.g. from pneumo synth)");
   arguments.option("size", "S", "32", "input size");
   arguments.option("channels", "N", "4", "channels of the first convolution");
@@ -34,12 +36,14 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   arguments.option("seed", "N", "1", "seed of the loader's shuffle and of the initial weights");
   arguments.option("workers", "N", "2", "loader threads (the batches do not depend on it)");
   arguments.option("out", "FILE", "batches.safetensors", "the file to write");
+  arguments.flag("all", "every labelled image once, sorted by id (for training elsewhere on pneumo's inputs)");
   if (!arguments.parse(argv)) return 0;
   if (arguments.text("data").empty()) throw Error("--data is required");
   const NetworkConfig config{arguments.integer("size"), arguments.integer("channels"), arguments.integer("blocks"),
                              arguments.integer("depth"), 0.0f};
   validate_network_config(config);
-  const int64_t batch_size = arguments.integer("batch"), batches = arguments.integer("batches");
+  const int64_t batch_size = arguments.integer("batch");
+  int64_t batches = arguments.integer("batches");
   if (batch_size < 1 || batches < 1) throw Error("--batch and --batches must be >= 1");
   const uint64_t seed = static_cast<uint64_t>(arguments.integer("seed"));
 
@@ -57,11 +61,22 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   loader_config.workers = static_cast<int>(std::max<int64_t>(1, arguments.integer("workers")));
   loader_config.seed = seed;
   loader_config.flip = false;
-  BatchLoader loader(ids, &labels, LoaderMode::Train, loader_config);
+  const bool all = arguments.has("all");
+  BatchLoader loader(ids, &labels, all ? LoaderMode::Evaluate : LoaderMode::Train, loader_config);
 
   std::vector<float> images, masks;  // (B*N,S,S,1)
   Batch batch;
-  for (int epoch = 0; static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size;
+  std::string kept_ids;
+  if (all) {
+    loader.start_epoch(0);
+    while (loader.next(batch)) {
+      images.insert(images.end(), batch.images.begin(), batch.images.end());
+      masks.insert(masks.end(), batch.masks.begin(), batch.masks.end());
+      for (const auto& id : batch.patient_ids) kept_ids += (kept_ids.empty() ? "" : ",") + id;
+    }
+    batches = 0;
+  }
+  for (int epoch = 0; !all && static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size;
        ++epoch) {
     loader.start_epoch(epoch);
     while (static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size &&
@@ -71,7 +86,8 @@ int run_dump_batches(const std::vector<std::string>& argv) {
       masks.insert(masks.end(), batch.masks.begin(), batch.masks.end());
     }
   }
-  const Shape shape{batches * batch_size, config.input_size, config.input_size, 1};
+  const int64_t rows = static_cast<int64_t>(images.size()) / (config.input_size * config.input_size);
+  const Shape shape{rows, config.input_size, config.input_size, 1};
   SafetensorsContents contents;
   contents.tensors.push_back(SafetensorsTensor::from_floats("images", shape, images.data()));
   contents.tensors.push_back(SafetensorsTensor::from_floats("masks", shape, masks.data()));
@@ -84,9 +100,10 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   contents.metadata["batch_size"] = std::to_string(batch_size);
   contents.metadata["batches"] = std::to_string(batches);
   contents.metadata["seed"] = std::to_string(seed);
+  if (all) contents.metadata["ids"] = kept_ids;
   write_safetensors(arguments.text("out"), contents);
-  std::printf("wrote %s: %lld batches of %lld images %lldx%lld and %zu initial tensors\n", arguments.text("out").c_str(),
-              static_cast<long long>(batches), static_cast<long long>(batch_size),
+  std::printf("wrote %s: %lld images %lldx%lld and %zu initial tensors\n", arguments.text("out").c_str(),
+              static_cast<long long>(rows),
               static_cast<long long>(config.input_size), static_cast<long long>(config.input_size),
               network.parameters().entries().size());
   return 0;
