@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <sstream>
 #include <unordered_set>
@@ -131,8 +132,16 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.leaky_slope"] = exact_number(config.leaky_slope);
   // What an outsider needs besides the tensors to rebuild the model (README "Using a checkpoint
   // elsewhere"); informational: read back by nothing in pneumo.
-  metadata["network.bn_epsilon"] = exact_number(BatchNorm2d(1).epsilon());
-  metadata["network.bn_momentum"] = exact_number(BatchNorm2d(1).momentum());
+  auto shortest = [](float value) {  // the shortest decimal that reads back as this float: "0.001"
+    char text[32];
+    for (int digits = 1; digits <= 9; ++digits) {
+      std::snprintf(text, sizeof text, "%.*g", digits, static_cast<double>(value));
+      if (std::strtof(text, nullptr) == value) break;
+    }
+    return std::string(text);
+  };
+  metadata["network.bn_epsilon"] = shortest(BatchNorm2d(1).epsilon());
+  metadata["network.bn_momentum"] = shortest(BatchNorm2d(1).momentum());
   metadata["network.upsample"] = "nearest";
   metadata["network.input_scaling"] =
       "DICOM pixel / (2^BitsStored - 1) in [0,1] (MONOCHROME1 inverted), resized to input_size x input_size "
