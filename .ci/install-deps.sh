@@ -6,6 +6,7 @@
 set -euo pipefail
 packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang
           libopenmpi-dev openmpi-bin
+          libonnx-dev libprotobuf-dev python3-venv
           python3-numpy python3-torch python3-skimage python3-pydicom
           chromium)  # chromium: the headless browser test of the `pneumo inspect` page
 missing=()
@@ -14,10 +15,16 @@ for package in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Best effort, outside the repository: ONNX + ONNX Runtime from PyPI for CTest's onnx_runtime_check
+# (~30 s). Without PyPI the test reports SKIPPED; nothing else needs it.
+if [ "${PNEUMO_NO_PYPI:-0}" != 1 ]; then
+  timeout 300 env PNEUMO_PEERS_ONNX_ONLY=1 bash "$(dirname "$0")/../benchmarks/peers/setup-venv.sh" \
+    || echo "install-deps: no ONNX Runtime environment (PyPI unreachable?); onnx_runtime_check will be skipped"
+fi

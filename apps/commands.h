@@ -20,5 +20,9 @@ int run_demo(const std::vector<std::string>& arguments);      // apps/command_de
 int run_tune(const std::vector<std::string>& arguments);      // apps/command_tune.cpp
 int run_version(const std::vector<std::string>& arguments);   // apps/command_version.cpp
 int run_inspect(const std::vector<std::string>& arguments);   // apps/command_inspect.cpp
+int run_dump_batches(const std::vector<std::string>& arguments);  // apps/command_dump_batches.cpp
+#ifdef PNEUMO_HAVE_ONNX
+int run_export(const std::vector<std::string>& arguments);    // apps/command_export.cpp (built with libonnx)
+#endif
 
 }  // namespace pneumo::cli

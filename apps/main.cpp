@@ -32,6 +32,10 @@ const CommandEntry commands[] = {
     {"tune", pneumo::cli::run_tune, "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
     {"version", pneumo::cli::run_version, "version, build and machine report for a bug report (also --version)"},
     {"inspect", pneumo::cli::run_inspect, "one training step drawn layer by layer as an HTML page (or --run: layer statistics)"},
+    {"dump-batches", pneumo::cli::run_dump_batches, "write training batches and initial weights for comparing frameworks"},
+#ifdef PNEUMO_HAVE_ONNX
+    {"export", pneumo::cli::run_export, "write a checkpoint's network as an ONNX model (built with libonnx)"},
+#endif
 };
 
 void print_usage(FILE* stream) {

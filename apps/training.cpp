@@ -1,10 +1,13 @@
 #include "apps/training.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "apps/run_files.h"
 #include "engine/check.h"
+#include "layers/batch_norm.h"
 
 namespace pneumo::cli {
 
@@ -121,6 +124,25 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.depth"] = std::to_string(config.depth);
   metadata["network.leaky_slope"] = exact_number(config.leaky_slope);
   metadata["network.dropout"] = exact_number(config.dropout);
+  // What an outsider needs besides the tensors to rebuild the model (README "Using a checkpoint
+  // elsewhere"); informational: read back by nothing in pneumo.
+  auto shortest = [](float value) {  // the shortest decimal that reads back as this float: "0.001"
+    char text[32];
+    for (int digits = 1; digits <= 9; ++digits) {
+      std::snprintf(text, sizeof text, "%.*g", digits, static_cast<double>(value));
+      if (std::strtof(text, nullptr) == value) break;
+    }
+    return std::string(text);
+  };
+  metadata["network.bn_epsilon"] = shortest(BatchNorm2d(1).epsilon());
+  metadata["network.bn_momentum"] = shortest(BatchNorm2d(1).momentum());
+  metadata["network.upsample"] = "nearest";
+  metadata["network.input_scaling"] =
+      "DICOM pixels mapped to [0,1]: plain unsigned files (RSNA's 8-bit) v / (2^BitsStored - 1), else the "
+      "modality rescale, then the VOI window when the file has one, else the stored range (MONOCHROME1 "
+      "inverted; data/decoding.md); resized to input_size x input_size (scikit-image resize, bilinear, "
+      "mode=reflect); no mean/std normalisation";
+  metadata["network.layout"] = "activations NHWC; conv weights (K,R,S,C); input (N,S,S,1)";
 }
 
 NetworkConfig network_config_from_metadata(const std::map<std::string, std::string>& metadata,
