@@ -43,6 +43,8 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("stop-after", "N", "0", "act as if Ctrl-C came after N batches (to test --resume)");
   arguments.option("bn-statistics", "global|per-rank", "global",
                    "under mpirun: batch-norm statistics over the global batch (equal to one process) or each rank's slice");
+  arguments.option("gradient-buckets", "MB", "0",
+                   "under mpirun: sum the gradients in buckets of MB overlapped with the backward pass (0: one sum after it)");
   arguments.option("inspect-every", "K", "0", "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
                    "(draw them with pneumo inspect --run RUN_DIR); 0 = off");
   if (!arguments.parse(argv)) return 0;
@@ -63,6 +65,7 @@ int run_train(const std::vector<std::string>& argv) {
     if (arguments.has("cache-dir")) settings.cache_dir = arguments.text("cache-dir");
     settings.stop_after_batches = arguments.integer("stop-after");
     settings.inspect_every = arguments.integer("inspect-every");
+    settings.gradient_bucket_mb = arguments.number("gradient-buckets");
     outcome = run_training(settings, true);
   } else {
     if (arguments.text("data").empty()) throw Error("--data is required (or --resume RUN_DIR)");
@@ -96,6 +99,7 @@ int run_train(const std::vector<std::string>& argv) {
       throw Error("--bn-statistics expects global or per-rank, got '" + statistics + "'");
     settings.synchronized_batch_norm = statistics == "global";
     settings.inspect_every = arguments.integer("inspect-every");
+    settings.gradient_bucket_mb = arguments.number("gradient-buckets");
     outcome = run_training(settings, false);
   }
   return outcome.interrupted ? 130 : 0;

@@ -80,6 +80,10 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   if (settings_.epochs < 1) throw Error("--epochs must be >= 1");
   if (!(settings_.learning_rate > 0)) throw Error("--lr must be > 0");
   if (settings_.workers < 1) throw Error("--workers must be >= 1");
+  if (!(settings_.gradient_bucket_mb >= 0 && settings_.gradient_bucket_mb <= 1e6))
+    throw Error("--gradient-buckets expects 0 (one sum after the backward pass) or a size in MB, got " +
+                std::to_string(settings_.gradient_bucket_mb));
+  communicator_->set_gradient_bucket_floats(static_cast<int64_t>(settings_.gradient_bucket_mb * 1e6 / sizeof(float)));
   const int ranks = communicator_->size();
   if (settings_.batch_size % ranks != 0)
     throw Error("the global batch of " + std::to_string(settings_.batch_size) + " images does not divide over " +

@@ -41,7 +41,10 @@ struct TrainSettings {
   // Data-parallel runs (engine/distributed.md): batch-norm statistics over the global batch
   // (synchronized, equal to one process) or over each rank's slice (per-rank, as PyTorch's DDP).
   bool synchronized_batch_norm = true;
-  int64_t inspect_every = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
+  int64_t inspect_every = 0;
+  // Data-parallel runs: sum the gradients in buckets of this many MB overlapped with the backward
+  // pass (0: one sum after it). Not part of config.txt: it changes speed, not the step.
+  double gradient_bucket_mb = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
 };
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560

@@ -37,6 +37,7 @@ void declare_options(cli::Arguments& arguments) {
   arguments.option("blocks", "N", "1", "residual blocks per depth");
   arguments.option("batch", "N", "8", "global batch (divided over the ranks)");
   arguments.option("sync-bn", "0|1", "1", "1: batch-norm statistics over the global batch; 0: per rank");
+  arguments.option("buckets", "MB", "0", "gradient buckets overlapped with the backward pass (0: one sum after it)");
 }
 
 int time_data_parallel(const cli::Arguments& arguments) {
@@ -49,10 +50,12 @@ int time_data_parallel(const cli::Arguments& arguments) {
   config.depth = 4;
   const int64_t batch = arguments.integer("batch", 1);
   const bool synchronized = arguments.choice("sync-bn", {"0", "1"}) == "1";
+  const double bucket_mb = arguments.number("buckets");
   {
     std::unique_ptr<Communicator> communicator = make_communicator(Device::CPU);
     const int rank = communicator->rank(), ranks = communicator->size();
     set_cpu_thread_count(threads);
+    communicator->set_gradient_bucket_floats(static_cast<int64_t>(bucket_mb * 1e6 / sizeof(float)));
     if (batch % ranks != 0) throw Error("--batch must divide over the ranks");
     Context context(Device::CPU);
     Network network(Device::CPU, config, 1);
@@ -90,12 +93,13 @@ int time_data_parallel(const cli::Arguments& arguments) {
     if (rank == 0) {
       const double total = median(totals), communication = median(communications);
       std::printf("%d rank(s) x %d thread(s), network %lldx%lld ch %lld blocks %lld depth %lld (%lld parameters, "
-                  "%.2f MB of gradients), global batch %lld (%lld per rank), batch norm %s\n",
+                  "%.2f MB of gradients), global batch %lld (%lld per rank), batch norm %s, gradient buckets %s\n",
                   ranks, threads, static_cast<long long>(size), static_cast<long long>(size),
                   static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
                   static_cast<long long>(config.depth), static_cast<long long>(network.trainable_parameter_count()),
                   network.trainable_parameter_count() * 4e-6, static_cast<long long>(batch),
-                  static_cast<long long>(slice), synchronized ? "synchronized" : "per rank");
+                  static_cast<long long>(slice), synchronized ? "synchronized" : "per rank",
+                  bucket_mb > 0 ? (std::to_string(bucket_mb) + " MB, overlapped").c_str() : "off (one sum after backward)");
       std::printf("step median %.1f ms = compute %.1f ms + communication %.1f ms (%.1f%%); %.1f images/s\n",
                   total * 1e3, (total - communication) * 1e3, communication * 1e3, 100 * communication / total,
                   batch / total);

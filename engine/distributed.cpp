@@ -53,6 +53,12 @@ bool mpi_compiled() {
 #endif
 }
 
+void Communicator::start_sum(Tensor& tensor, int64_t offset, int64_t count) {
+  PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(), "start_sum: range outside the tensor");
+  Tensor part = Tensor::view(tensor.data() + offset, tensor.device(), {count});  // (count)
+  allreduce_sum(part);
+}
+
 bool nccl_compiled() {
 #ifdef PNEUMO_HAVE_NCCL
   return true;

@@ -38,6 +38,19 @@ class Communicator {
   // In-place sum over the ranks of a tensor on its device: host memory through MPI on the CPU,
   // device memory through NCCL on CUDA (throws when the build or the job has no NCCL).
   virtual void allreduce_sum(Tensor& tensor) = 0;
+  // Gradient buckets overlapped with the backward pass (train_step, when
+  // gradient_bucket_floats() > 0): start_sum starts an in-place sum over the ranks of
+  // tensor[offset, offset + count), progress lets started sums advance between layers, and
+  // wait_started_sums completes all of them. This default sums at once (no overlap); MPI uses
+  // MPI_Iallreduce on the CPU and NCCL on its own stream on the GPU.
+  virtual void start_sum(Tensor& tensor, int64_t offset, int64_t count);
+  virtual void progress() {}
+  virtual void wait_started_sums() {}
+  // 0 (the default): train_step sums the whole gradient buffer in one call after the backward
+  // pass; > 0: in buckets of about this many floats as the layers' gradients become ready.
+  void set_gradient_bucket_floats(int64_t floats) { gradient_bucket_floats_ = floats; }
+  int64_t gradient_bucket_floats() const { return gradient_bucket_floats_; }
+
   // Largest value over the ranks (the stop flag of Ctrl-C: everyone stops at the same step).
   virtual int64_t allreduce_max(int64_t value) = 0;
   // Copies `bytes` bytes of root's buffer into every rank's buffer.
@@ -53,6 +66,7 @@ class Communicator {
 
  protected:
   double timeout_seconds_ = 300;
+  int64_t gradient_bucket_floats_ = 0;
 };
 
 // Size 1: every collective leaves its buffer as it is.

@@ -104,6 +104,42 @@ class MpiCommunicator final : public Communicator {
 #endif
     throw Error("allreduce of a CUDA tensor needs the NCCL communicator (this job has " + name() + ")");
   }
+  void start_sum(Tensor& tensor, int64_t offset, int64_t count) override {
+    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(), "start_sum: range outside the tensor");
+    if (tensor.device() == Device::CPU) {
+      started_.emplace_back();
+      check(MPI_Iallreduce(MPI_IN_PLACE, tensor.data() + offset, int_count(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                           &started_.back()),
+            "MPI_Iallreduce");
+      return;
+    }
+#ifdef PNEUMO_HAVE_NCCL
+    if (nccl_) {
+      nccl_->start_sum(tensor.data() + offset, count);
+      nccl_started_ = true;
+      return;
+    }
+#endif
+    Communicator::start_sum(tensor, offset, count);
+  }
+  void progress() override {
+    if (started_.empty()) return;
+    int done = 0;
+    check(MPI_Testall(static_cast<int>(started_.size()), started_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+  }
+  void wait_started_sums() override {
+    if (!started_.empty()) {
+      Watched watched(*this, "allreduce of the gradient buckets");
+      check(MPI_Waitall(static_cast<int>(started_.size()), started_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+      started_.clear();
+    }
+#ifdef PNEUMO_HAVE_NCCL
+    if (nccl_started_) {
+      nccl_->wait_started(timeout_seconds_);
+      nccl_started_ = false;
+    }
+#endif
+  }
   int64_t allreduce_max(int64_t value) override {
     Watched watched(*this, "allreduce of the stop flag");
     long long in_out = value;
@@ -194,8 +230,10 @@ class MpiCommunicator final : public Communicator {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread watchdog_;
+  std::vector<MPI_Request> started_;  // the CPU gradient buckets started by start_sum
 #ifdef PNEUMO_HAVE_NCCL
   std::unique_ptr<NcclCollectives> nccl_;
+  bool nccl_started_ = false;
 #endif
 };
 

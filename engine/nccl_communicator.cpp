@@ -52,11 +52,19 @@ NcclCollectives::~NcclCollectives() {
 }
 
 void NcclCollectives::allreduce_sum(float* device_values, int64_t count, double timeout_seconds) {
+  start_sum(device_values, count);
+  wait_started(timeout_seconds);
+}
+
+void NcclCollectives::start_sum(float* device_values, int64_t count) {
   // NCCL's stream waits for the gradients queued on the default stream.
   PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, 0));
   PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(state_->stream, state_->ready, 0));
   PNEUMO_NCCL_CHECK(ncclAllReduce(device_values, device_values, static_cast<size_t>(count), ncclFloat32, ncclSum,
                                   state_->comm, state_->stream));
+}
+
+void NcclCollectives::wait_started(double timeout_seconds) {
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
     const cudaError_t query = cudaStreamQuery(state_->stream);
@@ -78,7 +86,7 @@ void NcclCollectives::allreduce_sum(float* device_values, int64_t count, double 
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
-  // The default stream's later work (Adam) runs after the sum.
+  // The default stream's later work (Adam) runs after the sums.
   PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, state_->stream));
   PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(0, state_->ready, 0));
 }

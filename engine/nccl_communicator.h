@@ -20,6 +20,11 @@ class NcclCollectives {
   // the work already queued on the default stream. Waits for it, polling ncclCommGetAsyncError;
   // after timeout_seconds (a rank died or hangs) the communicator is aborted and this throws.
   void allreduce_sum(float* device_values, int64_t count, double timeout_seconds);
+  // The same split in two: start queues the sum on NCCL's stream after the work already on the
+  // default stream and returns; wait_started waits for every started sum (bounded as above)
+  // and makes the default stream's later work wait for them.
+  void start_sum(float* device_values, int64_t count);
+  void wait_started(double timeout_seconds);
 
  private:
   struct State;

@@ -289,6 +289,28 @@ void Network::backward(Context& context, const Tensor& output_gradient, Tensor* 
   end_backward();
 }
 
+void Network::backward(Context& context, const Tensor& output_gradient,
+                       const std::function<void(int)>& after_node) {
+  PNEUMO_REQUIRE(context.device() == device(), "Network::backward: context and network devices differ");
+  begin_backward(output_gradient, nullptr);
+  for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
+    backward_node(context, i);
+    after_node(i);
+  }
+  end_backward();
+}
+
+int64_t Network::gradient_offset(int index) const {
+  const NetworkNode& node = nodes_.at(static_cast<size_t>(index));
+  int64_t offset = -1;
+  for (const ParameterSpec& spec : node.layer->parameter_specs()) {
+    if (!spec.trainable) continue;
+    const int64_t at = store_.entry(node.name + "." + spec.name).gradient.data() - store_.gradients().data();
+    offset = offset < 0 ? at : std::min(offset, at);
+  }
+  return offset;
+}
+
 // ---- summary -------------------------------------------------------------------------------
 
 ModelSummary summarize(const Network& network, int64_t batch) {

@@ -17,6 +17,7 @@
 // Conv weights are (K,R,S,C); activations NHWC (engine/layout.md).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -95,6 +96,11 @@ class Network {
   // output_gradient (N,S,S,1): d loss / d probabilities for the last forward. ACCUMULATES into
   // parameter gradients, and into *input_gradient (N,S,S,1) when given (tests only).
   void backward(Context& context, const Tensor& output_gradient, Tensor* input_gradient = nullptr);
+  // The same, calling after_node(i) once node i's backward has run: from then on the gradients
+  // of the parameters of nodes i.. are final (data-parallel gradient buckets, training_step.cpp).
+  void backward(Context& context, const Tensor& output_gradient, const std::function<void(int)>& after_node);
+  // Offset in parameters().gradients() of node i's first trainable parameter, -1 when it has none.
+  int64_t gradient_offset(int index) const;
   const Tensor& output() const { return nodes_.back().output; }
   // Synchronized batch norm over the ranks of `communicator` (null: each process's own batch);
   // see BatchNorm2d::set_communicator. Returns the number of batch-norm layers set.

@@ -112,10 +112,36 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   result.metrics = metrics_from_sums(
       gather_image_metric_sums(communicator, local, slice * communicator.rank(), batch_images));
   communication += seconds_since(start);
-  network.backward(context, probability_gradient);
-  start = Clock::now();
-  communicator.allreduce_sum(store.gradients());  // (P) one call: the sum of the slices' gradients
-  communication += seconds_since(start);
+  Tensor& gradients = store.gradients();  // (P), summed over the ranks below
+  const int64_t bucket = communicator.gradient_bucket_floats();
+  if (bucket <= 0) {
+    network.backward(context, probability_gradient);
+    start = Clock::now();
+    communicator.allreduce_sum(gradients);  // one call: the sum of the slices' gradients
+    communication += seconds_since(start);
+  } else {
+    // Buckets: parameters are laid out in node order, so once node i's backward has run the
+    // gradients from node i's first parameter to the end are final. Each time that final, not
+    // yet started range reaches `bucket` floats its sum starts, overlapping the backward pass
+    // of the nodes before it; the rest starts at the end, then all are waited for.
+    int64_t unstarted_end = gradients.count();
+    network.backward(context, probability_gradient, [&](int node) {
+      const auto hook_start = Clock::now();
+      const int64_t final_from = network.gradient_offset(node);
+      PNEUMO_REQUIRE(final_from < 0 || final_from <= unstarted_end,
+                     "gradient buckets: the parameters are not laid out in node order");
+      if (final_from >= 0 && unstarted_end - final_from >= bucket) {
+        communicator.start_sum(gradients, final_from, unstarted_end - final_from);
+        unstarted_end = final_from;
+      }
+      communicator.progress();
+      communication += seconds_since(hook_start);
+    });
+    start = Clock::now();
+    if (unstarted_end > 0) communicator.start_sum(gradients, 0, unstarted_end);
+    communicator.wait_started_sums();
+    communication += seconds_since(start);
+  }
   adam.step(context, store, learning_rate);
   if (times) {
     context.synchronize();

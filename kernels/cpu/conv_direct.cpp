@@ -9,7 +9,9 @@
 #include "engine/check.h"
 #include "kernels/cpu/cpu_isa.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: clang does not honour `#pragma GCC target` (the fuzz build compiles with clang and
+// gets no direct kernels; `direct` then reports that this build cannot run it).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
 #include <array>

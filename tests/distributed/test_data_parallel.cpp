@@ -49,6 +49,7 @@ struct Options {
   bool synchronized = true;
   bool expect_equal = true;
   bool cuda = false;  // the NCCL path: every rank on its GPU, gradients summed by NCCL
+  int64_t bucket_floats = 0;  // > 0: gradient buckets overlapped with the backward pass
 };
 
 constexpr int kSkipped = 77;  // CTest SKIP_RETURN_CODE
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
     else if (key == "--bn") options.synchronized = value == "global";
     else if (key == "--expect") options.expect_equal = value == "equal";
     else if (key == "--device") options.cuda = value == "cuda";
+    else if (key == "--buckets") options.bucket_floats = std::stoll(value);
     else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return 2;
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
     Context context(device);
     Network reference(device, config, seed), parallel(device, config, seed);
     if (options.synchronized) parallel.set_batch_norm_communicator(communicator.get());
+    communicator->set_gradient_bucket_floats(options.bucket_floats);
     Adam reference_adam, parallel_adam;
     const std::vector<float> initial_values = reference.parameters().values().to_vector();
     const std::vector<float> initial_state = reference.parameters().state().to_vector();
