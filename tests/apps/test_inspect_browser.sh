@@ -10,11 +10,7 @@ set -u
 pneumo=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
 data=$work/data
 "$pneumo" synth --out "$data" --train-images 8 --test-images 1 --image-size 256 --seed 4 > "$work/synth.log" 2>&1

@@ -7,11 +7,7 @@ set -u
 pneumo=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
 data=$work/data
 "$pneumo" synth --out "$data" --train-images 40 --test-images 8 --image-size 256 --seed 3 > "$work/synth.log" 2>&1

@@ -12,11 +12,7 @@ work=$2
 mpirun="$3 --oversubscribe --bind-to none"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PNEUMO_COLLECTIVE_TIMEOUT=30
 rm -rf "$work" && mkdir -p "$work"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
 data=$work/data
 "$pneumo" synth --out "$data" --train-images 40 --test-images 4 --image-size 256 --seed 3 > "$work/synth.log" 2>&1

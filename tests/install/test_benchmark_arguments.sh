@@ -4,9 +4,7 @@
 # uncaught exception ("terminate called").
 # Usage: test_benchmark_arguments.sh BENCHMARK...
 set -u
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -13,10 +13,7 @@ for tool in cpack dpkg-deb dpkg-shlibdeps dpkg-query; do
   fi
 done
 rm -rf "$work" && mkdir -p "$work"
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
 start=$(date +%s)
 (cd "$work" && cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/cpack") > "$work/cpack.log" 2>&1

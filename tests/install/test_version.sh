@@ -8,10 +8,7 @@ set -u
 pneumo=$1 version=$2 commit=$3 architectures=$4 cuda_include=${5:-} cudnn_include=${6:-}
 cuda_include=${cuda_include%%;*}  # CMake may pass a list
 pneumo=$(readlink -f "$pneumo")  # it runs from /
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $1"; }
-check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
 report=$(cd / && env -u OPENBLAS_CORETYPE -u PNEUMO_OPENBLAS_SELECTED "$pneumo" --version)
 rc=$?
