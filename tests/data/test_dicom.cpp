@@ -30,6 +30,7 @@
 
 #include "data/dicom.h"
 #include "engine/check.h"
+#include "tests/support/fixture_array.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -44,23 +45,15 @@ struct Stored {
   std::vector<uint16_t> values;  // (H,W) stored values
 };
 
-// Test-only reader of the .arr files (uint16 arrays; format in make_resize_reference.py).
+// The pydicom reference values: a (H,W) uint16 .arr (tests/support/fixture_array.h).
 Stored read_expected(const std::string& name) {
-  std::ifstream file(dicom_path(name), std::ios::binary);
-  REQUIRE_MESSAGE(file.good(), "missing fixture " << name);
-  char magic[4];
-  uint32_t header[4];
-  file.read(magic, 4);
-  file.read(reinterpret_cast<char*>(header), sizeof(header));
-  REQUIRE(std::memcmp(magic, "PNA1", 4) == 0);
-  REQUIRE(header[0] == 5);  // uint16
-  REQUIRE(header[1] == 2);
+  const pneumo::testing::FixtureArray array = pneumo::testing::read_fixture_array(dicom_path(name));
+  REQUIRE(array.dtype == 5);  // uint16
+  REQUIRE(array.shape.size() == 2);
   Stored stored;
-  stored.height = header[2];
-  stored.width = header[3];
-  stored.values.resize(static_cast<size_t>(stored.height) * stored.width);
-  file.read(reinterpret_cast<char*>(stored.values.data()), stored.values.size() * 2);
-  REQUIRE(file.good());
+  stored.height = static_cast<int>(array.shape[0]);
+  stored.width = static_cast<int>(array.shape[1]);
+  stored.values = array.as<uint16_t>();
   return stored;
 }
 

@@ -20,6 +20,7 @@
 
 #include "data/dicom.h"
 #include "engine/check.h"
+#include "tests/support/fixture_array.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -57,23 +58,15 @@ struct Expected {
   std::vector<float> pixels;  // (H,W) in [0,1]
 };
 
-// Test-only reader of a float32 .arr (format in make_resize_reference.py).
+// The reference pixels: a (H,W) float32 .arr (tests/support/fixture_array.h).
 Expected read_expected(const std::string& name) {
-  std::ifstream file(matrix_path(name), std::ios::binary);
-  REQUIRE_MESSAGE(file.good(), "missing fixture " << name);
-  char magic[4];
-  uint32_t header[4];
-  file.read(magic, 4);
-  file.read(reinterpret_cast<char*>(header), sizeof(header));
-  REQUIRE(std::memcmp(magic, "PNA1", 4) == 0);
-  REQUIRE(header[0] == 1);  // float32
-  REQUIRE(header[1] == 2);
+  const pneumo::testing::FixtureArray array = pneumo::testing::read_fixture_array(matrix_path(name));
+  REQUIRE(array.dtype == 1);  // float32
+  REQUIRE(array.shape.size() == 2);
   Expected expected;
-  expected.height = header[2];
-  expected.width = header[3];
-  expected.pixels.resize(static_cast<size_t>(expected.height) * expected.width);
-  file.read(reinterpret_cast<char*>(expected.pixels.data()), expected.pixels.size() * sizeof(float));
-  REQUIRE(file.good());
+  expected.height = array.shape[0];
+  expected.width = array.shape[1];
+  expected.pixels = array.as<float>();
   return expected;
 }
 

@@ -13,6 +13,7 @@
 #include "data/resize.h"
 #include "engine/check.h"
 #include "kernels/resize_math.h"
+#include "tests/support/fixture_array.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -23,41 +24,10 @@ namespace {
 // float32 once (<= 6e-8 for values in [0,1]). 2e-7 bounds the sum with margin.
 constexpr double kTolerance = 2e-7;
 
-struct Array {
-  uint32_t dtype = 0;
-  std::vector<uint32_t> shape;
-  std::vector<char> bytes;
-  int64_t count() const {
-    int64_t n = 1;
-    for (uint32_t d : shape) n *= d;
-    return n;
-  }
-  template <typename T>
-  std::vector<T> as() const {
-    std::vector<T> values(count());
-    std::memcpy(values.data(), bytes.data(), bytes.size());
-    return values;
-  }
-};
+using Array = pneumo::testing::FixtureArray;
 
-// Test-only reader of the .arr files (format in make_resize_reference.py).
 Array read_array(const std::string& name) {
-  std::ifstream file(pneumo::testing::fixture_path("data/" + name), std::ios::binary);
-  REQUIRE_MESSAGE(file.good(), "missing fixture " << name);
-  char magic[4];
-  uint32_t header[2];
-  file.read(magic, 4);
-  file.read(reinterpret_cast<char*>(header), sizeof(header));
-  REQUIRE(std::memcmp(magic, "PNA1", 4) == 0);
-  Array array;
-  array.dtype = header[0];
-  array.shape.resize(header[1]);
-  file.read(reinterpret_cast<char*>(array.shape.data()), 4 * header[1]);
-  const int item = array.dtype == 2 ? 1 : array.dtype == 4 ? 8 : 4;
-  array.bytes.resize(array.count() * item);
-  file.read(array.bytes.data(), array.bytes.size());
-  REQUIRE(file.good());
-  return array;
+  return pneumo::testing::read_fixture_array(pneumo::testing::fixture_path("data/" + name));
 }
 
 // The same formulas as make_resize_reference.py.
