@@ -47,6 +47,58 @@ namespace {
   throw Error(path + ": " + reason);
 }
 
+// Walks explicit VR little endian elements in bytes[begin, end) and fails when a defined length
+// claims more than the bytes that follow. Items and sequences are walked into; the fragments of
+// encapsulated pixel data (items after an undefined-length OB/OW/UN) are skipped whole.
+void check_explicit_lengths(const std::string& path, const std::vector<unsigned char>& bytes, size_t begin,
+                            size_t end, const char* what) {
+  bool in_fragments = false;
+  size_t position = begin;
+  while (position + 8 <= end) {
+    const uint16_t group = bytes[position] | (bytes[position + 1] << 8);
+    const uint16_t element = bytes[position + 2] | (bytes[position + 3] << 8);
+    uint32_t length = 0;
+    size_t value = 0;
+    if (group == 0xfffe) {  // item / delimiters: no VR, 4-byte length
+      std::memcpy(&length, bytes.data() + position + 4, 4);
+      if (element == 0xe0dd) in_fragments = false;
+      if (in_fragments && element == 0xe000 && length != 0xffffffffu) {
+        if (length > end - (position + 8))
+          fail(path, "truncated or corrupt DICOM file (a pixel data fragment claims " + std::to_string(length) +
+                         " bytes, " + std::to_string(end - (position + 8)) + " follow)");
+        position += 8 + length;
+      } else {
+        position += 8;  // walk into items
+      }
+      continue;
+    }
+    const char* vr = reinterpret_cast<const char*>(bytes.data() + position + 4);
+    // VRs with a 2-byte length; every other one (OB, OW, SQ, UN, ... and, like DCMTK, an unknown VR)
+    // has 2 reserved bytes and a 4-byte length.
+    static const char* const short_vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                            "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+    bool long_form = true;
+    for (const char* candidate : short_vrs) long_form = long_form && std::memcmp(vr, candidate, 2) != 0;
+    if (long_form) {
+      if (position + 12 > end) break;
+      std::memcpy(&length, bytes.data() + position + 8, 4);
+      value = position + 12;
+    } else {
+      length = bytes[position + 6] | (bytes[position + 7] << 8);
+      value = position + 8;
+    }
+    if (length == 0xffffffffu && std::memcmp(vr, "SQ", 2) != 0) in_fragments = true;
+    if (std::memcmp(vr, "SQ", 2) == 0 || length == 0xffffffffu) {  // walk into sequences / undefined lengths
+      position = value;
+      continue;
+    }
+    if (length > end - value)
+      fail(path, std::string("truncated or corrupt DICOM file (an element of the ") + what + " claims " +
+                     std::to_string(length) + " bytes, " + std::to_string(end - value) + " follow)");
+    position = value + length;
+  }
+}
+
 // True when the file has the DICOM Part 10 signature "DICM" after the 128-byte preamble.
 // Deflated explicit VR little endian (.1.2.1.99): DCMTK reads the dataset from a zlib stream, where
 // it cannot defer large values or know the bytes left, so it allocates whatever length an element
@@ -78,7 +130,15 @@ void check_deflated_lengths(const std::string& path, int64_t limit) {
     at = value + length;
   }
   while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
-  if (syntax != "1.2.840.10008.1.2.1.99") return;
+  if (syntax != "1.2.840.10008.1.2.1.99") {
+    // Not deflated: DCMTK reads the file directly, but a value it loads at once (in a damaged meta
+    // header, say) is still allocated at the length it claims. Walk the file as explicit VR
+    // little endian (the meta header always is; so is every syntax but implicit VR and big
+    // endian, whose datasets are left to DCMTK) and check each length against the bytes left.
+    const bool explicit_little = syntax != "1.2.840.10008.1.2" && syntax != "1.2.840.10008.1.2.2";
+    check_explicit_lengths(path, bytes, 132, explicit_little ? bytes.size() : at, "file");
+    return;
+  }
   z_stream stream{};
   if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) fail(path, "cannot start zlib");
   std::vector<unsigned char> dataset;
@@ -99,39 +159,7 @@ void check_deflated_lengths(const std::string& path, int64_t limit) {
     if (result == Z_BUF_ERROR && stream.avail_in == 0) break;  // truncated: DCMTK reports it
   }
   inflateEnd(&stream);
-  size_t position = 0;
-  while (position + 8 <= dataset.size()) {
-    const uint16_t group = dataset[position] | (dataset[position + 1] << 8);
-    uint32_t length = 0;
-    size_t value = 0;
-    if (group == 0xfffe) {  // item / delimiters: no VR, 4-byte length; walk into items
-      position += 8;
-      continue;
-    }
-    const char* vr = reinterpret_cast<const char*>(dataset.data() + position + 4);
-    // VRs with a 2-byte length; every other one (OB, OW, SQ, UN, ... and, like DCMTK, an unknown VR)
-    // has 2 reserved bytes and a 4-byte length.
-    static const char* const short_vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
-                                            "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
-    bool long_form = true;
-    for (const char* candidate : short_vrs) long_form = long_form && std::memcmp(vr, candidate, 2) != 0;
-    if (long_form) {
-      if (position + 12 > dataset.size()) break;
-      std::memcpy(&length, dataset.data() + position + 8, 4);
-      value = position + 12;
-    } else {
-      length = dataset[position + 6] | (dataset[position + 7] << 8);
-      value = position + 8;
-    }
-    if (std::memcmp(vr, "SQ", 2) == 0 || length == 0xffffffffu) {  // walk into sequences / undefined lengths
-      position = value;
-      continue;
-    }
-    if (length > dataset.size() - value)
-      fail(path, "truncated or corrupt DICOM file (an element of the deflated dataset claims " +
-                     std::to_string(length) + " bytes, " + std::to_string(dataset.size() - value) + " follow)");
-    position = value + length;
-  }
+  check_explicit_lengths(path, dataset, 0, dataset.size(), "deflated dataset");
 }
 
 bool has_dicm_signature(const std::string& path) {

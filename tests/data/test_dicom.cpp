@@ -527,3 +527,11 @@ TEST_CASE("issue 10 fuzz finding: a deflated dataset claiming a 2 GB element is 
   // The honest deflated fixture still decodes exactly.
   CHECK(pneumo::read_dicom(dicom_path("u8_deflated.dcm")).pixels[1] == 7.0f / 255.0f);
 }
+
+TEST_CASE("fuzz finding: a damaged meta header whose element claims 3.5 GB is refused before DCMTK allocates") {
+  // 917 bytes found by fuzz_dicom in CI: after an invalid meta element DCMTK went on reading and
+  // allocated an element's claimed 1.2 GB at once; every defined length is now checked first.
+  const std::string message = error_of(pneumo::testing::fixture_path("untrusted/meta_huge_element.dcm"));
+  CHECK(message.find("claims 3526612016 bytes, 551 follow") != std::string::npos);
+  CHECK(message.find('\n') == std::string::npos);
+}
