@@ -177,8 +177,6 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
       if (geometry.kernel_size != 3)
         return name + " runs 3x3 convolutions only, this one is " +
                std::to_string(geometry.kernel_size) + "x" + std::to_string(geometry.kernel_size);
-      if (direction == ConvDirection::WeightGradient)
-        return name + " has no weight-gradient version (use direct or gemm for that direction)";
       return "";
   }
   return "unknown algorithm";
@@ -498,7 +496,7 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
     case ConvAlgorithm::Winograd4: {
       const int m = winograd_tile(algorithm);
       const int64_t filter_count = winograd_filter_floats(m, C, K);
-      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, N, H, W, C, K));
+      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, C, K));
       winograd_transform_filter(transformed, weight, K, C, m, false);
       conv_winograd_cpu(output, input, transformed, bias, N, H, W, C, K, m, false,
                         transformed + filter_count);
@@ -558,7 +556,7 @@ void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradie
     case ConvAlgorithm::Winograd4: {
       const int m = winograd_tile(algorithm);
       const int64_t filter_count = winograd_filter_floats(m, K, C);
-      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, N, H, W, K, C));
+      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, K, C));
       winograd_transform_filter(transformed, weight, K, C, m, true);
       conv_winograd_cpu(input_gradient, output_gradient, transformed, nullptr, N, H, W, K, C, m,
                         true, transformed + filter_count);
@@ -605,6 +603,13 @@ void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
   }
   if (bias_gradient)
     accumulate_bias_gradient_cpu(bias_gradient, output_gradient, geometry.pixels(), K);
+  if (algorithm == ConvAlgorithm::Winograd2 || algorithm == ConvAlgorithm::Winograd4) {
+    const int m = winograd_tile(algorithm);
+    float* buffer = grow(scratch, winograd_weight_gradient_scratch_floats(m, C, K));
+    conv_winograd_weight_gradient_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, m,
+                                      buffer);
+    return;
+  }
   if (algorithm == ConvAlgorithm::Direct) {
     if (uses_single_channel_kernel(geometry)) {
       conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input, N, H, W,
@@ -662,7 +667,7 @@ int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection 
         case ConvAlgorithm::Winograd2:
         case ConvAlgorithm::Winograd4: {
           const int m = winograd_tile(algorithm);
-          return winograd_filter_floats(m, C, K) + winograd_scratch_floats(m, N, H, W, C, K);
+          return winograd_filter_floats(m, C, K) + winograd_scratch_floats(m, C, K);
         }
         case ConvAlgorithm::Gemm:
         case ConvAlgorithm::Auto: return R == 1 ? 0 : im2col_columns(int64_t{R} * R * C);
@@ -675,7 +680,7 @@ int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection 
         case ConvAlgorithm::Winograd2:
         case ConvAlgorithm::Winograd4: {
           const int m = winograd_tile(algorithm);
-          return winograd_filter_floats(m, K, C) + winograd_scratch_floats(m, N, H, W, K, C);
+          return winograd_filter_floats(m, K, C) + winograd_scratch_floats(m, K, C);
         }
         case ConvAlgorithm::Gemm:
         case ConvAlgorithm::Auto:
@@ -684,9 +689,10 @@ int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection 
       break;
     case ConvDirection::WeightGradient:
       switch (algorithm) {
-        case ConvAlgorithm::Reference:
+        case ConvAlgorithm::Reference: return 0;
         case ConvAlgorithm::Winograd2:
-        case ConvAlgorithm::Winograd4: return 0;
+        case ConvAlgorithm::Winograd4:
+          return winograd_weight_gradient_scratch_floats(winograd_tile(algorithm), C, K);
         case ConvAlgorithm::Direct:
           if (uses_single_channel_kernel(geometry)) return 0;
           return R == 3 ? padded_image_count(N, H, W, C) + (cpu_thread_count() - 1) * K * 9 * C

@@ -219,6 +219,48 @@ double winograd_tolerance(int m, int64_t channels, double max_input, double max_
   return u * beta * beta * max_input * max_filter * root * (4 * (m + 2) + root);
 }
 
+// The Winograd weight gradient is the transpose of the same bilinear map,
+//   dg = G^T [ sum over tiles (A dY A^T) (.) (B^T d B) ] G,
+// so the same argument bounds it with the roles swapped: every tile's contribution to one
+// weight is at most beta_w^2 max|d| max|dy|, beta_w = max over filter taps r of
+// sum over a of |G[a,r]| * ||A[a,:]||_1 * ||B^T[a,:]||_1 (5.5 for F(2,3), 53.3 for F(4,3)), and
+// the sum runs over the tiles of the batch instead of the channels:
+//   |error| <= u * beta_w^2 * max|d| * max|dy| * sqrt(tiles) * (4 alpha + sqrt(tiles)).
+double winograd_weight_beta(int m) {
+  const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const double A2_norm[4] = {1, 2, 2, 1}, BT2_norm[4] = {2, 2, 2, 2};
+  const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                           {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                           {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const double A4_norm[6] = {1, 4, 4, 15, 15, 1}, BT4_norm[6] = {10, 10, 10, 6, 6, 10};
+  double beta = 0;
+  for (int r = 0; r < 3; ++r) {
+    double sum = 0;
+    for (int a = 0; a < m + 2; ++a)
+      sum += m == 2 ? std::fabs(G2[a][r]) * A2_norm[a] * BT2_norm[a]
+                    : std::fabs(G4[a][r]) * A4_norm[a] * BT4_norm[a];
+    beta = std::max(beta, sum);
+  }
+  return beta;
+}
+
+double winograd_weight_tolerance(int m, const Conv2dGeometry& g, double max_input,
+                                 double max_output_gradient) {
+  const double tiles = double(g.N) * ((g.H + m - 1) / m) * ((g.W + m - 1) / m);
+  const double u = 0x1p-24, beta = winograd_weight_beta(m), root = std::sqrt(tiles);
+  return u * beta * beta * max_input * max_output_gradient * root * (4 * (m + 2) + root);
+}
+
+// The weight gradient's absolute tolerance: `plain`, or the Winograd bound above.
+double weight_tolerance_for(ConvAlgorithm algorithm, double plain, const Conv2dGeometry& g,
+                            double max_input, double max_output_gradient) {
+  if (algorithm == ConvAlgorithm::Winograd2)
+    return std::max(plain, winograd_weight_tolerance(2, g, max_input, max_output_gradient));
+  if (algorithm == ConvAlgorithm::Winograd4)
+    return std::max(plain, winograd_weight_tolerance(4, g, max_input, max_output_gradient));
+  return plain;
+}
+
 // Absolute tolerance of `algorithm` for one direction: the fixed fp32 tolerance `plain` of the
 // summing algorithms, or the Winograd bound for `channels` summed channels.
 double tolerance_for(ConvAlgorithm algorithm, double plain, int64_t channels, double max_input,
@@ -334,7 +376,9 @@ TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive conv
     check_close(input_gradient.to_vector(), dx,
                 tolerance_for(algorithm, 1e-4, g.K, max_abs(dy), max_abs(w)), 1e-5,
                 "input gradient");
-    check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+    check_close(conv.weight_gradient.to_vector(), dw,
+                weight_tolerance_for(algorithm, 1e-3, g, max_abs(x), max_abs(dy)), 1e-5,
+                "weight gradient");
     check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
   }
 }
@@ -392,7 +436,10 @@ TEST_CASE("Conv2d 32k-channel and one-channel shapes match naive and accumulate,
                 tolerance_for(algorithm, 1e-4, g.K, max_abs(output_gradient.to_vector()),
                               max_abs(w)),
                 1e-5, "input gradient");
-    check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+    check_close(conv.weight_gradient.to_vector(), dw,
+                weight_tolerance_for(algorithm, 1e-3, g, max_abs(x),
+                                     max_abs(output_gradient.to_vector())),
+                1e-5, "weight gradient");
     if (has_bias) {
       for (size_t i = 0; i < db.size(); ++i) db[i] += start_bias[i];
       check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
@@ -463,6 +510,9 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
                        ConvAlgorithm::Reference, scratch);
     conv2d_input_gradient_cpu(expected_dx.data(), dy.data(), w.data(), g,
                               ConvAlgorithm::Reference, scratch);
+    std::vector<float> expected_dw(w.size(), 0.0f);
+    conv2d_weight_gradient_cpu(expected_dw.data(), nullptr, dy.data(), x.data(), g,
+                               ConvAlgorithm::Reference, scratch);
     for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
       const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
@@ -485,6 +535,16 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
       CHECK(backward_error <= backward_tolerance);
       // The bound must be tight enough to catch a wrong transform: well below the outputs.
       CHECK(forward_tolerance < 0.02 * max_abs(expected_y));
+      std::vector<float> dw(w.size(), 0.0f);
+      conv2d_weight_gradient_cpu(dw.data(), nullptr, dy.data(), x.data(), g, algorithm, scratch);
+      const double weight_tolerance = winograd_weight_tolerance(m, g, max_abs(x), max_abs(dy));
+      double weight_error = 0;
+      for (size_t i = 0; i < dw.size(); ++i)
+        weight_error = std::max(weight_error, std::fabs(double(dw[i]) - expected_dw[i]));
+      MESSAGE(std::string(conv_algorithm_name(algorithm)) << " weight gradient: max error " << weight_error
+              << " (bound " << weight_tolerance << "), largest " << max_abs(expected_dw));
+      CHECK(weight_error <= weight_tolerance);
+      CHECK(weight_tolerance < 0.05 * max_abs(expected_dw));
     }
   }
 }
@@ -498,7 +558,7 @@ TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
                        "it: winograd4 runs 3x3 convolutions only, this one is 1x1",
                        Error);
   CHECK_THROWS_AS(conv2d_weight_gradient_cpu(buffer.data(), nullptr, buffer.data(), buffer.data(),
-                                             odd, ConvAlgorithm::Winograd2, scratch),
+                                             one_by_one, ConvAlgorithm::Winograd2, scratch),
                   Error);
   CHECK_THROWS_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd,
                                      ConvAlgorithm::Direct, scratch),
@@ -548,7 +608,9 @@ TEST_CASE("Conv2d auto picks a runnable algorithm per direction and remembers it
   check_close(input_gradient.to_vector(), dx,
               winograd_tolerance(4, g.K, max_abs(output_gradient.to_vector()), max_abs(w)), 1e-5,
               "input gradient");
-  check_close(conv.weight_gradient.to_vector(), dw, 1e-3, 1e-5, "weight gradient");
+  check_close(conv.weight_gradient.to_vector(), dw,
+              winograd_weight_tolerance(4, g, max_abs(x), max_abs(output_gradient.to_vector())),
+              1e-5, "weight gradient");
   const std::vector<ConvTuningRecord> records = conv_tuning_records();
   CHECK(records.size() == 3);
   for (const ConvTuningRecord& record : records) {

@@ -92,16 +92,7 @@ void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 namespace avx512_kernels {
-struct Vec {
-  using Register = __m512;
-  static constexpr int kLanes = 16;
-  static Register load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, Register v) { _mm512_storeu_ps(p, v); }
-  static Register zero() { return _mm512_setzero_ps(); }
-  static Register broadcast(float x) { return _mm512_set1_ps(x); }
-  static Register fmadd(Register a, Register b, Register c) { return _mm512_fmadd_ps(a, b, c); }
-  static Register add(Register a, Register b) { return _mm512_add_ps(a, b); }
-};
+#include "kernels/cpu/simd_avx512.inc"
 // 12 pixels x 32 channels or 6 x 64 (24 accumulators + 2-4 filter vectors + 1 broadcast of 32
 // registers); weight gradient 12 output x 32 input channels.
 constexpr int kTilePixels32 = 12, kTilePixels64 = 6, kForwardVectors = 4, kWeightTile = 12;
@@ -112,16 +103,7 @@ constexpr int kTilePixels32 = 12, kTilePixels64 = 6, kForwardVectors = 4, kWeigh
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2_kernels {
-struct Vec {
-  using Register = __m256;
-  static constexpr int kLanes = 8;
-  static Register load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, Register v) { _mm256_storeu_ps(p, v); }
-  static Register zero() { return _mm256_setzero_ps(); }
-  static Register broadcast(float x) { return _mm256_set1_ps(x); }
-  static Register fmadd(Register a, Register b, Register c) { return _mm256_fmadd_ps(a, b, c); }
-  static Register add(Register a, Register b) { return _mm256_add_ps(a, b); }
-};
+#include "kernels/cpu/simd_avx2.inc"
 // 6 pixels x 16 channels (12 accumulators + 2 filter vectors + 1 broadcast of 16 registers),
 // swept over the 32- or 64-channel group; weight gradient 6 output x 16 input channels.
 constexpr int kTilePixels32 = 6, kTilePixels64 = 6, kForwardVectors = 2, kWeightTile = 6;

@@ -1,32 +1,40 @@
 #include "kernels/cpu/conv_winograd.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
-#include "kernels/cpu/gemm.h"
+
+// GCC only, like the direct kernels: clang does not honour `#pragma GCC target`, so a clang
+// build runs the one-float-per-vector compilation of the same kernels.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define PNEUMO_WINOGRAD_X86 1
+#endif
 
 namespace pneumo {
 
 namespace {
 
 // The transform matrices (Lavin & Gray 2016; interpolation points 0, +-1 for F(2,3) and
-// 0, +-1, +-2 for F(4,3), plus the point at infinity).
+// 0, +-1, +-2 for F(4,3), plus the point at infinity). A = (A^T)^T is spelled out for the
+// weight gradient's A dY A^T.
 template <int m>
 struct Matrices;
 
 template <>
 struct Matrices<2> {
-  static constexpr int kAlpha = 4;
   static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+  static constexpr float A[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};
 };
 
 template <>
 struct Matrices<4> {
-  static constexpr int kAlpha = 6;
   static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
                                      {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
                                      {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
@@ -40,151 +48,106 @@ struct Matrices<4> {
                                      {0, 1, -1, 2, -2, 0},
                                      {0, 1, 1, 4, 4, 0},
                                      {0, 1, -1, 8, -8, 1}};
+  static constexpr float A[6][4] = {{1, 0, 0, 0}, {1, 1, 1, 1},   {1, -1, 1, -1},
+                                    {1, 2, 4, 8}, {1, -2, 4, -8}, {0, 0, 0, 1}};
 };
 
-constexpr int64_t kChannelBlock = 16;  // channels transformed together (one AVX-512 vector)
-
-// Tile t of the chunk is tile `first_tile + t` of the batch: (n, tile row, tile column).
+// Tile t of a block is tile `first + t` of the batch: (n, tile row, tile column).
 struct TileGrid {
   int64_t H, W, tiles_h, tiles_w;
 };
 
-// V ((m+2)^2, tiles, I) = B^T d B for the chunk's tiles [begin, end), d the (m+2)^2 input
-// neighbourhood of the tile (zero outside the image). Plain loops over a block of channels,
-// vectorized by the compiler for the caller's instruction set (see the wrappers below).
-template <int m>
-__attribute__((always_inline)) inline void input_transform(float* V, const float* input,
-                                                          const TileGrid& grid, int64_t I,
-                                                          int64_t first_tile, int64_t tiles,
-                                                          int64_t begin, int64_t end) {
-  using M = Matrices<m>;
-  constexpr int a = M::kAlpha;
-  for (int64_t t = begin; t < end; ++t) {
-    const int64_t tile = first_tile + t;
-    const int64_t n = tile / (grid.tiles_h * grid.tiles_w);
-    const int64_t y0 = (tile / grid.tiles_w) % grid.tiles_h * m - 1, x0 = tile % grid.tiles_w * m - 1;
-    for (int64_t c0 = 0; c0 < I; c0 += kChannelBlock) {
-      const int64_t width = std::min(kChannelBlock, I - c0);
-      float d[a][a][kChannelBlock];
-      for (int p = 0; p < a; ++p)
-        for (int q = 0; q < a; ++q) {
-          const int64_t y = y0 + p, x = x0 + q;
-          if (y < 0 || y >= grid.H || x < 0 || x >= grid.W || width < kChannelBlock)
-            for (int64_t c = 0; c < kChannelBlock; ++c) d[p][q][c] = 0.0f;
-          if (y >= 0 && y < grid.H && x >= 0 && x < grid.W) {
-            const float* pixel = input + ((n * grid.H + y) * grid.W + x) * I + c0;
-            for (int64_t c = 0; c < width; ++c) d[p][q][c] = pixel[c];
-          }
-        }
-      float rows[a][a][kChannelBlock];  // B^T d
-      for (int p = 0; p < a; ++p)
-        for (int q = 0; q < a; ++q) {
-          float sum[kChannelBlock] = {};
-          for (int r = 0; r < a; ++r) {
-            if (M::BT[p][r] == 0) continue;
-            for (int64_t c = 0; c < kChannelBlock; ++c) sum[c] += M::BT[p][r] * d[r][q][c];
-          }
-          for (int64_t c = 0; c < kChannelBlock; ++c) rows[p][q][c] = sum[c];
-        }
-      for (int p = 0; p < a; ++p)
-        for (int q = 0; q < a; ++q) {  // (B^T d) B: column q of B is row q of B^T
-          float sum[kChannelBlock] = {};
-          for (int r = 0; r < a; ++r) {
-            if (M::BT[q][r] == 0) continue;
-            for (int64_t c = 0; c < kChannelBlock; ++c) sum[c] += M::BT[q][r] * rows[p][r][c];
-          }
-          float* destination = V + ((p * a + q) * tiles + t) * I + c0;
-          for (int64_t c = 0; c < width; ++c) destination[c] = sum[c];
-        }
-    }
+}  // namespace
+
+// The kernels of conv_winograd_kernels.inc, compiled for each instruction set.
+#ifdef PNEUMO_WINOGRAD_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace winograd_avx512 {
+#include "kernels/cpu/simd_avx512.inc"
+// 6 tiles x 64 channels or 12 x 32 (24 accumulators of 32 registers).
+constexpr int kMaxVectors = 4;
+constexpr int rows_for(int vectors) { return vectors == 4 ? 6 : 12; }
+#include "kernels/cpu/conv_winograd_kernels.inc"
+}  // namespace winograd_avx512
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace winograd_avx2 {
+#include "kernels/cpu/simd_avx2.inc"
+// 6 tiles x 16 channels (12 accumulators of 16 registers).
+constexpr int kMaxVectors = 2;
+constexpr int rows_for(int) { return 6; }
+#include "kernels/cpu/conv_winograd_kernels.inc"
+}  // namespace winograd_avx2
+#pragma GCC pop_options
+#endif
+
+namespace winograd_scalar {
+// One float per "vector": the same kernels for any CPU and any channel count.
+struct Vec {
+  using Register = float;
+  static constexpr int kLanes = 1;
+  static Register load(const float* p) { return *p; }
+  static void store(float* p, Register v) { *p = v; }
+  static Register zero() { return 0.0f; }
+  static Register broadcast(float x) { return x; }
+  static Register fmadd(Register a, Register b, Register c) { return a * b + c; }
+  static Register add(Register a, Register b) { return a + b; }
+  static Register sub(Register a, Register b) { return a - b; }
+  static Register mul(Register a, Register b) { return a * b; }
+};
+constexpr int kMaxVectors = 4;
+constexpr int rows_for(int) { return 4; }
+#include "kernels/cpu/conv_winograd_kernels.inc"
+}  // namespace winograd_scalar
+
+namespace {
+
+// Which compilation of the kernels runs a shape: the widest vector that divides both channel
+// counts, within what the CPU (and PNEUMO_CPU_ISA) allows.
+enum class Kernels { Scalar, Avx2, Avx512 };
+
+Kernels kernels_for(int64_t I, int64_t O) {
+#ifdef PNEUMO_WINOGRAD_X86
+  const CpuIsa isa = cpu_isa();
+  if (isa == CpuIsa::Avx512 && I % 16 == 0 && O % 16 == 0) return Kernels::Avx512;
+  if (isa != CpuIsa::Scalar && I % 8 == 0 && O % 8 == 0) return Kernels::Avx2;
+#else
+  (void)I, (void)O;
+#endif
+  return Kernels::Scalar;
+}
+
+// Output channels per panel of the transformed filter (OB).
+int64_t panel_width(int64_t I, int64_t O) {
+  switch (kernels_for(I, O)) {
+#ifdef PNEUMO_WINOGRAD_X86
+    case Kernels::Avx512: return winograd_avx512::panel_vectors(O) * 16;
+    case Kernels::Avx2: return winograd_avx2::panel_vectors(O) * 8;
+#endif
+    default: return winograd_scalar::panel_vectors(O);
   }
 }
 
-// output tile (m x m, clipped at the image edge) (+)= bias + A^T Mt A, Mt the ((m+2)^2, tiles, O)
-// GEMM products of the chunk's tiles [begin, end).
-template <int m>
-__attribute__((always_inline)) inline void output_transform(float* output, const float* Mt,
-                                                           const float* bias,
-                                                           const TileGrid& grid, int64_t O,
-                                                           int64_t first_tile, int64_t tiles,
-                                                           int64_t begin, int64_t end,
-                                                           bool accumulate) {
-  using M = Matrices<m>;
-  constexpr int a = M::kAlpha;
-  for (int64_t t = begin; t < end; ++t) {
-    const int64_t tile = first_tile + t;
-    const int64_t n = tile / (grid.tiles_h * grid.tiles_w);
-    const int64_t y0 = (tile / grid.tiles_w) % grid.tiles_h * m, x0 = tile % grid.tiles_w * m;
-    for (int64_t o0 = 0; o0 < O; o0 += kChannelBlock) {
-      const int64_t width = std::min(kChannelBlock, O - o0);
-      float product[a][a][kChannelBlock];
-      for (int p = 0; p < a; ++p)
-        for (int q = 0; q < a; ++q) {
-          const float* source = Mt + ((p * a + q) * tiles + t) * O + o0;
-          for (int64_t c = 0; c < kChannelBlock; ++c) product[p][q][c] = c < width ? source[c] : 0.0f;
-        }
-      float rows[m][a][kChannelBlock];  // A^T Mt
-      for (int u = 0; u < m; ++u)
-        for (int q = 0; q < a; ++q) {
-          float sum[kChannelBlock] = {};
-          for (int r = 0; r < a; ++r) {
-            if (M::AT[u][r] == 0) continue;
-            for (int64_t c = 0; c < kChannelBlock; ++c) sum[c] += M::AT[u][r] * product[r][q][c];
-          }
-          for (int64_t c = 0; c < kChannelBlock; ++c) rows[u][q][c] = sum[c];
-        }
-      for (int u = 0; u < m; ++u) {
-        if (y0 + u >= grid.H) break;
-        for (int v = 0; v < m; ++v) {
-          if (x0 + v >= grid.W) break;
-          float sum[kChannelBlock] = {};
-          for (int r = 0; r < a; ++r) {
-            if (M::AT[v][r] == 0) continue;
-            for (int64_t c = 0; c < kChannelBlock; ++c) sum[c] += M::AT[v][r] * rows[u][r][c];
-          }
-          float* destination = output + ((n * grid.H + y0 + u) * grid.W + x0 + v) * O + o0;
-          for (int64_t c = 0; c < width; ++c)
-            destination[c] = (accumulate ? destination[c] : 0.0f) + (bias ? bias[o0 + c] : 0.0f) + sum[c];
-        }
-      }
-    }
-  }
-}
+// Tiles per block T, a multiple of 12 (whole register tiles). Every block streams the whole
+// transformed filter (a*a*I*O floats, 9 MiB at 256 channels) once for a*a*T*I*O
+// multiply-adds, 4/T bytes per multiply-add; the block's transformed inputs (a*a, T, I) are
+// re-read once per panel of OB output channels (4/OB bytes per multiply-add). 24 tiles
+// measured best from 64 to 512 channels (12: the filter stream dominates at 256-512
+// channels; 48 and more: the inputs fall out of L2).
+int64_t block_tiles(int, int64_t) { return 24; }
 
-// The transforms compiled for each instruction set (the template bodies are inlined into these).
-template <int m>
-__attribute__((target("avx512f"))) void input_transform_avx512(float* V, const float* input, const TileGrid& grid, int64_t I, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end) {
-  input_transform<m>(V, input, grid, I, first_tile, tiles, begin, end);
-}
-template <int m>
-__attribute__((target("avx2,fma"))) void input_transform_avx2(float* V, const float* input, const TileGrid& grid, int64_t I, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end) {
-  input_transform<m>(V, input, grid, I, first_tile, tiles, begin, end);
-}
-template <int m>
-void input_transform_scalar(float* V, const float* input, const TileGrid& grid, int64_t I, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end) {
-  input_transform<m>(V, input, grid, I, first_tile, tiles, begin, end);
-}
-template <int m>
-__attribute__((target("avx512f"))) void output_transform_avx512(float* output, const float* Mt, const float* bias, const TileGrid& grid, int64_t O, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end, bool accumulate) {
-  output_transform<m>(output, Mt, bias, grid, O, first_tile, tiles, begin, end, accumulate);
-}
-template <int m>
-__attribute__((target("avx2,fma"))) void output_transform_avx2(float* output, const float* Mt, const float* bias, const TileGrid& grid, int64_t O, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end, bool accumulate) {
-  output_transform<m>(output, Mt, bias, grid, O, first_tile, tiles, begin, end, accumulate);
-}
-template <int m>
-void output_transform_scalar(float* output, const float* Mt, const float* bias, const TileGrid& grid, int64_t O, int64_t first_tile, int64_t tiles, int64_t begin, int64_t end, bool accumulate) {
-  output_transform<m>(output, Mt, bias, grid, O, first_tile, tiles, begin, end, accumulate);
-}
+// Weight gradient: tiles per chunk. Every chunk loads and stores dU (a*a*I*O floats) once
+// for a*a*T*I*O multiply-adds, 8/T bytes per multiply-add: T as large as a budget of 16 MiB
+// for the chunk's V and Z (a*a, T, I + O) allows, 64 to 512 tiles (measured: 32 tiles ran
+// 2x slower than 512 at 64-256 channels).
+constexpr int64_t kChunkBudgetFloats = int64_t{1} << 22;
 
-// The transformed inputs and products of one chunk of tiles stay near this many floats (8 MiB).
-constexpr int64_t kChunkBudgetFloats = int64_t{1} << 21;
-
-int64_t chunk_tiles(int m, int64_t total_tiles, int64_t I, int64_t O) {
+int64_t chunk_tiles(int m, int64_t I, int64_t O) {
   const int64_t alpha2 = int64_t{m + 2} * (m + 2);
-  const int64_t most = std::max<int64_t>(32, kChunkBudgetFloats / (alpha2 * (I + O)));
-  const int64_t chunks = (total_tiles + most - 1) / most;
-  return (total_tiles + chunks - 1) / chunks;
+  return std::clamp<int64_t>(kChunkBudgetFloats / (alpha2 * (I + O)), 64, 512);
 }
 
 template <int m>
@@ -194,38 +157,109 @@ void run_winograd(float* output, const float* input, const float* transformed, c
   constexpr int64_t alpha2 = int64_t{m + 2} * (m + 2);
   const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
   const int64_t total_tiles = N * grid.tiles_h * grid.tiles_w;
-  const int64_t tiles = chunk_tiles(m, total_tiles, I, O);
-  float* V = scratch;                      // (alpha2, tiles, I)
-  float* products = V + alpha2 * tiles * I;  // (alpha2, tiles, O)
-  const CpuIsa isa = cpu_isa();
-  for (int64_t first = 0; first < total_tiles; first += tiles) {
-    const int64_t count = std::min(tiles, total_tiles - first);
-    parallel_for(count, 4, [&](int64_t begin, int64_t end) {
-      if (isa == CpuIsa::Avx512) input_transform_avx512<m>(V, input, grid, I, first, tiles, begin, end);
-      else if (isa == CpuIsa::Avx2) input_transform_avx2<m>(V, input, grid, I, first, tiles, begin, end);
-      else input_transform_scalar<m>(V, input, grid, I, first, tiles, begin, end);
-    });
-    // One GEMM per frequency point, each single-threaded on its own pool thread:
-    // products[xi] (count, O) = V[xi] (count, I) x U[xi] (I, O).
-    parallel_for(alpha2, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t xi = begin; xi < end; ++xi)
-        cpu_sgemm(false, false, count, O, I, 1.0f, V + xi * tiles * I, I,
-                  transformed + xi * I * O, O, 0.0f, products + xi * tiles * O, O);
-    });
-    parallel_for(count, 4, [&](int64_t begin, int64_t end) {
-      if (isa == CpuIsa::Avx512) output_transform_avx512<m>(output, products, bias, grid, O, first, tiles, begin, end, accumulate);
-      else if (isa == CpuIsa::Avx2) output_transform_avx2<m>(output, products, bias, grid, O, first, tiles, begin, end, accumulate);
-      else output_transform_scalar<m>(output, products, bias, grid, O, first, tiles, begin, end, accumulate);
-    });
-  }
+  const int64_t T = block_tiles(m, I), OB = panel_width(I, O);
+  const int64_t per_thread = alpha2 * T * (I + OB);
+  const int64_t blocks = (total_tiles + T - 1) / T;
+  const int threads = cpu_thread_count();
+  const Kernels kernels = kernels_for(I, O);
+  // Worker j runs blocks j, j + threads, ... in its own V and product buffers.
+  parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float* V = scratch + j * per_thread;  // (a*a, T, I)
+      float* products = V + alpha2 * T * I;  // (a*a, T, OB)
+      for (int64_t block = j; block < blocks; block += threads) {
+        const int64_t first = block * T, count = std::min(T, total_tiles - first);
+        switch (kernels) {
+#ifdef PNEUMO_WINOGRAD_X86
+          case Kernels::Avx512:
+            winograd_avx512::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+            break;
+          case Kernels::Avx2:
+            winograd_avx2::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+            break;
+#endif
+          default:
+            winograd_scalar::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+        }
+      }
+    }
+  });
 }
 
+template <int m>
+void run_weight_gradient(float* weight_gradient, const float* input, const float* output_gradient,
+                         int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, float* scratch) {
+  using Mx = Matrices<m>;
+  constexpr int a = m + 2;
+  constexpr int64_t alpha2 = int64_t{a} * a;
+  const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
+  const int64_t total_tiles = N * grid.tiles_h * grid.tiles_w;
+  const int64_t I = C, O = K, T = chunk_tiles(m, I, O);
+  float* dU = scratch;                // (a*a, I, O)
+  float* V = dU + alpha2 * I * O;     // (a*a, T, I)
+  float* Z = V + alpha2 * T * I;      // (a*a, T, O)
+  std::memset(dU, 0, sizeof(float) * alpha2 * I * O);
+  const Kernels kernels = kernels_for(I, O);
+  for (int64_t first = 0; first < total_tiles; first += T) {
+    const int64_t count = std::min(T, total_tiles - first);
+    parallel_for(count, 4, [&](int64_t begin, int64_t end) {
+      switch (kernels) {
+#ifdef PNEUMO_WINOGRAD_X86
+        case Kernels::Avx512:
+          winograd_avx512::input_transform<m>(V, T, input, grid, I, first, begin, end);
+          winograd_avx512::gradient_transform<m>(Z, T, output_gradient, grid, O, first, begin, end);
+          break;
+        case Kernels::Avx2:
+          winograd_avx2::input_transform<m>(V, T, input, grid, I, first, begin, end);
+          winograd_avx2::gradient_transform<m>(Z, T, output_gradient, grid, O, first, begin, end);
+          break;
+#endif
+        default:
+          winograd_scalar::input_transform<m>(V, T, input, grid, I, first, begin, end);
+          winograd_scalar::gradient_transform<m>(Z, T, output_gradient, grid, O, first, begin, end);
+      }
+    });
+    // Each frequency point's dU is summed by one thread, chunk after chunk, tile after tile:
+    // the result does not depend on the thread count.
+    parallel_for(alpha2, 1, [&](int64_t begin, int64_t end) {
+      switch (kernels) {
+#ifdef PNEUMO_WINOGRAD_X86
+        case Kernels::Avx512: winograd_avx512::weight_products(dU, V, Z, T, I, O, count, begin, end); break;
+        case Kernels::Avx2: winograd_avx2::weight_products(dU, V, Z, T, I, O, count, begin, end); break;
+#endif
+        default: winograd_scalar::weight_products(dU, V, Z, T, I, O, count, begin, end);
+      }
+    });
+  }
+  // weight_gradient[k, r, s, c] += sum_{p,q} G[p][r] dU[p*a+q][c][k] G[q][s], in double.
+  parallel_for(K, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k)
+      for (int64_t c = 0; c < C; ++c) {
+        double rows[3][a];  // G^T dU: rows[r][q]
+        for (int r = 0; r < 3; ++r)
+          for (int q = 0; q < a; ++q) {
+            double sum = 0.0;
+            for (int p = 0; p < a; ++p) sum += Mx::G[p][r] * dU[((p * a + q) * I + c) * O + k];
+            rows[r][q] = sum;
+          }
+        for (int r = 0; r < 3; ++r)
+          for (int s = 0; s < 3; ++s) {
+            double sum = 0.0;
+            for (int q = 0; q < a; ++q) sum += rows[r][q] * Mx::G[q][s];
+            weight_gradient[((k * 3 + r) * 3 + s) * C + c] += static_cast<float>(sum);
+          }
+      }
+  });
+}
+
+// U (a*a, O / OB, I, OB) = G g G^T for every (input channel i, output channel o), in double.
 template <int m>
 void transform_filter(float* transformed, const float* weight, int64_t K, int64_t C,
                       bool input_gradient) {
   using M = Matrices<m>;
-  constexpr int a = M::kAlpha;
+  constexpr int a = m + 2;
   const int64_t I = input_gradient ? K : C, O = input_gradient ? C : K;
+  const int64_t OB = panel_width(I, O);
   parallel_for(I, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       for (int64_t o = 0; o < O; ++o) {
@@ -238,9 +272,10 @@ void transform_filter(float* transformed, const float* weight, int64_t K, int64_
         for (int p = 0; p < a; ++p)
           for (int s = 0; s < 3; ++s)
             rows[p][s] = M::G[p][0] * g[0][s] + M::G[p][1] * g[1][s] + M::G[p][2] * g[2][s];
+        const int64_t panel = o / OB, lane = o % OB;
         for (int p = 0; p < a; ++p)
           for (int q = 0; q < a; ++q)  // (G g) G^T
-            transformed[((p * a + q) * I + i) * O + o] = static_cast<float>(
+            transformed[(p * a + q) * I * O + (panel * I + i) * OB + lane] = static_cast<float>(
                 rows[p][0] * M::G[q][0] + rows[p][1] * M::G[q][1] + rows[p][2] * M::G[q][2]);
       }
   });
@@ -258,9 +293,9 @@ void winograd_transform_filter(float* transformed, const float* weight, int64_t 
   else transform_filter<4>(transformed, weight, K, C, input_gradient);
 }
 
-int64_t winograd_scratch_floats(int m, int64_t N, int64_t H, int64_t W, int64_t I, int64_t O) {
-  const int64_t total_tiles = N * ((H + m - 1) / m) * ((W + m - 1) / m);
-  return int64_t{m + 2} * (m + 2) * chunk_tiles(m, total_tiles, I, O) * (I + O);
+int64_t winograd_scratch_floats(int m, int64_t I, int64_t O) {
+  const int64_t alpha2 = int64_t{m + 2} * (m + 2);
+  return cpu_thread_count() * alpha2 * block_tiles(m, I) * (I + panel_width(I, O));
 }
 
 void conv_winograd_cpu(float* output, const float* input, const float* transformed,
@@ -268,6 +303,18 @@ void conv_winograd_cpu(float* output, const float* input, const float* transform
                        int m, bool accumulate, float* scratch) {
   if (m == 2) run_winograd<2>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
   else run_winograd<4>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
+}
+
+int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K) {
+  const int64_t alpha2 = int64_t{m + 2} * (m + 2);
+  return alpha2 * (C * K + chunk_tiles(m, C, K) * (C + K));
+}
+
+void conv_winograd_weight_gradient_cpu(float* weight_gradient, const float* input,
+                                       const float* output_gradient, int64_t N, int64_t H,
+                                       int64_t W, int64_t C, int64_t K, int m, float* scratch) {
+  if (m == 2) run_weight_gradient<2>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
+  else run_weight_gradient<4>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
 }
 
 }  // namespace pneumo
