@@ -6,7 +6,7 @@ From each page's inline code spans (`...`, not fenced blocks) it checks:
   * paths such as `layers/conv2d.cpp`, `tests/support/gradient_check.h` or
     `layers/add.{h,cpp,cu}` exist (relative to the repository root, or to the page's folder);
     a bare file name such as `add.cpp` must exist somewhere in the repository;
-  * identifier-looking names exist as a word in the sources (*.h *.cpp *.cu *.py *.sh,
+  * identifier-looking names exist as a word in the sources (*.h *.cpp *.inc *.cu *.py *.sh,
     CMakeLists.txt): names with `_` (`conv2d_forward_cpu`), with `::` (`Layer::forward`: every
     part), CamelCase followed by `(` (`Conv2dGeometry(`) and a span that is one CamelCase word
     (`ParameterStore`);
@@ -24,7 +24,7 @@ import sys
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", ".."))
 PAGE_FOLDERS = ["engine", "kernels", "layers", "data", "apps", "benchmarks"]
 SOURCE_FOLDERS = ["engine", "kernels", "layers", "data", "apps", "tests", "benchmarks", ".ci"]
-SOURCE_SUFFIXES = (".h", ".cpp", ".cu", ".py", ".sh")
+SOURCE_SUFFIXES = (".h", ".cpp", ".inc", ".cu", ".py", ".sh")
 SKIP_FOLDERS = {"third_party", "fixtures", "build", ".git"}
 
 # Names the pages may use that are not defined in this repository. Keep it short: each entry
