@@ -88,6 +88,8 @@ InspectedStep inspect_training_step(Context& context, Network& network, Adam& ad
   PNEUMO_REQUIRE(images.rank() == 4, "inspect: images must be (N,S,S,1)");
   require_shape(images, network.input_shape(images.N()), "inspect images");
   require_shape(masks, images.shape(), "inspect masks");
+  // Every node's output is read after the forward, so none may be overwritten in place.
+  network.set_in_place(false);
   ParameterStore& store = network.parameters();
   InspectedStep step;
   step.config = network.config();

@@ -82,7 +82,8 @@ struct InspectedStep {
 // images, masks (N,S,S,1) on the network's device. Zeroes the gradients, runs the training
 // forward, iou_bce_loss and its gradient, backward and adam.step(learning_rate) one node at a
 // time: afterwards the network and `adam` are exactly as after train_step (tested), and the
-// parameter gradients and node outputs of the step are still in the network.
+// parameter gradients and node outputs of the step are still in the network (it turns the
+// network's in-place outputs off, Network::set_in_place, so every node's output is its own).
 InspectedStep inspect_training_step(Context& context, Network& network, Adam& adam, const Tensor& images,
                                     const Tensor& masks, float learning_rate);
 

@@ -14,6 +14,9 @@ class Add : public Layer {
   int input_count() const override { return 2; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
+  // Backward reads neither the inputs nor the output: it may run in place over either input.
+  bool can_overwrite_input(int) const override { return true; }
+  bool backward_reads_output() const override { return false; }
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h

@@ -34,6 +34,8 @@ class BatchNorm2d : public Layer {
   // 4 per element: subtract the mean, multiply by 1/std, multiply by gamma, add beta (training
   // adds about 4 more per element for the statistics, not counted).
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
+  // Backward reads the input and the saved statistics, never the output.
+  bool backward_reads_output() const override { return false; }
   // "gamma" (C) Ones, "beta" (C) Zeros trainable; "running_mean" (C) Zeros, "running_var" (C)
   // Ones non-trainable (ParameterStore::state).
   std::vector<ParameterSpec> parameter_specs() const override;

@@ -136,6 +136,8 @@ class Conv2d : public Layer {
   std::string kind() const override { return "Conv2d"; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
+  // Backward reads the input and the weights, never the output.
+  bool backward_reads_output() const override { return false; }
   std::vector<ParameterSpec> parameter_specs() const override;
   void bind_parameters(const ParameterStore& store, const std::string& prefix) override;
 

@@ -69,6 +69,19 @@ class Layer {
     return 0;
   }
 
+  // In place (memory, layers/training_step.md "Memory"): whether forward may write its output
+  // over input `index`'s buffer (same shape) and backward stay right when it then finds the
+  // output's values there in place of that input's. The graph (Network) takes the offer only
+  // when it is that input's sole reader and the input's producer does not read its own output
+  // in backward. Default: no.
+  virtual bool can_overwrite_input(int index) const {
+    (void)index;
+    return false;
+  }
+  // Whether backward reads the values of the forward output (a sigmoid's derivative does). Only
+  // a layer that does not may have its output overwritten in place. Default: yes (the safe side).
+  virtual bool backward_reads_output() const { return true; }
+
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
   void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,

@@ -15,6 +15,9 @@ class LeakyReLU : public Layer {
   float slope() const { return slope_; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
+  // Backward reads its input only through the sign (x > 0), which the output shares when
+  // slope >= 0, so with such a slope it may run in place over its input.
+  bool can_overwrite_input(int) const override { return slope_ >= 0.0f; }
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h

@@ -114,6 +114,43 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
   for (size_t j = 0; j < nodes_.size(); ++j)
     for (int i : nodes_[j].inputs)
       if (i >= 0) last_consumer_[static_cast<size_t>(i)] = static_cast<int>(j);
+  plan_in_place();
+}
+
+// Node j may write over input node i's buffer when j offers to (Layer::can_overwrite_input), j
+// is i's only reader (nothing else, forward or backward, needs i's values), i's backward does
+// not read its own output, the shapes match, and i's buffer is its own (an overwritten buffer is
+// not overwritten again: i's own producer may read it as its input in backward).
+void Network::plan_in_place() {
+  std::vector<int> readers(nodes_.size(), 0);
+  for (const NetworkNode& node : nodes_)
+    for (int i : node.inputs)
+      if (i >= 0) ++readers[static_cast<size_t>(i)];
+  for (NetworkNode& node : nodes_) {
+    node.overwrites = -1;
+    if (!in_place_) continue;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int i = node.inputs[k];
+      if (i < 0) continue;
+      const NetworkNode& input = nodes_[static_cast<size_t>(i)];
+      if (node.layer->can_overwrite_input(static_cast<int>(k)) && readers[static_cast<size_t>(i)] == 1 &&
+          !input.layer->backward_reads_output() && input.overwrites < 0 &&
+          input.image_shape == node.image_shape) {
+        node.overwrites = i;
+        break;
+      }
+    }
+  }
+}
+
+void Network::set_in_place(bool in_place) {
+  if (in_place == in_place_) return;
+  in_place_ = in_place;
+  plan_in_place();
+  for (NetworkNode& node : nodes_) node.output = Tensor();  // reallocated by the next forward
+  gradient_pool_.clear();
+  output_gradient_buffer_ = Tensor();
+  batch_ = capacity_batch_ = 0;
 }
 
 void Network::add_node(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs) {
@@ -164,12 +201,16 @@ std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch)
 void Network::allocate_outputs(int64_t batch) {
   if (batch == batch_) return;
   const bool grow = batch > capacity_batch_;
-  if (grow) gradient_pool_.clear();
+  if (grow) {
+    gradient_pool_.clear();
+    for (auto& node : nodes_) node.output = Tensor();  // release every old buffer first
+  }
   for (auto& node : nodes_) {
     Shape shape = node.image_shape;
     shape[0] = batch;
-    if (grow) {
-      node.output = Tensor();  // release the old buffer before allocating the new one
+    if (node.overwrites >= 0) {  // the input's buffer, already (re)allocated: it comes earlier
+      node.output = nodes_[static_cast<size_t>(node.overwrites)].output;
+    } else if (grow) {
       node.output = Tensor(device(), shape);
     } else {
       node.output = node.output.leading(shape);
@@ -353,7 +394,7 @@ MemoryBudget training_memory_budget(const Network& network, int64_t batch) {
   budget.gradients = budget.adam_m = budget.adam_v = store.trainable_count();
   budget.batch_tensors = 2 * shape_count(network.input_shape(batch));
   for (const NetworkNode& node : nodes) {
-    budget.activations += shape_count(batch_shape(node.image_shape));
+    if (node.overwrites < 0) budget.activations += shape_count(batch_shape(node.image_shape));
     std::vector<Shape> inputs;
     bool input_gradient = false;
     for (int i : node.inputs) {
@@ -396,7 +437,7 @@ std::string format_memory_budget(const MemoryBudget& budget, int64_t batch) {
                 static_cast<long long>(batch));
   text << line;
   const std::pair<const char*, int64_t> rows[] = {
-      {"activations (every node's output)", budget.activations},
+      {"activations (node outputs; in-place ones share a buffer)", budget.activations},
       {"activation gradients (backward pool + loss gradient)", budget.activation_gradients},
       {"layer scratch (conv padded copies, im2col, packed filters)", budget.layer_scratch},
       {"parameters", budget.parameters},

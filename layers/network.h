@@ -66,6 +66,9 @@ struct NetworkNode {
   std::vector<int> inputs;     // indices of earlier nodes; -1 is the network's image input
   Shape image_shape;           // output shape for one image, (1,H,W,C)
   Tensor output;               // (N,H,W,C), a leading view of a buffer for the largest batch
+                               // (in place: the same buffer as output of node `overwrites`)
+  int overwrites = -1;         // in place: the input node whose buffer this node writes its
+                               // output over (plan_in_place), -1 when it has its own
   Tensor output_gradient;      // (N,H,W,C), d loss / d output; only live during backward
 };
 
@@ -86,6 +89,12 @@ class Network {
   // CUDA only: lets every convolution use TF32 tensor cores (Conv2d::set_allow_tf32); off by
   // default, so the GPU computes in full fp32 like the CPU.
   void set_allow_tf32(bool allow);
+  // In place (on by default): a LeakyReLU writes over its batch norm's output and a residual
+  // Add over its conv2's output (Layer::can_overwrite_input), which saves those buffers. Results
+  // are bit-identical either way, but the overwritten nodes' outputs then hold their
+  // consumer's values: `pneumo inspect`, which draws every node's output, turns it off.
+  void set_in_place(bool in_place);
+  bool in_place() const { return in_place_; }
   // The step whose dropout masks the next training forward draws (train_step passes Adam's step
   // count, so a resumed run draws the masks of an uninterrupted one). No-op without dropout.
   void set_dropout_step(uint64_t step);
@@ -122,6 +131,7 @@ class Network {
   void add_node(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs);
   int add_chain(const std::string& name, std::unique_ptr<Layer> layer, int input);
   void allocate_outputs(int64_t batch);
+  void plan_in_place();  // sets every node's `overwrites` from in_place_
   Tensor acquire_gradient(const Shape& shape);
   void release_gradient(Tensor& gradient);
   std::vector<Shape> input_shapes(const NetworkNode& node, int64_t batch) const;
@@ -129,6 +139,7 @@ class Network {
   NetworkConfig config_;
   std::vector<NetworkNode> nodes_;
   ParameterStore store_;
+  bool in_place_ = true;
   int64_t batch_ = 0;                 // batch size of the current outputs (leading views)
   int64_t capacity_batch_ = 0;        // largest batch seen: what the buffers are allocated for
   Tensor output_gradient_buffer_;     // (N,S,S,1)
@@ -162,7 +173,8 @@ ModelSummary summarize(const Network& network, int64_t batch);
 // The memory of one training step (train_step) at `batch`, in floats, on the network's device:
 // everything the step keeps allocated at its peak (layers/training_step.md, "Memory").
 struct MemoryBudget {
-  int64_t activations = 0;           // every node's output (N,H,W,C), kept for backward
+  int64_t activations = 0;           // every node's output (N,H,W,C), kept for backward; a node
+                                     // that runs in place (NetworkNode::overwrites) adds none
   int64_t activation_gradients = 0;  // the backward pass's gradient pool at its peak, plus the
                                      // loss gradient d loss / d probabilities (N,S,S,1)
   int64_t layer_scratch = 0;         // the layers' shared grow-only scratch: the largest

@@ -275,6 +275,61 @@ TEST_CASE("a smaller batch reuses the buffers (grow-only) and gives the same per
   CHECK(again == three);
 }
 
+TEST_CASE("in place: each ReLU over its batch norm, each Add over its conv2; the same step bit for bit") {
+  const NetworkConfig config{32, 4, 2, 2, 0.0f};
+  Context context(Device::CPU);
+  Tensor images, masks;
+  square_batch(4, 32, 9, images, masks);
+  Network shared(Device::CPU, config, 4), separate(Device::CPU, config, 4);
+  separate.set_in_place(false);
+  CHECK(shared.in_place());
+  Adam shared_adam, separate_adam;
+  for (int step = 0; step < 2; ++step) {
+    const StepResult a = train_step(context, shared, shared_adam, images, masks, 1e-2f);
+    const StepResult b = train_step(context, separate, separate_adam, images, masks, 1e-2f);
+    CHECK(a.loss.loss == b.loss.loss);
+  }
+  CHECK(shared.output().to_vector() == separate.output().to_vector());
+  CHECK(shared.parameters().values().to_vector() == separate.parameters().values().to_vector());
+  CHECK(shared.parameters().gradients().to_vector() == separate.parameters().gradients().to_vector());
+  CHECK(shared.parameters().state().to_vector() == separate.parameters().state().to_vector());
+  // The plan, from the graph's own wiring: which node writes over which.
+  int relus = 0, adds = 0;
+  for (size_t j = 0; j < shared.nodes().size(); ++j) {
+    const NetworkNode& node = shared.nodes()[j];
+    const std::string kind = node.layer->kind();
+    INFO(node.name);
+    CHECK(separate.nodes()[j].overwrites == -1);
+    if (kind == "LeakyReLU") {
+      ++relus;
+      REQUIRE(node.overwrites == node.inputs[0]);
+      CHECK(shared.nodes()[static_cast<size_t>(node.inputs[0])].layer->kind() == "BatchNorm2d");
+    } else if (kind == "Add") {
+      ++adds;
+      REQUIRE(node.overwrites == node.inputs[0]);
+      CHECK(shared.nodes()[static_cast<size_t>(node.inputs[0])].name == node.name.substr(0, node.name.size() - 3) + "conv2");
+    } else {
+      CHECK(node.overwrites == -1);
+    }
+    if (node.overwrites >= 0)
+      CHECK(node.output.data() == shared.nodes()[static_cast<size_t>(node.overwrites)].output.data());
+    for (size_t i = 0; i < j; ++i) CHECK(separate.nodes()[i].output.data() != separate.nodes()[j].output.data());
+  }
+  CHECK(relus == 2 * 1 + 2 * 2 * 2 + 1);  // down1..2, two per block, head
+  CHECK(adds == 2 * 2);
+  // The budget counts each shared buffer once: the ReLU and Add outputs are saved.
+  int64_t saved = 0;
+  for (const NetworkNode& node : shared.nodes())
+    if (node.overwrites >= 0) saved += shape_count(node.output.shape());
+  CHECK(training_memory_budget(separate, 4).activations - training_memory_budget(shared, 4).activations == saved);
+  // A negative slope changes the sign: that ReLU keeps its own buffer (the Adds still share).
+  NetworkConfig negative = config;
+  negative.leaky_slope = -0.1f;
+  Network flipped(Device::CPU, negative, 4);
+  for (const NetworkNode& node : flipped.nodes())
+    CHECK(node.overwrites == (node.layer->kind() == "Add" ? node.inputs[0] : -1));
+}
+
 PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   const NetworkConfig config{64, 8, 2, 3, 0.0f};
