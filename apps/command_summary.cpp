@@ -1,19 +1,65 @@
-// pneumo summary: the model table of any configuration.
+// pneumo summary: the model table of any configuration, and (--conv-algos) the CPU convolution
+// algorithm every Conv2d would run in each direction of a training step, and why.
+#include <algorithm>
 #include <cstdio>
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
 #include "apps/training.h"
+#include "engine/cpu_threads.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "layers/checkpoint.h"
+#include "layers/conv2d.h"
 #include "layers/network.h"
 
 namespace pneumo::cli {
+
+namespace {
+
+// One line per Conv2d x direction of a training step at `batch`: forward, input gradient (not
+// for a conv reading the images, which Network::backward_node gives no gradient slot) and weight
+// gradient, each decided as the layer decides it at run time (Conv2d::explain_algorithm).
+void print_conv_algorithms(const Network& network, int64_t batch) {
+  const std::vector<ConvAlgorithm> algorithms = default_conv_algorithms();
+  if (std::find(algorithms.begin(), algorithms.end(), ConvAlgorithm::Auto) != algorithms.end()) {
+    std::printf("\nauto: timing every shape not in %s (each candidate twice on random data;\n"
+                "tens of seconds at batch 8 on 2 cores)...\n",
+                conv_tuning_file_path().c_str());
+    std::fflush(stdout);
+  }
+  std::printf("\nCPU convolution algorithms of one training step, batch %lld, %d threads, %s kernels, "
+              "%s\n",
+              static_cast<long long>(batch), cpu_thread_count(), cpu_isa_name(cpu_isa()),
+              default_conv_algorithms_origin().c_str());
+  std::string table;
+  char line[160];
+  for (const NetworkNode& node : network.nodes()) {
+    const auto* conv = dynamic_cast<const Conv2d*>(node.layer.get());
+    if (!conv) continue;
+    const Shape input = network.input_shapes(node, batch).at(0);  // (N,H,W,C)
+    for (ConvDirection direction :
+         {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
+      if (direction == ConvDirection::InputGradient && node.inputs.at(0) < 0) continue;
+      const ConvAlgorithmDecision decision = conv->explain_algorithm(direction, input);
+      std::snprintf(line, sizeof line, "%-18s %-15s %-28s %-10s ", node.name.c_str(),
+                    conv_direction_name(direction), describe_geometry(decision.geometry).c_str(),
+                    conv_algorithm_name(decision.algorithm));
+      table += line + decision.reason + "\n";
+    }
+  }
+  std::printf("%-18s %-15s %-28s %-10s %s\n%s", "layer", "direction", "shape (NxHxWxC -> K)",
+              "algorithm", "why", table.c_str());
+}
+
+}  // namespace
 
 int run_summary(const std::vector<std::string>& argv) {
   Arguments arguments("summary",
                       "Prints the network as a table: every layer's name, output shape, parameters and forward\n"
                       "FLOPs, then the totals, then the memory budget of one training step at --batch on the CPU.\n"
-                      "Defaults to the notebook's create_network(256, 32, 2, 4).");
+                      "With --conv-algos, then the CPU convolution algorithm of every Conv2d in each\n"
+                      "direction of a training step under --conv-algo, and why (auto: timed or from the\n"
+                      "tuning file, as at run time). Defaults to the notebook's create_network(256, 32, 2, 4).");
   arguments.option("size", "S", "256", "input size");
   arguments.option("channels", "N", "32", "channels of the first convolution");
   arguments.option("blocks", "N", "2", "residual blocks per depth");
@@ -22,7 +68,10 @@ int run_summary(const std::vector<std::string>& argv) {
   arguments.option("batch", "N", "1", "batch size for the shapes and FLOPs");
   arguments.option("preset", "NAME", "", "take the network of a training preset (notebook or cpu)");
   arguments.option("checkpoint", "FILE", "", "take the network of a checkpoint");
+  arguments.flag("conv-algos", "print every convolution's CPU algorithm per direction, and why");
+  arguments.option("threads", "N", "0", "CPU threads (0: all; part of auto's key, as in pneumo tune)");
   if (!arguments.parse(argv)) return 0;
+  if (arguments.integer("threads", 0) > 0) set_cpu_thread_count(static_cast<int>(arguments.integer("threads")));
   NetworkConfig config{arguments.integer("size"), arguments.integer("channels"), arguments.integer("blocks"),
                        arguments.integer("depth"), 0.0f,
                        static_cast<float>(arguments.number("dropout"))};
@@ -38,6 +87,7 @@ int run_summary(const std::vector<std::string>& argv) {
   const int64_t batch = arguments.integer("batch");
   std::printf("%s", format_summary(summarize(network, batch)).c_str());
   std::printf("%s", format_memory_budget(training_memory_budget(network, batch), batch).c_str());
+  if (arguments.has("conv-algos")) print_conv_algorithms(network, batch);
   return 0;
 }
 

@@ -49,7 +49,8 @@ void print_usage(FILE* stream) {
                "  --conv-algo NAME[,NAME...]  reference, gemm, direct, winograd2, winograd4 or auto\n"
                "                              (also PNEUMO_CONV_ALGO); a list takes the first that runs a\n"
                "                              layer; default direct,gemm (auto times them: fastest)\n"
-               "  --show-conv-algos           print each convolution's algorithm choice when made\n");
+               "  --show-conv-algos           print each convolution's algorithm choice when made\n"
+               "                              (pneumo summary --conv-algos: every choice up front)\n");
 }
 
 // Takes the process-wide convolution options out of the arguments (any command accepts them).
@@ -67,7 +68,7 @@ std::vector<std::string> take_conv_options(std::vector<std::string> arguments) {
       } else {
         value = argument.substr(std::strlen("--conv-algo="));
       }
-      pneumo::set_default_conv_algorithms(pneumo::parse_conv_algorithms(value));
+      pneumo::set_default_conv_algorithms(pneumo::parse_conv_algorithms(value), "--conv-algo");
     } else {
       rest.push_back(argument);
     }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <sstream>
 
 #include "engine/check.h"
@@ -199,6 +200,7 @@ struct ConvSettings {
   std::mutex mutex;
   bool algorithm_read = false;
   std::vector<ConvAlgorithm> algorithms = {ConvAlgorithm::Direct, ConvAlgorithm::Gemm};
+  std::string origin = "the default ";  // what default_conv_algorithms_origin puts before the list
   bool report = false;
   bool file_read = false;
   bool read_file = true;
@@ -300,6 +302,7 @@ void read_environment(ConvSettings& s) {
   if (names && *names) {
     try {
       s.algorithms = parse_conv_algorithms(names);
+      s.origin = "PNEUMO_CONV_ALGO=";
     } catch (const Error& error) {
       throw Error(std::string("PNEUMO_CONV_ALGO: ") + error.what());
     }
@@ -317,12 +320,21 @@ std::vector<ConvAlgorithm> default_conv_algorithms() {
   return s.algorithms;
 }
 
-void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms) {
+void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms,
+                                 const std::string& origin) {
   if (algorithms.empty()) throw Error("set_default_conv_algorithms: empty list");
   ConvSettings& s = settings();
   std::lock_guard<std::mutex> lock(s.mutex);
   read_environment(s);  // the environment is read first, so this call wins
   s.algorithms = algorithms;
+  s.origin = origin + " ";
+}
+
+std::string default_conv_algorithms_origin() {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  return s.origin + conv_algorithms_name(s.algorithms);
 }
 
 void set_conv_algorithm_report(bool report) {
@@ -397,6 +409,11 @@ void write_conv_tuning_file(const std::string& path) {
 
 ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
                                   const std::function<void(ConvAlgorithm)>& run_candidate) {
+  return conv_auto_choice(direction, geometry, run_candidate).record.algorithm;
+}
+
+ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& geometry,
+                                const std::function<void(ConvAlgorithm)>& run_candidate) {
   ConvSettings& s = settings();
   const int threads = cpu_thread_count();
   const std::string isa = cpu_isa_name(cpu_isa());
@@ -411,7 +428,7 @@ ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry&
     auto found = s.records.find(key);
     if (found != s.records.end() &&
         conv_algorithm_unsupported_reason(found->second.algorithm, direction, geometry).empty())
-      return found->second.algorithm;
+      return {found->second, false};
     // The same layer at another batch size (validation, the last partial batch) takes the choice
     // already made for it: after a run's first step nothing is timed again, so a run that saves
     // its choices (apps/trainer.cpp) and resumes with them computes bit for bit the same.
@@ -422,7 +439,7 @@ ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry&
           g.H == geometry.H && g.W == geometry.W && g.C == geometry.C && g.K == geometry.K &&
           g.kernel_size == geometry.kernel_size &&
           conv_algorithm_unsupported_reason(record.algorithm, direction, geometry).empty())
-        return record.algorithm;
+        return {record, false};
     }
   }
   // Time every supported candidate but reference: a warm-up run (scratch, caches), then the
@@ -459,7 +476,7 @@ ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry&
     std::fprintf(stderr, "conv auto: %-15s %-26s -> %-9s (%s; tuned in %.0f ms)\n",
                  conv_direction_name(direction), describe_geometry(geometry).c_str(),
                  conv_algorithm_name(record.algorithm), record.candidates.c_str(), tuning_ms);
-  return record.algorithm;
+  return {record, true};
 }
 
 // ---- the algorithms ----------------------------------------------------------------------------
@@ -777,9 +794,7 @@ int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device,
   for (ConvDirection direction :
        {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
     if (direction == ConvDirection::InputGradient && !input_gradient) continue;
-    const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
-    const ConvAlgorithm chosen =
-        own ? *own : first_runnable_conv_algorithm(default_conv_algorithms(), direction, geometry);
+    const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
     if (chosen != ConvAlgorithm::Auto) {
       floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, chosen));
       continue;
@@ -816,25 +831,136 @@ int64_t conv2d_cpu_shared_scratch_capacity() { return static_cast<int64_t>(conv_
 
 void conv2d_release_cpu_scratch() { std::vector<float>().swap(conv_scratch()); }
 
+namespace {
+
+// Why auto chose choice.record.algorithm for `geometry` (see ConvAlgorithmDecision).
+std::string auto_reason(const ConvAutoChoice& choice, const Conv2dGeometry& geometry) {
+  const ConvTuningRecord& record = choice.record;
+  const std::string other_batch =
+      record.geometry.N == geometry.N ? "" : ", as chosen at batch " + std::to_string(record.geometry.N);
+  if (record.source != "timed") {
+    char milliseconds[32];
+    std::snprintf(milliseconds, sizeof milliseconds, "%.3f ms", record.milliseconds);
+    return "auto: tuning file " + record.source + other_batch + " (" + milliseconds + ")";
+  }
+  if (choice.timed_now) return "auto: timed now: " + record.candidates;
+  return "auto: timed earlier in this process" + other_batch + ": " + record.candidates;
+}
+
+// Why `chosen` is the first entry of the default list that runs the shape: the list and where it
+// comes from, and each entry skipped before it with its reason.
+std::string default_list_reason(const std::vector<ConvAlgorithm>& list, ConvAlgorithm chosen,
+                                ConvDirection direction, const Conv2dGeometry& geometry) {
+  if (list.size() == 1) return "forced (" + default_conv_algorithms_origin() + ")";
+  std::string skipped;
+  for (ConvAlgorithm algorithm : list) {
+    if (algorithm == chosen) break;
+    skipped += (skipped.empty() ? "" : "; ") +
+               conv_algorithm_unsupported_reason(algorithm, direction, geometry);
+  }
+  return "first runnable of " + default_conv_algorithms_origin() +
+         (skipped.empty() ? "" : " (" + skipped + ")");
+}
+
+}  // namespace
+
+ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
+                                          const Conv2dGeometry& geometry) const {
+  const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
+  try {
+    return first_runnable_conv_algorithm(
+        own ? std::vector<ConvAlgorithm>{*own} : default_conv_algorithms(), direction, geometry);
+  } catch (const Error& error) {
+    throw Error((name_.empty() ? std::string() : name_ + ": ") + error.what());
+  }
+}
+
 ConvAlgorithm Conv2d::resolve_algorithm(
     ConvDirection direction, const Conv2dGeometry& geometry,
-    const std::function<void(ConvAlgorithm)>& run_candidate) const {
-  const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
-  const ConvAlgorithm chosen =
-      own ? *own : first_runnable_conv_algorithm(default_conv_algorithms(), direction, geometry);
+    const std::function<void(ConvAlgorithm)>& run_candidate, std::string* reason) const {
+  const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
+  const bool own = algorithms_[static_cast<int>(direction)].has_value();
+  const std::vector<ConvAlgorithm> list = default_conv_algorithms();
+  if (reason)
+    *reason = own ? "set on this layer" : default_list_reason(list, chosen, direction, geometry);
   if (chosen != ConvAlgorithm::Auto) return chosen;
-  return conv_auto_algorithm(direction, geometry, run_candidate);
+  const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
+  if (reason) {
+    // auto named alone (or first) says enough by itself; reached down a list, both are said.
+    if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
+    else *reason += " -> " + auto_reason(automatic, geometry);
+  }
+  return automatic.record.algorithm;
+}
+
+std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,
+                                                        const Conv2dGeometry& geometry,
+                                                        const float* input,
+                                                        const float* output_gradient,
+                                                        float* output,
+                                                        std::vector<float>& trial) const {
+  const float* weight = weight_.data();  // (K,R,S,C)
+  switch (direction) {
+    case ConvDirection::Forward: {
+      const float* bias = has_bias_ ? bias_.data() : nullptr;  // (K)
+      return [=](ConvAlgorithm candidate) {
+        conv2d_forward_cpu(output, input, weight, bias, geometry, candidate, conv_scratch());
+      };
+    }
+    case ConvDirection::InputGradient:
+      return [=, &trial](ConvAlgorithm candidate) {
+        trial.assign(static_cast<size_t>(geometry.pixels() * geometry.C), 0.0f);  // (N,H,W,C)
+        conv2d_input_gradient_cpu(trial.data(), output_gradient, weight, geometry, candidate,
+                                  conv_scratch());
+      };
+    case ConvDirection::WeightGradient: {
+      const int64_t weight_count = weight_.count();
+      const bool bias = has_bias_;
+      return [=, &trial](ConvAlgorithm candidate) {
+        trial.assign(static_cast<size_t>(weight_count + geometry.K), 0.0f);  // (K,R,S,C) + (K)
+        conv2d_weight_gradient_cpu(trial.data(), bias ? trial.data() + weight_count : nullptr,
+                                   output_gradient, input, geometry, candidate, conv_scratch());
+      };
+    }
+  }
+  throw Error("Conv2d::trial_runner: unknown direction");
+}
+
+ConvAlgorithmDecision Conv2d::explain_algorithm(ConvDirection direction, const Shape& input) const {
+  output_shape({input});  // checks (N,H,W,C) with this layer's C
+  if (weight_.empty()) throw Error("Conv2d " + name_ + ": explain_algorithm before bind_parameters");
+  require_device(weight_, Device::CPU, "Conv2d weight (explain_algorithm is about the CPU)");
+  ConvAlgorithmDecision decision{geometry_for(input), ConvAlgorithm::Auto, ""};
+  const Conv2dGeometry& g = decision.geometry;
+  // Random operands of the real shape, made only when auto times a candidate.
+  std::vector<float> images, output_gradient, output, trial;  // (N,H,W,C), (N,H,W,K) x2, trial
+  std::function<void(ConvAlgorithm)> run;
+  const auto run_candidate = [&](ConvAlgorithm candidate) {
+    if (!run) {
+      std::mt19937 generator(1);
+      std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+      const auto random = [&](std::vector<float>& values, int64_t count) {
+        values.resize(static_cast<size_t>(count));
+        for (float& value : values) value = uniform(generator);
+      };
+      if (direction != ConvDirection::InputGradient) random(images, g.pixels() * g.C);
+      if (direction != ConvDirection::Forward) random(output_gradient, g.pixels() * g.K);
+      if (direction == ConvDirection::Forward) output.resize(static_cast<size_t>(g.pixels() * g.K));
+      run = trial_runner(direction, g, images.data(), output_gradient.data(), output.data(), trial);
+    }
+    run(candidate);
+  };
+  decision.algorithm = resolve_algorithm(direction, g, run_candidate, &decision.reason);
+  return decision;
 }
 
 void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
                          bool) {
   const Tensor& input = *inputs[0];
   const Conv2dGeometry geometry = geometry_for(input.shape());
-  const float* bias = has_bias_ ? bias_.data() : nullptr;
-  auto run = [&](ConvAlgorithm algorithm) {
-    conv2d_forward_cpu(output.data(), input.data(), weight_.data(), bias, geometry, algorithm,
-                       conv_scratch());
-  };
+  std::vector<float> unused;  // the forward's candidates write into output, which the run overwrites
+  const auto run =
+      trial_runner(ConvDirection::Forward, geometry, input.data(), nullptr, output.data(), unused);
   run(resolve_algorithm(ConvDirection::Forward, geometry, run));
 }
 
@@ -848,21 +974,16 @@ void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, co
   std::vector<float> trial;
   if (input_gradients[0]) {
     const ConvAlgorithm algorithm = resolve_algorithm(
-        ConvDirection::InputGradient, geometry, [&](ConvAlgorithm candidate) {
-          trial.assign(static_cast<size_t>(input.count()), 0.0f);
-          conv2d_input_gradient_cpu(trial.data(), output_gradient.data(), weight_.data(), geometry,
-                                    candidate, scratch);
-        });
+        ConvDirection::InputGradient, geometry,
+        trial_runner(ConvDirection::InputGradient, geometry, input.data(), output_gradient.data(),
+                     nullptr, trial));
     conv2d_input_gradient_cpu(input_gradients[0]->data(), output_gradient.data(), weight_.data(),
                               geometry, algorithm, scratch);
   }
   const ConvAlgorithm algorithm = resolve_algorithm(
-      ConvDirection::WeightGradient, geometry, [&](ConvAlgorithm candidate) {
-        trial.assign(static_cast<size_t>(weight_gradient_.count() + out_channels_), 0.0f);
-        conv2d_weight_gradient_cpu(trial.data(), has_bias_ ? trial.data() + weight_gradient_.count() : nullptr,
-                                   output_gradient.data(), input.data(), geometry, candidate,
-                                   scratch);
-      });
+      ConvDirection::WeightGradient, geometry,
+      trial_runner(ConvDirection::WeightGradient, geometry, input.data(), output_gradient.data(),
+                   nullptr, trial));
   std::vector<float>().swap(trial);
   conv2d_weight_gradient_cpu(weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
                              output_gradient.data(), input.data(), geometry, algorithm, scratch);

@@ -56,9 +56,13 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
 // fails on a 1x1 layer, "--conv-algo winograd4,direct,gemm" uses Winograd where it can.
 // Initially PNEUMO_CONV_ALGO (read on first use), else {Direct, Gemm}: a fixed rule per shape, so
 // two runs compute the same (auto's timing can choose differently in each process). The CLI's
-// --conv-algo sets it.
+// --conv-algo sets it, with `origin` "--conv-algo".
 std::vector<ConvAlgorithm> default_conv_algorithms();
-void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms);
+void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms,
+                                 const std::string& origin = "set_default_conv_algorithms");
+// Where the list comes from, with the list: "the default direct,gemm", "PNEUMO_CONV_ALGO=auto",
+// "--conv-algo winograd4,direct,gemm".
+std::string default_conv_algorithms_origin();
 // "winograd4,direct" -> {Winograd4, Direct}; throws pneumo::Error on an unknown or empty name.
 std::vector<ConvAlgorithm> parse_conv_algorithms(const std::string& names);
 std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms);  // "a,b"
@@ -85,6 +89,16 @@ struct ConvTuningRecord {
   std::string source;   // "timed" or the tuning file's path
   std::string candidates;  // "direct 4.1 ms, gemm 9.3 ms, ..." when timed
 };
+// auto's answer for one call and what it went by: the record of this shape, of the same layer at
+// another batch size (record.geometry.N differs: after a run's first step nothing is timed
+// again), or of timing each candidate with run_candidate now (timed_now).
+struct ConvAutoChoice {
+  ConvTuningRecord record;
+  bool timed_now = false;
+};
+ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& geometry,
+                                const std::function<void(ConvAlgorithm)>& run_candidate);
+// conv_auto_choice(...).record.algorithm.
 ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
                                   const std::function<void(ConvAlgorithm)>& run_candidate);
 std::vector<ConvTuningRecord> conv_tuning_records();
@@ -128,6 +142,15 @@ void conv2d_release_cpu_scratch();
 
 class Conv2dCudaPlans;  // cuDNN descriptors and algorithms per input shape (layers/conv2d.cu)
 
+// A CPU Conv2d's algorithm for one direction of one input shape, and why: "forced (--conv-algo
+// winograd4)", "first runnable of the default direct,gemm (direct forward needs ...)",
+// "auto: timed now: direct 4.10 ms, gemm 9.30 ms", "auto: tuning file PATH (2.100 ms)", ...
+struct ConvAlgorithmDecision {
+  Conv2dGeometry geometry;
+  ConvAlgorithm algorithm;  // concrete
+  std::string reason;
+};
+
 class Conv2d : public Layer {
  public:
   // kernel_size must be 1 or 3; throws pneumo::Error otherwise.
@@ -163,6 +186,11 @@ class Conv2d : public Layer {
   // is the context's, shared by every layer).
   int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
                          bool input_gradient) const override;
+  // The algorithm this layer (bound, on the CPU) would run `direction` with for `input` (N,H,W,C),
+  // decided exactly as forward/backward decide it, and why. auto is resolved as at run time:
+  // a shape it has no record of is timed now (and remembered), each candidate on random data of
+  // the real shape with this layer's weights. Throws, naming the layer, where the run would.
+  ConvAlgorithmDecision explain_algorithm(ConvDirection direction, const Shape& input) const;
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
@@ -170,10 +198,21 @@ class Conv2d : public Layer {
 
  private:
   Conv2dGeometry geometry_for(const Shape& input) const;
+  // The layer's own algorithm for `direction`, else the first of default_conv_algorithms() that
+  // runs the shape (Auto unresolved); throws, naming the layer, when none can.
+  ConvAlgorithm preferred_algorithm(ConvDirection direction, const Conv2dGeometry& geometry) const;
   // The concrete algorithm for a direction: the layer's or the process's choice, auto resolved
-  // (timing `run_candidate` when the shape is new).
+  // (timing `run_candidate` when the shape is new); why, into *reason when non-null.
   ConvAlgorithm resolve_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
-                                  const std::function<void(ConvAlgorithm)>& run_candidate) const;
+                                  const std::function<void(ConvAlgorithm)>& run_candidate,
+                                  std::string* reason = nullptr) const;
+  // auto's run_candidate for `direction` on these operands: a candidate writes the forward into
+  // `output` (which the real run overwrites) and the gradients into `trial` (the real ones
+  // accumulate). input (N,H,W,C), output_gradient and output (N,H,W,K); weights: the layer's.
+  std::function<void(ConvAlgorithm)> trial_runner(ConvDirection direction,
+                                                  const Conv2dGeometry& geometry,
+                                                  const float* input, const float* output_gradient,
+                                                  float* output, std::vector<float>& trial) const;
 
   int64_t in_channels_, out_channels_;
   int kernel_size_;

@@ -108,6 +108,8 @@ class Network {
   // The same, calling after_node(i) once node i's backward has run: from then on the gradients
   // of the parameters of nodes i.. are final (data-parallel gradient buckets, training_step.cpp).
   void backward(Context& context, const Tensor& output_gradient, const std::function<void(int)>& after_node);
+  // The shapes of a node's inputs, (N,H,W,C) each, for `batch` images.
+  std::vector<Shape> input_shapes(const NetworkNode& node, int64_t batch) const;
   // Offset in parameters().gradients() of node i's first trainable parameter, -1 when it has none.
   int64_t gradient_offset(int index) const;
   const Tensor& output() const { return nodes_.back().output; }
@@ -134,7 +136,6 @@ class Network {
   void plan_in_place();  // sets every node's `overwrites` from in_place_
   Tensor acquire_gradient(const Shape& shape);
   void release_gradient(Tensor& gradient);
-  std::vector<Shape> input_shapes(const NetworkNode& node, int64_t batch) const;
 
   NetworkConfig config_;
   std::vector<NetworkNode> nodes_;

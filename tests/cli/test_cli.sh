@@ -74,5 +74,72 @@ fi
 "$pneumo" summary > "$work/summary.log" 2>&1
 check "summary of the notebook network counts 12,718,305 parameters" "grep -q '12718305\|12,718,305' $work/summary.log"
 
+# summary --conv-algos: one row per Conv2d x direction of a training step, with the algorithm
+# the layer would run and why (layers/conv2d.md, "Algorithms").
+conv_rows() { awk '/^layer +direction/ { table = 1; next } table' "$1"; }  # the --conv-algos table
+"$pneumo" summary --conv-algos --conv-algo direct,gemm --batch 2 > "$work/conv-algos.log" 2>&1
+check "summary --conv-algos runs" "[ $? -eq 0 ]"
+# The notebook network's convolutions, counted from its architecture: conv0, then per depth
+# (4) one 1x1 down conv and 2 blocks x 2 convs, then the head: 1 + 4 * 5 + 1 = 22.
+check "the model table lists 22 Conv2d layers" "[ \$(awk '\$2 == \"Conv2d\"' $work/conv-algos.log | wc -l) -eq 22 ]"
+directions_per_layer() {  # "name: directions" for every Conv2d of the model table, from both tables
+  local first
+  first=$(awk '$2 == "Conv2d" { print $1; exit }' "$1")
+  awk '$2 == "Conv2d" { print $1 }' "$1" | while read -r name; do
+    if [ "$name" = "$first" ]; then expected="forward weight-gradient"; else expected="forward input-gradient weight-gradient"; fi
+    got=$(conv_rows "$1" | awk -v name="$name" '$1 == name { printf "%s%s", sep, $2; sep = " " }')
+    [ "$got" = "$expected" ] || echo "$name: expected '$expected', got '$got'"
+  done
+}
+check "every Conv2d has forward, input- and weight-gradient rows, the first conv (on the images) no input gradient" "[ -z \"\$(directions_per_layer $work/conv-algos.log)\" ] && [ \$(conv_rows $work/conv-algos.log | wc -l) -eq 65 ]"
+# direct runs a 1x1 forward when K is a multiple of 32, its gradients when C is, on AVX2+FMA or
+# AVX-512; gemm runs everything else (the rule of layers/conv2d.md, from /proc/cpuinfo here).
+simd=0
+if grep -qw avx512f /proc/cpuinfo || { grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; }; then simd=1; fi
+wrong_1x1() {  # rows of 1x1 convs whose algorithm breaks the rule; $2: whether SIMD kernels run
+  conv_rows "$1" | awk -v simd="$2" '$6 == "1x1" {
+    split($3, input, "x"); channels_in = input[4]; channels_out = $5 + 0
+    multiple = ($2 == "forward") ? channels_out % 32 == 0 : channels_in % 32 == 0
+    expected = (simd && multiple) ? "direct" : "gemm"
+    if ($7 != expected) print $1, $2, $7, "expected", expected }'
+}
+check "1x1 convs run direct or gemm by the channel rule" "[ -z \"\$(wrong_1x1 $work/conv-algos.log $simd)\" ] && [ \$(conv_rows $work/conv-algos.log | awk '\$6 == \"1x1\"' | wc -l) -eq 15 ]"
+check "head.conv's forward (1 output channel) names why direct was skipped" "conv_rows $work/conv-algos.log | grep '^head.conv *forward' | grep -q 'gemm *first runnable of --conv-algo direct,gemm (direct forward needs a multiple of 32 output channels'"
+PNEUMO_CPU_ISA=scalar "$pneumo" summary --conv-algos --batch 2 > "$work/conv-algos-scalar.log" 2>&1
+check "without SIMD kernels (PNEUMO_CPU_ISA=scalar) the default list runs gemm everywhere" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-scalar.log | awk '\$7 == \"gemm\"' | wc -l) -eq 65 ] && [ -z \"\$(wrong_1x1 $work/conv-algos-scalar.log 0)\" ] && conv_rows $work/conv-algos-scalar.log | grep -q 'first runnable of the default direct,gemm (direct needs AVX2+FMA or AVX-512'"
+one_line_error "a strict --conv-algo winograd4 fails on the first 1x1 conv, by name" "down1.conv: .*1x1.*winograd4 runs 3x3 convolutions only" "$pneumo" summary --conv-algos --conv-algo winograd4
+"$pneumo" summary --conv-algos --conv-algo winograd4,direct,gemm --batch 2 > "$work/conv-algos-w4.log" 2>&1
+check "winograd4,direct,gemm: Winograd on every 3x3, the 1x1 convs say why not" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-w4.log | awk '\$6 == \"3x3\" && \$7 != \"winograd4\"' | wc -l) -eq 0 ] && [ \$(conv_rows $work/conv-algos-w4.log | grep -c '1x1 .*(winograd4 runs 3x3 convolutions only, this one is 1x1') -eq 15 ]"
+
+# auto, resolved as at run time: timed on a fresh tuning file, or read from `pneumo tune`'s.
+tiny="--size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --threads 1"
+PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" summary --conv-algos --conv-algo auto $tiny > "$work/conv-auto.log" 2>&1
+# 8 convolutions (1 + 2 depths x (1 + 2) + 1), 3 directions each but conv0's input gradient.
+check "auto without a tuning file times every shape" "[ $? -eq 0 ] && grep -q '^auto: timing every shape not in' $work/conv-auto.log && [ \$(conv_rows $work/conv-auto.log | wc -l) -eq 23 ] && [ \$(conv_rows $work/conv-auto.log | grep -c 'auto: timed ') -eq 23 ] && conv_rows $work/conv-auto.log | grep -q 'auto: timed now: gemm '"
+slower_winner() {  # timed rows whose algorithm's time (2 decimals) is above the least they list
+  conv_rows "$1" | awk '/auto: timed now: / {
+    winner = $7; times = $0; sub(/.*auto: timed now: /, "", times)
+    n = split(times, candidates, ", "); least = -1; own = -1
+    for (i = 1; i <= n; ++i) {
+      split(candidates[i], part, " ")
+      if (least < 0 || part[2] + 0 < least) least = part[2] + 0
+      if (part[1] == winner) own = part[2] + 0
+    }
+    if (own < 0 || own > least) print }'
+}
+check "auto picks the fastest of the times it lists" "[ -z \"\$(slower_winner $work/conv-auto.log)\" ]"
+"$pneumo" tune $tiny --output "$work/tuning.txt" > "$work/tune.log" 2>&1
+PNEUMO_CONV_TUNING=$work/tuning.txt "$pneumo" summary --conv-algos --conv-algo auto $tiny > "$work/conv-tuned.log" 2>&1
+not_from_file() {  # rows whose algorithm is not the tuning file's for their direction and shape
+  conv_rows "$1" | awk -v file="$2" 'BEGIN { while ((getline line < file) > 0) if (line !~ /^#/) {
+      split(line, f, " "); choice[f[1] " " f[2] "x" f[3] "x" f[4] "x" f[5] " " f[6] " " f[7] "x" f[7]] = f[10] } }
+    { key = $2 " " $3 " " ($5 + 0) " " $6; if (choice[key] != $7 || index($0, "auto: tuning file " file " (") == 0) print }'
+}
+check "auto reads pneumo tune's file: its choice, and says so" "[ -s $work/tuning.txt ] && [ \$(conv_rows $work/conv-tuned.log | wc -l) -eq 23 ] && [ -z \"\$(not_from_file $work/conv-tuned.log $work/tuning.txt)\" ]"
+PNEUMO_CONV_TUNING=$work/tuning.txt "$pneumo" summary --conv-algos --conv-algo auto ${tiny/--batch 8/--batch 3} > "$work/conv-batch.log" 2>&1
+check "another batch size takes the same layer's choice from the file" "[ \$(conv_rows $work/conv-batch.log | grep -c \"auto: tuning file $work/tuning.txt, as chosen at batch 8 (\") -eq 23 ]"
+PNEUMO_CONV_TUNING=$work/tuning.txt "$pneumo" summary --conv-algos --conv-algo auto ${tiny/--threads 1/--threads 2} > "$work/conv-threads.log" 2>&1
+check "another --threads is another key: timed, not read" "[ \$(conv_rows $work/conv-threads.log | grep -c 'auto: timed ') -eq 23 ] && grep -q ', 2 threads,' $work/conv-threads.log"
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
