@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
@@ -131,13 +132,44 @@ int64_t panel_width(int64_t I, int64_t O) {
   }
 }
 
-// Tiles per block T, a multiple of 12 (whole register tiles). Every block streams the whole
-// transformed filter (a*a*I*O floats, 9 MiB at 256 channels) once for a*a*T*I*O
-// multiply-adds, 4/T bytes per multiply-add; the block's transformed inputs (a*a, T, I) are
-// re-read once per panel of OB output channels (4/OB bytes per multiply-add). 24 tiles
-// measured best from 64 to 512 channels (12: the filter stream dominates at 256-512
-// channels; 48 and more: the inputs fall out of L2).
-int64_t block_tiles(int, int64_t) { return 24; }
+// How run_winograd cuts the batch's tiles into blocks (winograd_block). Every block streams
+// the whole transformed filter U (a*a*I*O floats) once, for a*a*T*I*O multiply-adds: 4/T bytes
+// per multiply-add.
+//  - U up to kLargeFilterFloats (4 MiB; at most 128 channels for F(4x4), 180 for F(2x2)): 24
+//    tiles per block, panel outer. U mostly stays in L2/L3 and the block's transformed inputs
+//    (a*a, 24, I), re-read once per panel, in L2 (measured best at 64-128 channels; 12 tiles:
+//    the filter stream dominates; 48 and more: the inputs fall out of L2).
+//  - a larger U (F(4x4) at 256 channels: 9 MiB, at 512: 36 MiB) comes from memory for every
+//    block, and 24-tile blocks spent most of their time waiting for it: frequency outer, and
+//    blocks as large as kMaxBlockTiles, the same number per thread (measured at 256 and 512
+//    channels: ... see benchmarks/README.md).
+constexpr int64_t kSmallBlockTiles = 24;
+constexpr int64_t kMaxBlockTiles = 96;
+constexpr int64_t kLargeFilterFloats = int64_t{1} << 20;
+
+struct BlockPlan {
+  int64_t tiles;         // T: tiles per block
+  bool frequency_outer;  // winograd_block's loop order
+};
+
+BlockPlan block_plan(int m, int64_t I, int64_t O, int64_t total_tiles, int threads) {
+  if (winograd_filter_floats(m, I, O) <= kLargeFilterFloats) return {kSmallBlockTiles, false};
+  // The fewest blocks per thread that keep T <= kMaxBlockTiles, then T evened out over them.
+  const int64_t per_thread = (total_tiles + threads - 1) / threads;
+  const int64_t blocks_per_thread = (per_thread + kMaxBlockTiles - 1) / kMaxBlockTiles;
+  return {std::max<int64_t>(1, (per_thread + blocks_per_thread - 1) / blocks_per_thread), true};
+}
+
+// The largest T block_plan can choose (scratch is sized for it).
+int64_t max_block_tiles(int m, int64_t I, int64_t O) {
+  return winograd_filter_floats(m, I, O) <= kLargeFilterFloats ? kSmallBlockTiles : kMaxBlockTiles;
+}
+
+// Floats of one thread's V and product buffers for blocks of T tiles.
+int64_t thread_block_floats(int m, int64_t I, int64_t O, int64_t T, bool frequency_outer) {
+  const int64_t alpha2 = int64_t{m + 2} * (m + 2);
+  return alpha2 * T * (I + (frequency_outer ? O : panel_width(I, O)));
+}
 
 // Weight gradient: tiles per chunk. Every chunk loads and stores dU (a*a*I*O floats) once
 // for a*a*T*I*O multiply-adds, 8/T bytes per multiply-add: T as large as a budget of 16 MiB
@@ -157,29 +189,31 @@ void run_winograd(float* output, const float* input, const float* transformed, c
   constexpr int64_t alpha2 = int64_t{m + 2} * (m + 2);
   const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
   const int64_t total_tiles = N * grid.tiles_h * grid.tiles_w;
-  const int64_t T = block_tiles(m, I), OB = panel_width(I, O);
-  const int64_t per_thread = alpha2 * T * (I + OB);
-  const int64_t blocks = (total_tiles + T - 1) / T;
   const int threads = cpu_thread_count();
+  const BlockPlan plan = block_plan(m, I, O, total_tiles, threads);
+  const int64_t T = plan.tiles;
+  const bool frequency_outer = plan.frequency_outer;
+  const int64_t per_thread = thread_block_floats(m, I, O, T, frequency_outer);
+  const int64_t blocks = (total_tiles + T - 1) / T;
   const Kernels kernels = kernels_for(I, O);
   // Worker j runs blocks j, j + threads, ... in its own V and product buffers.
   parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       float* V = scratch + j * per_thread;  // (a*a, T, I)
-      float* products = V + alpha2 * T * I;  // (a*a, T, OB)
+      float* products = V + alpha2 * T * I;  // (a*a, T, OB), frequency outer (a*a, T, O)
       for (int64_t block = j; block < blocks; block += threads) {
         const int64_t first = block * T, count = std::min(T, total_tiles - first);
         switch (kernels) {
 #ifdef PNEUMO_WINOGRAD_X86
           case Kernels::Avx512:
-            winograd_avx512::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+            winograd_avx512::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, frequency_outer, accumulate, V, products);
             break;
           case Kernels::Avx2:
-            winograd_avx2::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+            winograd_avx2::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, frequency_outer, accumulate, V, products);
             break;
 #endif
           default:
-            winograd_scalar::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, accumulate, V, products);
+            winograd_scalar::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, T, frequency_outer, accumulate, V, products);
         }
       }
     }
@@ -189,7 +223,6 @@ void run_winograd(float* output, const float* input, const float* transformed, c
 template <int m>
 void run_weight_gradient(float* weight_gradient, const float* input, const float* output_gradient,
                          int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, float* scratch) {
-  using Mx = Matrices<m>;
   constexpr int a = m + 2;
   constexpr int64_t alpha2 = int64_t{a} * a;
   const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
@@ -231,53 +264,45 @@ void run_weight_gradient(float* weight_gradient, const float* input, const float
       }
     });
   }
-  // weight_gradient[k, r, s, c] += sum_{p,q} G[p][r] dU[p*a+q][c][k] G[q][s], in double.
-  parallel_for(K, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        double rows[3][a];  // G^T dU: rows[r][q]
-        for (int r = 0; r < 3; ++r)
-          for (int q = 0; q < a; ++q) {
-            double sum = 0.0;
-            for (int p = 0; p < a; ++p) sum += Mx::G[p][r] * dU[((p * a + q) * I + c) * O + k];
-            rows[r][q] = sum;
-          }
-        for (int r = 0; r < 3; ++r)
-          for (int s = 0; s < 3; ++s) {
-            double sum = 0.0;
-            for (int q = 0; q < a; ++q) sum += rows[r][q] * Mx::G[q][s];
-            weight_gradient[((k * 3 + r) * 3 + s) * C + c] += static_cast<float>(sum);
-          }
-      }
+  // weight_gradient[k, r, s, c] += sum_{p,q} G[p][r] dU[p*a+q][c][k] G[q][s], in double, in
+  // runs of kFilterLanes output channels per thread.
+  constexpr int64_t lanes = winograd_scalar::kFilterLanes;
+  parallel_for((K + lanes - 1) / lanes, 1, [&](int64_t begin, int64_t end) {
+    const int64_t k_begin = begin * lanes, k_end = std::min(K, end * lanes);
+    switch (kernels) {
+#ifdef PNEUMO_WINOGRAD_X86
+      case Kernels::Avx512: winograd_avx512::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end); break;
+      case Kernels::Avx2: winograd_avx2::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end); break;
+#endif
+      default: winograd_scalar::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end);
+    }
   });
 }
 
-// U (a*a, O / OB, I, OB) = G g G^T for every (input channel i, output channel o), in double.
+// U (a*a, O / OB, I, OB) = G g G^T for every (input channel i, output channel o), in double,
+// threaded over (panel, input channel) rows (conv_winograd_kernels.inc, filter_transform).
 template <int m>
 void transform_filter(float* transformed, const float* weight, int64_t K, int64_t C,
                       bool input_gradient) {
-  using M = Matrices<m>;
-  constexpr int a = m + 2;
   const int64_t I = input_gradient ? K : C, O = input_gradient ? C : K;
   const int64_t OB = panel_width(I, O);
-  parallel_for(I, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      for (int64_t o = 0; o < O; ++o) {
-        double g[3][3];
-        for (int r = 0; r < 3; ++r)
-          for (int s = 0; s < 3; ++s)
-            g[r][s] = input_gradient ? weight[((i * 3 + 2 - r) * 3 + 2 - s) * C + o]
-                                     : weight[((o * 3 + r) * 3 + s) * C + i];
-        double rows[a][3];  // G g
-        for (int p = 0; p < a; ++p)
-          for (int s = 0; s < 3; ++s)
-            rows[p][s] = M::G[p][0] * g[0][s] + M::G[p][1] * g[1][s] + M::G[p][2] * g[2][s];
-        const int64_t panel = o / OB, lane = o % OB;
-        for (int p = 0; p < a; ++p)
-          for (int q = 0; q < a; ++q)  // (G g) G^T
-            transformed[(p * a + q) * I * O + (panel * I + i) * OB + lane] = static_cast<float>(
-                rows[p][0] * M::G[q][0] + rows[p][1] * M::G[q][1] + rows[p][2] * M::G[q][2]);
+  const Kernels kernels = kernels_for(I, O);
+  // Worker j transforms rows [j * total / threads, (j + 1) * total / threads) through its own
+  // `local` (allocated once per call: 147 KiB at OB = 64 would be an mmap per chunk).
+  const int64_t total = (O + OB - 1) / OB * I;
+  const int threads = cpu_thread_count();
+  parallel_for(threads, 1, [&](int64_t first_worker, int64_t last_worker) {
+    std::vector<float> local(static_cast<size_t>((m + 2) * (m + 2) * winograd_scalar::kFilterRows * OB));  // (a*a, rows, OB)
+    for (int64_t worker = first_worker; worker < last_worker; ++worker) {
+      const int64_t begin = worker * total / threads, end = (worker + 1) * total / threads;
+      switch (kernels) {
+#ifdef PNEUMO_WINOGRAD_X86
+        case Kernels::Avx512: winograd_avx512::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data()); break;
+        case Kernels::Avx2: winograd_avx2::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data()); break;
+#endif
+        default: winograd_scalar::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data());
       }
+    }
   });
 }
 
@@ -294,8 +319,8 @@ void winograd_transform_filter(float* transformed, const float* weight, int64_t 
 }
 
 int64_t winograd_scratch_floats(int m, int64_t I, int64_t O) {
-  const int64_t alpha2 = int64_t{m + 2} * (m + 2);
-  return cpu_thread_count() * alpha2 * block_tiles(m, I) * (I + panel_width(I, O));
+  const int64_t T = max_block_tiles(m, I, O);
+  return cpu_thread_count() * thread_block_floats(m, I, O, T, T != kSmallBlockTiles);
 }
 
 void conv_winograd_cpu(float* output, const float* input, const float* transformed,
