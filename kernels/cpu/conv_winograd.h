@@ -44,7 +44,7 @@ void conv_winograd_cpu(float* output, const float* input, const float* transform
                        const float* bias, int64_t N, int64_t H, int64_t W, int64_t I, int64_t O,
                        int m, bool accumulate, float* scratch);
 
-// Floats of scratch conv_winograd_weight_gradient_cpu needs: (m+2)^2 * (C*K + chunk*(C+K)).
+// Floats of scratch conv_winograd_weight_gradient_cpu needs: (m+2)^2 * (C*K + (chunk+1)*(C+K)).
 int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K);
 
 // weight_gradient (K,3,3,C) += the gradient of the 3x3 'same' convolution of input (N,H,W,C)
