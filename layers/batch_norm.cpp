@@ -7,6 +7,7 @@
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
 #include "engine/distributed.h"
+#include "kernels/activation_math.h"
 #include "kernels/batch_norm_math.h"
 
 namespace pneumo {
@@ -176,7 +177,7 @@ void BatchNorm2d::forward_cpu(Context& context, const std::vector<const Tensor*>
     batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
                                         running_mean_.data(), running_var_.data(), C, epsilon_);
   batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(), saved_inv_std_.data(),
-                           gamma_.data(), beta_.data(), rows, C);
+                           gamma_.data(), beta_.data(), rows, C, fused_slope_);
 }
 
 void BatchNorm2d::backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
@@ -255,10 +256,22 @@ void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const floa
 
 void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
                               const float* inv_std, const float* gamma, const float* beta,
-                              int64_t rows, int64_t C) {
+                              int64_t rows, int64_t C, std::optional<float> fused_slope) {
   std::vector<float> scale(static_cast<size_t>(C));  // (C) gamma * inv_std
   for (int64_t c = 0; c < C; ++c) scale[c] = gamma[c] * inv_std[c];
   const float* scale_data = scale.data();
+  if (fused_slope) {
+    const float slope = *fused_slope;
+    parallel_for(rows, kRowsPerChunk, [=](int64_t row_begin, int64_t row_end) {
+      for (int64_t row = row_begin; row < row_end; ++row) {
+        const float* x = input + row * C;
+        float* y = output + row * C;
+        for (int64_t c = 0; c < C; ++c)
+          y[c] = leaky_relu(batch_norm_output(x[c], mean[c], scale_data[c], beta[c]), slope);
+      }
+    });
+    return;
+  }
   parallel_for(rows, kRowsPerChunk, [=](int64_t row_begin, int64_t row_end) {
     for (int64_t row = row_begin; row < row_end; ++row) {
       const float* x = input + row * C;

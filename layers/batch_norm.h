@@ -14,6 +14,7 @@
 // Reductions use a fixed partition and order on both back ends, so results are deterministic.
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "engine/memory.h"
 #include "layers/layer.h"
@@ -54,6 +55,14 @@ class BatchNorm2d : public Layer {
   void set_communicator(Communicator* communicator) { communicator_ = communicator; }
   Communicator* communicator() const { return communicator_; }
 
+  // Operator fusion (CPU only): with a slope set, the CPU forward also applies
+  // leaky_relu(y, slope) to its output in the same pass over memory. The graph sets it on a batch
+  // norm whose LeakyReLU runs in place over its output, and then skips that ReLU's forward
+  // (Network::plan_in_place): the same values, one pass fewer. Backward is unchanged (it never
+  // reads the output). Unset (the default): the plain batch norm.
+  void set_fused_leaky_relu(std::optional<float> slope) { fused_slope_ = slope; }
+  std::optional<float> fused_leaky_relu() const { return fused_slope_; }
+
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
   std::vector<HeldTensor> held_tensors() const override;
@@ -71,6 +80,7 @@ class BatchNorm2d : public Layer {
   Tensor saved_mean_, saved_inv_std_;
   bool saved_training_ = false;
   Communicator* communicator_ = nullptr;  // not owned; see set_communicator
+  std::optional<float> fused_slope_;       // see set_fused_leaky_relu
   Memory cuda_scratch_;  // CUDA reduction partials, grow-only
 };
 
@@ -86,10 +96,11 @@ void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* runn
 // mean, inv_std (C) OVERWRITTEN from running_mean, running_var (C).
 void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const float* running_mean,
                                          const float* running_var, int64_t C, float epsilon);
-// output (rows, C) OVERWRITTEN with gamma * (input - mean) * inv_std + beta.
+// output (rows, C) OVERWRITTEN with gamma * (input - mean) * inv_std + beta, then, when
+// fused_slope is set, leaky_relu of that (kernels/activation_math.h) in the same pass.
 void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
                               const float* inv_std, const float* gamma, const float* beta,
-                              int64_t rows, int64_t C);
+                              int64_t rows, int64_t C, std::optional<float> fused_slope = {});
 // gamma_gradient (C) += sum dy * x_hat, beta_gradient (C) += sum dy, and, if input_gradient is
 // not null, input_gradient (rows, C) += the batch-norm input gradient (training: through the
 // batch statistics; inference: gamma * inv_std * dy).

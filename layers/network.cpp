@@ -128,6 +128,8 @@ void Network::plan_in_place() {
       if (i >= 0) ++readers[static_cast<size_t>(i)];
   for (NetworkNode& node : nodes_) {
     node.overwrites = -1;
+    node.fused = false;
+    if (auto* batch_norm = dynamic_cast<BatchNorm2d*>(node.layer.get())) batch_norm->set_fused_leaky_relu({});
     if (!in_place_) continue;
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       const int i = node.inputs[k];
@@ -139,6 +141,14 @@ void Network::plan_in_place() {
         node.overwrites = i;
         break;
       }
+    }
+    // Fusion (CPU): a LeakyReLU in place over a batch norm is applied by the batch norm's pass.
+    auto* relu = dynamic_cast<LeakyReLU*>(node.layer.get());
+    auto* batch_norm = node.overwrites < 0 ? nullptr
+        : dynamic_cast<BatchNorm2d*>(nodes_[static_cast<size_t>(node.overwrites)].layer.get());
+    if (relu && batch_norm && store_.device() == Device::CPU) {
+      batch_norm->set_fused_leaky_relu(relu->slope());
+      node.fused = true;
     }
   }
 }
@@ -237,6 +247,7 @@ void Network::begin_forward(const Tensor& images) {
 
 void Network::forward_node(Context& context, int index, bool training) {
   NetworkNode& node = nodes_[static_cast<size_t>(index)];
+  if (node.fused) return;  // its batch norm wrote the activated values into the shared buffer
   std::vector<const Tensor*> inputs;
   for (int i : node.inputs) inputs.push_back(i < 0 ? &images_ : &nodes_[static_cast<size_t>(i)].output);
   node.layer->forward(context, inputs, node.output, training);

@@ -69,6 +69,8 @@ struct NetworkNode {
                                // (in place: the same buffer as output of node `overwrites`)
   int overwrites = -1;         // in place: the input node whose buffer this node writes its
                                // output over (plan_in_place), -1 when it has its own
+  bool fused = false;          // CPU: its producer (a batch norm) already applied this
+                               // LeakyReLU in place, so forward skips it (plan_in_place)
   Tensor output_gradient;      // (N,H,W,C), d loss / d output; only live during backward
 };
 
@@ -92,7 +94,8 @@ class Network {
   // In place (on by default): a LeakyReLU writes over its batch norm's output and a residual
   // Add over its conv2's output (Layer::can_overwrite_input), which saves those buffers. Results
   // are bit-identical either way, but the overwritten nodes' outputs then hold their
-  // consumer's values: `pneumo inspect`, which draws every node's output, turns it off.
+  // consumer's values: `pneumo inspect`, which draws every node's output, turns it off. On the
+  // CPU such a ReLU is also fused into its batch norm's pass (BatchNorm2d::set_fused_leaky_relu).
   void set_in_place(bool in_place);
   bool in_place() const { return in_place_; }
   // The step whose dropout masks the next training forward draws (train_step passes Adam's step

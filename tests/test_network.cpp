@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "engine/check.h"
 #include "engine/context.h"
 #include "layers/adam.h"
+#include "layers/batch_norm.h"
 #include "layers/checkpoint.h"
 #include "layers/loss.h"
 #include "layers/network.h"
@@ -275,7 +277,7 @@ TEST_CASE("a smaller batch reuses the buffers (grow-only) and gives the same per
   CHECK(again == three);
 }
 
-TEST_CASE("in place: each ReLU over its batch norm, each Add over its conv2; the same step bit for bit") {
+TEST_CASE("in place: each ReLU over (and fused into) its batch norm, each Add over its conv2; the same step bit for bit") {
   const NetworkConfig config{32, 4, 2, 2, 0.0f};
   Context context(Device::CPU);
   Tensor images, masks;
@@ -300,10 +302,14 @@ TEST_CASE("in place: each ReLU over its batch norm, each Add over its conv2; the
     const std::string kind = node.layer->kind();
     INFO(node.name);
     CHECK(separate.nodes()[j].overwrites == -1);
+    CHECK(!separate.nodes()[j].fused);
+    CHECK(node.fused == (kind == "LeakyReLU"));  // CPU: applied by its batch norm's pass
     if (kind == "LeakyReLU") {
       ++relus;
       REQUIRE(node.overwrites == node.inputs[0]);
-      CHECK(shared.nodes()[static_cast<size_t>(node.inputs[0])].layer->kind() == "BatchNorm2d");
+      const auto* batch_norm = dynamic_cast<const BatchNorm2d*>(shared.nodes()[static_cast<size_t>(node.inputs[0])].layer.get());
+      REQUIRE(batch_norm != nullptr);
+      CHECK(batch_norm->fused_leaky_relu() == std::optional<float>(0.0f));
     } else if (kind == "Add") {
       ++adds;
       REQUIRE(node.overwrites == node.inputs[0]);
@@ -326,8 +332,16 @@ TEST_CASE("in place: each ReLU over its batch norm, each Add over its conv2; the
   NetworkConfig negative = config;
   negative.leaky_slope = -0.1f;
   Network flipped(Device::CPU, negative, 4);
-  for (const NetworkNode& node : flipped.nodes())
+  for (const NetworkNode& node : flipped.nodes()) {
     CHECK(node.overwrites == (node.layer->kind() == "Add" ? node.inputs[0] : -1));
+    CHECK(!node.fused);
+  }
+  // Turning in place off undoes the fusion too.
+  shared.set_in_place(false);
+  for (const NetworkNode& node : shared.nodes()) {
+    CHECK(!node.fused);
+    if (const auto* batch_norm = dynamic_cast<const BatchNorm2d*>(node.layer.get())) CHECK(!batch_norm->fused_leaky_relu());
+  }
 }
 
 PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
