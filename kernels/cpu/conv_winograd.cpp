@@ -152,17 +152,15 @@ struct BlockPlan {
   bool frequency_outer;  // winograd_block's loop order
 };
 
+// Whether U outgrows the caches: larger blocks, frequency outer.
+bool large_filter(int m, int64_t I, int64_t O) { return winograd_filter_floats(m, I, O) > kLargeFilterFloats; }
+
 BlockPlan block_plan(int m, int64_t I, int64_t O, int64_t total_tiles, int threads) {
-  if (winograd_filter_floats(m, I, O) <= kLargeFilterFloats) return {kSmallBlockTiles, false};
+  if (!large_filter(m, I, O)) return {kSmallBlockTiles, false};
   // The fewest blocks per thread that keep T <= kMaxBlockTiles, then T evened out over them.
   const int64_t per_thread = (total_tiles + threads - 1) / threads;
   const int64_t blocks_per_thread = (per_thread + kMaxBlockTiles - 1) / kMaxBlockTiles;
   return {std::max<int64_t>(1, (per_thread + blocks_per_thread - 1) / blocks_per_thread), true};
-}
-
-// The largest T block_plan can choose (scratch is sized for it).
-int64_t max_block_tiles(int m, int64_t I, int64_t O) {
-  return winograd_filter_floats(m, I, O) <= kLargeFilterFloats ? kSmallBlockTiles : kMaxBlockTiles;
 }
 
 // Rows per frequency point in the V, product and Z buffers of T tiles: one spare, so that the
@@ -326,8 +324,9 @@ void winograd_transform_filter(float* transformed, const float* weight, int64_t 
 }
 
 int64_t winograd_scratch_floats(int m, int64_t I, int64_t O) {
-  const int64_t T = max_block_tiles(m, I, O);
-  return cpu_thread_count() * thread_block_floats(m, I, O, T, T != kSmallBlockTiles);
+  // Sized for the largest block block_plan can choose.
+  const bool large = large_filter(m, I, O);
+  return cpu_thread_count() * thread_block_floats(m, I, O, large ? kMaxBlockTiles : kSmallBlockTiles, large);
 }
 
 void conv_winograd_cpu(float* output, const float* input, const float* transformed,
