@@ -3,7 +3,10 @@
 // ms and images/s; with --layers also each node's forward and backward (synchronized on CUDA).
 //
 //   bench_network [--device auto|cpu|cuda] [--size 256] [--channels 32] [--blocks 2] [--depth 4]
-//                 [--batch 8] [--repeats 3] [--threads T] [--layers]
+//                 [--batch 8] [--repeats 3] [--threads T] [--layers] [--no-constant-weights]
+//
+// The inference forward runs with constant weights (Network::set_constant_weights), as
+// `pneumo predict` does: the CPU convolutions prepare their filters once, not at every forward.
 //
 // The last line is machine-readable ("result: ... inference_images_per_s=X ...
 // train_images_per_s=Y"); benchmarks/pytorch_network.py parses it.
@@ -41,6 +44,7 @@ struct Options {
   int repeats = 3;
   int threads = 0;
   bool layers = false;
+  bool constant_weights = true;  // inference: filters prepared once (Network::set_constant_weights)
   bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores
 };
 
@@ -54,6 +58,9 @@ void declare_options(cli::Arguments& arguments) {
   arguments.option("repeats", "N", "3", "timed runs (the median is shown)");
   arguments.option("threads", "T", "0", "CPU threads (0: all hardware threads)");
   arguments.flag("layers", "also time each node's forward and backward");
+  arguments.flag("no-constant-weights",
+                 "inference prepares (Winograd-transforms, packs) the filters at every forward, as "
+                 "training does, instead of once");
   arguments.option("tf32", "on|off", "off",
                    "CUDA: TF32 tensor cores in cuDNN (PyTorch's cuDNN default is on, pneumo's off)");
 }
@@ -69,6 +76,7 @@ Options read_options(const cli::Arguments& arguments) {
   options.repeats = static_cast<int>(arguments.integer("repeats", 1));
   options.threads = static_cast<int>(arguments.integer("threads", 0));
   options.layers = arguments.has("layers");
+  options.constant_weights = !arguments.has("no-constant-weights");
   options.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
   return options;
 }
@@ -117,13 +125,15 @@ void synthetic_batch(int64_t N, int64_t S, std::vector<float>& images, std::vect
   }
 }
 
-void time_layers(Context& context, Network& network, const Tensor& images, int repeats) {
+void time_layers(Context& context, Network& network, const Tensor& images, int repeats,
+                 bool constant_weights) {
   const int count = static_cast<int>(network.nodes().size());
   std::vector<std::vector<double>> inference_times(static_cast<size_t>(count)),
       forward_times(static_cast<size_t>(count)), backward_times(static_cast<size_t>(count));
   Tensor output_gradient(network.device(), network.input_shape(images.N()));
   std::vector<float> ones(static_cast<size_t>(output_gradient.count()), 1e-3f);
   output_gradient.set_values(ones);
+  network.set_constant_weights(constant_weights);  // as the whole inference forward runs
   for (int r = 0; r <= repeats; ++r) {  // r == 0 is the warm-up
     network.begin_forward(images);
     for (int i = 0; i < count; ++i) {
@@ -133,6 +143,9 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
       context.synchronize();
       if (r > 0) inference_times[static_cast<size_t>(i)].push_back(now_ms() - start);
     }
+  }
+  network.set_constant_weights(false);
+  for (int r = 0; r <= repeats; ++r) {  // r == 0 is the warm-up
     network.parameters().zero_gradients();
     network.begin_forward(images);
     for (int i = 0; i < count; ++i) {
@@ -223,10 +236,16 @@ int time_network(const cli::Arguments& arguments) {
   }
   std::fflush(stdout);
 
+  // Inference as `pneumo predict` runs it: constant weights, so the CPU convolutions transform
+  // their filters once (--no-constant-weights: at every forward, as a training step does).
+  network.set_constant_weights(options.constant_weights);
   const double inference_ms = time_median_ms(context, options.repeats, [&] {
     network.forward(context, images, false);
   });
-  std::printf("  inference forward        %10.1f ms  %9.2f images/s\n", inference_ms, N * 1e3 / inference_ms);
+  network.set_constant_weights(false);
+  std::printf("  inference forward        %10.1f ms  %9.2f images/s   (%s)\n", inference_ms, N * 1e3 / inference_ms,
+              options.constant_weights ? "constant weights: filters prepared once"
+                                       : "--no-constant-weights: filters prepared every forward");
   std::fflush(stdout);
 
   Tensor output_gradient(device, network.input_shape(N));  // (N,S,S,1) fixed d loss / d output
@@ -251,7 +270,7 @@ int time_network(const cli::Arguments& arguments) {
   std::printf("  training throughput ~%.1f GFLOP/s (3x forward FLOPs)\n", training_flops / (train_ms * 1e6));
   std::fflush(stdout);
 
-  if (options.layers) time_layers(context, network, images, options.repeats);
+  if (options.layers) time_layers(context, network, images, options.repeats, options.constant_weights);
 
   std::printf("result: device=%s blas=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
               "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",

@@ -4,12 +4,19 @@ the engine's throughput to PyTorch's.
 
   /usr/bin/python3 benchmarks/pytorch_network.py [--device cpu|cuda] [--size 256] [--channels 32]
       [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads 2] [--no-channels-last]
-      [--bench build/bench_network] [--layers]
+      [--bench build/bench_network] [--layers] [--no-constant-weights] [--no-frozen]
 
 Times (median of --repeats after one warm-up) an inference forward (eval mode, no_grad) and a
 training step (training forward, the notebook loss 0.5*BCE + 0.5*IoU, backward, Adam with
 Keras's epsilon 1e-7), prints images/s; then, with --bench, runs bench_network on the same
 configuration, parses its "result:" line and prints both throughputs and ours/PyTorch.
+
+Inference, like for like: bench_network infers with constant weights (its convolutions prepare
+their filters once, as `pneumo predict` runs; --no-constant-weights passes that flag on), so on
+the CPU PyTorch's own inference path with weights fixed ahead is timed too: the traced model
+through torch.jit.optimize_for_inference (frozen: batch norms folded where they can be, filters
+pre-packed for oneDNN). The ratio is taken against the faster of eager and frozen (--no-frozen:
+eager only).
 """
 import argparse
 import os
@@ -97,6 +104,10 @@ def main():
     parser.add_argument("--bench", help="path of bench_network to run on the same configuration")
     parser.add_argument("--bench-timeout", type=int, default=900)
     parser.add_argument("--layers", action="store_true", help="pass --layers to bench_network")
+    parser.add_argument("--no-constant-weights", action="store_true",
+                        help="pass --no-constant-weights to bench_network (filters prepared every forward)")
+    parser.add_argument("--no-frozen", action="store_true",
+                        help="CPU: do not also time torch.jit.optimize_for_inference")
     parser.add_argument("--tf32", choices=["on", "off"], default="off",
                         help="CUDA: TF32 tensor cores in cuDNN and cuBLAS, on both sides (PyTorch's cuDNN "
                              "default is on; pneumo's is off). Compare like with like.")
@@ -131,6 +142,23 @@ def main():
     train_seconds = median_seconds(train_step, args.repeats, args.device)
     model.eval()
     inference_seconds = median_seconds(inference, args.repeats, args.device)
+    inference_path = "eager"
+    frozen_text = ""
+    if args.device == "cpu" and not args.no_frozen:
+        try:
+            with torch.no_grad():
+                frozen = torch.jit.optimize_for_inference(torch.jit.trace(model, images))
+
+            def frozen_inference():
+                with torch.no_grad():
+                    frozen(images)
+
+            frozen_seconds = median_seconds(frozen_inference, args.repeats, args.device)
+            frozen_text = f"{frozen_seconds * 1e3:10.1f} ms  {args.batch / frozen_seconds:9.2f} images/s"
+            if frozen_seconds < inference_seconds:
+                inference_seconds, inference_path = frozen_seconds, "frozen"
+        except Exception as error:  # reported, never fatal: eager stands
+            frozen_text = f"unavailable ({str(error).splitlines()[0][:120]})"
     parameters = sum(p.numel() for p in model.parameters())
     where = (f"cpu, {torch.get_num_threads()} threads" if args.device == "cpu"
              else torch.cuda.get_device_name(0))
@@ -140,14 +168,18 @@ def main():
     torch_train = args.batch / train_seconds
     torch_inference = args.batch / inference_seconds
     print(f"  pytorch training step   {train_seconds * 1e3:10.1f} ms  {torch_train:9.2f} images/s")
-    print(f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s")
+    print(f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s"
+          f"   ({inference_path}, the faster)" if frozen_text else
+          f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s")
+    if frozen_text:
+        print(f"  pytorch frozen inference {frozen_text}   (torch.jit.optimize_for_inference)")
 
     if not args.bench:
         return
     command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
                str(args.channels), "--blocks", str(args.blocks), "--depth", str(args.depth),
                "--batch", str(args.batch), "--repeats", str(args.repeats), "--tf32", args.tf32] + \
-        (["--layers"] if args.layers else [])
+        (["--layers"] if args.layers else []) + (["--no-constant-weights"] if args.no_constant_weights else [])
     print("running: " + " ".join(command), flush=True)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=args.bench_timeout)

@@ -83,7 +83,15 @@ bool ParameterStore::contains(const std::string& name) const {
   return false;
 }
 
+void ParameterStore::require_mutable(const char* what) const {
+  if (constant_)
+    throw Error(std::string(what) +
+                ": the weights are declared constant (Network::set_constant_weights(true), for "
+                "inference); turn that off before changing them");
+}
+
 void ParameterStore::copy_from(const ParameterStore& other) {
+  require_mutable("ParameterStore::copy_from");
   PNEUMO_REQUIRE(other.entries_.size() == entries_.size() &&
                      other.values_.count() == values_.count() &&
                      other.state_.count() == state_.count(),

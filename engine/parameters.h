@@ -65,6 +65,13 @@ class ParameterStore {
   int64_t trainable_count() const { return values_.count(); }
   int64_t state_count() const { return state_.count(); }
   void zero_gradients() { gradients_.zero(); }
+  // Constant weights (inference; Network::set_constant_weights): layers may keep what they
+  // derive from the values (a convolution's transformed filter) between forwards. While set,
+  // whatever would change the values (Adam::step, copy_from, a checkpoint load) throws.
+  void set_constant(bool constant) { constant_ = constant; }
+  bool constant() const { return constant_; }
+  // Throws pneumo::Error "`what`: the weights are declared constant ..." while constant().
+  void require_mutable(const char* what) const;
   // Copies values, state and Adam moments (not gradients) from a store with the same specs,
   // possibly on another device.
   void copy_from(const ParameterStore& other);
@@ -73,6 +80,7 @@ class ParameterStore {
   Device device_ = Device::CPU;
   std::vector<ParameterEntry> entries_;
   Tensor values_, gradients_, adam_m_, adam_v_, state_;
+  bool constant_ = false;
 };
 
 }  // namespace pneumo

@@ -47,6 +47,7 @@ void Adam::step(Context& context, ParameterStore& store, float learning_rate) {
   PNEUMO_REQUIRE(store.device() == context.device(),
                  std::string("Adam: parameter store on ") + device_name(store.device()) +
                      " but context on " + device_name(context.device()));
+  store.require_mutable("Adam::step");
   const AdamStepScalars scalars = scalars_for_step(step_count_ + 1, learning_rate);
   const int64_t count = store.trainable_count();
   if (count > 0) {

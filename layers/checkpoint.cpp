@@ -116,6 +116,7 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 }
 
 CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
+  store.require_mutable(("load_checkpoint " + path).c_str());
   const SafetensorsContents contents = read_safetensors(path);
   CheckpointInfo info = checkpoint_info(path, contents);
 

@@ -443,7 +443,9 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
     }
   }
   // Time every supported candidate but reference: a warm-up run (scratch, caches), then the
-  // timed run, skipped when the warm-up was already 3x slower than the best so far.
+  // timed run, skipped when the warm-up was already 5x slower than the best so far. (A warm-up
+  // may grow and first touch the shared scratch: at 3x, Winograd F(4x4) at 512 channels was
+  // once skipped after an 89 ms warm-up, 3.2x the best, though it runs in 19-23 ms.)
   using Clock = std::chrono::steady_clock;
   const auto tuning_start = Clock::now();
   ConvTuningRecord record{direction, geometry, threads, isa, ConvAlgorithm::Gemm, 1e300, "timed", ""};
@@ -454,7 +456,7 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
     auto start = Clock::now();
     run_candidate(candidate);
     double milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (milliseconds < 3 * record.milliseconds) {
+    if (milliseconds < 5 * record.milliseconds) {
       start = Clock::now();
       run_candidate(candidate);
       milliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -481,9 +483,31 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
 
 // ---- the algorithms ----------------------------------------------------------------------------
 
+int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgorithm algorithm) {
+  const int64_t C = geometry.C, K = geometry.K;
+  switch (algorithm) {
+    case ConvAlgorithm::Direct:
+      if (uses_single_channel_kernel(geometry)) return 0;
+      return int64_t{geometry.kernel_size} * geometry.kernel_size * C * K;
+    case ConvAlgorithm::Winograd2:
+    case ConvAlgorithm::Winograd4: return winograd_filter_floats(winograd_tile(algorithm), C, K);
+    default: return 0;
+  }
+}
+
+void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
+                               ConvAlgorithm algorithm) {
+  require_runnable(algorithm, ConvDirection::Forward, geometry);
+  if (conv2d_prepared_filter_floats(geometry, algorithm) == 0) return;
+  if (algorithm == ConvAlgorithm::Direct)
+    pack_direct_filter(prepared, weight, geometry.K, geometry.C, geometry.kernel_size, false);
+  else
+    winograd_transform_filter(prepared, weight, geometry.K, geometry.C, winograd_tile(algorithm), false);
+}
+
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                        std::vector<float>& scratch) {
+                        std::vector<float>& scratch, const float* prepared) {
   require_runnable(algorithm, ConvDirection::Forward, geometry);
   const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
   const int R = geometry.kernel_size;
@@ -498,25 +522,31 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
       } else if (R == 3) {
         // The direct kernel over the zero-padded input; it adds the bias itself.
         const int64_t padded_count = padded_image_count(N, H, W, C);
-        float* padded = grow(scratch, padded_count + 9 * C * K);  // (N,H+2,W+2,C+16)
-        float* packed = padded + padded_count;                    // (K*3*3*C), direct layout
+        float* padded = grow(scratch, padded_count + (prepared ? 0 : 9 * C * K));  // (N,H+2,W+2,C+16)
+        if (!prepared) {
+          float* packed = padded + padded_count;  // (K*3*3*C), direct layout
+          pack_direct_filter(packed, weight, K, C, 3, false);
+          prepared = packed;
+        }
         pad_image_cpu(padded, input, N, H, W, C);
-        pack_direct_filter(packed, weight, K, C, 3, false);
-        conv_direct_cpu(output, padded, packed, bias, N, H, W, C, K, 3, false);
+        conv_direct_cpu(output, padded, prepared, bias, N, H, W, C, K, 3, false);
       } else {
-        float* packed = grow(scratch, C * K);  // (K*C), direct layout
-        pack_direct_filter(packed, weight, K, C, 1, false);
-        conv_direct_cpu(output, input, packed, bias, N, H, W, C, K, 1, false);
+        if (!prepared) {
+          float* packed = grow(scratch, C * K);  // (K*C), direct layout
+          pack_direct_filter(packed, weight, K, C, 1, false);
+          prepared = packed;
+        }
+        conv_direct_cpu(output, input, prepared, bias, N, H, W, C, K, 1, false);
       }
       return;
     case ConvAlgorithm::Winograd2:
     case ConvAlgorithm::Winograd4: {
       const int m = winograd_tile(algorithm);
-      const int64_t filter_count = winograd_filter_floats(m, C, K);
+      const int64_t filter_count = prepared ? 0 : winograd_filter_floats(m, C, K);
       float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, C, K));
-      winograd_transform_filter(transformed, weight, K, C, m, false);
-      conv_winograd_cpu(output, input, transformed, bias, N, H, W, C, K, m, false,
-                        transformed + filter_count);
+      if (!prepared) winograd_transform_filter(transformed, weight, K, C, m, false);
+      conv_winograd_cpu(output, input, prepared ? prepared : transformed, bias, N, H, W, C, K, m,
+                        false, transformed + filter_count);
       return;
     }
     case ConvAlgorithm::Gemm:
@@ -961,7 +991,26 @@ void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Ten
   std::vector<float> unused;  // the forward's candidates write into output, which the run overwrites
   const auto run =
       trial_runner(ConvDirection::Forward, geometry, input.data(), nullptr, output.data(), unused);
-  run(resolve_algorithm(ConvDirection::Forward, geometry, run));
+  const ConvAlgorithm algorithm = resolve_algorithm(ConvDirection::Forward, geometry, run);
+  const int64_t prepared_floats = conv2d_prepared_filter_floats(geometry, algorithm);
+  if (!constant_weights_ || prepared_floats == 0) {
+    run(algorithm);
+    return;
+  }
+  // Constant weights: the filter is prepared at the first forward (per algorithm) and kept.
+  if (prepared_algorithm_ != algorithm) {
+    prepared_.assign(static_cast<size_t>(prepared_floats), 0.0f);
+    conv2d_prepare_filter_cpu(prepared_.data(), weight_.data(), geometry, algorithm);
+    prepared_algorithm_ = algorithm;
+  }
+  conv2d_forward_cpu(output.data(), input.data(), weight_.data(), has_bias_ ? bias_.data() : nullptr,
+                     geometry, algorithm, conv_scratch(), prepared_.data());
+}
+
+void Conv2d::set_constant_weights(bool constant) {
+  constant_weights_ = constant;
+  std::vector<float>().swap(prepared_);
+  prepared_algorithm_ = ConvAlgorithm::Auto;
 }
 
 void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,

@@ -114,9 +114,19 @@ void write_conv_tuning_file(const std::string& path);
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); OVERWRITES output.
 // bias may be null. `algorithm` is concrete (throws when it cannot run the shape). `scratch` is
 // a grow-only host buffer reused between calls (im2col columns, padded input, packed filter).
+// `prepared`: null, or the filter conv2d_prepare_filter_cpu made for this algorithm from this
+// weight (constant weights), which is then read instead of preparing it again.
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                        std::vector<float>& scratch);
+                        std::vector<float>& scratch, const float* prepared = nullptr);
+
+// The forward's filter as `algorithm` reads it, made ahead of the run: the Winograd transform U
+// ((m+2)^2, K/OB, C, OB) or the direct kernels' packed layout (K*R*S*C). 0 floats for reference
+// and gemm, which read the weight as it is, and for the one-channel direct kernel.
+int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgorithm algorithm);
+// prepared (conv2d_prepared_filter_floats) = that filter, from weight (K,R,S,C). Threaded.
+void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
+                               ConvAlgorithm algorithm);
 
 // input_gradient (N,H,W,C) += d/d input given output_gradient (N,H,W,K). ACCUMULATES.
 void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient,
@@ -191,6 +201,11 @@ class Conv2d : public Layer {
   // a shape it has no record of is timed now (and remembered), each candidate on random data of
   // the real shape with this layer's weights. Throws, naming the layer, where the run would.
   ConvAlgorithmDecision explain_algorithm(ConvDirection direction, const Shape& input) const;
+  // Constant weights (Layer::set_constant_weights): the CPU forward prepares its filter
+  // (conv2d_prepare_filter_cpu) once per algorithm and keeps it in `prepared_`.
+  void set_constant_weights(bool constant) override;
+  // Floats kept for constant weights now (0 when off, or before the first forward).
+  int64_t prepared_filter_floats() const { return static_cast<int64_t>(prepared_.size()); }
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
@@ -223,6 +238,11 @@ class Conv2d : public Layer {
   Tensor bias_, bias_gradient_;      // views (K); empty without bias
   std::string name_;  // the parameter prefix, e.g. "block1_1.conv1"; names the layer in errors
   std::shared_ptr<Conv2dCudaPlans> cuda_plans_;  // created on first CUDA call
+  bool constant_weights_ = false;
+  // Constant weights, CPU: the forward's filter prepared for prepared_algorithm_ (Auto: none
+  // yet); conv2d_prepared_filter_floats of it, e.g. Winograd's U ((m+2)^2, K/OB, C, OB).
+  std::vector<float> prepared_;
+  ConvAlgorithm prepared_algorithm_ = ConvAlgorithm::Auto;
 };
 
 }  // namespace pneumo

@@ -82,6 +82,10 @@ class Layer {
   // a layer that does not may have its output overwritten in place. Default: yes (the safe side).
   virtual bool backward_reads_output() const { return true; }
 
+  // Constant weights (Network::set_constant_weights): from now until it is turned off the
+  // layer's parameters do not change, so forward may keep what it derives from them between
+  // calls (a convolution's transformed filter); off drops what was kept. Default: nothing kept.
+  virtual void set_constant_weights(bool constant) { (void)constant; }
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
   void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,

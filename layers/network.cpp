@@ -163,6 +163,11 @@ void Network::set_in_place(bool in_place) {
   batch_ = capacity_batch_ = 0;
 }
 
+void Network::set_constant_weights(bool constant) {
+  store_.set_constant(constant);
+  for (NetworkNode& node : nodes_) node.layer->set_constant_weights(constant);
+}
+
 void Network::add_node(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs) {
   NetworkNode node;
   node.name = name;
@@ -246,6 +251,7 @@ void Network::begin_forward(const Tensor& images) {
 }
 
 void Network::forward_node(Context& context, int index, bool training) {
+  if (training) store_.require_mutable("Network::forward (training)");
   NetworkNode& node = nodes_[static_cast<size_t>(index)];
   if (node.fused) return;  // its batch norm wrote the activated values into the shared buffer
   std::vector<const Tensor*> inputs;
@@ -293,6 +299,7 @@ void Network::release_gradient(Tensor& gradient) {
 
 void Network::begin_backward(const Tensor& output_gradient, Tensor* input_gradient) {
   PNEUMO_REQUIRE(batch_ > 0 && images_.data() != nullptr, "Network::backward called before forward");
+  store_.require_mutable("Network::backward");
   require_shape(output_gradient, output().shape(), "network output gradient");
   require_device(output_gradient, device(), "network output gradient");
   input_gradient_ = Tensor();

@@ -98,6 +98,14 @@ class Network {
   // CPU such a ReLU is also fused into its batch norm's pass (BatchNorm2d::set_fused_leaky_relu).
   void set_in_place(bool in_place);
   bool in_place() const { return in_place_; }
+  // Constant weights, for inference (predict, evaluate, the inference benchmark): the CPU
+  // convolutions transform or pack their filters once and keep them (Conv2d, "Constant weights"
+  // in layers/conv2d.md) instead of at every forward, at the cost of that memory (the Winograd
+  // filters of the notebook's network: about 200 MB). While on, a training forward, a backward
+  // and whatever changes the weights (Adam::step, load_checkpoint, copy_from) throw. Results
+  // are bit-identical either way. Off by default; off frees what was kept.
+  void set_constant_weights(bool constant);
+  bool constant_weights() const { return store_.constant(); }
   // The step whose dropout masks the next training forward draws (train_step passes Adam's step
   // count, so a resumed run draws the masks of an uninterrupted one). No-op without dropout.
   void set_dropout_step(uint64_t step);

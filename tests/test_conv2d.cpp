@@ -448,6 +448,66 @@ TEST_CASE("Conv2d 32k-channel and one-channel shapes match naive and accumulate,
   }
 }
 
+TEST_CASE("Conv2d with constant weights prepares its filter once, the same output bit for bit, every algorithm") {
+  SkipList skipped{"constant weights", {}, {}};
+  std::vector<std::pair<Conv2dGeometry, bool>> shapes = kShapes;
+  shapes.push_back({{2, 6, 10, 32, 48, 3}, true});  // vector-wide channels: the SIMD panels
+  for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
+    std::mt19937_64 generator(21);
+    for (const auto& [g, has_bias] : shapes) {
+      CAPTURE(describe(g, has_bias));
+      BoundConv conv(Device::CPU, g, has_bias, 9);
+      skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
+      const ConvAlgorithm ran =
+          conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty()
+              ? algorithm
+              : ConvAlgorithm::Reference;
+      if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
+      Tensor input = random_tensor(input_shape(g), generator);
+      Tensor output(Device::CPU, output_shape(g));
+      Context context(Device::CPU);
+      conv.layer.forward(context, {&input}, output, false);
+      const std::vector<float> plain = output.to_vector();
+
+      conv.layer.set_constant_weights(true);
+      CHECK(conv.layer.prepared_filter_floats() == 0);  // prepared by the first forward
+      for (int call = 0; call < 2; ++call) {
+        output.set_values(std::vector<float>(plain.size(), 7.0f));
+        conv.layer.forward(context, {&input}, output, false);
+        CHECK(output.to_vector() == plain);  // the same kernels on the same filter: bit for bit
+        CHECK(conv.layer.prepared_filter_floats() == conv2d_prepared_filter_floats(g, ran));
+      }
+      // The kept filter really is what runs: weights changed behind the layer's back (what
+      // constant weights forbid) do not show where the algorithm prepares one...
+      const std::vector<float> old_weight = conv.weight.to_vector();
+      std::vector<float> new_weight = old_weight;
+      for (float& value : new_weight) value = -0.5f * value + 0.01f;
+      conv.weight.set_values(new_weight);
+      conv.layer.forward(context, {&input}, output, false);
+      if (conv2d_prepared_filter_floats(g, ran) > 0) CHECK(output.to_vector() == plain);
+      else CHECK(output.to_vector() != plain);
+      // ...and turning constant weights off drops it: the new weights run.
+      conv.layer.set_constant_weights(false);
+      CHECK(conv.layer.prepared_filter_floats() == 0);
+      conv.layer.forward(context, {&input}, output, false);
+      const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
+      const std::vector<float> x = input.to_vector();
+      check_close(output.to_vector(), naive_forward(g, x, new_weight, bias),
+                  tolerance_for(ran, 1e-5, g.C, max_abs(x), max_abs(new_weight)), 1e-5,
+                  "output after constant weights are turned off");
+    }
+  }
+  // Filters are prepared by the algorithms that prepare one: Winograd's U ((m+2)^2 per
+  // (input, output) channel pair) and the direct kernels' packing; none for reference and gemm.
+  const Conv2dGeometry g{2, 8, 8, 32, 48, 3};
+  CHECK(conv2d_prepared_filter_floats(g, ConvAlgorithm::Reference) == 0);
+  CHECK(conv2d_prepared_filter_floats(g, ConvAlgorithm::Gemm) == 0);
+  CHECK(conv2d_prepared_filter_floats(g, ConvAlgorithm::Winograd2) == 16 * 32 * 48);
+  CHECK(conv2d_prepared_filter_floats(g, ConvAlgorithm::Winograd4) == 36 * 32 * 48);
+}
+
 TEST_CASE("Conv2d backward accumulates into every gradient, every algorithm") {
   SkipList skipped{"accumulate", {}, {}};
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {

@@ -16,6 +16,7 @@
 #include "layers/adam.h"
 #include "layers/batch_norm.h"
 #include "layers/checkpoint.h"
+#include "layers/conv2d.h"
 #include "layers/loss.h"
 #include "layers/network.h"
 #include "layers/training_step.h"
@@ -275,6 +276,64 @@ TEST_CASE("a smaller batch reuses the buffers (grow-only) and gives the same per
   const std::vector<float> again = network.forward(context, images, false).to_vector();
   CHECK(network.output().data() == buffer);
   CHECK(again == three);
+}
+
+TEST_CASE("constant weights: the same inference bit for bit, with filters kept; what would change the weights throws") {
+  const NetworkConfig config{32, 16, 1, 2, 0.0f};  // 16..64 channels: the SIMD Winograd panels
+  Context context(Device::CPU);
+  Tensor images, masks;
+  square_batch(3, 32, 12, images, masks);
+  const std::vector<ConvAlgorithm> saved = default_conv_algorithms();
+  std::string saved_origin = default_conv_algorithms_origin();  // "<origin> <list>"
+  saved_origin.resize(saved_origin.size() - conv_algorithms_name(saved).size() - 1);
+  for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd4, ConvAlgorithm::Winograd2,
+                                  ConvAlgorithm::Direct, ConvAlgorithm::Gemm}) {
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
+    CAPTURE(algorithm_name);
+    // The algorithm wherever it runs the shape, gemm elsewhere (the 1x1 convolutions: Winograd).
+    set_default_conv_algorithms({algorithm, ConvAlgorithm::Gemm}, "test");
+    Network network(Device::CPU, config, 3);
+    Adam adam;
+    train_step(context, network, adam, images, masks, 1e-2f);  // running statistics, not init
+    const std::vector<float> plain = network.forward(context, images, false).to_vector();
+    network.set_constant_weights(true);
+    CHECK(network.constant_weights());
+    for (int call = 0; call < 2; ++call)
+      CHECK(network.forward(context, images, false).to_vector() == plain);
+    // Each convolution keeps exactly the filter its algorithm prepares: Winograd's U or the
+    // direct packing where that algorithm runs the shape (on this CPU), nothing for gemm.
+    int64_t kept = 0, expected = 0;
+    for (const NetworkNode& node : network.nodes())
+      if (const auto* conv = dynamic_cast<const Conv2d*>(node.layer.get())) {
+        kept += conv->prepared_filter_floats();
+        const Shape in = network.input_shapes(node, 3)[0];  // (N,H,W,C)
+        const Conv2dGeometry g{in[0], in[1], in[2], in[3], conv->out_channels(), conv->kernel_size()};
+        const bool runs = conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty();
+        expected += conv2d_prepared_filter_floats(g, runs ? algorithm : ConvAlgorithm::Gemm);
+      }
+    CHECK(kept == expected);
+    if (algorithm == ConvAlgorithm::Winograd4) CHECK(expected > 0);  // runs on every CPU
+    // While constant, whatever would change the weights refuses, naming what and why.
+    CHECK_THROWS_WITH_AS(adam.step(context, network.parameters(), 1e-2f),
+                         doctest::Contains("Adam::step: the weights are declared constant"), Error);
+    CHECK_THROWS_WITH_AS(network.forward(context, images, true),
+                         doctest::Contains("Network::forward (training): the weights are declared constant"), Error);
+    CHECK_THROWS_WITH_AS(load_checkpoint("any.safetensors", network.parameters()),
+                         doctest::Contains("load_checkpoint any.safetensors: the weights are declared constant"), Error);
+    CHECK_THROWS_WITH_AS(network.parameters().copy_from(network.parameters()),
+                         doctest::Contains("copy_from: the weights are declared constant"), Error);
+    CHECK(network.forward(context, images, false).to_vector() == plain);
+    // Off: the filters are dropped and training goes on; the next inference sees the new weights.
+    network.set_constant_weights(false);
+    for (const NetworkNode& node : network.nodes())
+      if (const auto* conv = dynamic_cast<const Conv2d*>(node.layer.get())) CHECK(conv->prepared_filter_floats() == 0);
+    train_step(context, network, adam, images, masks, 1e-2f);
+    const std::vector<float> after = network.forward(context, images, false).to_vector();
+    CHECK(after != plain);
+    network.set_constant_weights(true);
+    CHECK(network.forward(context, images, false).to_vector() == after);
+  }
+  set_default_conv_algorithms(saved, saved_origin);
 }
 
 TEST_CASE("in place: each ReLU over (and fused into) its batch norm, each Add over its conv2; the same step bit for bit") {
