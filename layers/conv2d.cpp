@@ -495,14 +495,26 @@ int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgori
   }
 }
 
-void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
-                               ConvAlgorithm algorithm) {
-  require_runnable(algorithm, ConvDirection::Forward, geometry);
-  if (conv2d_prepared_filter_floats(geometry, algorithm) == 0) return;
+namespace {
+
+// The one place the forward's filter is prepared, for a runnable algorithm that prepares one
+// (conv2d_prepared_filter_floats > 0): at every forward into the scratch, or once (constant
+// weights) into the layer's own buffer.
+void prepare_forward_filter(float* prepared, const float* weight, const Conv2dGeometry& geometry,
+                            ConvAlgorithm algorithm) {
   if (algorithm == ConvAlgorithm::Direct)
     pack_direct_filter(prepared, weight, geometry.K, geometry.C, geometry.kernel_size, false);
   else
     winograd_transform_filter(prepared, weight, geometry.K, geometry.C, winograd_tile(algorithm), false);
+}
+
+}  // namespace
+
+void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
+                               ConvAlgorithm algorithm) {
+  require_runnable(algorithm, ConvDirection::Forward, geometry);
+  if (conv2d_prepared_filter_floats(geometry, algorithm) > 0)
+    prepare_forward_filter(prepared, weight, geometry, algorithm);
 }
 
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
@@ -522,10 +534,11 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
       } else if (R == 3) {
         // The direct kernel over the zero-padded input; it adds the bias itself.
         const int64_t padded_count = padded_image_count(N, H, W, C);
-        float* padded = grow(scratch, padded_count + (prepared ? 0 : 9 * C * K));  // (N,H+2,W+2,C+16)
+        const int64_t filter_count = prepared ? 0 : 9 * C * K;
+        float* padded = grow(scratch, padded_count + filter_count);  // (N,H+2,W+2,C+16)
         if (!prepared) {
           float* packed = padded + padded_count;  // (K*3*3*C), direct layout
-          pack_direct_filter(packed, weight, K, C, 3, false);
+          prepare_forward_filter(packed, weight, geometry, algorithm);
           prepared = packed;
         }
         pad_image_cpu(padded, input, N, H, W, C);
@@ -533,7 +546,7 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
       } else {
         if (!prepared) {
           float* packed = grow(scratch, C * K);  // (K*C), direct layout
-          pack_direct_filter(packed, weight, K, C, 1, false);
+          prepare_forward_filter(packed, weight, geometry, algorithm);
           prepared = packed;
         }
         conv_direct_cpu(output, input, prepared, bias, N, H, W, C, K, 1, false);
@@ -543,10 +556,13 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
     case ConvAlgorithm::Winograd4: {
       const int m = winograd_tile(algorithm);
       const int64_t filter_count = prepared ? 0 : winograd_filter_floats(m, C, K);
-      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, C, K));
-      if (!prepared) winograd_transform_filter(transformed, weight, K, C, m, false);
-      conv_winograd_cpu(output, input, prepared ? prepared : transformed, bias, N, H, W, C, K, m,
-                        false, transformed + filter_count);
+      float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, C, K));  // U, then blocks
+      if (!prepared) {
+        prepare_forward_filter(transformed, weight, geometry, algorithm);  // ((m+2)^2, K/OB, C, OB)
+        prepared = transformed;
+      }
+      conv_winograd_cpu(output, input, prepared, bias, N, H, W, C, K, m, false,
+                        transformed + filter_count);
       return;
     }
     case ConvAlgorithm::Gemm:
