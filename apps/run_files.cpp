@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -10,32 +11,87 @@
 #include <sstream>
 
 #include "engine/check.h"
+#include "engine/files.h"
 
 namespace pneumo::cli {
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (!file) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-  ok = (std::fclose(file) == 0) && ok;
-  if (!ok || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": write failed (" + std::strerror(errno) + ")");
-  }
+void write_text_atomic(const std::string& path, const std::string& text) { write_file_atomic(path, text); }
+
+std::string read_text(const std::string& path) { return read_regular_file(path, size_t(64) << 20); }
+
+namespace {
+
+// A value is written bare when it reads back the same (no edge spaces, no control bytes, no
+// quote or backslash, not empty); else in double quotes with \\ \" \n \r \t \xNN escapes.
+bool needs_quotes(const std::string& value) {
+  if (value.empty()) return true;
+  if (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' || value.back() == '\t') return true;
+  for (unsigned char c : value)
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') return true;
+  return value.front() == '#';
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(path + ": cannot open for reading");
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
+std::string quote_value(const std::string& value) {
+  std::string text = "\"";
+  for (unsigned char c : value) {
+    switch (c) {
+      case '"': text += "\\\""; break;
+      case '\\': text += "\\\\"; break;
+      case '\n': text += "\\n"; break;
+      case '\r': text += "\\r"; break;
+      case '\t': text += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char escape[8];
+          std::snprintf(escape, sizeof escape, "\\x%02x", c);
+          text += escape;
+        } else {
+          text += static_cast<char>(c);
+        }
+    }
+  }
+  return text + "\"";
 }
+
+// The value of a quoted field: `text` starts with '"'; nothing but spaces may follow the closing
+// quote. Errors name `where`.
+std::string unquote_value(const std::string& text, const std::string& where) {
+  std::string value;
+  size_t i = 1;
+  for (; i < text.size() && text[i] != '"'; ++i) {
+    if (text[i] != '\\') {
+      value += text[i];
+      continue;
+    }
+    if (++i >= text.size()) break;
+    switch (text[i]) {
+      case '"': value += '"'; break;
+      case '\\': value += '\\'; break;
+      case 'n': value += '\n'; break;
+      case 'r': value += '\r'; break;
+      case 't': value += '\t'; break;
+      case 'x': {
+        auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+        if (i + 2 >= text.size() || !hex(text[i + 1]) || !hex(text[i + 2]))
+          throw Error(where + ": \\x in a quoted value expects two hex digits");
+        value += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+        break;
+      }
+      default: throw Error(where + ": unknown escape \\" + std::string(1, text[i]) + " in a quoted value");
+    }
+  }
+  if (i >= text.size()) throw Error(where + ": quoted value has no closing '\"'");
+  if (text.find_first_not_of(" \t\r", i + 1) != std::string::npos)
+    throw Error(where + ": unexpected text after the quoted value");
+  return value;
+}
+
+}  // namespace
 
 std::string format_key_values(const std::map<std::string, std::string>& values) {
   std::string text;
-  for (const auto& [key, value] : values) text += key + " = " + value + "\n";
+  for (const auto& [key, value] : values) text += key + " = " + (needs_quotes(value) ? quote_value(value) : value) + "\n";
   return text;
 }
 
@@ -50,27 +106,18 @@ std::map<std::string, std::string> parse_key_values(const std::string& text, con
   };
   while (std::getline(lines, line)) {
     ++number;
+    const std::string where = source + ":" + std::to_string(number);
     std::string content = trim(line);
     if (content.empty() || content[0] == '#') continue;
     size_t equals = content.find('=');
     if (equals == std::string::npos)
-      throw Error(source + ":" + std::to_string(number) + ": expected 'key = value', got '" + content + "'");
-    values[trim(content.substr(0, equals))] = trim(content.substr(equals + 1));
+      throw Error(where + ": expected 'key = value', got " + quoted(content, 80));
+    const std::string key = trim(content.substr(0, equals));
+    const std::string raw = trim(content.substr(equals + 1));
+    if (values.count(key)) throw Error(where + ": field " + quoted(key, 80) + " appears twice");
+    values[key] = !raw.empty() && raw[0] == '"' ? unquote_value(raw, where) : raw;
   }
   return values;
-}
-
-void make_directories(const std::string& path) {
-  std::string partial;
-  std::istringstream parts(path);
-  std::string part;
-  if (!path.empty() && path[0] == '/') partial = "/";
-  while (std::getline(parts, part, '/')) {
-    if (part.empty()) continue;
-    partial += part + "/";
-    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
-      throw Error(partial + ": cannot create directory (" + std::strerror(errno) + ")");
-  }
 }
 
 bool path_exists(const std::string& path) {

@@ -5,17 +5,21 @@
 #include <map>
 #include <string>
 
+#include "engine/files.h"
+
 namespace pneumo::cli {
 
-// Writes text to path.tmp, then renames it over path (a failure never leaves a half file).
+// Whole text files through engine/files.h: the atomic writer, and a read that refuses folders,
+// FIFOs and devices naming the path.
 void write_text_atomic(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 
-// "key = value" lines; '#' starts a comment line. Errors name the file and line.
+// "key = value" lines; '#' starts a comment line. A value reads back exactly as written: one
+// with edge spaces, control bytes (a newline), quotes or backslashes is written in double quotes
+// with \\ \" \n \r \t \xNN escapes. Errors name the file and line; a key given twice is an error.
 std::string format_key_values(const std::map<std::string, std::string>& values);
 std::map<std::string, std::string> parse_key_values(const std::string& text, const std::string& source);
 
-void make_directories(const std::string& path);  // mkdir -p; pneumo::Error on failure
 bool path_exists(const std::string& path);
 
 // Prints to stdout and appends the same line to a log file (when opened).

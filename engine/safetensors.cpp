@@ -267,49 +267,6 @@ bool parse_dtype(const std::string& name, SafetensorsDtype* dtype) {
   return true;
 }
 
-// ---- atomic file writing --------------------------------------------------------------------
-
-std::string system_error_text() { return std::strerror(errno); }
-
-// Removes the temporary file unless released (after a successful rename).
-class TemporaryFile {
- public:
-  explicit TemporaryFile(const std::string& final_path)
-      : path_(final_path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++)) {}
-  ~TemporaryFile() {
-    if (descriptor_ >= 0) ::close(descriptor_);
-    if (!released_) ::unlink(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  int& descriptor() { return descriptor_; }
-  void release() { released_ = true; }
-
- private:
-  static inline std::atomic<int> counter_{0};  // distinct names for concurrent writers
-  std::string path_;
-  int descriptor_ = -1;
-  bool released_ = false;
-};
-
-void write_all(int descriptor, const void* data, size_t bytes, const std::string& path) {
-  const char* cursor = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t written = ::write(descriptor, cursor, bytes);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed: " + system_error_text());
-    }
-    cursor += written;
-    bytes -= static_cast<size_t>(written);
-  }
-}
-
-std::string folder_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 }  // namespace
 
 const char* safetensors_dtype_name(SafetensorsDtype dtype) {
@@ -417,38 +374,17 @@ void write_safetensors(const std::string& path, const SafetensorsContents& conte
   const uint64_t header_length = header.size();
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(header_length >> (8 * i));
 
-  remove_stale_temporary_files(path, ".tmp-");  // left by a writer that was killed
-  TemporaryFile temporary(path);
-  temporary.descriptor() = ::open(temporary.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (temporary.descriptor() < 0)
-    throw Error(path + ": cannot create the temporary file " + temporary.path() + ": " +
-                system_error_text());
-  write_all(temporary.descriptor(), length, sizeof(length), path);
-  write_all(temporary.descriptor(), header.data(), header.size(), path);
-  for (const SafetensorsTensor& tensor : contents.tensors)
-    write_all(temporary.descriptor(), tensor.bytes.data(), tensor.bytes.size(), path);
-  if (::fsync(temporary.descriptor()) != 0)
-    throw Error(path + ": fsync failed: " + system_error_text());
-  const int descriptor = temporary.descriptor();
-  temporary.descriptor() = -1;
-  if (::close(descriptor) != 0) throw Error(path + ": close failed: " + system_error_text());
-  if (::rename(temporary.path().c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename " + temporary.path() + " into place: " + system_error_text());
-  temporary.release();
-  // Make the rename itself durable; failing to open the folder is harmless.
-  const int folder = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (folder >= 0) {
-    ::fsync(folder);
-    ::close(folder);
-  }
+  AtomicFile file(path);  // engine/files.h: temporary, fsync, rename, fsync the folder
+  file.write(length, sizeof(length));
+  file.write(header.data(), header.size());
+  for (const SafetensorsTensor& tensor : contents.tensors) file.write(tensor.bytes.data(), tensor.bytes.size());
+  file.commit();
 }
 
 SafetensorsContents read_safetensors(const std::string& path) {
   require_little_endian_host(path);
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(path + ": cannot open for reading: " + system_error_text());
-  std::string buffer((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (file.bad()) throw Error(path + ": read failed");
+  // A folder, FIFO or device is refused naming the path (engine/files.h).
+  const std::string buffer = read_regular_file(path, size_t(1) << 36);
   const uint64_t file_bytes = buffer.size();
   if (file_bytes < 8)
     throw Error(path + ": " + std::to_string(file_bytes) +

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "engine/check.h"
+#include "engine/files.h"
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/conv3x3_single_channel.h"
 #include "kernels/cpu/conv_direct.h"
@@ -222,9 +224,12 @@ std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int thr
 
 // Reads `path` into records (caller holds the mutex). A missing file is not an error; a
 // malformed line is, naming the file and the line.
+// A missing file is no tuning; a folder, FIFO, device or a file over 1 MiB is an error naming it.
 void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningRecord>& records) {
-  std::ifstream file(path);
-  if (!file) return;
+  std::error_code missing;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, missing)) && !missing) return;
+  if (!std::filesystem::exists(path, missing)) return;  // a dangling link: no tuning either
+  std::istringstream file(read_regular_file(path, size_t(1) << 20));
   std::string line;
   for (int number = 1; std::getline(file, line); ++number) {
     if (line.empty() || line[0] == '#') continue;
@@ -235,14 +240,14 @@ void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningR
     if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >>
           record.threads >> isa >> algorithm >> record.milliseconds))
       throw Error(path + ":" + std::to_string(number) +
-                  ": expected 'direction N H W C K kernel threads isa algorithm ms', got '" +
-                  line + "'");
+                  ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
+                  quoted(line, 120));
     if (direction == "forward") record.direction = ConvDirection::Forward;
     else if (direction == "input-gradient") record.direction = ConvDirection::InputGradient;
     else if (direction == "weight-gradient") record.direction = ConvDirection::WeightGradient;
     else
-      throw Error(path + ":" + std::to_string(number) + ": unknown direction '" + direction +
-                  "' (expected forward, input-gradient or weight-gradient)");
+      throw Error(path + ":" + std::to_string(number) + ": unknown direction " + quoted(direction, 40) +
+                  " (expected forward, input-gradient or weight-gradient)");
     try {
       record.algorithm = parse_conv_algorithm(algorithm);
     } catch (const Error& error) {
@@ -385,26 +390,15 @@ void write_conv_tuning_file(const std::string& path) {
   read_tuning_file(path, records);  // keep the file's other shapes
   for (const ConvTuningRecord& record : conv_tuning_records())
     records[tuning_key(record.direction, record.geometry, record.threads, record.isa)] = record;
-  const size_t slash = path.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) {
-    const std::string directory = path.substr(0, slash);
-    const std::string command = "mkdir -p '" + directory + "'";
-    if (std::system(command.c_str()) != 0) throw Error(path + ": cannot create its folder");
+  make_directories(folder_of(path));  // engine/files.h: std::filesystem, never a shell
+  std::string text =
+      "# pneumo convolution tuning (pneumo tune): direction N H W C K kernel threads isa algorithm ms\n";
+  for (const auto& [key, record] : records) {
+    char milliseconds[32];
+    std::snprintf(milliseconds, sizeof milliseconds, "%.3f", record.milliseconds);
+    text += key + ' ' + conv_algorithm_name(record.algorithm) + ' ' + milliseconds + '\n';
   }
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary);
-    if (!file) throw Error(path + ": cannot open for writing");
-    file << "# pneumo convolution tuning (pneumo tune): direction N H W C K kernel threads isa "
-            "algorithm ms\n";
-    for (const auto& [key, record] : records) {
-      char milliseconds[32];
-      std::snprintf(milliseconds, sizeof milliseconds, "%.3f", record.milliseconds);
-      file << key << ' ' << conv_algorithm_name(record.algorithm) << ' ' << milliseconds << '\n';
-    }
-    if (!file) throw Error(path + ": write failed");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw Error(path + ": cannot replace it");
+  write_file_atomic(path, text);
 }
 
 ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
