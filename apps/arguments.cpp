@@ -32,6 +32,12 @@ void Arguments::positionals(const std::string& value_name, const std::string& he
   positional_maximum_ = maximum;
 }
 
+bool is_path_value(const std::string& value_name) {
+  for (const char* kind : {"DIR", "FILE", "CSV", "PNG", "HTML", "RUN_DIR", "PATH"})
+    if (value_name == kind) return true;
+  return false;
+}
+
 bool Arguments::parse(int argc, char** argv) {
   return parse(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
 }
@@ -45,6 +51,8 @@ bool Arguments::parse(const std::vector<std::string>& arguments) {
     }
     if (argument.rfind("--", 0) != 0) {
       if (positional_values_.size() < positional_maximum_) {
+        if (argument.empty() && is_path_value(positional_name_))
+          throw UsageError(command_ + ": " + positional_name_ + " expects a path, got an empty one");
         positional_values_.push_back(argument);
         continue;
       }
@@ -70,6 +78,11 @@ bool Arguments::parse(const std::vector<std::string>& arguments) {
         throw UsageError(command_ + ": --" + name + " needs a value (" + found->second.value_name + ")");
       value = arguments[++i];
     }
+    // A path that is empty would mean the current folder or "/" to the file system (an empty
+    // --run-dir once wrote a run into the root folder): for a path option it is a usage error.
+    if (value.empty() && is_path_value(found->second.value_name))
+      throw UsageError(command_ + ": --" + name + " expects a path (" + found->second.value_name +
+                       "), got an empty one");
     values_[name] = value;
   }
   if (positional_values_.size() < positional_minimum_)

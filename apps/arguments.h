@@ -18,6 +18,10 @@ class UsageError : public Error {
   explicit UsageError(const std::string& message) : Error(message) {}
 };
 
+// Options whose value name is DIR, FILE, CSV, PNG, HTML, RUN_DIR or PATH take paths: an empty
+// value given for one is a UsageError (an empty path would name the current or the root folder).
+bool is_path_value(const std::string& value_name);
+
 class Arguments {
  public:
   // `pneumo train`: Arguments("train", summary). A stand-alone binary such as a benchmark:

@@ -16,6 +16,7 @@
 #include "data/submission.h"
 #include "data/synth.h"
 #include "engine/check.h"
+#include "layers/conv2d.h"
 
 namespace pneumo::cli {
 
@@ -72,6 +73,8 @@ int run_demo(const std::vector<std::string>& argv) {
   TrainSettings settings = preset_settings(arguments.text("preset"));
   settings.data_dir = data_dir;
   settings.run_dir = out + "/run";
+  settings.force_run_dir = true;  // the demo's folder: a rerun replaces its run
+  settings.conv_algorithms = conv_algorithms_name(default_conv_algorithms());
   settings.device = arguments.text("device");
   settings.seed = static_cast<uint64_t>(arguments.integer("seed"));
   settings.workers = arguments.integer("workers");

@@ -7,10 +7,12 @@
 #include "apps/arguments.h"
 #include "apps/commands.h"
 #include "apps/onnx_export.h"
+#include "apps/run_files.h"
 #include "apps/training.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "engine/check.h"
+#include "engine/files.h"
 #include "engine/context.h"
 #include "engine/safetensors.h"
 #include "layers/checkpoint.h"
@@ -34,6 +36,15 @@ int run_export(const std::vector<std::string>& argv) {
   const std::string checkpoint = arguments.text("checkpoint"), onnx_path = arguments.text("onnx");
   if (checkpoint.empty()) throw Error("--checkpoint is required");
   if (onnx_path.empty()) throw Error("--onnx is required");
+  const std::string reference_out = arguments.text("reference-out").empty() ? onnx_path + ".reference.safetensors"
+                                                                            : arguments.text("reference-out");
+  // Checked before any work: no output may replace an input or another output.
+  NamedPaths outputs = {{"--onnx", onnx_path}};
+  if (!arguments.text("reference-images").empty())
+    outputs.push_back({arguments.text("reference-out").empty() ? "the reference file" : "--reference-out", reference_out});
+  require_outputs_distinct(outputs, {{"--checkpoint", checkpoint}});
+  if (!arguments.text("reference-images").empty())
+    for (const auto& [option, path] : outputs) require_not_an_image_of(option, path, arguments.text("reference-images"));
   const CheckpointInfo info = read_checkpoint_info(checkpoint);
   const NetworkConfig config = network_config_from_metadata(info.metadata, checkpoint);
   Network network(Device::CPU, config, 0);
@@ -66,8 +77,7 @@ int run_export(const std::vector<std::string>& argv) {
       SafetensorsTensor::from_floats("probabilities", Shape{count, S, S, 1}, probabilities.data()));
   for (int64_t i = 0; i < count; ++i) reference.metadata["patient." + std::to_string(i)] = ids[static_cast<size_t>(i)];
   reference.metadata["checkpoint"] = checkpoint;
-  const std::string out = arguments.text("reference-out").empty() ? onnx_path + ".reference.safetensors"
-                                                                  : arguments.text("reference-out");
+  const std::string& out = reference_out;
   write_safetensors(out, reference);
   std::printf("wrote %s (%lld images from %s and pneumo's probabilities)\n", out.c_str(),
               static_cast<long long>(count), image_dir.c_str());

@@ -1,6 +1,8 @@
 // pneumo predict: a checkpoint + a folder of DICOMs -> a Kaggle submission (+ overlay pictures).
 #include "apps/arguments.h"
 #include "apps/commands.h"
+#include "apps/run_files.h"
+#include "engine/files.h"
 #include "apps/prediction.h"
 
 namespace pneumo::cli {
@@ -37,6 +39,9 @@ int run_predict(const std::vector<std::string>& argv) {
   settings.labels = arguments.text("labels");
   settings.cache_dir = arguments.text("cache-dir");
   settings.max_unreadable_fraction = arguments.number("max-unreadable");
+  // Checked before any work: the submission replaces neither the checkpoint, the labels nor an image.
+  require_outputs_distinct({{"--out", settings.out}}, {{"--checkpoint", settings.checkpoint}, {"--labels", settings.labels}});
+  require_not_an_image_of("--out", settings.out, settings.images_dir);
   run_prediction(settings);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include "apps/commands.h"
 #include "apps/training.h"
 #include "engine/check.h"
+#include "layers/conv2d.h"
 
 namespace pneumo::cli {
 
@@ -19,7 +20,9 @@ int run_train(const std::vector<std::string>& argv) {
                       "Any setting below overrides the preset. Ctrl-C saves a checkpoint; --resume RUN_DIR\n"
                       "continues exactly where it stopped.");
   arguments.option("data", "DIR", "", "dataset directory (RSNA layout)");
-  arguments.option("run-dir", "DIR", "runs/run", "where the checkpoints, history and pictures go");
+  arguments.option("run-dir", "DIR", "runs/run", "where the checkpoints, history and pictures go (a new or empty "
+                   "folder, or a run's own)");
+  arguments.flag("force", "write the run into a folder that holds other files, or replace the run already there");
   arguments.option("resume", "RUN_DIR", "", "continue the run in RUN_DIR with its own settings");
   arguments.option("preset", "NAME", "cpu", "notebook or cpu");
   arguments.option("device", "auto|cpu|cuda", "auto", "where to train");
@@ -55,11 +58,24 @@ int run_train(const std::vector<std::string>& argv) {
   if (!arguments.text("resume").empty()) {
     for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "dropout", "batch", "epochs", "lr",
                              "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold",
-                             "bn-statistics"})
+                             "bn-statistics", "force", "run-dir"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
     settings.run_dir = arguments.text("resume");
+    // The run computes with the convolution setting it recorded; an explicit different
+    // --conv-algo is refused like any other setting, a different PNEUMO_CONV_ALGO is overridden
+    // (and the log says which setting runs).
+    const std::string current = conv_algorithms_name(default_conv_algorithms());
+    if (settings.conv_algorithms.empty()) {
+      settings.conv_algorithms = current;  // a run from before the setting was recorded
+    } else if (settings.conv_algorithms != current &&
+               default_conv_algorithms_origin().rfind("--conv-algo", 0) == 0) {
+      throw Error("--conv-algo " + current + " cannot be changed when resuming: the run computes with " +
+                  settings.conv_algorithms + " (conv_algorithms in " + settings.run_dir + "/config.txt)");
+    }
+    set_default_conv_algorithms(parse_conv_algorithms(settings.conv_algorithms),
+                                "conv_algorithms of " + settings.run_dir + "/config.txt:");
     if (arguments.has("device")) settings.device = arguments.text("device");
     if (arguments.has("workers")) settings.workers = arguments.integer("workers");
     if (arguments.has("cache-dir")) settings.cache_dir = arguments.text("cache-dir");
@@ -72,6 +88,8 @@ int run_train(const std::vector<std::string>& argv) {
     TrainSettings settings = preset_settings(arguments.text("preset"));
     settings.data_dir = arguments.text("data");
     settings.run_dir = arguments.text("run-dir");
+    settings.force_run_dir = arguments.has("force");
+    settings.conv_algorithms = conv_algorithms_name(default_conv_algorithms());
     settings.device = arguments.text("device");
     if (arguments.has("size")) settings.network.input_size = arguments.integer("size");
     if (arguments.has("channels")) settings.network.channels = arguments.integer("channels");

@@ -20,10 +20,20 @@ std::string format_history_row(const EpochRecord& record) {
   return row.str();
 }
 
+std::string format_history(const std::vector<EpochRecord>& history) {
+  std::string text = std::string(kHistoryHeader) + "\n";
+  for (const auto& record : history) text += format_history_row(record) + "\n";
+  return text;
+}
+
 std::vector<EpochRecord> read_history(const std::string& path) {
+  if (!path_exists(path)) return {};
+  return parse_history(read_text(path), path);
+}
+
+std::vector<EpochRecord> parse_history(const std::string& text, const std::string& path) {
   std::vector<EpochRecord> history;
-  std::ifstream file(path);
-  if (!file) return history;
+  std::istringstream file(text);
   std::string line;
   int number = 0;
   while (std::getline(file, line)) {

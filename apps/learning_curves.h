@@ -23,6 +23,11 @@ constexpr const char* kHistoryHeader =
 std::string format_history_row(const EpochRecord& record);
 // Reads history.csv (missing file: empty history); errors name the file and line.
 std::vector<EpochRecord> read_history(const std::string& path);
+// The same from the text of a history.csv (a checkpoint carries its run's history this way);
+// `path` names the source in errors.
+std::vector<EpochRecord> parse_history(const std::string& text, const std::string& path);
+// history.csv's text: the header and one row per record.
+std::string format_history(const std::vector<EpochRecord>& history);
 
 // Three panels side by side (loss, accuracy, IoU), train and validation series, plus the mAP
 // in the IoU panel.

@@ -76,6 +76,23 @@ std::vector<std::string> take_conv_options(std::vector<std::string> arguments) {
   return rest;
 }
 
+// An error is printed as one line whatever it quotes: a path holding a newline or a terminal
+// escape is shown with \xNN escapes instead of breaking the line or driving the terminal.
+std::string one_line(const char* message) {
+  std::string text;
+  for (const char* c = message; *c; ++c) {
+    const unsigned char byte = static_cast<unsigned char>(*c);
+    if (byte < 0x20 || byte == 0x7f) {
+      char escape[8];
+      std::snprintf(escape, sizeof escape, "\\x%02x", byte);
+      text += escape;
+    } else {
+      text += *c;
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,10 +124,10 @@ int main(int argc, char** argv) {
     try {
       return command.run(take_conv_options(arguments));
     } catch (const pneumo::cli::UsageError& error) {
-      std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, error.what());
+      std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, one_line(error.what()).c_str());
       return 2;
     } catch (const std::exception& error) {
-      std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, error.what());
+      std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, one_line(error.what()).c_str());
       return 1;
     }
   }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -118,6 +119,15 @@ std::map<std::string, std::string> parse_key_values(const std::string& text, con
     values[key] = !raw.empty() && raw[0] == '"' ? unquote_value(raw, where) : raw;
   }
   return values;
+}
+
+void require_not_an_image_of(const std::string& option, const std::string& path, const std::string& image_dir) {
+  if (path.empty() || image_dir.empty()) return;
+  std::string extension = std::filesystem::path(path).extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (extension == ".dcm" && same_file(folder_of(path), image_dir))
+    throw Error(option + " " + quoted(path, 200) + " is a DICOM name in the image folder " + quoted(image_dir, 200) +
+                " that the command reads; choose another path");
 }
 
 bool path_exists(const std::string& path) {

@@ -40,6 +40,10 @@ class RunLog {
 void install_interrupt_handler();
 bool interrupt_requested();
 
+// Refuses (one line) an output `path` of `option` that would land on a DICOM of `image_dir`
+// (the folder of <patientId>.dcm files a command reads): a .dcm name inside that folder.
+void require_not_an_image_of(const std::string& option, const std::string& path, const std::string& image_dir);
+
 // A double printed so that it reads back exactly ("%.17g").
 std::string exact_number(double value);
 

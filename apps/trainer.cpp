@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <filesystem>
 #include <unordered_set>
 
 #include "apps/validation.h"
@@ -16,12 +17,6 @@
 namespace pneumo::cli {
 
 namespace {
-
-std::string format_history(const std::vector<EpochRecord>& history) {
-  std::string text = std::string(kHistoryHeader) + "\n";
-  for (const auto& record : history) text += format_history_row(record) + "\n";
-  return text;
-}
 
 std::string validation_labels_csv(const std::vector<std::string>& ids, const LabelSet& labels) {
   std::string text = "patientId,x,y,width,height,Target\n";
@@ -79,7 +74,9 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   if (settings_.batch_size < 1) throw Error("--batch must be >= 1");
   if (settings_.epochs < 1) throw Error("--epochs must be >= 1");
   if (!(settings_.learning_rate > 0)) throw Error("--lr must be > 0");
-  if (settings_.workers < 1) throw Error("--workers must be >= 1");
+  if (settings_.workers < 1 || settings_.workers > kMaxWorkers)
+    throw Error("--workers expects 1.." + std::to_string(kMaxWorkers) + " loader threads, got " +
+                std::to_string(settings_.workers));
   if (!(settings_.gradient_bucket_mb >= 0 && settings_.gradient_bucket_mb <= 1e6))
     throw Error("--gradient-buckets expects 0 (one sum after the backward pass) or a size in MB, got " +
                 std::to_string(settings_.gradient_bucket_mb));
@@ -96,12 +93,13 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
     check_ranks_agree("configuration", fnv1a(text.data(), text.size()));
   }
   if (is_root()) {
-    make_directories(settings_.run_dir);
+    prepare_run_directory(resume);
     log_.open(settings_.run_dir + "/log.txt");
   } else {
     log_.silence();
   }
   log_.line("device: " + describe_device(device_));
+  if (device_ == Device::CPU) log_.line("CPU convolutions: " + default_conv_algorithms_origin());
   if (ranks > 1)
     log_.line("data parallel: " + std::to_string(ranks) + " ranks (" + communicator_->name() + "), " +
               std::to_string(settings_.batch_size / ranks) + " images of every batch of " +
@@ -114,10 +112,14 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   prepare_data();
   network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
   if (ranks > 1 && settings_.synchronized_batch_norm) network_->set_batch_norm_communicator(communicator_);
-  if (resume)
+  if (resume && path_exists(last_path_)) {
     restore(last_path_);
-  else
+  } else {
+    // A run stopped before its first checkpoint has no progress to lose: it starts again from
+    // its own config.txt (the same settings, so the same run).
+    if (resume) log_.line(last_path_ + ": no checkpoint yet; starting the run from its beginning");
     start_new_run();
+  }
   if (ranks > 1) {
     // Same starting point on every rank: parameters, state, Adam moments and the run state.
     ParameterStore& store = network_->parameters();
@@ -159,6 +161,15 @@ void Trainer::prepare_data() {
   if (static_cast<int64_t>(split_.train.size()) < settings_.batch_size)
     throw Error("only " + std::to_string(split_.train.size()) + " training images for batches of " +
                 std::to_string(settings_.batch_size));
+  {
+    // What resume checks the dataset against: the label file's bytes and the images on disk.
+    const std::string labels_text = read_text(layout_.train_labels);
+    uint64_t hash = fnv1a(labels_text.data(), labels_text.size());
+    for (const auto& id : ids) hash = fnv1a(id.data(), id.size() + 1, hash);  // with its terminating NUL
+    char text[24];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+    data_fingerprint_ = text;
+  }
   log_.line("data: " + settings_.data_dir + ": " + std::to_string(split_.train.size()) + " train, " +
             std::to_string(split_.validation.size()) + " validation images");
 
@@ -193,19 +204,94 @@ void Trainer::check_ranks_agree(const std::string& what, uint64_t hash) {
                 " (hashes differ between ranks): start every rank with the same command line, data and run directory");
 }
 
+void Trainer::prepare_run_directory(bool resume) {
+  namespace fs = std::filesystem;
+  const std::string& folder = settings_.run_dir;
+  if (folder.empty()) throw Error("the run directory is an empty path");
+  std::error_code error;
+  const fs::path resolved = fs::weakly_canonical(fs::absolute(folder), error);
+  if (!error && resolved == resolved.root_path())
+    throw Error("run directory " + quoted(folder, 200) + " is the root folder; a run needs a folder of its own");
+  if (fs::exists(folder, error) && !fs::is_directory(folder, error))
+    throw Error("run directory " + quoted(folder, 200) + " exists and is not a folder");
+  if (!resume && fs::is_directory(folder, error)) {
+    std::vector<std::string> foreign;
+    bool holds_run = false;
+    for (const fs::directory_entry& entry : fs::directory_iterator(folder, error)) {
+      const std::string name = entry.path().filename().string();
+      if (is_run_file_name(name)) {
+        for (const char* made : {"config.txt", "last.safetensors", "best.safetensors", "history.csv"})
+          holds_run = holds_run || name == made;
+      } else if (!(name.size() > 12 && name.compare(name.size() - 12, 12, ".pneumocache") == 0)) {
+        foreign.push_back(name);  // an image cache (--cache-dir RUN) is the run's too
+      }
+    }
+    if (!foreign.empty() && !settings_.force_run_dir)
+      throw Error("run directory " + quoted(folder, 200) + " holds files that are not a training run's (" +
+                  quoted(foreign.front(), 80) +
+                  (foreign.size() > 1 ? " and " + std::to_string(foreign.size() - 1) + " more" : std::string()) +
+                  "); choose a new or empty folder, or pass --force to write the run there anyway");
+    if (holds_run && !settings_.force_run_dir)
+      throw Error("run directory " + quoted(folder, 200) + " already holds a training run; continue it with " +
+                  "pneumo train --resume " + folder + ", or pass --force to replace it");
+  }
+  make_directories(folder);
+  lock_ = std::make_unique<FolderLock>(folder, resume ? "pneumo train --resume" : "pneumo train");
+  remove_stale_temporary_files_in(folder);  // of writers that were killed (before a commit)
+  if (!resume)  // --force over an old run: none of its files may mix with the new run's
+    for (const char* old : {"last.safetensors", "best.safetensors", "history.csv", "curves.png", "validation_grid.png",
+                            "inspect.csv", "inspect.html", "conv-algorithms.txt"})
+      fs::remove(fs::path(folder) / old, error);
+}
+
 void Trainer::start_new_run() {
   if (!is_root()) return;
   write_text_atomic(settings_.run_dir + "/config.txt",
-                    "# pneumo train settings; `pneumo train --resume " + settings_.run_dir + "` reads them\n" +
+                    "# pneumo train settings; pneumo train --resume " + quoted(settings_.run_dir, 200) + " reads them\n" +
                         format_key_values(settings_to_map(settings_)));
   write_text_atomic(settings_.run_dir + "/validation_labels.csv", validation_labels_csv(split_.validation, labels_));
   std::remove((settings_.run_dir + "/history.csv").c_str());
+}
+
+void Trainer::write_history_views() {
+  if (!is_root()) return;
+  write_text_atomic(settings_.run_dir + "/history.csv", format_history(history_));
+  write_learning_curves(settings_.run_dir + "/curves.png", history_);
 }
 
 // ---- restore / save one run state -------------------------------------------------------------
 
 void Trainer::restore(const std::string& path) {
   if (!path_exists(path)) throw Error(path + ": no checkpoint to resume from");
+  // The checkpoint, config.txt and the dataset must describe one run: every field of the
+  // configuration the checkpoint recorded (network.*, run.config.*) and the dataset's fingerprint
+  // are compared before anything is loaded. Where the process may change on resume (device,
+  // loader threads, cache folder) they are not compared.
+  {
+    const CheckpointInfo recorded = read_checkpoint_info(path);
+    const std::string config_path = settings_.run_dir + "/config.txt";
+    for (const auto& [key, value] : settings_to_map(settings_)) {
+      if (key == "workers" || key == "device" || key == "cache_dir") continue;
+      const std::string stored_key = key.rfind("network.", 0) == 0 ? key : "run.config." + key;
+      const auto found = recorded.metadata.find(stored_key);
+      if (found == recorded.metadata.end()) {
+        if (key.rfind("network.", 0) == 0 && (key == "network.input_size" || key == "network.channels" ||
+                                              key == "network.n_blocks" || key == "network.depth" ||
+                                              key == "network.leaky_slope"))
+          throw Error(path + ": no field '" + key + "' in its metadata; it is not a checkpoint of this run");
+        continue;  // written before this field was recorded
+      }
+      if (found->second != value)
+        throw Error(path + ": field '" + key + "' is " + quoted(found->second, 80) + " in the checkpoint but " +
+                    quoted(value, 80) + " in " + config_path +
+                    "; the checkpoint and the run's configuration disagree, so resume refuses");
+    }
+    const auto fingerprint = recorded.metadata.find("run.data_fingerprint");
+    if (fingerprint != recorded.metadata.end() && fingerprint->second != data_fingerprint_)
+      throw Error(path + ": field 'run.data_fingerprint' is " + fingerprint->second + " but the dataset " +
+                  quoted(settings_.data_dir, 200) + " now gives " + data_fingerprint_ +
+                  " (its labels or images changed since the run started); resume refuses");
+  }
   const CheckpointInfo info = load_checkpoint(path, network_->parameters());
   // The convolution algorithms the run chose (auto times them on first use): the same again.
   load_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
@@ -217,8 +303,18 @@ void Trainer::restore(const std::string& path) {
   state_.partial.accuracy = metadata_number(info.metadata, "run.partial_accuracy", path);
   state_.partial.iou = metadata_number(info.metadata, "run.partial_iou", path);
   state_.partial.batches = checkpoint_counter(info.metadata, "run.partial_batches", path);
-  history_ = read_history(settings_.run_dir + "/history.csv");
-  if (static_cast<int64_t>(history_.size()) > state_.epoch) history_.resize(static_cast<size_t>(state_.epoch));
+  const auto history = info.metadata.find("run.history");
+  if (history != info.metadata.end()) {
+    history_ = parse_history(history->second, path + " (run.history)");
+    if (static_cast<int64_t>(history_.size()) != state_.epoch)
+      throw Error(path + ": its history holds " + std::to_string(history_.size()) + " epochs but it was saved after " +
+                  std::to_string(state_.epoch));
+  } else {  // checkpoints written before the history was kept in them
+    history_ = read_history(settings_.run_dir + "/history.csv");
+    if (static_cast<int64_t>(history_.size()) > state_.epoch) history_.resize(static_cast<size_t>(state_.epoch));
+  }
+  // history.csv and the curves are views of `last`: redrawn, whatever a kill left of them.
+  write_history_views();
   log_.line("resuming " + settings_.run_dir + " at epoch " + std::to_string(state_.epoch + 1) + ", batch " +
             std::to_string(state_.next_batch + 1) + " (Adam step " + std::to_string(info.step) + ")");
 }
@@ -235,8 +331,13 @@ void Trainer::save(const std::string& path, const RunState& state) {
   info.metadata["run.partial_accuracy"] = exact_number(state.partial.accuracy);
   info.metadata["run.partial_iou"] = exact_number(state.partial.iou);
   info.metadata["run.partial_batches"] = std::to_string(state.partial.batches);
-  save_checkpoint(path, network_->parameters(), info);
+  info.metadata["run.history"] = format_history(history_);
+  info.metadata["run.data_fingerprint"] = data_fingerprint_;
+  for (const auto& [key, value] : settings_to_map(settings_))
+    if (key.rfind("network.", 0) != 0) info.metadata["run.config." + key] = value;
+  // The algorithms first: a checkpoint on disk always has the choices it was computed with.
   write_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
+  save_checkpoint(path, network_->parameters(), info);
 }
 
 // ---- train one epoch ------------------------------------------------------------------------
@@ -342,13 +443,14 @@ void Trainer::end_epoch(double learning_rate, double seconds_training) {
   state_.epoch += 1;
   state_.next_batch = 0;
   state_.partial = EpochSums{};
-  save(last_path_, state_);
+  // One commit (apps/trainer.h): what belongs to this epoch is written before `last`, the commit
+  // point; a kill before it redoes the epoch on --resume (the same bytes again), a kill after it
+  // leaves only views of `last` to redraw.
   if (improved) save(best_path_, state_);
-  if (!is_root()) return;
-  write_text_atomic(settings_.run_dir + "/history.csv", format_history(history_));
-  write_learning_curves(settings_.run_dir + "/curves.png", history_);
-  if (improved || state_.epoch == settings_.epochs)
+  if (is_root() && (improved || state_.epoch == settings_.epochs))
     write_validation_grid(settings_.run_dir + "/validation_grid.png", validation);
+  save(last_path_, state_);
+  write_history_views();
 }
 
 // ---- the run ----------------------------------------------------------------------------------

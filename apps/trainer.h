@@ -3,10 +3,19 @@
 //   prepare        settings checked, run directory and log, device, data (labels, split, cache,
 //                  loaders), network and optimizer
 //   restore/save   one run state: network parameters and Adam moments, step, epoch, position in
-//                  the epoch, partial epoch sums, best validation mAP (a checkpoint's metadata),
+//                  the epoch, partial epoch sums, best validation mAP, the history, the run's
+//                  configuration and a fingerprint of its dataset (a checkpoint's metadata; resume
+//                  refuses a checkpoint whose configuration or dataset disagrees with the run's),
 //                  and the CPU convolution algorithms chosen (conv-algorithms.txt)
+// The run directory is locked (engine/files.h FolderLock) while a process trains in it.
 //   train_epoch    the batches of one epoch (or what is left of it after a resume); polls Ctrl-C
-//   end_epoch      validation, history, checkpoints (last, best), charts
+//   end_epoch      validation, history, checkpoints (last, best), charts, as one commit:
+//                  best (if improved) and the validation grid are written first, then `last`,
+//                  whose metadata holds the run's whole history (run.history); history.csv and
+//                  curves.png are written after it and are views of it. A kill at any point
+//                  leaves `last` at the previous or the new epoch; --resume redraws history.csv
+//                  and the curves from it and redoes an unfinished epoch bit for bit, so best,
+//                  last, the history and the curves equal an uninterrupted run's.
 // run() strings them together; run_training (apps/training.h) makes the communicator of the job
 // and runs `Trainer(settings, resume, communicator).run()`.
 //
@@ -32,6 +41,7 @@
 #include "data/loader.h"
 #include "engine/context.h"
 #include "engine/distributed.h"
+#include "engine/files.h"
 #include "layers/adam.h"
 #include "layers/network.h"
 #include "layers/training_step.h"
@@ -77,7 +87,12 @@ class Trainer {
 
  private:
   void prepare_data();
+  // Rank 0: refuses an unusable folder (the root, one holding other files, or another run unless
+  // forced), creates it, locks it and removes the temporaries of killed writers.
+  void prepare_run_directory(bool resume);
   void start_new_run();
+  // history.csv and curves.png from history_ (after a resume: whatever a kill left behind).
+  void write_history_views();
   // Every rank runs the same settings and parameters: a hash compared over the ranks (error on a
   // mismatch, naming what differs).
   void check_ranks_agree(const std::string& what, uint64_t hash);
@@ -86,6 +101,7 @@ class Trainer {
   TrainSettings settings_;
   SingleProcessCommunicator single_process_;
   Communicator* communicator_;  // &single_process_ or the job's
+  std::unique_ptr<FolderLock> lock_;  // rank 0: held while this trainer lives
   RunLog log_;
   Device device_;
   Context context_;
@@ -101,6 +117,7 @@ class Trainer {
   EpochSums epoch_sums_;  // of the epoch being trained
   int64_t batches_this_run_ = 0;
   std::string last_path_, best_path_;
+  std::string data_fingerprint_;  // labels file and image list (prepare_data), kept in checkpoints
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
   Tensor images_, masks_;  // (B/ranks,S,S,1) each: this rank's slice
   std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K

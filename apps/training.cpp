@@ -51,6 +51,7 @@ std::map<std::string, std::string> settings_to_map(const TrainSettings& settings
   values["threshold"] = exact_number(settings.threshold);
   values["max_unreadable_fraction"] = exact_number(settings.max_unreadable_fraction);
   values["batch_norm_statistics"] = settings.synchronized_batch_norm ? "global" : "per-rank";
+  values["conv_algorithms"] = settings.conv_algorithms;
   add_network_metadata(values, settings.network);
   return values;
 }
@@ -113,8 +114,37 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   if (statistics != "global" && statistics != "per-rank")
     throw Error(source + ": field 'batch_norm_statistics' expects global or per-rank, got '" + statistics + "'");
   settings.synchronized_batch_norm = statistics == "global";
+  settings.conv_algorithms = values.count("conv_algorithms") ? values.at("conv_algorithms") : "";  // absent before it was recorded
   settings.network = network_config_from_metadata(values, source);
+  // Values that cannot run are reported under the file's field names (not the CLI's flags).
+  auto refuse = [&](const char* key, const std::string& expected) {
+    throw Error(source + ": field '" + key + "' expects " + expected + ", got " + quoted(values.at(key), 60));
+  };
+  if (settings.device != "auto" && settings.device != "cpu" && settings.device != "cuda") refuse("device", "auto, cpu or cuda");
+  if (settings.batch_size < 1) refuse("batch_size", "an integer >= 1");
+  if (settings.epochs < 1) refuse("epochs", "an integer >= 1");
+  if (!(settings.learning_rate > 0)) refuse("learning_rate", "a number > 0");
+  if (settings.workers < 1 || settings.workers > kMaxWorkers) refuse("workers", "1.." + std::to_string(kMaxWorkers));
+  if (settings.max_images < 0) refuse("max_images", "an integer >= 0");
+  if (settings.validation_count < 0 && !(settings.validation_fraction > 0 && settings.validation_fraction < 1))
+    refuse("validation_fraction", "a number between 0 and 1");
+  if (!(settings.threshold >= 0 && settings.threshold <= 1)) refuse("threshold", "a number in [0, 1]");
+  if (!(settings.max_unreadable_fraction >= 0 && settings.max_unreadable_fraction <= 1))
+    refuse("max_unreadable_fraction", "a number in [0, 1]");
   return settings;
+}
+
+bool is_run_file_name(const std::string& name) {
+  static const char* const files[] = {"config.txt",        "log.txt",     "last.safetensors", "best.safetensors",
+                                      "history.csv",       "curves.png",  "validation_grid.png",
+                                      "validation_labels.csv", "inspect.csv", "inspect.html",
+                                      "conv-algorithms.txt", ".pneumo.lock"};
+  for (const char* file : files) {
+    const std::string run_file = file;
+    if (name == run_file) return true;
+    if (name.rfind(run_file + ".tmp", 0) == 0) return true;  // a writer's temporary
+  }
+  return false;
 }
 
 void add_network_metadata(std::map<std::string, std::string>& metadata, const NetworkConfig& config) {
@@ -161,6 +191,7 @@ NetworkConfig network_config_from_metadata(const std::map<std::string, std::stri
 
 TrainSettings read_run_settings(const std::string& run_dir) {
   const std::string path = run_dir + "/config.txt";
+  if (run_dir.empty()) throw Error("--resume expects a run directory, got an empty path");
   if (!path_exists(path)) throw Error(run_dir + ": not a training run directory (no config.txt to resume from)");
   return settings_from_map(parse_key_values(read_text(path), path), path);
 }

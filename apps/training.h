@@ -2,7 +2,7 @@
 // epoch loop (progress bar, validation loss/accuracy/mean IoU and competition mAP), and the run
 // directory it fills:
 //   config.txt            the settings used (key = value), read back by --resume
-//   history.csv           one row per finished epoch
+//   history.csv           one row per finished epoch (rewritten from `last` on --resume)
 //   curves.png            learning curves: loss, accuracy, IoU (train and validation)
 //   last.safetensors      checkpoint after the last finished epoch (or at Ctrl-C)
 //   best.safetensors      checkpoint of the epoch with the best validation mAP
@@ -10,6 +10,10 @@
 //   validation_grid.png   a validation batch with true (green) and predicted (orange) boxes
 //   inspect.csv           per-layer statistics every K steps, with --inspect-every K
 //   log.txt               everything printed
+//   conv-algorithms.txt   the CPU convolution algorithm chosen per shape (reused by --resume)
+//   .pneumo.lock          held while a process trains here (a second one is refused)
+// An epoch ends in one commit (apps/trainer.h): best, then the validation grid, then `last`, which
+// carries the run's whole history; history.csv and curves.png are views of it, redrawn on --resume.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -45,7 +49,19 @@ struct TrainSettings {
   // Data-parallel runs: sum the gradients in buckets of this many MB overlapped with the backward
   // pass (0: one sum after it). Not part of config.txt: it changes speed, not the step.
   double gradient_bucket_mb = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
+  // The CPU convolution setting the run computes with (layers/conv2d.h, e.g. "direct,gemm" or
+  // "auto"): recorded in config.txt and reused by --resume, so a resumed run computes the same.
+  std::string conv_algorithms;
+  // Write a new run into a folder that holds other files, or replace the run already there.
+  bool force_run_dir = false;
 };
+
+// The files of a run directory (above), and whether `name` is one of them or one of their
+// temporaries: a new run refuses a folder holding anything else unless forced.
+bool is_run_file_name(const std::string& name);
+
+// Loader threads a run may ask for (--workers, config.txt's workers).
+constexpr int64_t kMaxWorkers = 256;
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560
 // validation images. "cpu": a small network and image size that trains in minutes on 2 cores.
