@@ -6,11 +6,13 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
+#include "apps/run_files.h"
 #include "apps/training.h"
 #include "data/dataset.h"
 #include "data/labels.h"
 #include "data/loader.h"
 #include "engine/check.h"
+#include "engine/files.h"
 #include "engine/safetensors.h"
 #include "layers/network.h"
 
@@ -48,6 +50,8 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   const uint64_t seed = static_cast<uint64_t>(arguments.integer("seed"));
 
   const DatasetLayout layout = find_dataset(arguments.text("data"));
+  require_outputs_distinct({{"--out", arguments.text("out")}}, {{"the label file", layout.train_labels}});
+  require_not_an_image_of("--out", arguments.text("out"), layout.train_images);
   const LabelSet labels = read_labels(layout.train_labels);
   std::vector<std::string> ids = labels.patient_ids;
   std::sort(ids.begin(), ids.end());

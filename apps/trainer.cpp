@@ -18,6 +18,12 @@ namespace pneumo::cli {
 
 namespace {
 
+// Settings a resumed process may change (where it runs, loader threads, the cache folder): not
+// part of what a checkpoint records about its run.
+bool is_process_setting(const std::string& key) {
+  return key == "workers" || key == "device" || key == "cache_dir";
+}
+
 std::string validation_labels_csv(const std::vector<std::string>& ids, const LabelSet& labels) {
   std::string text = "patientId,x,y,width,height,Target\n";
   for (const auto& id : ids) {
@@ -271,7 +277,7 @@ void Trainer::restore(const std::string& path) {
     const CheckpointInfo recorded = read_checkpoint_info(path);
     const std::string config_path = settings_.run_dir + "/config.txt";
     for (const auto& [key, value] : settings_to_map(settings_)) {
-      if (key == "workers" || key == "device" || key == "cache_dir") continue;
+      if (is_process_setting(key)) continue;
       const std::string stored_key = key.rfind("network.", 0) == 0 ? key : "run.config." + key;
       const auto found = recorded.metadata.find(stored_key);
       if (found == recorded.metadata.end()) {
@@ -309,6 +315,15 @@ void Trainer::restore(const std::string& path) {
     if (static_cast<int64_t>(history_.size()) != state_.epoch)
       throw Error(path + ": its history holds " + std::to_string(history_.size()) + " epochs but it was saved after " +
                   std::to_string(state_.epoch));
+    // The seconds of each epoch, where history.csv still has its row (a damaged file: none).
+    std::vector<EpochRecord> timed;
+    try {
+      timed = read_history(settings_.run_dir + "/history.csv");
+    } catch (const Error&) {
+    }
+    for (EpochRecord& record : history_)
+      for (const EpochRecord& row : timed)
+        if (row.epoch == record.epoch) record.seconds = row.seconds;
   } else {  // checkpoints written before the history was kept in them
     history_ = read_history(settings_.run_dir + "/history.csv");
     if (static_cast<int64_t>(history_.size()) > state_.epoch) history_.resize(static_cast<size_t>(state_.epoch));
@@ -331,10 +346,14 @@ void Trainer::save(const std::string& path, const RunState& state) {
   info.metadata["run.partial_accuracy"] = exact_number(state.partial.accuracy);
   info.metadata["run.partial_iou"] = exact_number(state.partial.iou);
   info.metadata["run.partial_batches"] = std::to_string(state.partial.batches);
-  info.metadata["run.history"] = format_history(history_);
+  // The history without its wall-clock seconds (0 here; history.csv keeps them): a checkpoint's
+  // bytes depend only on the computation, so a resumed run's equal an uninterrupted run's.
+  std::vector<EpochRecord> history = history_;
+  for (EpochRecord& record : history) record.seconds = 0;
+  info.metadata["run.history"] = format_history(history);
   info.metadata["run.data_fingerprint"] = data_fingerprint_;
   for (const auto& [key, value] : settings_to_map(settings_))
-    if (key.rfind("network.", 0) != 0) info.metadata["run.config." + key] = value;
+    if (key.rfind("network.", 0) != 0 && !is_process_setting(key)) info.metadata["run.config." + key] = value;
   // The algorithms first: a checkpoint on disk always has the choices it was computed with.
   write_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
   save_checkpoint(path, network_->parameters(), info);

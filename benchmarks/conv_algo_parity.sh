@@ -112,7 +112,7 @@ for setting in "${setting_list[@]}"; do
     done_runs=$((done_runs + 1))
     run_dir=$out/runs/${setting//,/+}/seed$seed
     command=("$pneumo" train --conv-algo "$setting" --preset cpu --device cpu --data "$data"
-             --run-dir "$run_dir" --seed "$seed" --epochs "$epochs" "${train_options[@]}")
+             --run-dir "$run_dir" --force --seed "$seed" --epochs "$epochs" "${train_options[@]}")
     table_arguments+=(--run "$setting" "$seed" "$run_dir")
     if [ "$(cat "$run_dir/parity-command.txt" 2>/dev/null)" = "${command[*]} # sha256 $binary_sum" ]; then
       echo "[$done_runs/$total] $setting, seed $seed: finished before ($run_dir)"
