@@ -36,9 +36,10 @@ void Dropout::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Te
                           bool training) {
   saved_training_ = training;
   saved_key_ = dropout_stream_key(seed_, step_);
+  saved_first_index_ = static_cast<uint64_t>(first_image_) * static_cast<uint64_t>(output.count() / output.N());
   // Inference, or rate 0: threshold 0 keeps everything with scale 1, i.e. a copy.
   const bool active = training && rate_ > 0.0f;
-  dropout_forward_cpu(output.data(), inputs[0]->data(), saved_key_, active ? drop_threshold() : 0u,
+  dropout_forward_cpu(output.data(), inputs[0]->data(), saved_key_, saved_first_index_, active ? drop_threshold() : 0u,
                       active ? 1.0f / (1.0f - rate_) : 1.0f, output.count());
 }
 
@@ -47,25 +48,25 @@ void Dropout::backward_cpu(Context&, const std::vector<const Tensor*>&, const Te
                            const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
   const bool active = saved_training_ && rate_ > 0.0f;
-  dropout_backward_cpu(input_gradients[0]->data(), output_gradient.data(), saved_key_,
+  dropout_backward_cpu(input_gradients[0]->data(), output_gradient.data(), saved_key_, saved_first_index_,
                        active ? drop_threshold() : 0u, active ? 1.0f / (1.0f - rate_) : 1.0f,
                        output_gradient.count());
 }
 
-void dropout_forward_cpu(float* output, const float* input, uint64_t key, uint32_t drop_threshold,
-                         float scale, int64_t count) {
+void dropout_forward_cpu(float* output, const float* input, uint64_t key, uint64_t first_index,
+                         uint32_t drop_threshold, float scale, int64_t count) {
   parallel_for(count, kElementsPerChunk, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
-      output[i] = dropout_output(input[i], dropout_keep(key, static_cast<uint64_t>(i), drop_threshold), scale);
+      output[i] = dropout_output(input[i], dropout_keep(key, first_index + static_cast<uint64_t>(i), drop_threshold), scale);
   });
 }
 
 void dropout_backward_cpu(float* input_gradient, const float* output_gradient, uint64_t key,
-                          uint32_t drop_threshold, float scale, int64_t count) {
+                          uint64_t first_index, uint32_t drop_threshold, float scale, int64_t count) {
   parallel_for(count, kElementsPerChunk, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       input_gradient[i] += dropout_gradient(
-          output_gradient[i], dropout_keep(key, static_cast<uint64_t>(i), drop_threshold), scale);
+          output_gradient[i], dropout_keep(key, first_index + static_cast<uint64_t>(i), drop_threshold), scale);
   });
 }
 

@@ -195,9 +195,9 @@ Shape Network::input_shape(int64_t batch) const {
   return {batch, config_.input_size, config_.input_size, 1};
 }
 
-void Network::set_dropout_step(uint64_t step) {
+void Network::set_dropout_step(uint64_t step, int64_t first_image) {
   for (auto& node : nodes_)
-    if (auto* dropout = dynamic_cast<Dropout*>(node.layer.get())) dropout->set_step(step);
+    if (auto* dropout = dynamic_cast<Dropout*>(node.layer.get())) dropout->set_step(step, first_image);
 }
 
 std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch) const {

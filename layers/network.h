@@ -108,7 +108,8 @@ class Network {
   bool constant_weights() const { return store_.constant(); }
   // The step whose dropout masks the next training forward draws (train_step passes Adam's step
   // count, so a resumed run draws the masks of an uninterrupted one). No-op without dropout.
-  void set_dropout_step(uint64_t step);
+  // first_image: this process's first image in the global batch (data parallel; 0 alone).
+  void set_dropout_step(uint64_t step, int64_t first_image = 0);
 
   // images (N,S,S,1) on device() -> probabilities (N,S,S,1), owned by the network and valid
   // until the next forward. training=true: batch statistics, running statistics updated.

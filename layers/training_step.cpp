@@ -101,6 +101,9 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   const int64_t slice = images.N(), batch_images = slice * communicator.size();
   ParameterStore& store = network.parameters();
   store.zero_gradients();
+  // This step's masks, numbered from this rank's first image: each rank draws the slice of the
+  // mask one process holding the stacked batch draws.
+  network.set_dropout_step(static_cast<uint64_t>(adam.step_count()), slice * communicator.rank());
   const Tensor& probabilities = network.forward(context, images, /*training=*/true);  // (n,S,S,1)
   Tensor& probability_gradient = network.output_gradient_buffer();                    // (n,S,S,1)
   StepResult result;

@@ -50,6 +50,7 @@ struct Options {
   bool expect_equal = true;
   bool cuda = false;  // the NCCL path: every rank on its GPU, gradients summed by NCCL
   int64_t bucket_floats = 0;  // > 0: gradient buckets overlapped with the backward pass
+  float dropout = 0.0f;       // > 0: every rank must draw its slice of the one-process mask, each step
 };
 
 constexpr int kSkipped = 77;  // CTest SKIP_RETURN_CODE
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
     else if (key == "--expect") options.expect_equal = value == "equal";
     else if (key == "--device") options.cuda = value == "cuda";
     else if (key == "--buckets") options.bucket_floats = std::stoll(value);
+    else if (key == "--dropout") options.dropout = std::stof(value);
     else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return 2;
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
     config.n_blocks = 1;
     config.depth = 2;
     config.leaky_slope = 0.1f;  // no exact zeros: ReLU(0) makes max-pool ties (see the tolerance above)
+    config.dropout = options.dropout;
     const uint64_t seed = 7;
     const float learning_rate = 3e-3f;
     Context context(device);
