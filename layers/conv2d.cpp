@@ -222,37 +222,51 @@ std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int thr
   return key.str();
 }
 
-// Reads `path` into records (caller holds the mutex). A missing file is not an error; a
-// malformed line is, naming the file and the line.
-// A missing file is no tuning; a folder, FIFO, device or a file over 1 MiB is an error naming it.
+// Reads `path` into records (caller holds the mutex). A missing file (or a link to none) is no
+// tuning; anything else that is not a regular file of at most 1 MiB of well-formed lines is an
+// error of one line: the path quoted (it may hold any byte), a bad line's number and its text or
+// field escaped and cut short (a file's bytes are untrusted).
 void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningRecord>& records) {
-  std::error_code missing;
-  if (!std::filesystem::exists(std::filesystem::symlink_status(path, missing)) && !missing) return;
-  if (!std::filesystem::exists(path, missing)) return;  // a dangling link: no tuning either
-  std::istringstream file(read_regular_file(path, size_t(1) << 20));
+  std::error_code error;
+  if (std::filesystem::status(path, error).type() == std::filesystem::file_type::not_found) return;
+  const std::string file = "tuning file " + quoted(path, 200);
+  std::string text;
+  try {
+    text = read_regular_file(path, size_t(1) << 20);  // refuses folders, FIFOs, devices, > 1 MiB
+  } catch (const Error& refused) {
+    // read_regular_file starts with the path as given: say it quoted instead.
+    std::string why = refused.what();
+    if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
+    throw Error(file + ": " + why);
+  }
+  std::istringstream lines(text);
   std::string line;
-  for (int number = 1; std::getline(file, line); ++number) {
+  for (int number = 1; std::getline(lines, line); ++number) {
     if (line.empty() || line[0] == '#') continue;
+    const std::string where = file + " line " + std::to_string(number);
     std::istringstream fields(line);
     std::string direction, isa, algorithm;
     ConvTuningRecord record;
     Conv2dGeometry& g = record.geometry;
     if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >>
           record.threads >> isa >> algorithm >> record.milliseconds))
-      throw Error(path + ":" + std::to_string(number) +
-                  ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
+      throw Error(where + ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
                   quoted(line, 120));
     if (direction == "forward") record.direction = ConvDirection::Forward;
     else if (direction == "input-gradient") record.direction = ConvDirection::InputGradient;
     else if (direction == "weight-gradient") record.direction = ConvDirection::WeightGradient;
     else
-      throw Error(path + ":" + std::to_string(number) + ": unknown direction " + quoted(direction, 40) +
+      throw Error(where + ": unknown direction " + quoted(direction, 40) +
                   " (expected forward, input-gradient or weight-gradient)");
-    try {
-      record.algorithm = parse_conv_algorithm(algorithm);
-    } catch (const Error& error) {
-      throw Error(path + ":" + std::to_string(number) + ": " + error.what());
-    }
+    // A concrete algorithm (auto chose it); the name is matched here, not echoed unquoted.
+    const std::vector<ConvAlgorithm> concrete = concrete_conv_algorithms();
+    const auto named = std::find_if(concrete.begin(), concrete.end(), [&](ConvAlgorithm candidate) {
+      return algorithm == conv_algorithm_name(candidate);
+    });
+    if (named == concrete.end())
+      throw Error(where + ": unknown algorithm " + quoted(algorithm, 40) + " (expected one of " +
+                  conv_algorithms_name(concrete) + ")");
+    record.algorithm = *named;
     record.isa = isa;
     record.source = path;
     records[tuning_key(record.direction, g, record.threads, isa)] = record;

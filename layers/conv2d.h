@@ -104,7 +104,9 @@ ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry&
 std::vector<ConvTuningRecord> conv_tuning_records();
 void clear_conv_tuning(bool read_tuning_file);  // forget every choice; whether to read the file
 // Adds the records of a tuning file (a missing file adds none), replacing those of the same key:
-// a training run reloads the choices it saved so that a resumed run computes the same.
+// a training run reloads the choices it saved so that a resumed run computes the same. Throws a
+// one-line pneumo::Error naming the file (quoted) when it is a folder, FIFO or device, larger
+// than 1 MiB, or has a malformed line (its number and text, escaped); so does auto's own read.
 void load_conv_tuning_file(const std::string& path);
 std::string conv_tuning_file_path();
 // Writes every record (the file's previous records for other shapes are kept). Throws

@@ -163,5 +163,15 @@ check "... and read back from there" '[ $(conv_rows "$work/conv-ann.log" | grep 
 rc=$?
 check "train --run-dir \"runs/c';touch PWNED;'d\": conv-algorithms.txt written there, nothing run" '[ $rc -eq 0 ] && tuned_into "$work/quotes/runs/c'"'"';touch PWNED;'"'"'d/conv-algorithms.txt"'
 
+# A tuning file that is not a small text file is a one-line error naming it (once a folder or
+# /dev/zero was silently no tuning and a FIFO waited forever); a missing one is no tuning.
+mkfifo "$work/fifo.txt"
+one_line_error "a FIFO as PNEUMO_CONV_TUNING is refused at once, not waited on" "tuning file '$work/fifo.txt': is not a regular file" env PNEUMO_CONV_TUNING="$work/fifo.txt" timeout 60 "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+one_line_error "a folder as PNEUMO_CONV_TUNING is an error naming it" "tuning file '$work/quotes': is a folder" env PNEUMO_CONV_TUNING="$work/quotes" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+# (Read only: a pneumo that failed this and then wrote its tuning file would replace /dev/zero.)
+one_line_error "/dev/zero as PNEUMO_CONV_TUNING is an error naming it" "tuning file '/dev/zero': is not a regular file" env PNEUMO_CONV_TUNING=/dev/zero "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+printf 'forward 1 32 32 1 4 3 1 avx2 \033]0;owned\007 0.5\n' > "$work/escape.txt"
+one_line_error "escape bytes in the tuning file are escaped in the error" "tuning file '$work/escape.txt' line 1: unknown algorithm '\\\\x1b\]0;owned\\\\x07'" env PNEUMO_CONV_TUNING="$work/escape.txt" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
