@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "engine/check.h"
@@ -207,6 +208,7 @@ struct ConvSettings {
   bool file_read = false;
   bool read_file = true;
   std::map<std::string, ConvTuningRecord> records;  // by tuning_key
+  std::set<std::string> unusable_reported;  // tuning_keys of file entries said to be unusable
 };
 
 ConvSettings& settings() {
@@ -387,6 +389,7 @@ void clear_conv_tuning(bool read_tuning_file_next) {
   ConvSettings& s = settings();
   std::lock_guard<std::mutex> lock(s.mutex);
   s.records.clear();
+  s.unusable_reported.clear();
   s.file_read = false;
   s.read_file = read_tuning_file_next;
 }
@@ -433,10 +436,21 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       s.file_read = true;
       read_tuning_file(conv_tuning_file_path(), s.records);
     }
+    // A tuning-file entry whose algorithm cannot run its shape (edited by hand, or written
+    // under other kernels) is timed again instead, and said once per entry on stderr: the
+    // file is not what runs, and silently so hid it.
+    const auto usable = [&](const std::string& entry_key, const ConvTuningRecord& record) {
+      const std::string reason = conv_algorithm_unsupported_reason(record.algorithm, direction, geometry);
+      if (reason.empty()) return true;
+      if (record.source != "timed" && s.unusable_reported.insert(entry_key).second)
+        std::fprintf(stderr, "conv auto: tuning file %s: entry '%s %s' cannot run %s of %s (%s); timing it instead\n",
+                     quoted(record.source, 200).c_str(), entry_key.c_str(),
+                     conv_algorithm_name(record.algorithm), conv_direction_name(direction),
+                     describe_geometry(record.geometry).c_str(), reason.c_str());
+      return false;
+    };
     auto found = s.records.find(key);
-    if (found != s.records.end() &&
-        conv_algorithm_unsupported_reason(found->second.algorithm, direction, geometry).empty())
-      return {found->second, false};
+    if (found != s.records.end() && usable(found->first, found->second)) return {found->second, false};
     // The same layer at another batch size (validation, the last partial batch) takes the choice
     // already made for it: after a run's first step nothing is timed again, so a run that saves
     // its choices (apps/trainer.cpp) and resumes with them computes bit for bit the same.
@@ -445,8 +459,7 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       const Conv2dGeometry& g = record.geometry;
       if (record.direction == direction && record.threads == threads && record.isa == isa &&
           g.H == geometry.H && g.W == geometry.W && g.C == geometry.C && g.K == geometry.K &&
-          g.kernel_size == geometry.kernel_size &&
-          conv_algorithm_unsupported_reason(record.algorithm, direction, geometry).empty())
+          g.kernel_size == geometry.kernel_size && usable(entry.first, record))
         return {record, false};
     }
   }

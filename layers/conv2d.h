@@ -78,7 +78,8 @@ void set_conv_algorithm_report(bool report);
 // auto's memory: one choice per (direction, shape, threads, instruction set). On first use it is
 // filled from the tuning file (PNEUMO_CONV_TUNING, default ~/.cache/pneumo/conv-tuning.txt) when
 // it exists; a shape not found there is timed: each supported algorithm but reference runs twice
-// on the layer's real data and the faster second run wins.
+// on the layer's real data and the faster second run wins. A file entry whose algorithm cannot
+// run its shape is timed again, and said on stderr once per entry (file, entry, reason).
 struct ConvTuningRecord {
   ConvDirection direction;
   Conv2dGeometry geometry;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +79,34 @@ bool one_short_line(const std::string& message) {
     if (c < 0x20 || c == 0x7f) return false;
   return !message.empty() && message.size() <= 400;
 }
+
+// While alive, this process's stderr goes to a file; text() is what was written so far.
+class CapturedStderr {
+ public:
+  explicit CapturedStderr(const fs::path& path) : path_(path) {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(file, 2);
+    ::close(file);
+  }
+  ~CapturedStderr() { restore(); }
+  std::string text() {
+    restore();
+    return read_text(path_);
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  fs::path path_;
+  int saved_ = -1;
+};
 
 }  // namespace
 
@@ -228,5 +257,43 @@ TEST_CASE("auto's own read of PNEUMO_CONV_TUNING fails the same way, naming the 
   CHECK(!timed);  // not silently timed instead
   if (before) ::setenv("PNEUMO_CONV_TUNING", saved.c_str(), 1);
   else ::unsetenv("PNEUMO_CONV_TUNING");
+  clear_conv_tuning(true);
+}
+
+TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once, then timed") {
+  TemporaryFolder root("pneumo-conv-tuning-unusable");
+  const fs::path path = root.path / "t.txt";
+  const std::string machine = " " + std::to_string(cpu_thread_count()) + " " + cpu_isa_name(cpu_isa());
+  // winograd needs a 3x3 kernel: neither entry (this layer at batch 1 and at batch 3) can run.
+  write_text(path, "forward 1 8 8 4 4 1" + machine + " winograd4 0.500\n" +
+                   "forward 3 8 8 4 4 1" + machine + " winograd2 0.250\n");
+  clear_conv_tuning(false);
+  load_conv_tuning_file(path.string());
+  REQUIRE(conv_tuning_records().size() == 2);
+  int runs = 0;
+  const auto count = [&](ConvAlgorithm algorithm) {
+    CHECK(conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 4, 4, 1}) == "");
+    ++runs;
+  };
+  ConvAutoChoice first, again, other_batch;
+  std::string said;
+  {
+    CapturedStderr captured(root.path / "stderr.txt");
+    first = conv_auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
+    again = conv_auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
+    other_batch = conv_auto_choice(ConvDirection::Forward, {5, 8, 8, 4, 4, 1}, count);
+    said = captured.text();
+  }
+  CHECK(first.timed_now);
+  CHECK(first.record.source == "timed");
+  CHECK(runs > 0);
+  CHECK(!again.timed_now);
+  CHECK(!other_batch.timed_now);
+  CHECK(other_batch.record.algorithm == first.record.algorithm);
+  const std::string file = "conv auto: tuning file '" + path.string() + "': entry ";
+  CHECK(said == file + "'forward 1 8 8 4 4 1" + machine + " winograd4' cannot run forward of " +
+                    "1x8x8x4 -> 4, 1x1 (winograd4 runs 3x3 convolutions only, this one is 1x1); timing it instead\n" +
+                file + "'forward 3 8 8 4 4 1" + machine + " winograd2' cannot run forward of " +
+                    "3x8x8x4 -> 4, 1x1 (winograd2 runs 3x3 convolutions only, this one is 1x1); timing it instead\n");
   clear_conv_tuning(true);
 }
