@@ -209,6 +209,7 @@ struct ConvSettings {
   bool read_file = true;
   std::map<std::string, ConvTuningRecord> records;  // by tuning_key
   std::set<std::string> unusable_reported;  // tuning_keys of file entries said to be unusable
+  std::set<std::string> choices_reported;   // layer, direction and shape but N, once printed
 };
 
 ConvSettings& settings() {
@@ -390,6 +391,7 @@ void clear_conv_tuning(bool read_tuning_file_next) {
   std::lock_guard<std::mutex> lock(s.mutex);
   s.records.clear();
   s.unusable_reported.clear();
+  s.choices_reported.clear();
   s.file_read = false;
   s.read_file = read_tuning_file_next;
 }
@@ -468,7 +470,6 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
   // may grow and first touch the shared scratch: at 3x, Winograd F(4x4) at 512 channels was
   // once skipped after an 89 ms warm-up, 3.2x the best, though it runs in 19-23 ms.)
   using Clock = std::chrono::steady_clock;
-  const auto tuning_start = Clock::now();
   ConvTuningRecord record{direction, geometry, threads, isa, ConvAlgorithm::Gemm, 1e300, "timed", ""};
   for (ConvAlgorithm candidate : concrete_conv_algorithms()) {
     if (candidate == ConvAlgorithm::Reference ||
@@ -491,14 +492,8 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       record.algorithm = candidate;
     }
   }
-  const double tuning_ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - tuning_start).count();
   std::lock_guard<std::mutex> lock(s.mutex);
-  s.records[key] = record;
-  if (s.report)
-    std::fprintf(stderr, "conv auto: %-15s %-26s -> %-9s (%s; tuned in %.0f ms)\n",
-                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
-                 conv_algorithm_name(record.algorithm), record.candidates.c_str(), tuning_ms);
+  s.records[key] = record;  // --show-conv-algos prints it with the layer (Conv2d::resolve_algorithm)
   return {record, true};
 }
 
@@ -929,6 +924,19 @@ std::string default_list_reason(const std::vector<ConvAlgorithm>& list, ConvAlgo
          (skipped.empty() ? "" : " (" + skipped + ")");
 }
 
+// --show-conv-algos: true the first time a layer asks for `direction` at this shape while the
+// report is on. The batch is left out: validation and the last partial batch take the same choice.
+bool first_report_of(const std::string& layer, ConvDirection direction, const Conv2dGeometry& g) {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  if (!s.report) return false;
+  std::ostringstream key;
+  key << layer << ' ' << conv_direction_name(direction) << ' ' << g.H << ' ' << g.W << ' ' << g.C
+      << ' ' << g.K << ' ' << g.kernel_size;
+  return s.choices_reported.insert(key.str()).second;
+}
+
 }  // namespace
 
 ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
@@ -945,19 +953,31 @@ ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
 ConvAlgorithm Conv2d::resolve_algorithm(
     ConvDirection direction, const Conv2dGeometry& geometry,
     const std::function<void(ConvAlgorithm)>& run_candidate, std::string* reason) const {
+  // --show-conv-algos prints every layer's choice once, whatever made it (forced, a list, auto's
+  // tuning file or timing), with the why of pneumo summary --conv-algos.
+  std::string reported_reason;
+  const bool report = first_report_of(name_, direction, geometry);
+  if (report && !reason) reason = &reported_reason;
   const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
   const bool own = algorithms_[static_cast<int>(direction)].has_value();
   const std::vector<ConvAlgorithm> list = default_conv_algorithms();
   if (reason)
     *reason = own ? "set on this layer" : default_list_reason(list, chosen, direction, geometry);
-  if (chosen != ConvAlgorithm::Auto) return chosen;
-  const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
-  if (reason) {
-    // auto named alone (or first) says enough by itself; reached down a list, both are said.
-    if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
-    else *reason += " -> " + auto_reason(automatic, geometry);
+  ConvAlgorithm algorithm = chosen;
+  if (chosen == ConvAlgorithm::Auto) {
+    const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
+    if (reason) {
+      // auto named alone (or first) says enough by itself; reached down a list, both are said.
+      if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
+      else *reason += " -> " + auto_reason(automatic, geometry);
+    }
+    algorithm = automatic.record.algorithm;
   }
-  return automatic.record.algorithm;
+  if (report)
+    std::fprintf(stderr, "conv: %-18s %-15s %-28s %-10s %s\n", name_.empty() ? "(unnamed)" : name_.c_str(),
+                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
+                 conv_algorithm_name(algorithm), reason->c_str());
+  return algorithm;
 }
 
 std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,

@@ -71,8 +71,10 @@ std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms); 
 ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
                                             ConvDirection direction,
                                             const Conv2dGeometry& geometry);
-// When on, every choice auto makes is printed to stderr when made (shape, direction, the
-// candidates' times). The CLI's --show-conv-algos (or PNEUMO_CONV_ALGO_REPORT=1) sets it.
+// When on, every Conv2d's choice is printed to stderr when first made, once per layer, direction
+// and shape (not batch): "conv: NAME DIRECTION SHAPE ALGORITHM WHY", WHY as in
+// ConvAlgorithmDecision (forced, first runnable of a list, auto's tuning file or its timings).
+// The CLI's --show-conv-algos (or PNEUMO_CONV_ALGO_REPORT=1) sets it.
 void set_conv_algorithm_report(bool report);
 
 // auto's memory: one choice per (direction, shape, threads, instruction set). On first use it is

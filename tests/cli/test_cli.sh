@@ -173,5 +173,22 @@ one_line_error "/dev/zero as PNEUMO_CONV_TUNING is an error naming it" "tuning f
 printf 'forward 1 32 32 1 4 3 1 avx2 \033]0;owned\007 0.5\n' > "$work/escape.txt"
 one_line_error "escape bytes in the tuning file are escaped in the error" "tuning file '$work/escape.txt' line 1: unknown algorithm '\\\\x1b\]0;owned\\\\x07'" env PNEUMO_CONV_TUNING="$work/escape.txt" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
 
+# --show-conv-algos: every layer's choice once (layer, direction; not again at another batch),
+# whatever made it: forced, a list, auto's tuning file or auto's timing (once only the timed).
+reported() { grep '^conv: ' "$1"; }
+once_each() {  # FILE COUNT WHY: COUNT report lines, each (layer, direction) once, each saying WHY
+  [ "$(reported "$1" | wc -l)" -eq "$2" ] && [ -z "$(reported "$1" | awk '{ print $2, $3 }' | sort | uniq -d)" ] &&
+    [ "$(reported "$1" | grep -cF -- "$3")" -eq "$2" ]
+}
+PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" train --data "$data" --size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --epochs 1 --validation 5 --workers 1 --device cpu --conv-algo gemm --show-conv-algos --run-dir "$work/show-forced" > /dev/null 2> "$work/show-forced.err"
+rc=$?
+check "train --conv-algo gemm --show-conv-algos: each of the 23 choices once, forced" '[ $rc -eq 0 ] && once_each "$work/show-forced.err" 23 " gemm       forced (--conv-algo gemm)" && grep -q "^conv: block1_1.conv1 *input-gradient *8x16x16x8 -> 8, 3x3 *gemm *forced" "$work/show-forced.err"'
+PNEUMO_CONV_ALGO=winograd4,direct,gemm PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" summary --conv-algos --show-conv-algos $tiny1 > /dev/null 2> "$work/show-list.err"
+check "a PNEUMO_CONV_ALGO list: each choice once, from the list" 'once_each "$work/show-list.err" 23 "first runnable of PNEUMO_CONV_ALGO=winograd4,direct,gemm" && [ $(reported "$work/show-list.err" | grep -c " 3x3 *winograd4 ") -eq 14 ]'
+PNEUMO_CONV_TUNING=$ann_file "$pneumo" summary --conv-algos --conv-algo auto --show-conv-algos $tiny1 > /dev/null 2> "$work/show-file.err"
+check "auto from a tuning file: each choice once, naming the file" 'once_each "$work/show-file.err" 23 "auto: tuning file $ann_file ("'
+"$pneumo" tune $tiny1 --show-conv-algos --output "$work/show-tuned.txt" > /dev/null 2> "$work/show-timed.err"
+check "auto timing (pneumo tune): each choice once, with the times" 'once_each "$work/show-timed.err" 23 "auto: timed " && [ $(reported "$work/show-timed.err" | grep -c "auto: timed now: gemm ") -ge 1 ]'
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
