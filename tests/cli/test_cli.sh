@@ -146,22 +146,22 @@ check "another --threads is another key: timed, not read" "[ \$(conv_rows $work/
 tiny1="--size 32 --channels 4 --blocks 1 --depth 2 --batch 1 --threads 1"
 mkdir -p "$work/quotes"
 quote_folder="$work/quotes/runs/a';touch PWNED;'b"
-(cd "$work/quotes" && "$pneumo" tune $tiny1 --output "$quote_folder/t.txt") > "$work/tune-quote.log" 2>&1
+"$pneumo" tune $tiny1 --output "$quote_folder/t.txt" > "$work/tune-quote.log" 2>&1
 rc=$?
 tuned_into() {  # FILE: written under exactly that name, with a forward line, and nothing ran PWNED
-  [ -s "$1" ] && grep -q '^forward ' "$1" && [ -z "$(find "$work" -name PWNED)" ]
+  [ -s "$1" ] && grep -q '^forward ' "$1" && [ -z "$(find "$work" -name PWNED)" ] && [ ! -e PWNED ]
 }
 check "tune --output into a folder named a';touch PWNED;'b makes that folder and writes the file, running nothing" '[ $rc -eq 0 ] && [ -d "$quote_folder" ] && tuned_into "$quote_folder/t.txt"'
 ann_file="$work/quotes/Ann's runs/t.txt"
-(cd "$work/quotes" && PNEUMO_CONV_TUNING=$ann_file "$pneumo" tune $tiny1) > "$work/tune-ann.log" 2>&1
+PNEUMO_CONV_TUNING=$ann_file "$pneumo" tune $tiny1 > "$work/tune-ann.log" 2>&1
 rc=$?
 check "PNEUMO_CONV_TUNING in a folder named Ann's runs: written there" '[ $rc -eq 0 ] && [ -d "$work/quotes/Ann'"'"'s runs" ] && tuned_into "$ann_file" && grep -qF "wrote $ann_file" "$work/tune-ann.log"'
 PNEUMO_CONV_TUNING=$ann_file "$pneumo" summary --conv-algos --conv-algo auto $tiny1 > "$work/conv-ann.log" 2>&1
 check "... and read back from there" '[ $(conv_rows "$work/conv-ann.log" | grep -cF "auto: tuning file $ann_file (") -eq 23 ]'
 # A run saves its choices in conv-algorithms.txt of its run directory: the same name rules.
-(cd "$work/quotes" && PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" train --data "$data" --size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --epochs 1 --validation 8 --workers 1 --device cpu --conv-algo auto --run-dir "runs/c';touch PWNED;'d") > "$work/train-quote.log" 2>&1
+PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" train --data "$data" --size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --epochs 1 --validation 8 --workers 1 --device cpu --conv-algo auto --run-dir "$work/quotes/runs/c';touch PWNED;'d" > "$work/train-quote.log" 2>&1
 rc=$?
-check "train --run-dir \"runs/c';touch PWNED;'d\": conv-algorithms.txt written there, nothing run" '[ $rc -eq 0 ] && tuned_into "$work/quotes/runs/c'"'"';touch PWNED;'"'"'d/conv-algorithms.txt"'
+check "train --run-dir \".../runs/c';touch PWNED;'d\": conv-algorithms.txt written there, nothing run" '[ $rc -eq 0 ] && tuned_into "$work/quotes/runs/c'"'"';touch PWNED;'"'"'d/conv-algorithms.txt"'
 
 # A tuning file that is not a small text file is a one-line error naming it (once a folder or
 # /dev/zero was silently no tuning and a FIFO waited forever); a missing one is no tuning.
