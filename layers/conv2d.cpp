@@ -439,8 +439,8 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       read_tuning_file(conv_tuning_file_path(), s.records);
     }
     // A tuning-file entry whose algorithm cannot run its shape (edited by hand, or written
-    // under other kernels) is timed again instead, and said once per entry on stderr: the
-    // file is not what runs, and silently so hid it.
+    // under other kernels) is timed again instead, and said once per entry on stderr, so that
+    // a file which is not what runs does not go unnoticed.
     const auto usable = [&](const std::string& entry_key, const ConvTuningRecord& record) {
       const std::string reason = conv_algorithm_unsupported_reason(record.algorithm, direction, geometry);
       if (reason.empty()) return true;
