@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "engine/check.h"
@@ -207,6 +208,8 @@ struct ConvSettings {
   bool file_read = false;
   bool read_file = true;
   std::map<std::string, ConvTuningRecord> records;  // by tuning_key
+  std::set<std::string> unusable_reported;  // tuning_keys of file entries said to be unusable
+  std::set<std::string> choices_reported;   // layer, direction and shape but N, once printed
 };
 
 ConvSettings& settings() {
@@ -222,37 +225,51 @@ std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int thr
   return key.str();
 }
 
-// Reads `path` into records (caller holds the mutex). A missing file is not an error; a
-// malformed line is, naming the file and the line.
-// A missing file is no tuning; a folder, FIFO, device or a file over 1 MiB is an error naming it.
+// Reads `path` into records (caller holds the mutex). A missing file (or a link to none) is no
+// tuning; anything else that is not a regular file of at most 1 MiB of well-formed lines is an
+// error of one line: the path quoted (it may hold any byte), a bad line's number and its text or
+// field escaped and cut short (a file's bytes are untrusted).
 void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningRecord>& records) {
-  std::error_code missing;
-  if (!std::filesystem::exists(std::filesystem::symlink_status(path, missing)) && !missing) return;
-  if (!std::filesystem::exists(path, missing)) return;  // a dangling link: no tuning either
-  std::istringstream file(read_regular_file(path, size_t(1) << 20));
+  std::error_code error;
+  if (std::filesystem::status(path, error).type() == std::filesystem::file_type::not_found) return;
+  const std::string file = "tuning file " + quoted(path, 200);
+  std::string text;
+  try {
+    text = read_regular_file(path, size_t(1) << 20);  // refuses folders, FIFOs, devices, > 1 MiB
+  } catch (const Error& refused) {
+    // read_regular_file starts with the path as given: say it quoted instead.
+    std::string why = refused.what();
+    if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
+    throw Error(file + ": " + why);
+  }
+  std::istringstream lines(text);
   std::string line;
-  for (int number = 1; std::getline(file, line); ++number) {
+  for (int number = 1; std::getline(lines, line); ++number) {
     if (line.empty() || line[0] == '#') continue;
+    const std::string where = file + " line " + std::to_string(number);
     std::istringstream fields(line);
     std::string direction, isa, algorithm;
     ConvTuningRecord record;
     Conv2dGeometry& g = record.geometry;
     if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >>
           record.threads >> isa >> algorithm >> record.milliseconds))
-      throw Error(path + ":" + std::to_string(number) +
-                  ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
+      throw Error(where + ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
                   quoted(line, 120));
     if (direction == "forward") record.direction = ConvDirection::Forward;
     else if (direction == "input-gradient") record.direction = ConvDirection::InputGradient;
     else if (direction == "weight-gradient") record.direction = ConvDirection::WeightGradient;
     else
-      throw Error(path + ":" + std::to_string(number) + ": unknown direction " + quoted(direction, 40) +
+      throw Error(where + ": unknown direction " + quoted(direction, 40) +
                   " (expected forward, input-gradient or weight-gradient)");
-    try {
-      record.algorithm = parse_conv_algorithm(algorithm);
-    } catch (const Error& error) {
-      throw Error(path + ":" + std::to_string(number) + ": " + error.what());
-    }
+    // A concrete algorithm (auto chose it); the name is matched here, not echoed unquoted.
+    const std::vector<ConvAlgorithm> concrete = concrete_conv_algorithms();
+    const auto named = std::find_if(concrete.begin(), concrete.end(), [&](ConvAlgorithm candidate) {
+      return algorithm == conv_algorithm_name(candidate);
+    });
+    if (named == concrete.end())
+      throw Error(where + ": unknown algorithm " + quoted(algorithm, 40) + " (expected one of " +
+                  conv_algorithms_name(concrete) + ")");
+    record.algorithm = *named;
     record.isa = isa;
     record.source = path;
     records[tuning_key(record.direction, g, record.threads, isa)] = record;
@@ -373,6 +390,8 @@ void clear_conv_tuning(bool read_tuning_file_next) {
   ConvSettings& s = settings();
   std::lock_guard<std::mutex> lock(s.mutex);
   s.records.clear();
+  s.unusable_reported.clear();
+  s.choices_reported.clear();
   s.file_read = false;
   s.read_file = read_tuning_file_next;
 }
@@ -419,10 +438,21 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       s.file_read = true;
       read_tuning_file(conv_tuning_file_path(), s.records);
     }
+    // A tuning-file entry whose algorithm cannot run its shape (edited by hand, or written
+    // under other kernels) is timed again instead, and said once per entry on stderr, so that
+    // a file which is not what runs does not go unnoticed.
+    const auto usable = [&](const std::string& entry_key, const ConvTuningRecord& record) {
+      const std::string reason = conv_algorithm_unsupported_reason(record.algorithm, direction, geometry);
+      if (reason.empty()) return true;
+      if (record.source != "timed" && s.unusable_reported.insert(entry_key).second)
+        std::fprintf(stderr, "conv auto: tuning file %s: entry '%s %s' cannot run %s of %s (%s); timing it instead\n",
+                     quoted(record.source, 200).c_str(), entry_key.c_str(),
+                     conv_algorithm_name(record.algorithm), conv_direction_name(direction),
+                     describe_geometry(record.geometry).c_str(), reason.c_str());
+      return false;
+    };
     auto found = s.records.find(key);
-    if (found != s.records.end() &&
-        conv_algorithm_unsupported_reason(found->second.algorithm, direction, geometry).empty())
-      return {found->second, false};
+    if (found != s.records.end() && usable(found->first, found->second)) return {found->second, false};
     // The same layer at another batch size (validation, the last partial batch) takes the choice
     // already made for it: after a run's first step nothing is timed again, so a run that saves
     // its choices (apps/trainer.cpp) and resumes with them computes bit for bit the same.
@@ -431,8 +461,7 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       const Conv2dGeometry& g = record.geometry;
       if (record.direction == direction && record.threads == threads && record.isa == isa &&
           g.H == geometry.H && g.W == geometry.W && g.C == geometry.C && g.K == geometry.K &&
-          g.kernel_size == geometry.kernel_size &&
-          conv_algorithm_unsupported_reason(record.algorithm, direction, geometry).empty())
+          g.kernel_size == geometry.kernel_size && usable(entry.first, record))
         return {record, false};
     }
   }
@@ -441,7 +470,6 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
   // may grow and first touch the shared scratch: at 3x, Winograd F(4x4) at 512 channels was
   // once skipped after an 89 ms warm-up, 3.2x the best, though it runs in 19-23 ms.)
   using Clock = std::chrono::steady_clock;
-  const auto tuning_start = Clock::now();
   ConvTuningRecord record{direction, geometry, threads, isa, ConvAlgorithm::Gemm, 1e300, "timed", ""};
   for (ConvAlgorithm candidate : concrete_conv_algorithms()) {
     if (candidate == ConvAlgorithm::Reference ||
@@ -464,14 +492,8 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       record.algorithm = candidate;
     }
   }
-  const double tuning_ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - tuning_start).count();
   std::lock_guard<std::mutex> lock(s.mutex);
-  s.records[key] = record;
-  if (s.report)
-    std::fprintf(stderr, "conv auto: %-15s %-26s -> %-9s (%s; tuned in %.0f ms)\n",
-                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
-                 conv_algorithm_name(record.algorithm), record.candidates.c_str(), tuning_ms);
+  s.records[key] = record;  // --show-conv-algos prints it with the layer (Conv2d::resolve_algorithm)
   return {record, true};
 }
 
@@ -902,6 +924,19 @@ std::string default_list_reason(const std::vector<ConvAlgorithm>& list, ConvAlgo
          (skipped.empty() ? "" : " (" + skipped + ")");
 }
 
+// --show-conv-algos: true the first time a layer asks for `direction` at this shape while the
+// report is on. The batch is left out: validation and the last partial batch take the same choice.
+bool first_report_of(const std::string& layer, ConvDirection direction, const Conv2dGeometry& g) {
+  ConvSettings& s = settings();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  read_environment(s);
+  if (!s.report) return false;
+  std::ostringstream key;
+  key << layer << ' ' << conv_direction_name(direction) << ' ' << g.H << ' ' << g.W << ' ' << g.C
+      << ' ' << g.K << ' ' << g.kernel_size;
+  return s.choices_reported.insert(key.str()).second;
+}
+
 }  // namespace
 
 ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
@@ -918,19 +953,31 @@ ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
 ConvAlgorithm Conv2d::resolve_algorithm(
     ConvDirection direction, const Conv2dGeometry& geometry,
     const std::function<void(ConvAlgorithm)>& run_candidate, std::string* reason) const {
+  // --show-conv-algos prints every layer's choice once, whatever made it (forced, a list, auto's
+  // tuning file or timing), with the why of pneumo summary --conv-algos.
+  std::string reported_reason;
+  const bool report = first_report_of(name_, direction, geometry);
+  if (report && !reason) reason = &reported_reason;
   const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
   const bool own = algorithms_[static_cast<int>(direction)].has_value();
   const std::vector<ConvAlgorithm> list = default_conv_algorithms();
   if (reason)
     *reason = own ? "set on this layer" : default_list_reason(list, chosen, direction, geometry);
-  if (chosen != ConvAlgorithm::Auto) return chosen;
-  const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
-  if (reason) {
-    // auto named alone (or first) says enough by itself; reached down a list, both are said.
-    if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
-    else *reason += " -> " + auto_reason(automatic, geometry);
+  ConvAlgorithm algorithm = chosen;
+  if (chosen == ConvAlgorithm::Auto) {
+    const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
+    if (reason) {
+      // auto named alone (or first) says enough by itself; reached down a list, both are said.
+      if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
+      else *reason += " -> " + auto_reason(automatic, geometry);
+    }
+    algorithm = automatic.record.algorithm;
   }
-  return automatic.record.algorithm;
+  if (report)
+    std::fprintf(stderr, "conv: %-18s %-15s %-28s %-10s %s\n", name_.empty() ? "(unnamed)" : name_.c_str(),
+                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
+                 conv_algorithm_name(algorithm), reason->c_str());
+  return algorithm;
 }
 
 std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,

@@ -71,14 +71,17 @@ std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms); 
 ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
                                             ConvDirection direction,
                                             const Conv2dGeometry& geometry);
-// When on, every choice auto makes is printed to stderr when made (shape, direction, the
-// candidates' times). The CLI's --show-conv-algos (or PNEUMO_CONV_ALGO_REPORT=1) sets it.
+// When on, every Conv2d's choice is printed to stderr when first made, once per layer, direction
+// and shape (not batch): "conv: NAME DIRECTION SHAPE ALGORITHM WHY", WHY as in
+// ConvAlgorithmDecision (forced, first runnable of a list, auto's tuning file or its timings).
+// The CLI's --show-conv-algos (or PNEUMO_CONV_ALGO_REPORT=1) sets it.
 void set_conv_algorithm_report(bool report);
 
 // auto's memory: one choice per (direction, shape, threads, instruction set). On first use it is
 // filled from the tuning file (PNEUMO_CONV_TUNING, default ~/.cache/pneumo/conv-tuning.txt) when
 // it exists; a shape not found there is timed: each supported algorithm but reference runs twice
-// on the layer's real data and the faster second run wins.
+// on the layer's real data and the faster second run wins. A file entry whose algorithm cannot
+// run its shape is timed again, and said on stderr once per entry (file, entry, reason).
 struct ConvTuningRecord {
   ConvDirection direction;
   Conv2dGeometry geometry;
@@ -104,7 +107,9 @@ ConvAlgorithm conv_auto_algorithm(ConvDirection direction, const Conv2dGeometry&
 std::vector<ConvTuningRecord> conv_tuning_records();
 void clear_conv_tuning(bool read_tuning_file);  // forget every choice; whether to read the file
 // Adds the records of a tuning file (a missing file adds none), replacing those of the same key:
-// a training run reloads the choices it saved so that a resumed run computes the same.
+// a training run reloads the choices it saved so that a resumed run computes the same. Throws a
+// one-line pneumo::Error naming the file (quoted) when it is a folder, FIFO or device, larger
+// than 1 MiB, or has a malformed line (its number and text, escaped); so does auto's own read.
 void load_conv_tuning_file(const std::string& path);
 std::string conv_tuning_file_path();
 // Writes every record (the file's previous records for other shapes are kept). Throws

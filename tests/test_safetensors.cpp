@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,8 +19,10 @@
 #include "engine/safetensors.h"
 #include "layers/checkpoint.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/run_process.h"
 
 using namespace pneumo;
+using pneumo::testing::run_process;
 namespace fs = std::filesystem;
 
 namespace {
@@ -76,7 +77,7 @@ bool contains(const std::string& text, const std::string& part) {
 }
 
 bool python_with_numpy() {
-  return std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
+  return run_process({"/usr/bin/python3", "-c", "import numpy"}, "", true) == 0;
 }
 
 SafetensorsContents sample_contents() {
@@ -163,8 +164,7 @@ text = json.dumps(header).encode()
 with open(theirs, "wb") as f:
     f.write(struct.pack("<Q", len(text)) + text + blob)
 )PY";
-  const std::string command = "/usr/bin/python3 " + script + " " + ours + " " + listing + " " + theirs;
-  REQUIRE(std::system(command.c_str()) == 0);
+  REQUIRE(run_process({"/usr/bin/python3", script, ours, listing, theirs}) == 0);
   std::ifstream lines(listing);
   std::string line, all;
   while (std::getline(lines, line)) all += line + "\n";
@@ -396,7 +396,7 @@ w = tensors["block1.conv1.weight"]
 with open(sys.argv[2], "w") as out:
     out.write("%s %s %s %r\n" % (meta["step"], meta["epoch"], w.shape, float(w[3, 2, 1, 0])))
 )PY";
-  REQUIRE(std::system(("/usr/bin/python3 " + script + " " + path + " " + listing).c_str()) == 0);
+  REQUIRE(run_process({"/usr/bin/python3", script, path, listing}) == 0);
   std::ifstream lines(listing);
   std::string step, epoch, shape, value;
   std::getline(lines, step, ' ');

@@ -141,5 +141,54 @@ check "another batch size takes the same layer's choice from the file" "[ \$(con
 PNEUMO_CONV_TUNING=$work/tuning.txt "$pneumo" summary --conv-algos --conv-algo auto ${tiny/--threads 1/--threads 2} > "$work/conv-threads.log" 2>&1
 check "another --threads is another key: timed, not read" "[ \$(conv_rows $work/conv-threads.log | grep -c 'auto: timed ') -eq 23 ] && grep -q ', 2 threads,' $work/conv-threads.log"
 
+# The tuning file's folder is made without a shell (once `mkdir -p '<folder>'` through sh): a
+# quote, ';' or space in the path is part of a name, never a command.
+tiny1="--size 32 --channels 4 --blocks 1 --depth 2 --batch 1 --threads 1"
+mkdir -p "$work/quotes"
+quote_folder="$work/quotes/runs/a';touch PWNED;'b"
+"$pneumo" tune $tiny1 --output "$quote_folder/t.txt" > "$work/tune-quote.log" 2>&1
+rc=$?
+tuned_into() {  # FILE: written under exactly that name, with a forward line, and nothing ran PWNED
+  [ -s "$1" ] && grep -q '^forward ' "$1" && [ -z "$(find "$work" -name PWNED)" ] && [ ! -e PWNED ]
+}
+check "tune --output into a folder named a';touch PWNED;'b makes that folder and writes the file, running nothing" '[ $rc -eq 0 ] && [ -d "$quote_folder" ] && tuned_into "$quote_folder/t.txt"'
+ann_file="$work/quotes/Ann's runs/t.txt"
+PNEUMO_CONV_TUNING=$ann_file "$pneumo" tune $tiny1 > "$work/tune-ann.log" 2>&1
+rc=$?
+check "PNEUMO_CONV_TUNING in a folder named Ann's runs: written there" '[ $rc -eq 0 ] && [ -d "$work/quotes/Ann'"'"'s runs" ] && tuned_into "$ann_file" && grep -qF "wrote $ann_file" "$work/tune-ann.log"'
+PNEUMO_CONV_TUNING=$ann_file "$pneumo" summary --conv-algos --conv-algo auto $tiny1 > "$work/conv-ann.log" 2>&1
+check "... and read back from there" '[ $(conv_rows "$work/conv-ann.log" | grep -cF "auto: tuning file $ann_file (") -eq 23 ]'
+# A run saves its choices in conv-algorithms.txt of its run directory: the same name rules.
+PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" train --data "$data" --size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --epochs 1 --validation 8 --workers 1 --device cpu --conv-algo auto --run-dir "$work/quotes/runs/c';touch PWNED;'d" > "$work/train-quote.log" 2>&1
+rc=$?
+check "train --run-dir \".../runs/c';touch PWNED;'d\": conv-algorithms.txt written there, nothing run" '[ $rc -eq 0 ] && tuned_into "$work/quotes/runs/c'"'"';touch PWNED;'"'"'d/conv-algorithms.txt"'
+
+# A tuning file that is not a small text file is a one-line error naming it (once a folder or
+# /dev/zero was silently no tuning and a FIFO waited forever); a missing one is no tuning.
+mkfifo "$work/fifo.txt"
+one_line_error "a FIFO as PNEUMO_CONV_TUNING is refused at once, not waited on" "tuning file '$work/fifo.txt': is not a regular file" env PNEUMO_CONV_TUNING="$work/fifo.txt" timeout 60 "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+one_line_error "a folder as PNEUMO_CONV_TUNING is an error naming it" "tuning file '$work/quotes': is a folder" env PNEUMO_CONV_TUNING="$work/quotes" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+# (Read only: a pneumo that failed this and then wrote its tuning file would replace /dev/zero.)
+one_line_error "/dev/zero as PNEUMO_CONV_TUNING is an error naming it" "tuning file '/dev/zero': is not a regular file" env PNEUMO_CONV_TUNING=/dev/zero "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+printf 'forward 1 32 32 1 4 3 1 avx2 \033]0;owned\007 0.5\n' > "$work/escape.txt"
+one_line_error "escape bytes in the tuning file are escaped in the error" "tuning file '$work/escape.txt' line 1: unknown algorithm '\\\\x1b\]0;owned\\\\x07'" env PNEUMO_CONV_TUNING="$work/escape.txt" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
+
+# --show-conv-algos: every layer's choice once (layer, direction; not again at another batch),
+# whatever made it: forced, a list, auto's tuning file or auto's timing (once only the timed).
+reported() { grep '^conv: ' "$1"; }
+once_each() {  # FILE COUNT WHY: COUNT report lines, each (layer, direction) once, each saying WHY
+  [ "$(reported "$1" | wc -l)" -eq "$2" ] && [ -z "$(reported "$1" | awk '{ print $2, $3 }' | sort | uniq -d)" ] &&
+    [ "$(reported "$1" | grep -cF -- "$3")" -eq "$2" ]
+}
+PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" train --data "$data" --size 32 --channels 4 --blocks 1 --depth 2 --batch 8 --epochs 1 --validation 5 --workers 1 --device cpu --conv-algo gemm --show-conv-algos --run-dir "$work/show-forced" > /dev/null 2> "$work/show-forced.err"
+rc=$?
+check "train --conv-algo gemm --show-conv-algos: each of the 23 choices once, forced" '[ $rc -eq 0 ] && once_each "$work/show-forced.err" 23 " gemm       forced (--conv-algo gemm)" && grep -q "^conv: block1_1.conv1 *input-gradient *8x16x16x8 -> 8, 3x3 *gemm *forced" "$work/show-forced.err"'
+PNEUMO_CONV_ALGO=winograd4,direct,gemm PNEUMO_CONV_TUNING=$work/no-tuning.txt "$pneumo" summary --conv-algos --show-conv-algos $tiny1 > /dev/null 2> "$work/show-list.err"
+check "a PNEUMO_CONV_ALGO list: each choice once, from the list" 'once_each "$work/show-list.err" 23 "first runnable of PNEUMO_CONV_ALGO=winograd4,direct,gemm" && [ $(reported "$work/show-list.err" | grep -c " 3x3 *winograd4 ") -eq 14 ]'
+PNEUMO_CONV_TUNING=$ann_file "$pneumo" summary --conv-algos --conv-algo auto --show-conv-algos $tiny1 > /dev/null 2> "$work/show-file.err"
+check "auto from a tuning file: each choice once, naming the file" 'once_each "$work/show-file.err" 23 "auto: tuning file $ann_file ("'
+"$pneumo" tune $tiny1 --show-conv-algos --output "$work/show-tuned.txt" > /dev/null 2> "$work/show-timed.err"
+check "auto timing (pneumo tune): each choice once, with the times" 'once_each "$work/show-timed.err" 23 "auto: timed " && [ $(reported "$work/show-timed.err" | grep -c "auto: timed now: gemm ") -ge 1 ]'
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
