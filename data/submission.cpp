@@ -30,9 +30,9 @@ bool is_plain_id(const std::string& id) {
   return true;
 }
 
-// Parses the whole token as a finite double; false when it is not one.
+// Parses the whole token as a finite decimal double; false when it is not one (hex, inf, nan).
 bool parse_number(const std::string& token, double& value) {
-  if (token.empty()) return false;
+  if (!is_decimal_number(token)) return false;
   const char* begin = token.c_str();
   char* end = nullptr;
   value = std::strtod(begin, &end);
