@@ -16,7 +16,7 @@ int run_synth(const std::vector<std::string>& argv) {
                       "stage_2_sample_submission.csv (and synthetic_test_labels.csv). Images are 8-bit MONOCHROME2\n"
                       "JPEG-baseline DICOMs that look like chest X-rays; about a third have 1-4 opacity boxes.\n"
                       "The same seed gives the same files.");
-  arguments.option("out", "DIR", "", "output directory");
+  arguments.option("out", "DIR", "", "output directory (new or empty)");
   arguments.option("train-images", "N", "1000", "training images");
   arguments.option("test-images", "N", "200", "test images");
   arguments.option("image-size", "PIXELS", "1024", "image width and height");
@@ -34,6 +34,7 @@ int run_synth(const std::vector<std::string>& argv) {
   config.test_images = static_cast<int>(test);
   config.image_size = static_cast<int>(size);
   config.seed = static_cast<uint64_t>(arguments.integer("seed"));
+  config.show_progress = true;
   write_synthetic_dataset(config);
   std::printf("wrote %lld train and %lld test images to %s\n", static_cast<long long>(train),
               static_cast<long long>(test), config.out_dir.c_str());

@@ -3,6 +3,7 @@
 // evaluate -> pictures, printing where everything is.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
@@ -58,6 +59,10 @@ int run_demo(const std::vector<std::string>& argv) {
     } else {
       std::printf("[demo] 1/5 writing a synthetic dataset (%d train, %d test images) to %s\n", synth.train_images,
                   synth.test_images, data_dir.c_str());
+      // A dataset the demo wrote earlier with other settings (its marker says so) is replaced;
+      // synth refuses any other non-empty folder.
+      if (path_exists(marker)) std::filesystem::remove_all(data_dir);
+      synth.show_progress = true;
       write_synthetic_dataset(synth);
       write_text_atomic(marker, wanted);
     }

@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "data/labels.h"
 #include "data/loader.h"
+#include "data/progress.h"
 #include "engine/check.h"
 #include "engine/files.h"
 #include "engine/safetensors.h"
@@ -62,7 +63,7 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   loader_config.image_dir = layout.train_images;
   loader_config.image_size = static_cast<int>(config.input_size);
   loader_config.batch_size = static_cast<int>(batch_size);
-  loader_config.workers = static_cast<int>(std::max<int64_t>(1, arguments.integer("workers")));
+  loader_config.workers = loader_workers(arguments.integer("workers"));
   loader_config.seed = seed;
   loader_config.flip = false;
   const bool all = arguments.has("all");
@@ -71,9 +72,11 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   std::vector<float> images, masks;  // (B*N,S,S,1)
   Batch batch;
   std::string kept_ids;
+  ProgressBar progress("dump-batches", all ? static_cast<int64_t>(ids.size()) : batches * batch_size);
   if (all) {
     loader.start_epoch(0);
     while (loader.next(batch)) {
+      progress.advance(batch.size);
       images.insert(images.end(), batch.images.begin(), batch.images.end());
       masks.insert(masks.end(), batch.masks.begin(), batch.masks.end());
       for (const auto& id : batch.patient_ids) kept_ids += (kept_ids.empty() ? "" : ",") + id;
@@ -86,10 +89,12 @@ int run_dump_batches(const std::vector<std::string>& argv) {
     while (static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size &&
            loader.next(batch)) {
       if (batch.size != batch_size) continue;  // a batch short of an unreadable image is skipped
+      progress.advance(batch.size);
       images.insert(images.end(), batch.images.begin(), batch.images.end());
       masks.insert(masks.end(), batch.masks.begin(), batch.masks.end());
     }
   }
+  progress.finish();
   const int64_t rows = static_cast<int64_t>(images.size()) / (config.input_size * config.input_size);
   const Shape shape{rows, config.input_size, config.input_size, 1};
   SafetensorsContents contents;

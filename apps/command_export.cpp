@@ -11,6 +11,7 @@
 #include "apps/training.h"
 #include "data/cache.h"
 #include "data/dataset.h"
+#include "data/progress.h"
 #include "engine/check.h"
 #include "engine/files.h"
 #include "engine/context.h"
@@ -63,10 +64,13 @@ int run_export(const std::vector<std::string>& argv) {
   const int64_t count = std::min<int64_t>(wanted, static_cast<int64_t>(ids.size()));
   const int64_t S = config.input_size;
   std::vector<float> pixels;  // (N,S,S,1)
+  ProgressBar progress("reference images", count);
   for (int64_t i = 0; i < count; ++i) {
     const ResizedImage image = load_resized_image(dicom_path(image_dir, ids[static_cast<size_t>(i)]), static_cast<int>(S));
     pixels.insert(pixels.end(), image.pixels.begin(), image.pixels.end());
+    progress.advance();
   }
+  progress.finish();
   Context context(Device::CPU);
   Tensor images(Device::CPU, Shape{count, S, S, 1});  // (N,S,S,1)
   images.set_values(pixels);

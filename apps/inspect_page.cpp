@@ -257,7 +257,7 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
   for (const auto& line : series)
     for (size_t i = 0; i < line.x.size(); ++i) {
       if (log_y && !(line.y[i] > 0)) continue;
-      if (!std::isfinite(line.y[i])) continue;
+      if (!chartable(line.x[i]) || !chartable(line.y[i])) continue;  // non-finite or beyond +-1e300 (data/chart.h)
       x_min = std::min(x_min, line.x[i]);
       x_max = std::max(x_max, line.x[i]);
       y_min = std::min(y_min, transform(line.y[i]));
@@ -310,7 +310,7 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
   for (const auto& line : series) {
     std::string points;
     for (size_t i = 0; i < line.x.size(); ++i) {
-      if ((log_y && !(line.y[i] > 0)) || !std::isfinite(line.y[i])) continue;
+      if ((log_y && !(line.y[i] > 0)) || !chartable(line.x[i]) || !chartable(line.y[i])) continue;
       points += number(px(line.x[i]), 6) + "," + number(py(transform(line.y[i])), 6) + " ";
     }
     svg += "<polyline fill=\"none\" stroke=\"" + line.color + "\" stroke-width=\"1.3\" points=\"" + points + "\"><title>" +

@@ -4,10 +4,9 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstdio>
-#include <fstream>
-#include <unistd.h>
 
 #include "engine/check.h"
+#include "engine/files.h"
 #include "layers/batch_norm.h"
 
 namespace pneumo::cli {
@@ -168,18 +167,9 @@ void export_onnx(const NetworkConfig& config, const ParameterStore& store, const
   } catch (const std::exception& error) {
     throw Error(path + ": the ONNX checker rejects the exported model: " + error.what());
   }
-  const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file || !model.SerializeToOstream(&file) || !file.flush()) {
-      std::remove(temporary.c_str());
-      throw Error(path + ": cannot write the ONNX model");
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot write the ONNX model (rename failed)");
-  }
+  std::string bytes;
+  if (!model.SerializeToString(&bytes)) throw Error(path + ": cannot serialize the ONNX model (over 2 GiB?)");
+  write_file_atomic(path, bytes);  // errors name the path and the reason (missing folder, a folder, disk full)
 }
 
 }  // namespace pneumo::cli

@@ -1,5 +1,6 @@
 #include "apps/prediction.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -34,6 +35,15 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   if (settings.checkpoint.empty()) throw Error("--checkpoint is required");
   if (settings.images_dir.empty()) throw Error("--images is required");
   if (settings.batch_size < 1) throw Error("--batch must be >= 1");
+  // The file names become the submission's patientIds: refuse one the CSV cannot hold now,
+  // not after all the inference.
+  const std::vector<std::string> ids = list_dicom_ids(settings.images_dir);
+  if (ids.empty()) throw Error(settings.images_dir + ": no .dcm files");
+  for (const std::string& id : ids)
+    if (!is_plain_id(id))
+      throw Error(quoted(dicom_path(settings.images_dir, id), 200) +
+                  ": the file name is the patientId of the submission and must not hold a comma, quote, "
+                  "whitespace or control character; rename the file");
   const CheckpointInfo info = read_checkpoint_info(settings.checkpoint);
   const NetworkConfig config = network_config_from_metadata(info.metadata, settings.checkpoint);
   check_checkpoint_size(settings.checkpoint, info, network_parameter_counts(config).trainable, network_parameter_counts(config).state);
@@ -46,8 +56,6 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
               settings.checkpoint.c_str(), static_cast<long long>(info.epoch),
               static_cast<long long>(config.input_size), static_cast<long long>(network.trainable_parameter_count()));
 
-  const std::vector<std::string> ids = list_dicom_ids(settings.images_dir);
-  if (ids.empty()) throw Error(settings.images_dir + ": no .dcm files");
   const int image_size = static_cast<int>(config.input_size);
   const std::string cache_dir = settings.cache_dir.empty() ? parent_directory(settings.images_dir) : settings.cache_dir;
   ImageCache cache = ImageCache::open_or_build(default_cache_path(cache_dir, settings.images_dir, image_size),
@@ -59,7 +67,7 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   loader_config.cache = &cache;
   loader_config.image_size = image_size;
   loader_config.batch_size = static_cast<int>(settings.batch_size);
-  loader_config.workers = static_cast<int>(settings.workers);
+  loader_config.workers = loader_workers(settings.workers);
   loader_config.max_unreadable_fraction = settings.max_unreadable_fraction;
   BatchLoader loader(ids, nullptr, LoaderMode::Predict, loader_config);
   loader.start_epoch(0);
@@ -100,13 +108,19 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
     make_directories(settings.overlays_dir);
     LabelSet labels;
     if (!settings.labels.empty()) labels = read_labels(settings.labels);
+    const int64_t overlay_count = settings.overlay_limit > 0
+                                      ? std::min<int64_t>(settings.overlay_limit, static_cast<int64_t>(ids.size()))
+                                      : static_cast<int64_t>(ids.size());
+    ProgressBar overlay_progress("overlays", overlay_count, stdout);
     for (const auto& id : ids) {
       if (settings.overlay_limit > 0 && outcome.overlays >= settings.overlay_limit) break;
       auto truth = labels.boxes.find(id);
       render_dicom(dicom_path(settings.images_dir, id), settings.overlays_dir + "/" + id + ".png", 512,
                    truth == labels.boxes.end() ? std::vector<Box>{} : truth->second, submission.predictions_for(id));
       ++outcome.overlays;
+      overlay_progress.advance();
     }
+    overlay_progress.finish();
     std::printf("wrote %lld overlay pictures to %s (predicted boxes orange%s)\n",
                 static_cast<long long>(outcome.overlays), settings.overlays_dir.c_str(),
                 settings.labels.empty() ? "" : ", true boxes green");

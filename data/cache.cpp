@@ -431,19 +431,11 @@ void build_cache(const std::string& path, const std::string& image_dir, int imag
   header.pixels_bytes = sources.size() * slot;
   header.index_offset = header.pixels_offset + header.pixels_bytes;
 
-  remove_stale_temporary_files(path, ".tmp.");  // left by a build that was killed
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temporary.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(temporary + ": " + system_error("cannot create image cache"));
-  struct Cleanup {  // removes the temporary file unless the build got to the rename
-    int fd;
-    std::string path;
-    bool done = false;
-    ~Cleanup() {
-      if (fd >= 0) ::close(fd);
-      if (!done) ::unlink(path.c_str());
-    }
-  } cleanup{fd, temporary};
+  make_directories(folder_of(path));            // --cache-dir may name a folder not made yet
+  remove_stale_temporary_files(path, ".tmp.");  // left by a build of older versions that was killed
+  AtomicFile file(path);  // removes its own kind of stale temporaries, and its file on any error
+  const int fd = file.descriptor();
+  const std::string& temporary = file.temporary_path();
   // Reserve the pixel area now: on a full disk this is a clear error instead of a failed write
   // (or, with a sparse memory-mapped file, SIGBUS) halfway through. Pixels are then written with
   // pwrite, never through a mapping.
@@ -511,10 +503,7 @@ void build_cache(const std::string& path, const std::string& image_dir, int imag
   header.header_checksum = header_checksum(header);
   write_all(fd, index.data(), index.size(), header.index_offset, temporary);
   write_all(fd, &header, sizeof(header), 0, temporary);
-  if (::fdatasync(fd) != 0) throw Error(temporary + ": " + system_error("cannot flush image cache"));
-  if (::rename(temporary.c_str(), path.c_str()) != 0)
-    throw Error(path + ": " + system_error("cannot rename the image cache from " + temporary));
-  cleanup.done = true;
+  file.commit();
 }
 
 }  // namespace pneumo

@@ -3,6 +3,7 @@
 #include "data/chart.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 
@@ -134,9 +135,22 @@ std::vector<double> histogram_counts(const std::vector<double>& values, const st
   return counts;
 }
 
+bool chartable(double value) { return std::fabs(value) <= kLargestChartValue; }
+
 std::vector<double> nice_ticks(double low, double high, int target) {
+  // Bounded for any input: non-finite ends give the finite ones; a span too wide for a double
+  // (1e308 - -1e308), a subnormal step or a span below double resolution gives the two ends.
+  constexpr size_t kMostTicks = 64;
+  if (!std::isfinite(low) || !std::isfinite(high)) {
+    std::vector<double> ends;
+    for (double end : {low, high})
+      if (std::isfinite(end) && (ends.empty() || ends.back() != end)) ends.push_back(end);
+    return ends;
+  }
   if (!(high > low)) return {low};
-  const double rough = (high - low) / std::max(1, target);
+  target = std::clamp(target, 1, static_cast<int>(kMostTicks / 4));
+  const double rough = high / target - low / target;  // (high - low) / target without overflow
+  if (!std::isfinite(rough) || !(rough >= DBL_MIN)) return {low, high};
   const int exponent = static_cast<int>(std::floor(std::log10(rough)));
   const double power = std::pow(10.0, exponent);
   double factor = 10.0;
@@ -146,6 +160,10 @@ std::vector<double> nice_ticks(double low, double high, int target) {
       break;
     }
   const double step = factor * power;
+  // The index of the first tick, |low| / step, must stay exact in an int64 and far from it.
+  if (!std::isfinite(step) || !(step >= DBL_MIN) || !std::isfinite(std::pow(10.0, -exponent)) ||
+      std::max(std::fabs(low), std::fabs(high)) / step > 1e12)
+    return {low, high};
   // tick = k * factor * 10^exponent, computed as (k * factor) / 10^-exponent for negative
   // exponents so that 0.6 comes out as 0.6, not 0.6000000000000001.
   auto tick_at = [&](int64_t k) {
@@ -153,7 +171,8 @@ std::vector<double> nice_ticks(double low, double high, int target) {
     return exponent < 0 ? units / std::pow(10.0, -exponent) : units * power;
   };
   std::vector<double> ticks;
-  for (int64_t k = static_cast<int64_t>(std::ceil(low / step - 1e-9)); tick_at(k) <= high + step * 1e-9; ++k)
+  for (int64_t k = static_cast<int64_t>(std::ceil(low / step - 1e-9));
+       tick_at(k) <= high + step * 1e-9 && ticks.size() < kMostTicks; ++k)
     ticks.push_back(tick_at(k));
   return ticks;
 }
@@ -184,6 +203,8 @@ void draw_vertical_text(Picture& picture, int x, int y, const std::string& text,
 Picture draw_histogram(const HistogramChart& chart, int width, int height, PlotArea* area_out) {
   PNEUMO_REQUIRE(chart.bin_edges.size() == chart.counts.size() + 1 && !chart.counts.empty(),
                  "histogram: bin_edges must have one more entry than counts");
+  for (double edge : chart.bin_edges)
+    if (!chartable(edge)) throw Error("histogram: bin edges must be finite numbers within +-1e+300, got " + std::to_string(edge));
   Picture picture(width, height, kWhite);
   const double top_count = std::max(1.0, *std::max_element(chart.counts.begin(), chart.counts.end()));
   std::vector<double> y_ticks = nice_ticks(0, top_count, 6);
@@ -211,8 +232,12 @@ Picture draw_heatmap(const HeatmapChart& chart, int width, int height, PlotArea*
                      chart.values.size() == static_cast<size_t>(chart.rows) * chart.columns,
                  "heatmap: values must hold rows x columns numbers");
   Picture picture(width, height, kWhite);
-  const auto [low_it, high_it] = std::minmax_element(chart.values.begin(), chart.values.end());
-  const double low = *low_it, high = *high_it > *low_it ? *high_it : *low_it + 1;
+  // The colour scale spans the chartable values; other cells take the lowest colour.
+  double low = INFINITY, high = -INFINITY;
+  for (double value : chart.values)
+    if (chartable(value)) low = std::min(low, value), high = std::max(high, value);
+  if (!(high >= low)) low = 0, high = 1;
+  if (!(high > low)) high = low + 1;
   // Colour bar on the right: a strip, its ticks and its label.
   const std::vector<double> bar_ticks = nice_ticks(low, high, 6);
   int bar_label_width = 0;
@@ -231,7 +256,8 @@ Picture draw_heatmap(const HeatmapChart& chart, int width, int height, PlotArea*
     const int row = std::min(chart.rows - 1, py * chart.rows / area.height);
     for (int px = 0; px < area.width; ++px) {
       const int column = std::min(chart.columns - 1, px * chart.columns / area.width);
-      picture.set(area.left + px, area.top + py, viridis((chart.values[static_cast<size_t>(row) * chart.columns + column] - low) / (high - low)));
+      const double value = chart.values[static_cast<size_t>(row) * chart.columns + column];
+      picture.set(area.left + px, area.top + py, viridis(chartable(value) ? (value - low) / (high - low) : 0.0));
     }
   }
   std::vector<double> x_ticks = nice_ticks(std::min(chart.x_min, chart.x_max), std::max(chart.x_min, chart.x_max), 6);
@@ -271,7 +297,7 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
     for (const LineSeries& series : panel.series) {
       PNEUMO_REQUIRE(series.x.size() == series.y.size(), "line chart: x and y differ in length");
       for (size_t i = 0; i < series.x.size(); ++i) {
-        if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) continue;
+        if (!chartable(series.x[i]) || !chartable(series.y[i])) continue;
         x_min = std::min(x_min, series.x[i]), x_max = std::max(x_max, series.x[i]);
         y_min = std::min(y_min, series.y[i]), y_max = std::max(y_max, series.y[i]);
       }
@@ -290,7 +316,7 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
       bool has_previous = false;
       int previous_x = 0, previous_y = 0;
       for (size_t i = 0; i < series.x.size(); ++i) {
-        if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) {
+        if (!chartable(series.x[i]) || !chartable(series.y[i])) {
           has_previous = false;
           continue;
         }
@@ -316,10 +342,10 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
         int hidden = 0;
         for (const LineSeries& series : panel.series)
           for (size_t i = 0; i < series.x.size(); ++i) {
-            if (!std::isfinite(series.x[i]) || !std::isfinite(series.y[i])) continue;
+            if (!chartable(series.x[i]) || !chartable(series.y[i])) continue;
             const size_t next = i + 1 < series.x.size() ? i + 1 : i;
-            const double next_x = std::isfinite(series.x[next]) ? series.x[next] : series.x[i];
-            const double next_y = std::isfinite(series.y[next]) ? series.y[next] : series.y[i];
+            const double next_x = chartable(series.x[next]) ? series.x[next] : series.x[i];
+            const double next_y = chartable(series.y[next]) ? series.y[next] : series.y[i];
             for (int k = 0; k < 16; ++k) {
               const double f = k / 16.0;
               const int x = to_x(area, series.x[i] + (next_x - series.x[i]) * f);

@@ -53,8 +53,16 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width =
 std::vector<double> linspace(double start, double stop, int count);  // numpy.linspace
 // numpy.histogram's counting rule: bins [e_i, e_i+1), the last one closed; values outside dropped.
 std::vector<double> histogram_counts(const std::vector<double>& values, const std::vector<double>& edges);
-// About `target` round tick values (1, 2, 5 x 10^k steps) covering [low, high].
+// About `target` round tick values (1, 2, 5 x 10^k steps) covering [low, high], at most 64.
+// Non-finite ends give the finite ones; a span a double cannot hold or step through (1e308 to
+// -1e308, subnormal, below the resolution at that magnitude) gives just {low, high}.
 std::vector<double> nice_ticks(double low, double high, int target);
+// Charts draw values within +-kLargestChartValue: line panels and heatmaps skip the others and
+// non-finite ones (a gap in the line, the lowest colour), so a diverged 1e308 in a history.csv
+// cannot stall a chart; every value a float computation yields is drawn. Histogram edges
+// outside it are a pneumo::Error.
+constexpr double kLargestChartValue = 1e300;
+bool chartable(double value);  // finite and within +-kLargestChartValue
 Color viridis(double t);  // t in [0, 1] -> matplotlib's default colour map
 // Text read bottom-to-top (rotated 90 degrees anticlockwise), its top-left corner at (x, y).
 void draw_vertical_text(Picture& picture, int x, int y, const std::string& text, Color color, int scale);

@@ -81,6 +81,7 @@ int parse_whole_number(const std::string& text, const std::string& path, int64_t
   const std::string expected = std::string("field ") + field + ": expected a whole number, got ";
   if (text.empty() || text.find_first_of(" \t") != std::string::npos)
     fail(path, line, expected + shown(text));
+  if (!is_decimal_number(text)) fail(path, line, expected + shown(text));
   char* end = nullptr;
   errno = 0;
   double value = std::strtod(text.c_str(), &end);
@@ -92,6 +93,28 @@ int parse_whole_number(const std::string& text, const std::string& path, int64_t
 }
 
 }  // namespace
+
+bool is_decimal_number(const std::string& text) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+  size_t mantissa = digits();
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    mantissa += digits();
+  }
+  if (mantissa == 0) return false;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == text.size();
+}
 
 int64_t LabelSet::box_count() const {
   int64_t count = 0;

@@ -35,6 +35,11 @@ struct LabelSet {
   const std::vector<Box>& boxes_for(const std::string& patient_id) const;
 };
 
+// Whether `text` is a plain decimal number: [+-] digits [. digits] [(e|E) [+-] digits], with a
+// digit before the exponent. The CSV readers check this first: strtod alone also reads hex
+// ("0x10", "0x1p4"), "inf" and "nan".
+bool is_decimal_number(const std::string& text);
+
 // Reads a train-labels CSV: header `patientId,x,y,width,height,Target` (UTF-8 BOM, CRLF and
 // blank lines tolerated). A negative image is one row with empty x,y,width,height and Target 0;
 // a positive image has one row per box with Target 1. Numbers may be written as floats

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "data/dataset.h"
 #include "data/mask.h"
@@ -65,6 +66,12 @@ bool flip_decision(uint64_t seed, int epoch, const std::string& patient_id) {
   return (draw >> 11) * 0x1.0p-53 < 0.5;
 }
 
+int loader_workers(int64_t requested) {
+  if (requested < 1 || requested > kMaxLoaderWorkers)
+    throw Error("--workers: expected 1.." + std::to_string(kMaxLoaderWorkers) + ", got " + std::to_string(requested));
+  return static_cast<int>(requested);
+}
+
 BatchLoader::BatchLoader(std::vector<std::string> patient_ids, const LabelSet* labels, LoaderMode mode,
                          LoaderConfig config)
     : patient_ids_(std::move(patient_ids)), labels_(labels), mode_(mode), config_(std::move(config)) {
@@ -79,9 +86,25 @@ BatchLoader::BatchLoader(std::vector<std::string> patient_ids, const LabelSet* l
   if (config_.max_unreadable_fraction < 0 || config_.max_unreadable_fraction > 1)
     throw Error("batch loader: max_unreadable_fraction must be in [0, 1]");
   unreadable_limit_ = static_cast<int64_t>(std::floor(config_.max_unreadable_fraction * patient_ids_.size()));
-  const int workers = std::max(1, config_.workers);
+  if (config_.workers < 1 || config_.workers > kMaxLoaderWorkers)
+    throw Error("batch loader: workers must be in 1.." + std::to_string(kMaxLoaderWorkers) + ", got " +
+                std::to_string(config_.workers));
   config_.prefetch_batches = std::max(config_.prefetch_batches, 1);
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  try {
+    for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error& error) {
+    // The destructor does not run for a constructor that throws: stop and join what started
+    // (destroying a joinable std::thread would call std::terminate).
+    const size_t started = workers_.size();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    work_ready_.notify_all();
+    for (std::thread& worker : workers_) worker.join();
+    throw Error("batch loader: cannot start worker thread " + std::to_string(started + 1) + " of " +
+                std::to_string(config_.workers) + " (" + error.what() + "); try fewer --workers");
+  }
 }
 
 BatchLoader::~BatchLoader() {

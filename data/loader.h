@@ -52,12 +52,18 @@ enum class LoaderMode {
   Predict,   // ids in the given order, no masks, every image
 };
 
+// More loader threads than this is a mistake, not a speed-up (and 100000 cannot start).
+constexpr int kMaxLoaderWorkers = 256;
+
+// A --workers value as a thread count; pneumo::Error "--workers: expected 1..256, got N" outside.
+int loader_workers(int64_t requested);
+
 struct LoaderConfig {
   std::string image_dir;           // where <patientId>.dcm files live (used when not cached)
   const ImageCache* cache = nullptr;  // optional: images come from here when present
   int image_size = 256;            // S
   int batch_size = 32;
-  int workers = 4;                 // background threads (>= 1)
+  int workers = 4;                 // background threads, 1..kMaxLoaderWorkers
   int prefetch_batches = 8;        // bound on batches decoded ahead of the consumer
   uint64_t seed = 0;
   bool flip = true;                // Train mode only

@@ -3,17 +3,13 @@
 #include "data/picture.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-
-#include <unistd.h>
 
 #include "data/font.h"
 #include "engine/check.h"
+#include "engine/files.h"
 
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -134,17 +130,8 @@ void Picture::draw_gray(const float* image, int height, int width, int x, int y,
 }
 
 void Picture::save_png(const std::string& path) const {
-  static std::atomic<int> counter{0};
-  std::string temporary = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  if (!stbi_write_png(temporary.c_str(), width_, height_, 3, pixels_.data(), width_ * 3)) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot write PNG (is the folder there and writable?)");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    int saved = errno;
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot move the PNG into place (" + std::strerror(saved) + ")");
-  }
+  const std::vector<uint8_t> bytes = png_bytes();
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 std::vector<uint8_t> Picture::png_bytes() const { return encode_png(pixels_.data(), width_, height_, 3); }

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "engine/check.h"
+#include "engine/files.h"
 
 namespace pneumo {
 namespace {
@@ -22,17 +23,9 @@ const char* const kBoxFields[5] = {"confidence", "x", "y", "width", "height"};
 
 std::string shown(const std::string& value) { return quoted(value); }
 
-// A patientId must be a plain CSV field: non-empty, no comma, quote, whitespace or control byte.
-bool is_plain_id(const std::string& id) {
-  if (id.empty()) return false;
-  for (unsigned char c : id)
-    if (c <= ' ' || c == ',' || c == '"' || c == 127) return false;
-  return true;
-}
-
-// Parses the whole token as a finite double; false when it is not one.
+// Parses the whole token as a finite decimal double; false when it is not one (hex, inf, nan).
 bool parse_number(const std::string& token, double& value) {
-  if (token.empty()) return false;
+  if (!is_decimal_number(token)) return false;
   const char* begin = token.c_str();
   char* end = nullptr;
   value = std::strtod(begin, &end);
@@ -89,6 +82,13 @@ std::vector<ScoredBox> parse_prediction_string(const std::string& text, const st
 
 }  // namespace
 
+bool is_plain_id(const std::string& id) {
+  if (id.empty()) return false;
+  for (unsigned char c : id)
+    if (c <= ' ' || c == ',' || c == '"' || c == 127) return false;
+  return true;
+}
+
 const std::vector<ScoredBox>& Submission::predictions_for(const std::string& patient_id) const {
   static const std::vector<ScoredBox> kNone;
   auto found = predictions.find(patient_id);
@@ -127,23 +127,10 @@ void write_submission(const std::string& path, const Submission& submission) {
                     " has a box with a non-finite confidence or a size <= 0");
     }
   }
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    if (!file) throw Error("write_submission: cannot create " + temporary);
-    file << kHeader << '\n';
-    for (const std::string& id : submission.patient_ids)
-      file << id << ',' << prediction_string(submission.predictions_for(id)) << '\n';
-    file.flush();
-    if (!file) {
-      std::remove(temporary.c_str());
-      throw Error("write_submission: write to " + temporary + " failed (disk full?)");
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error("write_submission: cannot rename " + temporary + " to " + path);
-  }
+  std::string text = std::string(kHeader) + '\n';
+  for (const std::string& id : submission.patient_ids)
+    text += id + ',' + prediction_string(submission.predictions_for(id)) + '\n';
+  write_file_atomic(path, text);
 }
 
 Submission read_submission(const std::string& path) {

@@ -21,10 +21,14 @@ struct Submission {
 std::string prediction_string(const std::vector<ScoredBox>& boxes);
 
 // Writes header `patientId,PredictionString` then one row per patient id in order (`id,` with
-// nothing after the comma for no boxes) to path.tmp, then renames it over path, so a failed
-// write never leaves a half file. Throws pneumo::Error on a duplicate or malformed id, a
+// nothing after the comma for no boxes) atomically (engine/files.h), so a failed write never
+// leaves a half file. Throws pneumo::Error on a duplicate or malformed id, a
 // prediction for an id not in patient_ids, a non-finite confidence or a non-positive size.
 void write_submission(const std::string& path, const Submission& submission);
+
+// Whether `id` can be a submission's patientId: a plain CSV field, non-empty, without comma,
+// quote, whitespace or control byte (predict checks its file names with it before any work).
+bool is_plain_id(const std::string& id);
 
 // Reads a submission strictly (UTF-8 BOM, CRLF and blank lines tolerated). Errors name the file,
 // line and field: wrong header, missing comma, empty or duplicate patientId, a box value that is

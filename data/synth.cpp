@@ -9,24 +9,29 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <mutex>
 #include <unordered_set>
 
-#include <sys/stat.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmjpeg/djencode.h>
 #include <dcmtk/dcmjpeg/djrploss.h>
 
 #include "data/dicom.h"
+#include "data/progress.h"
 #include "engine/check.h"
-#include "engine/random.h"
 #include "engine/cpu_threads.h"
+#include "engine/files.h"
+#include "engine/random.h"
 
 namespace pneumo {
 
@@ -387,11 +392,6 @@ Rendered render(uint64_t seed, bool positive, int size) {
 
 // ---- files -------------------------------------------------------------------------------
 
-void make_directory(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    throw Error(path + ": cannot create directory (" + std::strerror(errno) + ")");
-}
-
 void register_encoder() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -454,50 +454,72 @@ void write_dicom(const std::string& path, const ImagePlan& plan, const std::vect
   check(dataset->chooseRepresentation(EXS_JPEGProcess1, &parameters), path, "JPEG baseline encoding");
   if (!dataset->canWriteXfer(EXS_JPEGProcess1))
     throw Error(path + ": JPEG baseline encoding is not available in this DCMTK build");
-  const std::string temporary = path + ".tmp";
-  check(file.saveFile(temporary.c_str(), EXS_JPEGProcess1), temporary, "writing");
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename from " + temporary + " (" + std::strerror(errno) + ")");
+  // Encoded in memory (as saveFile would write it), then written with engine/files.h.
+  std::string bytes;
+  std::vector<char> chunk(1 << 16);
+  DcmOutputBufferStream stream(chunk.data(), static_cast<offile_off_t>(chunk.size()));
+  file.transferInit();
+  OFCondition status = EC_StreamNotifyClient;
+  while (status == EC_StreamNotifyClient) {
+    status = file.write(stream, EXS_JPEGProcess1, EET_UndefinedLength, nullptr, EGL_recalcGL);
+    if (status.good()) stream.flush();
+    void* data = nullptr;
+    offile_off_t length = 0;
+    stream.flushBuffer(data, length);
+    bytes.append(static_cast<const char*>(data), static_cast<size_t>(length));
+  }
+  file.transferEnd();
+  check(status, path, "DICOM encoding");
+  write_file_atomic(path, bytes);
 }
 
 std::string whole_float(int value) { return std::to_string(value) + ".0"; }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    file << text;
-    if (!file) throw Error(temporary + ": cannot write");
+// The dataset is written into "<out>.partial-<pid>" beside --out and renamed into place at the
+// end, so a killed synth never leaves a folder that mixes old and new files.
+const char* const kPartialInfix = ".partial-";
+
+// Removes "<out>.partial-<pid>" folders of synth runs that were killed (their pid is gone).
+void remove_stale_partial_folders(const std::string& out) {
+  namespace fs = std::filesystem;
+  const std::string prefix = fs::path(out).filename().string() + kPartialInfix;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder_of(out), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // a live writer's
+    std::error_code ignored;
+    fs::remove_all(entry.path(), ignored);
   }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename from " + temporary + " (" + std::strerror(errno) + ")");
 }
 
-}  // namespace
-
-SynthImage render_synthetic_image(const SynthConfig& config, int index) {
-  PNEUMO_REQUIRE(config.image_size >= 32 && config.image_size <= 4096, "image_size must be in [32, 4096]");
-  std::vector<ImagePlan> plans = plan_dataset(config);
-  PNEUMO_REQUIRE(index >= 0 && index < static_cast<int>(plans.size()), "image index out of range");
-  const ImagePlan& plan = plans[index];
-  Rendered rendered = render(plan.seed, plan.image_class == ImageClass::LungOpacity, config.image_size);
-  return SynthImage{plan.patient_id, std::move(rendered.boxes), std::move(rendered.pixels)};
+// Refuses an --out that holds anything: replacing a dataset file by file is what left old label
+// CSVs beside new images of another size.
+void require_empty_or_missing(const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::file_status status = fs::symlink_status(out, error);
+  if (!fs::exists(status)) return;
+  if (!fs::is_directory(status))
+    throw Error(quoted(out, 200) + ": exists and is not a folder; synth writes a dataset into a new or empty folder");
+  if (!fs::is_empty(out, error) || error)
+    throw Error(quoted(out, 200) + ": exists and is not empty; synth writes a dataset only into a new or empty folder "
+                "(choose another --out or remove this one first)");
 }
 
-void write_synthetic_dataset(const SynthConfig& config) {
-  if (config.image_size < 32 || config.image_size > 4096)
-    throw Error("synthetic data: image_size must be in [32, 4096], got " + std::to_string(config.image_size));
-  if (config.train_images < 0 || config.test_images < 0)
-    throw Error("synthetic data: image counts must not be negative");
+void write_dataset_files(const SynthConfig& config, const std::string& out_dir) {
   register_encoder();
   const std::vector<ImagePlan> plans = plan_dataset(config);
-  make_directory(config.out_dir);
-  const std::string train_dir = config.out_dir + "/stage_2_train_images";
-  const std::string test_dir = config.out_dir + "/stage_2_test_images";
-  make_directory(train_dir);
-  make_directory(test_dir);
+  const std::string train_dir = out_dir + "/stage_2_train_images";
+  const std::string test_dir = out_dir + "/stage_2_test_images";
+  make_directories(train_dir);
+  make_directories(test_dir);
 
   std::vector<std::vector<Box>> boxes(plans.size());
+  ProgressBar progress("synth", static_cast<int64_t>(plans.size()), config.show_progress ? stderr : nullptr);
   parallel_for(static_cast<int64_t>(plans.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const ImagePlan& plan = plans[i];
@@ -505,8 +527,10 @@ void write_synthetic_dataset(const SynthConfig& config) {
       const std::string& dir = plan.split == Split::Train ? train_dir : test_dir;
       write_dicom(dir + "/" + plan.patient_id + ".dcm", plan, rendered.pixels, config.image_size);
       boxes[i] = std::move(rendered.boxes);
+      progress.advance();
     }
   });
+  progress.finish();
 
   const std::string label_header = "patientId,x,y,width,height,Target\n";
   std::string train_labels = label_header, test_labels = label_header;
@@ -532,10 +556,47 @@ void write_synthetic_dataset(const SynthConfig& config) {
       submission += plan.patient_id + ",0.5 0 0 100 100\n";
     }
   }
-  write_text_file(config.out_dir + "/stage_2_train_labels.csv", train_labels);
-  write_text_file(config.out_dir + "/stage_2_detailed_class_info.csv", classes);
-  write_text_file(config.out_dir + "/stage_2_sample_submission.csv", submission);
-  write_text_file(config.out_dir + "/synthetic_test_labels.csv", test_labels);
+  write_file_atomic(out_dir + "/stage_2_train_labels.csv", train_labels);
+  write_file_atomic(out_dir + "/stage_2_detailed_class_info.csv", classes);
+  write_file_atomic(out_dir + "/stage_2_sample_submission.csv", submission);
+  write_file_atomic(out_dir + "/synthetic_test_labels.csv", test_labels);
+}
+
+}  // namespace
+
+SynthImage render_synthetic_image(const SynthConfig& config, int index) {
+  PNEUMO_REQUIRE(config.image_size >= 32 && config.image_size <= 4096, "image_size must be in [32, 4096]");
+  std::vector<ImagePlan> plans = plan_dataset(config);
+  PNEUMO_REQUIRE(index >= 0 && index < static_cast<int>(plans.size()), "image index out of range");
+  const ImagePlan& plan = plans[index];
+  Rendered rendered = render(plan.seed, plan.image_class == ImageClass::LungOpacity, config.image_size);
+  return SynthImage{plan.patient_id, std::move(rendered.boxes), std::move(rendered.pixels)};
+}
+
+void write_synthetic_dataset(const SynthConfig& config) {
+  if (config.image_size < 32 || config.image_size > 4096)
+    throw Error("synthetic data: image_size must be in [32, 4096], got " + std::to_string(config.image_size));
+  if (config.train_images < 0 || config.test_images < 0)
+    throw Error("synthetic data: image counts must not be negative");
+  std::string out = config.out_dir;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();  // "data/" names the folder "data"
+  if (out.empty()) throw Error("synthetic data: the output folder is empty");
+  require_empty_or_missing(out);
+  make_directories(folder_of(out));
+  remove_stale_partial_folders(out);
+  const std::string partial = out + kPartialInfix + std::to_string(::getpid());
+  std::error_code ignored;
+  std::filesystem::remove_all(partial, ignored);
+  try {
+    write_dataset_files(config, partial);
+    // rename() replaces an empty folder; a folder filled meanwhile by another writer is an error.
+    if (std::rename(partial.c_str(), out.c_str()) != 0)
+      throw Error(quoted(out, 200) + ": cannot move the finished dataset into place from " + quoted(partial, 200) +
+                  " (" + std::strerror(errno) + ")");
+  } catch (...) {
+    std::filesystem::remove_all(partial, ignored);
+    throw;
+  }
 }
 
 }  // namespace pneumo

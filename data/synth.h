@@ -16,9 +16,13 @@ struct SynthConfig {
   int test_images = 0;
   int image_size = 1024;  // images are image_size x image_size; boxes are in these pixels
   uint64_t seed = 0;
+  bool show_progress = false;  // a progress bar on stderr (data/progress.h)
 };
 
-// Writes into out_dir (created if missing):
+// Writes into out_dir, which must be missing or empty (a non-empty one is a pneumo::Error: files
+// replaced one by one would mix two datasets). The files go into "<out_dir>.partial-<pid>" and
+// that folder is renamed to out_dir at the end, so a killed run leaves no out_dir; the next run
+// removes the partial folders of dead pids. The layout:
 //   stage_2_train_labels.csv         patientId,x,y,width,height,Target (floats like "264.0")
 //   stage_2_detailed_class_info.csv  patientId,class (one row per label row)
 //   stage_2_train_images/<id>.dcm    8-bit MONOCHROME2, JPEG baseline (1.2.840.10008.1.2.4.50)

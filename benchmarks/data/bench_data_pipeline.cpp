@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ int time_pipeline(const pneumo::cli::Arguments& arguments) {
     if (!pneumo::directory_exists(root + "/stage_2_train_images") ||
         pneumo::list_dicom_ids(root + "/stage_2_train_images").size() != static_cast<size_t>(wanted)) {
       pneumo::SynthConfig config;
+      std::filesystem::remove_all(root);  // this benchmark's own scratch dataset; synth wants a new folder
       config.out_dir = root;
       config.train_images = wanted;
       config.test_images = 0;

@@ -290,3 +290,33 @@ TEST_CASE("the training recorder's statistics and their page") {
   const std::string text = format_statistics_row(row);
   CHECK(text.rfind("1,1,block1_1.conv2,Conv2d,", 0) == 0);
 }
+
+TEST_CASE("the statistics page of an inspect.csv with 1e308, -1e308 and subnormal values is drawn at once") {
+  // Before: nice_ticks looped over the overflowing span (86 s, then std::bad_alloc).
+  std::vector<LayerStatisticsRow> rows;
+  const double means[] = {1e308, -1e308, 1e-320, 0.25, -0.5};
+  for (int step = 1; step <= 5; ++step) {
+    LayerStatisticsRow row;
+    row.step = step;
+    row.epoch = 1;
+    row.node = "conv0";
+    row.kind = "Conv2d";
+    row.activation_mean = means[step - 1];
+    row.activation_std = step == 2 ? 1e-320 : 1.0;
+    rows.push_back(row);
+  }
+  const std::string html = training_statistics_page_html(rows, "run");
+  CHECK(well_formed(html) == "");
+  // Every coordinate is a finite number: no nan or inf in the polylines' points and y attributes.
+  size_t polylines = 0;
+  for (const char* attribute : {"points=\"", " y=\"", " y1=\""})
+    for (size_t p = html.find(attribute); p != std::string::npos; p = html.find(attribute, p + 1)) {
+      const size_t begin = p + std::string(attribute).size(), end = html.find('"', begin);
+      const std::string value = html.substr(begin, end - begin);
+      INFO(attribute << value);
+      CHECK(value.find_first_not_of("0123456789.,-+e ") == std::string::npos);
+      polylines += attribute[0] == 'p';
+    }
+  CHECK(polylines >= 2);
+  CHECK(html.find("e+308") == std::string::npos);  // the absurd means are skipped, not drawn
+}

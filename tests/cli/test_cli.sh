@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 data=$work/data
 "$pneumo" synth --out "$data" --train-images 40 --test-images 8 --image-size 256 --seed 3 > "$work/synth.log" 2>&1
 check "synth writes the RSNA layout" "[ -f $data/stage_2_train_labels.csv ] && [ \$(ls $data/stage_2_train_images | wc -l) -eq 40 ] && [ \$(ls $data/stage_2_test_images | wc -l) -eq 8 ]"
+check "synth shows progress (a line per step when not on a terminal)" "[ \$(grep -c '^synth \[' $work/synth.log) -ge 2 ] && grep -q '^synth \[#*\] 48/48 100%' $work/synth.log"
 
 small="--data $data --size 64 --channels 4 --blocks 1 --depth 3 --batch 8 --epochs 2 --validation 8 --workers 2 --device cpu"
 "$pneumo" train $small --run-dir "$work/full" > "$work/full.log" 2>&1
@@ -71,6 +72,41 @@ one_line_error "not a DICOM" "not.dcm" bash -c "echo hello > $work/not.dcm; \"$p
 if [ -z "$(command -v nvidia-smi)" ] || ! nvidia-smi > /dev/null 2>&1; then
   one_line_error "--device cuda without a GPU never falls back (predict)" "--device cuda requested" "$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$data/stage_2_test_images" --device cuda --out "$work/never.csv"
 fi
+
+# synth never mixes two datasets: a non-empty --out is refused and left alone; a killed synth
+# leaves no --out (its <out>.partial-<pid> is removed by the next synth).
+labels_before=$(cksum < "$data/stage_2_train_labels.csv")
+one_line_error "synth refuses a non-empty --out" "data': exists and is not empty" "$pneumo" synth --out "$data" --train-images 4 --test-images 0 --image-size 64
+check "the refused --out is unchanged" "[ \"\$(cksum < $data/stage_2_train_labels.csv)\" = \"$labels_before\" ] && [ \$(ls $data/stage_2_train_images | wc -l) -eq 40 ]"
+"$pneumo" synth --out "$work/killed" --train-images 3000 --test-images 0 --image-size 512 > "$work/killed.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do [ "$(ls "$work/killed.partial-$pid/stage_2_train_images" 2>/dev/null | wc -l)" -ge 5 ] && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+check "a synth killed midway leaves no --out folder, only its partial one" "[ ! -e $work/killed ] && [ -d $work/killed.partial-$pid ]"
+"$pneumo" synth --out "$work/killed" --train-images 3 --test-images 1 --image-size 64 > "$work/killed2.log" 2>&1
+check "the next synth writes the dataset and removes the dead run's partial folder" "[ \$? -eq 0 ] && [ \$(ls $work/killed/stage_2_train_images | wc -l) -eq 3 ] && [ ! -e $work/killed.partial-$pid ]"
+
+# --workers is bounded (100000 threads used to abort with std::terminate).
+one_line_error "dump-batches --workers 100000 is a one-line error" "--workers: expected 1..256, got 100000" "$pneumo" dump-batches --data "$data" --workers 100000 --out "$work/never.safetensors"
+one_line_error "predict --workers 100000 is a one-line error" "--workers: expected 1..256, got 100000" "$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$data/stage_2_test_images" --workers 100000 --out "$work/never.csv" --device cpu
+one_line_error "train --workers 100000 is a one-line error" "workers must be in 1..256, got 100000" "$pneumo" train $small --workers 100000 --run-dir "$work/workers"
+"$pneumo" dump-batches --data "$data" --batches 8 --out "$work/batches.safetensors" > "$work/dump.log" 2>&1
+check "dump-batches shows progress" "[ \$? -eq 0 ] && grep -q '^dump-batches \[#*\] 32/32 100%' $work/dump.log"
+check "predict shows the overlays' progress" "grep -q '^overlays \[#*\] 8/8 100%' $work/predict.log"
+
+# predict checks the file names (the submission's patientIds) before any work.
+mkdir -p "$work/odd/images"
+cp "$(ls "$data"/stage_2_test_images/*.dcm | head -1)" "$work/odd/images/a,b.dcm"
+one_line_error "predict refuses a file name with a comma, naming it" "images/a,b.dcm': the file name is the patientId" "$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$work/odd/images" --out "$work/odd/submission.csv" --device cpu
+check "... before any work (no image cache was built)" "[ -z \"\$(ls $work/odd | grep pneumocache)\" ] && [ ! -e $work/odd/submission.csv ]"
+
+# --cache-dir naming a folder that does not exist yet: it is made.
+"$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$data/stage_2_test_images" --out "$work/cached.csv" --device cpu --cache-dir "$work/new/cache" > "$work/cache-dir.log" 2>&1
+check "predict --cache-dir in a missing folder creates it" "[ \$? -eq 0 ] && ls $work/new/cache/*.pneumocache > /dev/null && cmp -s $work/cached.csv $work/submission.csv"
+"$pneumo" train $small --epochs 1 --run-dir "$work/cache-dir-run" --cache-dir "$work/new/train-cache" > "$work/cache-dir-train.log" 2>&1
+check "train --cache-dir in a missing folder creates it" "[ \$? -eq 0 ] && ls $work/new/train-cache/*.pneumocache > /dev/null"
+
 "$pneumo" summary > "$work/summary.log" 2>&1
 check "summary of the notebook network counts 12,718,305 parameters" "grep -q '12718305\|12,718,305' $work/summary.log"
 

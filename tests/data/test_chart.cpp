@@ -2,6 +2,7 @@
 // fills exactly the pixels its value maps to; heatmap colours follow the values; line panels
 // draw their series and legend), and explore's figures. Set PNEUMO_CHART_DIR to keep the PNGs for a look.
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -44,6 +45,63 @@ TEST_CASE("linspace, histogram counts and ticks") {
   CHECK(pneumo::nice_ticks(0.12, 0.9, 4) == std::vector<double>{0.2, 0.4, 0.6, 0.8});
   CHECK(pneumo::viridis(0) == pneumo::Color{68, 1, 84});
   CHECK(pneumo::viridis(1) == pneumo::Color{253, 231, 37});
+}
+
+TEST_CASE("nice_ticks is bounded for overflowing, non-finite and subnormal ranges") {
+  // Before: the span 1e308 - -1e308 overflowed and a subnormal step rounded every tick to 0, so
+  // the loop never ended (86 s and std::bad_alloc in pneumo inspect).
+  const std::vector<double> wide = pneumo::nice_ticks(-1e308, 1e308, 6);
+  REQUIRE(wide.size() == 5);
+  CHECK(wide[0] == doctest::Approx(-1e308));
+  CHECK(wide[2] == 0);
+  CHECK(wide[4] == doctest::Approx(1e308));
+  CHECK(pneumo::nice_ticks(0, 1e-320, 6) == std::vector<double>{0, 1e-320});
+  CHECK(pneumo::nice_ticks(-1e-320, 1e-320, 6) == std::vector<double>{-1e-320, 1e-320});
+  CHECK(pneumo::nice_ticks(0, INFINITY, 6) == std::vector<double>{0});
+  CHECK(pneumo::nice_ticks(NAN, 1, 6) == std::vector<double>{1});
+  CHECK(pneumo::nice_ticks(-INFINITY, NAN, 6).empty());
+  CHECK(pneumo::nice_ticks(-DBL_MAX, DBL_MAX, 1).size() <= 64);
+  // A span below double resolution at this magnitude: the two ends, not 10^15 equal ticks.
+  CHECK(pneumo::nice_ticks(1e300, std::nextafter(1e300, 2e300), 6).size() == 2);
+  CHECK(pneumo::nice_ticks(0, 1, 1000000).size() <= 64);
+  CHECK(pneumo::nice_ticks(5, 5, 6) == std::vector<double>{5});
+}
+
+TEST_CASE("charts skip values beyond +-1e300 and non-finite ones instead of hanging") {
+  // A history.csv row of 1e308: the learning curves draw the other epochs.
+  pneumo::LinePanel loss{"Loss", "epoch", "loss", {}};
+  loss.series.push_back({"Train loss", {0, 1, 2, 3}, {0.9, 1e308, -1e308, 0.5}, {31, 119, 180}});
+  loss.series.push_back({"Valid loss", {0, 1, 2, 3}, {0.8, NAN, 1e-320, 0.7}, {255, 127, 14}});
+  std::vector<pneumo::PlotArea> areas;
+  const pneumo::Picture picture = pneumo::draw_line_panels({loss}, 560, 440, &areas);
+  REQUIRE(areas.size() == 1);
+  CHECK(areas[0].y_min < 1e-320);
+  CHECK(areas[0].y_min > -0.1);
+  CHECK(areas[0].y_max > 0.9);
+  CHECK(areas[0].y_max < 1.0);
+  CHECK(count_color(picture, {31, 119, 180}) > 100);
+  // Only absurd values: the panel is drawn as one without data.
+  pneumo::LinePanel absurd{"Loss", "epoch", "loss", {}};
+  absurd.series.push_back({"Train loss", {0, 1}, {1e308, -1e308}, {31, 119, 180}});
+  CHECK(pneumo::draw_line_panels({absurd}, 560, 440, &areas).width() == 560);
+  CHECK(areas[0].y_max - areas[0].y_min == doctest::Approx(1.12));
+  // A heatmap of huge and subnormal values.
+  pneumo::HeatmapChart heatmap;
+  heatmap.rows = 1;
+  heatmap.columns = 4;
+  heatmap.values = {1e308, -1e308, 1e-320, 0};
+  CHECK(pneumo::draw_heatmap(heatmap, 500, 400).width() == 500);
+  // Histogram edges must be finite and chartable: a clear error.
+  pneumo::HistogramChart histogram;
+  histogram.bin_edges = {-1e308, 0, 1e308};
+  histogram.counts = {1, 2};
+  std::string message;
+  try {
+    pneumo::draw_histogram(histogram, 500, 400);
+  } catch (const pneumo::Error& error) {
+    message = error.what();
+  }
+  CHECK(message.find("histogram: bin edges must be finite numbers within +-1e+300") != std::string::npos);
 }
 
 TEST_CASE("a histogram bar of known count fills exactly its pixels") {

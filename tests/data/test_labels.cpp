@@ -96,6 +96,10 @@ TEST_CASE("malformed rows name the file, the line and the field") {
       {",,,,,0\n", ":2: field patientId: empty"},
       {"a,1,2,3,nan,1\n", ":2: field height: expected a whole number, got 'nan'"},
       {"a,1,2,3,1e99,1\n", ":2: field height: expected a whole number"},
+      // Decimal numbers only: strtod would read hex, inf and nan.
+      {"a,0x10,2,3,4,1\n", ":2: field x: expected a whole number, got '0x10'"},
+      {"a,1,2,0X1p4,4,1\n", ":2: field width: expected a whole number, got '0X1p4'"},
+      {"a,1,2,3,inf,1\n", ":2: field height: expected a whole number, got 'inf'"},
   };
   for (const Case& test : cases) {
     std::string message = label_error(kHeader + test.rows);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/cache.h"
@@ -245,6 +247,53 @@ TEST_CASE("unreadable images are reported and fail the run only beyond the limit
     }
     CHECK(loader.unreadable_count() == 1);
   }
+}
+
+TEST_CASE("the worker count is bounded: outside 1..256 a one-line error naming it") {
+  const pneumo::LabelSet& labels = fixture().labels;
+  for (int workers : {0, -3, 257, 100000}) {
+    std::string message;
+    try {
+      pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate, loader_config(workers));
+    } catch (const pneumo::Error& error) {
+      message = error.what();
+    }
+    INFO("workers " << workers);
+    CHECK(message == "batch loader: workers must be in 1..256, got " + std::to_string(workers));
+  }
+  pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate,
+                             loader_config(256));
+  CHECK(epoch_batches(loader, 0).size() == 3);
+}
+
+TEST_CASE("a worker thread that cannot start is a pneumo::Error, not std::terminate") {
+  // In a child process whose address space leaves room for only a few 8 MiB thread stacks, the
+  // loader's 256 threads cannot all start; the child reports what the constructor did.
+  const pneumo::LabelSet& labels = fixture().labels;
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    long pages = 0;
+    std::ifstream("/proc/self/statm") >> pages;
+    const rlim_t limit = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (64u << 20);
+    const rlimit address_space{limit, limit};
+    if (::setrlimit(RLIMIT_AS, &address_space) != 0) ::_exit(3);
+    try {
+      pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate,
+                                 loader_config(256));
+      ::_exit(2);  // every thread started: the limit did not bite
+    } catch (const pneumo::Error& error) {
+      const std::string message = error.what();
+      ::_exit(message.find("batch loader: cannot start worker thread") == 0 ? 0 : 4);
+    } catch (...) {
+      ::_exit(5);
+    }
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  INFO("child status " << status);
+  REQUIRE(WIFEXITED(status));  // before the fix: killed by SIGABRT (std::terminate)
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("cleanup") { fs::remove_all(fixture().root); }

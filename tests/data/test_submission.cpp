@@ -132,6 +132,15 @@ TEST_CASE("malformed submissions name file, line and field") {
   message = read_error(header + "p1,inf 1 2 3 4\n");
   CHECK(contains(message, "box 1 confidence"));
 
+  // Decimal numbers only: strtod would read hex, "infinity" and "nan(...)" as numbers.
+  message = read_error(header + "p1,0.5 0x10 2 3 4\n");
+  CHECK(contains(message, "bad.csv:2: field PredictionString, box 1 x: expected a finite number, got '0x10'"));
+  message = read_error(header + "p1,0x1p-1 1 2 3 4\n");
+  CHECK(contains(message, "box 1 confidence: expected a finite number, got '0x1p-1'"));
+  message = read_error(header + "p1,0.5 1 2 3 4 0.25 1 2 3 0X8\n");
+  CHECK(contains(message, "box 2 height: expected a finite number, got '0X8'"));
+  CHECK(read_error(header + "p1,5e-01 -10 +20 3E1 40.\n").empty());  // decimal forms still read
+
   message = read_error(header + "p1,0.5 1.5 2 3 4\n");  // fractional pixel
   CHECK(contains(message, "box 1 x"));
   CHECK(contains(message, "whole number"));

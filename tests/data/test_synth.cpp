@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <dcmtk/config/osconfig.h>
@@ -18,6 +19,7 @@
 #include "data/dicom.h"
 #include "data/labels.h"
 #include "data/synth.h"
+#include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 
 namespace fs = std::filesystem;
@@ -208,4 +210,57 @@ TEST_CASE("rendered images look like chest X-rays: dark background, dark lungs, 
     }
   }
   CHECK(positives == 4);  // round(0.32 * 12)
+}
+
+TEST_CASE("synth refuses a non-empty output folder and leaves it as it was; an empty one is fine") {
+  pneumo::SynthConfig config;
+  config.train_images = 2;
+  config.test_images = 1;
+  config.image_size = 64;
+  config.seed = 2;
+  const std::string out = temp_dir("refused");
+  config.out_dir = out;
+  fs::create_directories(config.out_dir);
+  std::ofstream(config.out_dir + "/stage_2_train_labels.csv") << "an older dataset's labels\n";
+  std::string message;
+  try {
+    pneumo::write_synthetic_dataset(config);
+  } catch (const pneumo::Error& error) {
+    message = error.what();
+  }
+  CHECK(message == "'" + config.out_dir + "': exists and is not empty; synth writes a dataset only into a new or "
+                   "empty folder (choose another --out or remove this one first)");
+  CHECK(all_files(config.out_dir) ==
+        std::map<std::string, std::string>{{"stage_2_train_labels.csv", "an older dataset's labels\n"}});
+  // An empty folder (given with a trailing slash) receives the dataset; no partial folder is left.
+  fs::remove(config.out_dir + "/stage_2_train_labels.csv");
+  config.out_dir += "/";
+  pneumo::write_synthetic_dataset(config);
+  CHECK(all_files(out).size() == 3 + 4);
+  for (const auto& entry : fs::directory_iterator("/tmp"))
+    CHECK(entry.path().filename().string().rfind(fs::path(out).filename().string() + ".partial-", 0) != 0);
+  fs::remove_all(out);
+}
+
+TEST_CASE("synth writes into <out>.partial-<pid> and removes the partial folders of killed runs") {
+  pneumo::SynthConfig config;
+  config.train_images = 3;
+  config.test_images = 0;
+  config.image_size = 64;
+  config.out_dir = temp_dir("partial");
+  // A killed run's folder (pid of a finished child) and a running writer's (this test's parent).
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string stale = config.out_dir + ".partial-" + std::to_string(dead);
+  const std::string live = config.out_dir + ".partial-" + std::to_string(::getppid());
+  fs::create_directories(stale + "/stage_2_train_images");
+  fs::create_directories(live);
+  pneumo::write_synthetic_dataset(config);
+  CHECK(!fs::exists(stale));
+  CHECK(fs::exists(live));
+  CHECK(!fs::exists(config.out_dir + ".partial-" + std::to_string(::getpid())));
+  CHECK(pneumo::read_labels(config.out_dir + "/stage_2_train_labels.csv").image_count() == 3);
+  fs::remove_all(live);
+  fs::remove_all(config.out_dir);
 }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <fstream>
 #include <map>
@@ -164,4 +165,10 @@ TEST_CASE("export to an unwritable place is a one-line error naming the file") {
   const std::string path = "/nonexistent-folder/model.onnx";
   CHECK_THROWS_WITH_AS(cli::export_onnx(network.config(), network.parameters(), path),
                        doctest::Contains("/nonexistent-folder/model.onnx"), Error);
+  // The message says why, not only "cannot write the ONNX model".
+  CHECK_THROWS_WITH_AS(cli::export_onnx(network.config(), network.parameters(), path),
+                       doctest::Contains("(No such file or directory: the folder does not exist)"), Error);
+  const std::string folder = std::filesystem::temp_directory_path().string();
+  CHECK_THROWS_WITH_AS(cli::export_onnx(network.config(), network.parameters(), folder),
+                       (folder + ": is a folder; expected a file path to write").c_str(), Error);
 }
