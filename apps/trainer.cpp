@@ -80,9 +80,7 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   if (settings_.batch_size < 1) throw Error("--batch must be >= 1");
   if (settings_.epochs < 1) throw Error("--epochs must be >= 1");
   if (!(settings_.learning_rate > 0)) throw Error("--lr must be > 0");
-  if (settings_.workers < 1 || settings_.workers > kMaxWorkers)
-    throw Error("--workers expects 1.." + std::to_string(kMaxWorkers) + " loader threads, got " +
-                std::to_string(settings_.workers));
+  loader_workers(settings_.workers);  // "--workers: expected 1..256, got N" (config.txt's are checked on reading)
   if (!(settings_.gradient_bucket_mb >= 0 && settings_.gradient_bucket_mb <= 1e6))
     throw Error("--gradient-buckets expects 0 (one sum after the backward pass) or a size in MB, got " +
                 std::to_string(settings_.gradient_bucket_mb));
@@ -193,7 +191,7 @@ void Trainer::prepare_data() {
   loader_config.cache = cache_.get();
   loader_config.image_size = image_size;
   loader_config.batch_size = static_cast<int>(settings_.batch_size);
-  loader_config.workers = static_cast<int>(settings_.workers);
+  loader_config.workers = loader_workers(settings_.workers);
   loader_config.seed = settings_.seed;
   loader_config.flip = settings_.flip;
   loader_config.max_unreadable_fraction = settings_.max_unreadable_fraction;

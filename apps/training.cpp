@@ -124,7 +124,7 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   if (settings.batch_size < 1) refuse("batch_size", "an integer >= 1");
   if (settings.epochs < 1) refuse("epochs", "an integer >= 1");
   if (!(settings.learning_rate > 0)) refuse("learning_rate", "a number > 0");
-  if (settings.workers < 1 || settings.workers > kMaxWorkers) refuse("workers", "1.." + std::to_string(kMaxWorkers));
+  if (settings.workers < 1 || settings.workers > kMaxLoaderWorkers) refuse("workers", "1.." + std::to_string(kMaxLoaderWorkers));
   if (settings.max_images < 0) refuse("max_images", "an integer >= 0");
   if (settings.validation_count < 0 && !(settings.validation_fraction > 0 && settings.validation_fraction < 1))
     refuse("validation_fraction", "a number between 0 and 1");

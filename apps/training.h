@@ -19,6 +19,7 @@
 #include <map>
 #include <string>
 
+#include "data/loader.h"
 #include "layers/network.h"
 
 namespace pneumo::cli {
@@ -59,9 +60,6 @@ struct TrainSettings {
 // The files of a run directory (above), and whether `name` is one of them or one of their
 // temporaries: a new run refuses a folder holding anything else unless forced.
 bool is_run_file_name(const std::string& name);
-
-// Loader threads a run may ask for (--workers, config.txt's workers).
-constexpr int64_t kMaxWorkers = 256;
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560
 // validation images. "cpu": a small network and image size that trains in minutes on 2 cores.

@@ -90,7 +90,7 @@ check "the next synth writes the dataset and removes the dead run's partial fold
 # --workers is bounded (100000 threads used to abort with std::terminate).
 one_line_error "dump-batches --workers 100000 is a one-line error" "--workers: expected 1..256, got 100000" "$pneumo" dump-batches --data "$data" --workers 100000 --out "$work/never.safetensors"
 one_line_error "predict --workers 100000 is a one-line error" "--workers: expected 1..256, got 100000" "$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$data/stage_2_test_images" --workers 100000 --out "$work/never.csv" --device cpu
-one_line_error "train --workers 100000 is a one-line error" "workers must be in 1..256, got 100000" "$pneumo" train $small --workers 100000 --run-dir "$work/workers"
+one_line_error "train --workers 100000 is a one-line error" "--workers: expected 1..256, got 100000" "$pneumo" train $small --workers 100000 --run-dir "$work/workers"
 "$pneumo" dump-batches --data "$data" --batches 8 --out "$work/batches.safetensors" > "$work/dump.log" 2>&1
 check "dump-batches shows progress" "[ \$? -eq 0 ] && grep -q '^dump-batches \[#*\] 32/32 100%' $work/dump.log"
 check "predict shows the overlays' progress" "grep -q '^overlays \[#*\] 8/8 100%' $work/predict.log"

@@ -21,11 +21,15 @@ small="--data $data --size 64 --channels 4 --blocks 1 --depth 3 --batch 6 --epoc
 check "single-process run" "[ $? -eq 0 ]"
 $mpirun -np 2 "$pneumo" train $small --run-dir "$work/two" > "$work/two.log" 2>&1
 check "2-rank run succeeds and says it is data parallel" "[ $? -eq 0 ] && grep -q 'data parallel: 2 ranks (MPI), 3 images of every batch of 6' $work/two.log"
-# history.csv: epoch,lr,train loss,acc,iou,val loss,acc,iou,mAP,seconds. Loss and metrics agree to
+# history.csv: epoch,lr,train loss,acc,iou,val loss,acc,iou,mAP,seconds. Loss and accuracy agree to
 # 5e-3 (float summation order, amplified over 10 Adam steps through the ReLU(0) network's max-pool ties:
-# tests/distributed/test_data_parallel.cpp); the mAP of the gathered boxes is equal.
+# tests/distributed/test_data_parallel.cpp); the mean IoU of thresholded masks (columns 5 and 8) to
+# 5e-2: a few pixels crossing 0.5 move a small mask's IoU by that much (on an AVX2 machine, epoch 2's
+# train IoU was 0.536 in one process and 0.569 over 2 ranks, while the losses differed by 2e-4);
+# the mAP of the gathered boxes is equal.
 close_histories() {
-  paste -d, "$1" "$2" | awk -F, 'NR > 1 { for (i = 2; i <= 8; ++i) { d = $i - $(i + 10); if (d < 0) d = -d; if (d > 5e-3) bad = 1 }
+  paste -d, "$1" "$2" | awk -F, 'NR > 1 { for (i = 2; i <= 8; ++i) { d = $i - $(i + 10); if (d < 0) d = -d;
+                                                                   if (d > ((i == 5 || i == 8) ? 5e-2 : 5e-3)) bad = 1 }
                                             if ($9 != $19) bad = 1; rows++ } END { exit (bad || rows != 2) }'
 }
 check "2 ranks: loss, accuracy, IoU (train and validation) and validation mAP equal the single process" "close_histories $work/one/history.csv $work/two/history.csv"
