@@ -12,6 +12,8 @@
 #include <climits>
 #include <string>
 
+#include <cuda/atomic>
+
 #include "engine/check.h"
 #include "engine/cuda_check.h"
 #include "engine/device.h"
@@ -25,13 +27,20 @@ constexpr int kTileWidth = 32;   // one warp per tile row
 constexpr int kTileHeight = 16;  // 512 threads per tile
 constexpr unsigned kFullWarp = 0xffffffffu;
 
-// Root of `index`: follows parents until a self-parent. Volatile loads: other threads lower
-// parents concurrently with atomicMin, and a stale cached value must not be reused.
-__device__ int32_t find_root(const volatile int32_t* parent, int32_t index) {
-  int32_t next = parent[index];
+// parent[index] read while other threads lower parents with atomicMin: a relaxed atomic load, so
+// the concurrent access is an atomic one (not a data race; compute-sanitizer's racecheck reports
+// none) and a stale cached value is never reused. Relaxed suffices: a parent only ever decreases
+// towards its root, and union_sets re-checks every link it makes with atomicMin's result.
+__device__ int32_t load_parent(int32_t* parent, int32_t index) {
+  return cuda::atomic_ref<int32_t, cuda::thread_scope_device>(parent[index]).load(cuda::memory_order_relaxed);
+}
+
+// Root of `index`: follows parents until a self-parent.
+__device__ int32_t find_root(int32_t* parent, int32_t index) {
+  int32_t next = load_parent(parent, index);
   while (next != index) {
     index = next;
-    next = parent[index];
+    next = load_parent(parent, index);
   }
   return index;
 }
@@ -129,7 +138,10 @@ __global__ void compress_kernel(const uint8_t* masks, long long total, int pixel
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     if (!masks[i]) continue;
     const long long image_offset = i - i % pixels_per_image;
-    parents[i] = find_root(parents + image_offset, parents[i]);
+    // Others may be following this pixel's parent meanwhile: an atomic store, like the loads.
+    int32_t* image_parents = parents + image_offset;
+    const int32_t root = find_root(image_parents, load_parent(image_parents, static_cast<int32_t>(i - image_offset)));
+    cuda::atomic_ref<int32_t, cuda::thread_scope_device>(parents[i]).store(root, cuda::memory_order_relaxed);
   }
 }
 
