@@ -4,12 +4,14 @@ the engine's throughput to PyTorch's.
 
   /usr/bin/python3 benchmarks/pytorch_network.py [--device cpu|cuda] [--size 256] [--channels 32]
       [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads 2] [--no-channels-last]
-      [--bench build/bench_network] [--layers] [--no-constant-weights] [--no-frozen]
+      [--bench build/bench_network | --bench-output FILE] [--layers] [--no-constant-weights] [--no-frozen]
 
 Times (median of --repeats after one warm-up) an inference forward (eval mode, no_grad) and a
 training step (training forward, the notebook loss 0.5*BCE + 0.5*IoU, backward, Adam with
 Keras's epsilon 1e-7), prints images/s; then, with --bench, runs bench_network on the same
-configuration, parses its "result:" line and prints both throughputs and ours/PyTorch.
+configuration, parses its "result:" line and prints both throughputs and ours/PyTorch. With
+--bench-output FILE it reads that line from an earlier bench_network run instead (gpu-check.sh
+times each configuration once).
 
 Inference, like for like: bench_network infers with constant weights (its convolutions prepare
 their filters once, as `pneumo predict` runs; --no-constant-weights passes that flag on), so on
@@ -103,6 +105,9 @@ def main():
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--bench", help="path of bench_network to run on the same configuration")
     parser.add_argument("--bench-timeout", type=int, default=900)
+    parser.add_argument("--bench-output", help="instead of running --bench, compare with the output of an "
+                        "earlier bench_network run of the same configuration (its 'result:' line; batch and "
+                        "device must match)")
     parser.add_argument("--layers", action="store_true", help="pass --layers to bench_network")
     parser.add_argument("--no-constant-weights", action="store_true",
                         help="pass --no-constant-weights to bench_network (filters prepared every forward)")
@@ -174,6 +179,14 @@ def main():
     if frozen_text:
         print(f"  pytorch frozen inference {frozen_text}   (torch.jit.optimize_for_inference)")
 
+    if args.bench_output:
+        try:
+            with open(args.bench_output) as file:
+                output = file.read()
+        except OSError as error:
+            sys.exit(f"pytorch_network.py: --bench-output: {error}")
+        compare(args, output, args.bench_output, torch_train, torch_inference)
+        return
     if not args.bench:
         return
     command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
@@ -189,11 +202,19 @@ def main():
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         sys.exit(f"pytorch_network.py: {args.bench} exited with status {result.returncode}")
-    match = re.search(r"^result: .*inference_images_per_s=([0-9.eE+-]+) .*train_images_per_s=([0-9.eE+-]+)",
-                      result.stdout, re.MULTILINE)
+    compare(args, result.stdout, args.bench, torch_train, torch_inference)
+
+
+def compare(args, output, source, torch_train, torch_inference):
+    """Prints pneumo's images/s from bench_network's output beside PyTorch's, with the ratios."""
+    match = re.search(r"^result: device=(\S+) .*batch=(\d+) .*inference_images_per_s=([0-9.eE+-]+) "
+                      r".*train_images_per_s=([0-9.eE+-]+)", output, re.MULTILINE)
     if not match:
-        sys.exit(f"pytorch_network.py: no 'result:' line in the output of {args.bench}")
-    ours_inference, ours_train = float(match.group(1)), float(match.group(2))
+        sys.exit(f"pytorch_network.py: no 'result:' line in the output of {source}")
+    if match.group(1) != args.device or int(match.group(2)) != args.batch:
+        sys.exit(f"pytorch_network.py: {source} measured device {match.group(1)} batch {match.group(2)}, "
+                 f"not device {args.device} batch {args.batch}")
+    ours_inference, ours_train = float(match.group(3)), float(match.group(4))
     print(f"comparison ({args.device}, batch {args.batch}, tf32 {args.tf32} on both sides):")
     print(f"  training  images/s  pneumo {ours_train:9.2f}  pytorch {torch_train:9.2f}  "
           f"ratio pneumo/pytorch {ours_train / torch_train:6.2f}")

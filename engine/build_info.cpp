@@ -30,7 +30,16 @@ namespace pneumo {
 #ifdef PNEUMO_HAVE_CUDA
 std::vector<std::string> cuda_report_lines();  // engine/cuda_build_info.cpp: cuda, cudnn, cublas
 std::vector<std::string> cuda_gpu_lines();     // one "gpu N: ..." line per GPU
+CudaLibraryCheck cuda_library_check();         // engine/cuda_build_info.cpp
 #endif
+
+CudaLibraryCheck check_cuda_libraries() {
+#ifdef PNEUMO_HAVE_CUDA
+  return cuda_library_check();
+#else
+  return {};
+#endif
+}
 
 namespace {
 

@@ -19,4 +19,15 @@ std::vector<std::string> cpu_features();
 // The report: one "key: value" line each, starting with "pneumo VERSION".
 std::string build_report();
 
+// The CUDA runtime, cuDNN and cuBLAS actually loaded (LD_LIBRARY_PATH may put other copies, e.g.
+// Python wheels, first) against those this binary was built with: one line per library, each
+// saying "ok" or what is incompatible. Compatible means: runtime of the same major version and a
+// driver that supports it; cuDNN of the same major and at least the built minor; cuBLAS of the
+// same major. Empty in a build without CUDA.
+struct CudaLibraryCheck {
+  std::vector<std::string> lines;
+  bool compatible = true;
+};
+CudaLibraryCheck check_cuda_libraries();
+
 }  // namespace pneumo

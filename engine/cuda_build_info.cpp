@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/build_info.h"
 #include "pneumo_build_info.h"  // generated from engine/build_info.h.in
 
 namespace pneumo {
@@ -56,6 +57,45 @@ std::vector<std::string> cuda_report_lines() {
   lines.push_back("cublas: " + run_and_build(cublas_known ? triple(major, minor, patch) : "unknown",
                                               triple(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH)));
   return lines;
+}
+
+CudaLibraryCheck cuda_library_check() {
+  CudaLibraryCheck check;
+  auto add = [&](const std::string& library, const std::string& loaded, const std::string& built,
+                 const std::string& problem) {
+    check.lines.push_back(library + ": loaded " + loaded + ", built with " + built + ": " +
+                          (problem.empty() ? "ok" : "INCOMPATIBLE (" + problem + ")"));
+    if (!problem.empty()) check.compatible = false;
+  };
+  int runtime = 0, driver = 0;
+  const bool runtime_known = cudaRuntimeGetVersion(&runtime) == cudaSuccess;
+  const bool driver_known = cudaDriverGetVersion(&driver) == cudaSuccess;
+  cudaGetLastError();
+  std::string problem;
+  if (!runtime_known) problem = "the runtime does not answer";
+  else if (runtime / 1000 != CUDART_VERSION / 1000) problem = "another major version";
+  else if (!driver_known || driver < runtime)
+    problem = "the driver supports only CUDA " + (driver_known ? cuda_version_text(driver) : std::string("(none)"));
+  add("cuda runtime", runtime_known ? cuda_version_text(runtime) : "unknown", cuda_version_text(CUDART_VERSION),
+      problem);
+
+  const size_t cudnn = cudnnGetVersion();  // major*10000 + minor*100 + patch
+  problem.clear();
+  if (static_cast<long long>(cudnn / 10000) != CUDNN_MAJOR) problem = "another major version";
+  else if (static_cast<long long>(cudnn / 100 % 100) < CUDNN_MINOR) problem = "older than the headers built against";
+  add("cudnn", triple(cudnn / 10000, cudnn / 100 % 100, cudnn % 100), triple(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL),
+      problem);
+
+  int major = 0, minor = 0, patch = 0;
+  const bool cublas_known = cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+                            cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+                            cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS;
+  problem.clear();
+  if (!cublas_known) problem = "cublasGetProperty failed";
+  else if (major != CUBLAS_VER_MAJOR) problem = "another major version";
+  add("cublas", cublas_known ? triple(major, minor, patch) : "unknown",
+      triple(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH), problem);
+  return check;
 }
 
 std::vector<std::string> cuda_gpu_lines() {

@@ -85,6 +85,12 @@ std::unique_ptr<Communicator> make_communicator(Device device) {
 #endif
 }
 
+#ifndef PNEUMO_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_single_process_communicator() {
+  throw Error("this pneumo was built without NCCL (nccl.h and libnccl not found at configure time; set -DNCCL_ROOT=DIR)");
+}
+#endif
+
 int cpu_threads_for_rank(int hardware_threads, int local_rank, int local_size) {
   PNEUMO_REQUIRE(local_size >= 1 && local_rank >= 0 && local_rank < local_size,
                  "cpu_threads_for_rank: local rank " + std::to_string(local_rank) + " of " +

@@ -2,8 +2,9 @@
 // runs the same program on its slice of each global batch; these calls are where the ranks
 // meet. Data flows in place: allreduce_sum leaves the sum over all ranks in every rank's buffer.
 //
-// Three implementations:
+// Four implementations:
 //   single process  size 1; every collective is a no-op (the trainer of one process)
+//   NCCL, one rank  size 1 without MPI: CUDA tensors through NCCL (tests on one GPU)
 //   MPI             engine/mpi_communicator.cpp (Open MPI); host buffers, and the CPU back end's
 //                   tensors; launched by mpirun / srun
 //   MPI + NCCL      engine/nccl_communicator.cpp: MPI for host collectives and the NCCL
@@ -112,5 +113,11 @@ int cpu_threads_for_rank(int hardware_threads, int local_rank, int local_size);
 #ifdef PNEUMO_HAVE_MPI
 std::unique_ptr<Communicator> make_mpi_communicator(bool with_nccl);
 #endif
+
+// One process, one GPU, NCCL for CUDA tensors without MPI (the unique id made locally): every
+// NCCL call of the data-parallel step (allreduce, buckets started on NCCL's stream and waited
+// for) runs on a single GPU, on a machine without Open MPI. Host collectives leave their buffers
+// as they are (one rank). Throws pneumo::Error in a build without NCCL.
+std::unique_ptr<Communicator> make_nccl_single_process_communicator();
 
 }  // namespace pneumo

@@ -10,6 +10,7 @@
 
 #include "engine/check.h"
 #include "engine/cuda_check.h"
+#include "engine/distributed.h"
 
 namespace pneumo {
 
@@ -39,17 +40,25 @@ NcclCollectives::NcclCollectives(int rank, int size, const std::string& unique_i
   ncclUniqueId id;
   std::memcpy(&id, unique_id.data(), sizeof id);
   state_->rank = rank;
-  PNEUMO_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
-  PNEUMO_CUDA_CHECK(cudaEventCreateWithFlags(&state_->ready, cudaEventDisableTiming));
-  PNEUMO_NCCL_CHECK(ncclCommInitRank(&state_->comm, size, id, rank));
+  try {
+    PNEUMO_CUDA_CHECK(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking));
+    PNEUMO_CUDA_CHECK(cudaEventCreateWithFlags(&state_->ready, cudaEventDisableTiming));
+    PNEUMO_NCCL_CHECK(ncclCommInitRank(&state_->comm, size, id, rank));
+  } catch (...) {  // no destructor for a constructor that throws: release what was made
+    release();
+    throw;
+  }
 }
 
-NcclCollectives::~NcclCollectives() {
+void NcclCollectives::release() {
   if (state_->comm) ncclCommDestroy(state_->comm);
   if (state_->ready) cudaEventDestroy(state_->ready);
   if (state_->stream) cudaStreamDestroy(state_->stream);
   delete state_;
+  state_ = nullptr;
 }
+
+NcclCollectives::~NcclCollectives() { release(); }
 
 void NcclCollectives::allreduce_sum(float* device_values, int64_t count, double timeout_seconds) {
   start_sum(device_values, count);
@@ -89,6 +98,51 @@ void NcclCollectives::wait_started(double timeout_seconds) {
   // The default stream's later work (Adam) runs after the sums.
   PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, state_->stream));
   PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(0, state_->ready, 0));
+}
+
+namespace {
+
+// Size 1, no MPI: CUDA tensors through NCCL (a clique of one made from a local unique id), host
+// buffers left as they are.
+class NcclSingleProcessCommunicator final : public Communicator {
+ public:
+  NcclSingleProcessCommunicator() : nccl_(0, 1, NcclCollectives::make_unique_id()) {}
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  std::string name() const override { return "NCCL (one process)"; }
+  void allreduce_sum(double*, int64_t) override {}
+  void allreduce_sum(float*, int64_t) override {}
+  void allreduce_sum(Tensor& tensor) override {
+    if (tensor.device() == Device::CPU) return;
+    nccl_.allreduce_sum(tensor.data(), tensor.count(), timeout_seconds_);
+  }
+  void start_sum(Tensor& tensor, int64_t offset, int64_t count) override {
+    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(), "start_sum: range outside the tensor");
+    if (tensor.device() == Device::CPU) return;
+    nccl_.start_sum(tensor.data() + offset, count);
+    started_ = true;
+  }
+  void wait_started_sums() override {
+    if (!started_) return;
+    nccl_.wait_started(timeout_seconds_);
+    started_ = false;
+  }
+  int64_t allreduce_max(int64_t value) override { return value; }
+  void broadcast(void*, int64_t, int) override {}
+  void barrier(bool) override {}
+  std::vector<std::string> gather(const std::string& mine, int) override { return {mine}; }
+
+ private:
+  NcclCollectives nccl_;
+  bool started_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_single_process_communicator() {
+  return std::make_unique<NcclSingleProcessCommunicator>();
 }
 
 }  // namespace pneumo

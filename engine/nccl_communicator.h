@@ -27,6 +27,7 @@ class NcclCollectives {
   void wait_started(double timeout_seconds);
 
  private:
+  void release();  // destroys the communicator, the event and the stream
   struct State;
   State* state_;
 };

@@ -3,12 +3,14 @@
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
 #include "engine/blas_setup.h"
+#include "engine/build_info.h"
 #include "engine/context.h"
 #include "engine/device.h"
 #include "engine/parameters.h"
@@ -114,6 +116,19 @@ TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
       }
   }
   set_cpu_thread_count(saved_threads);
+}
+
+// The GPU machine puts the Python wheels' libraries first on LD_LIBRARY_PATH: what is loaded may
+// not be what the build linked. Printed (the GPU check's report quotes it) and required to fit.
+PNEUMO_GPU_TEST_CASE("the CUDA runtime, cuDNN and cuBLAS loaded are compatible with the build (GPU)") {
+  PNEUMO_REQUIRE_GPU_OR_SKIP();
+  const CudaLibraryCheck check = check_cuda_libraries();
+  REQUIRE(check.lines.size() == 3);
+  for (const std::string& line : check.lines) {
+    std::printf("loaded library: %s\n", line.c_str());
+    CHECK_MESSAGE(line.find(": ok") != std::string::npos, line);
+  }
+  CHECK(check.compatible);
 }
 
 PNEUMO_GPU_TEST_CASE("cuda memory round trip (GPU)") {
