@@ -216,7 +216,7 @@ if [[ -z $CUDNN_ROOT ]]; then
     fi
   done
 fi
-CUBLAS_HINTS=()
+LIBRARY_HINTS=()
 for library in cudnn cublas nccl; do
   if dir=$(find_library_dir "lib$library.so*"); then
     report "$library: $dir"
@@ -225,11 +225,16 @@ for library in cudnn cublas nccl; do
     if [[ $library == cublas && ! -e $dir/libcublas.so && $dir != "$CUDA_HOME_GUESS"* ]]; then
       for name in cublas cublasLt; do
         file=$(compgen -G "$dir/lib$name.so.[0-9]*" | head -1)
-        [[ -n $file ]] && CUBLAS_HINTS+=(-DCUDA_${name}_LIBRARY="$file")
+        [[ -n $file ]] && LIBRARY_HINTS+=(-DCUDA_${name}_LIBRARY="$file")
       done
       [[ -f $dir/../include/cublas_v2.h && ! -f $CUDA_HOME_GUESS/include/cublas_v2.h ]] &&
-        CUBLAS_HINTS+=(-DCMAKE_CXX_FLAGS="-isystem $(cd "$dir/../include" && pwd)" -DCMAKE_CUDA_FLAGS="-isystem $(cd "$dir/../include" && pwd)")
-      report "cublas: outside the toolkit; CMake is told: ${CUBLAS_HINTS[*]}"
+        LIBRARY_HINTS+=(-DCMAKE_CXX_FLAGS="-isystem $(cd "$dir/../include" && pwd)" -DCMAKE_CUDA_FLAGS="-isystem $(cd "$dir/../include" && pwd)")
+      report "cublas: outside the toolkit; CMake is told: ${LIBRARY_HINTS[*]}"
+    fi
+    # NCCL from a wheel (nvidia/nccl/{include,lib}): CMake looks beside the toolkit unless told.
+    if [[ $library == nccl && $dir != "$CUDA_HOME_GUESS"* && -f $dir/../include/nccl.h ]]; then
+      LIBRARY_HINTS+=(-DNCCL_ROOT="$(cd "$dir/.." && pwd)")
+      report "nccl: outside the toolkit; CMake is told -DNCCL_ROOT=$(cd "$dir/.." && pwd)"
     fi
   elif [[ $library == nccl ]]; then
     report "nccl: not found (only multi-GPU training needs it)"
@@ -255,7 +260,7 @@ CONFIGURE=(cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C
            -DPNEUMO_BUILD_TESTS=ON -DPNEUMO_BUILD_BENCHMARKS=ON)
 [[ -n $NVCC ]] && CONFIGURE+=(-DCMAKE_CUDA_COMPILER="$NVCC")
 [[ -n $CUDNN_ROOT ]] && CONFIGURE+=(-DCUDNN_ROOT="$CUDNN_ROOT")
-CONFIGURE+=("${CUBLAS_HINTS[@]}")
+CONFIGURE+=("${LIBRARY_HINTS[@]}")
 # shellcheck disable=SC2206
 [[ -n $EXTRA_CMAKE_ARGS ]] && CONFIGURE+=($EXTRA_CMAKE_ARGS)
 # Keep going past a failing target (make -k / ninja -k 0), so every other test still builds.

@@ -160,45 +160,46 @@ std::string read_regular_file(const std::string& path, size_t max_bytes) {
 
 // ---- stale temporaries ----------------------------------------------------------------------------
 
-int remove_stale_temporary_files(const std::string& final_path, const std::string& infix) {
-  const size_t slash = final_path.find_last_of('/');
-  const std::string folder = folder_of(final_path);
-  const std::string prefix = (slash == std::string::npos ? final_path : final_path.substr(slash + 1)) + infix;
+namespace {
+
+// Unlinks every regular file of `folder` whose name `stale` accepts; returns how many. Never throws.
+template <typename Stale>
+int remove_files_if(const std::string& folder, Stale stale) {
   std::error_code error;
   fs::directory_iterator entries(folder, error);
   if (error) return 0;
   int removed = 0;
   for (const fs::directory_entry& entry : entries) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const long pid = pid_after(name, prefix.size());
-    if (pid < 0 || pid == static_cast<long>(::getpid())) continue;  // not ours to judge, or this process's
-    if (!process_gone(pid)) continue;                                  // a live writer
+    if (!entry.is_regular_file(error) || !stale(entry.path().filename().string())) continue;
     if (::unlink(entry.path().c_str()) == 0) ++removed;
   }
   return removed;
 }
 
+// A temporary whose writer, named by the pid at `at`, is gone (never this process's own).
+bool writer_gone(const std::string& name, size_t at) {
+  const long pid = pid_after(name, at);
+  return pid > 0 && pid != static_cast<long>(::getpid()) && process_gone(pid);
+}
+
+}  // namespace
+
+int remove_stale_temporary_files(const std::string& final_path, const std::string& infix) {
+  const size_t slash = final_path.find_last_of('/');
+  const std::string prefix = (slash == std::string::npos ? final_path : final_path.substr(slash + 1)) + infix;
+  return remove_files_if(folder_of(final_path), [&](const std::string& name) {
+    return name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+           writer_gone(name, prefix.size());
+  });
+}
+
 int remove_stale_temporary_files_in(const std::string& folder) {
-  std::error_code error;
-  fs::directory_iterator entries(folder, error);
-  if (error) return 0;
-  int removed = 0;
-  for (const fs::directory_entry& entry : entries) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file(error)) continue;
-    bool stale = false;
+  return remove_files_if(folder, [](const std::string& name) {
     const size_t at = name.rfind(".tmp");
-    if (at == std::string::npos || at == 0) continue;
-    if (at + 4 == name.size()) {
-      stale = true;  // "<name>.tmp": older writers' fixed name; no writer of today uses it
-    } else if (name[at + 4] == '-' || name[at + 4] == '.') {
-      const long pid = pid_after(name, at + 5);
-      stale = pid > 0 && pid != static_cast<long>(::getpid()) && process_gone(pid);
-    }
-    if (stale && ::unlink(entry.path().c_str()) == 0) ++removed;
-  }
-  return removed;
+    if (at == std::string::npos || at == 0) return false;
+    if (at + 4 == name.size()) return true;  // "<name>.tmp": older writers' fixed name; no writer of today uses it
+    return (name[at + 4] == '-' || name[at + 4] == '.') && writer_gone(name, at + 5);
+  });
 }
 
 // ---- outputs never replace inputs -------------------------------------------------------------------
