@@ -28,7 +28,7 @@ extra="-G Ninja -DPNEUMO_OPENBLAS=OFF -DPNEUMO_MPI=OFF -DCMAKE_DISABLE_FIND_PACK
 extra="$extra -DCMAKE_DISABLE_FIND_PACKAGE_ONNX=ON -DCMAKE_DISABLE_FIND_PACKAGE_Protobuf=ON"
 command -v ninja > /dev/null || extra=${extra/-G Ninja /}
 status=0
-PYTHON=$python PREFER_WHEELS=$prefer_wheels BUILD_DIR=$build CUDA_ARCH=90 JOBS=$(nproc) BUDGET_S=4000 \
+PYTHON=$python PREFER_WHEELS=$prefer_wheels BUILD_DIR=$build CUDA_ARCH=90 JOBS=$(nproc) BUDGET_S=4000 BUILD_S=3000 \
   EXTRA_CMAKE_ARGS="$extra" bash benchmarks/gpu-check.sh --build-only --allow-no-gpu --out "$build/check" || status=1
 cat "$build/check/report.txt" 2>/dev/null | grep -E 'configure:|build:|FAILED|cudnn|cublas' || true
 if [ $status -ne 0 ]; then

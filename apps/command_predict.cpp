@@ -25,6 +25,9 @@ int run_predict(const std::vector<std::string>& argv) {
   arguments.option("labels", "CSV", "", "draw these true boxes on the overlays too");
   arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the parent of --images)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
+  arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
+  arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
+                   "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find), or deterministic ones only");
   if (!arguments.parse(argv)) return 0;
   PredictSettings settings;
   settings.checkpoint = arguments.text("checkpoint");
@@ -39,6 +42,8 @@ int run_predict(const std::vector<std::string>& argv) {
   settings.labels = arguments.text("labels");
   settings.cache_dir = arguments.text("cache-dir");
   settings.max_unreadable_fraction = arguments.number("max-unreadable");
+  settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+  settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
   // Checked before any work: the submission replaces neither the checkpoint, the labels nor an image.
   require_outputs_distinct({{"--out", settings.out}}, {{"--checkpoint", settings.checkpoint}, {"--labels", settings.labels}});
   require_not_an_image_of("--out", settings.out, settings.images_dir);

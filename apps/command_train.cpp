@@ -48,6 +48,10 @@ int run_train(const std::vector<std::string>& argv) {
                    "under mpirun: batch-norm statistics over the global batch (equal to one process) or each rank's slice");
   arguments.option("gradient-buckets", "MB", "0",
                    "under mpirun: sum the gradients in buckets of MB overlapped with the backward pass (0: one sum after it)");
+  arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
+  arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
+                   "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find, as PyTorch's "
+                   "cudnn.benchmark), or deterministic ones only (a resumed GPU run then repeats bit for bit)");
   arguments.option("inspect-every", "K", "0", "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
                    "(draw them with pneumo inspect --run RUN_DIR); 0 = off");
   if (!arguments.parse(argv)) return 0;
@@ -58,7 +62,7 @@ int run_train(const std::vector<std::string>& argv) {
   if (!arguments.text("resume").empty()) {
     for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "dropout", "batch", "epochs", "lr",
                              "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold",
-                             "bn-statistics", "force", "run-dir"})
+                             "bn-statistics", "force", "run-dir", "tf32", "cudnn"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
@@ -116,6 +120,8 @@ int run_train(const std::vector<std::string>& argv) {
     if (statistics != "global" && statistics != "per-rank")
       throw Error("--bn-statistics expects global or per-rank, got '" + statistics + "'");
     settings.synchronized_batch_norm = statistics == "global";
+    settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+    settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
     settings.inspect_every = arguments.integer("inspect-every");
     settings.gradient_bucket_mb = arguments.number("gradient-buckets");
     outcome = run_training(settings, false);

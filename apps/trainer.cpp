@@ -115,6 +115,10 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
 
   prepare_data();
   network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
+  network_->set_allow_tf32(settings_.tf32);
+  network_->set_cudnn_search(parse_cudnn_search(settings_.cudnn));
+  if (device_ == Device::CUDA)
+    log_.line("cuDNN: algorithms by " + settings_.cudnn + ", TF32 " + (settings_.tf32 ? "on" : "off"));
   if (ranks > 1 && settings_.synchronized_batch_norm) network_->set_batch_norm_communicator(communicator_);
   if (resume && path_exists(last_path_)) {
     restore(last_path_);

@@ -52,6 +52,8 @@ std::map<std::string, std::string> settings_to_map(const TrainSettings& settings
   values["max_unreadable_fraction"] = exact_number(settings.max_unreadable_fraction);
   values["batch_norm_statistics"] = settings.synchronized_batch_norm ? "global" : "per-rank";
   values["conv_algorithms"] = settings.conv_algorithms;
+  values["tf32"] = settings.tf32 ? "on" : "off";
+  values["cudnn"] = settings.cudnn;
   add_network_metadata(values, settings.network);
   return values;
 }
@@ -115,6 +117,14 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
     throw Error(source + ": field 'batch_norm_statistics' expects global or per-rank, got '" + statistics + "'");
   settings.synchronized_batch_norm = statistics == "global";
   settings.conv_algorithms = values.count("conv_algorithms") ? values.at("conv_algorithms") : "";  // absent before it was recorded
+  // Absent in runs from before they were recorded: the defaults those runs had.
+  const std::string tf32 = values.count("tf32") ? values.at("tf32") : "off";
+  if (tf32 != "on" && tf32 != "off")
+    throw Error(source + ": field 'tf32' expects on or off, got " + quoted(tf32, 60));
+  settings.tf32 = tf32 == "on";
+  settings.cudnn = values.count("cudnn") ? values.at("cudnn") : "heuristic";
+  if (settings.cudnn != "heuristic" && settings.cudnn != "find" && settings.cudnn != "deterministic")
+    throw Error(source + ": field 'cudnn' expects heuristic, find or deterministic, got " + quoted(settings.cudnn, 60));
   settings.network = network_config_from_metadata(values, source);
   // Values that cannot run are reported under the file's field names (not the CLI's flags).
   auto refuse = [&](const char* key, const std::string& expected) {

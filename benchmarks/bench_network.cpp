@@ -46,6 +46,7 @@ struct Options {
   bool layers = false;
   bool constant_weights = true;  // inference: filters prepared once (Network::set_constant_weights)
   bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores
+  CudnnSearch cudnn_search = CudnnSearch::Heuristic;  // CUDA: how cuDNN's algorithms are chosen
 };
 
 void declare_options(cli::Arguments& arguments) {
@@ -63,6 +64,9 @@ void declare_options(cli::Arguments& arguments) {
                  "training does, instead of once");
   arguments.option("tf32", "on|off", "off",
                    "CUDA: TF32 tensor cores in cuDNN (PyTorch's cuDNN default is on, pneumo's off)");
+  arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
+                   "CUDA: cuDNN's algorithm per shape from its heuristic, timed (find, as PyTorch's "
+                   "cudnn.benchmark=True), or deterministic ones only");
 }
 
 Options read_options(const cli::Arguments& arguments) {
@@ -78,6 +82,7 @@ Options read_options(const cli::Arguments& arguments) {
   options.layers = arguments.has("layers");
   options.constant_weights = !arguments.has("no-constant-weights");
   options.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+  options.cudnn_search = parse_cudnn_search(arguments.choice("cudnn", {"heuristic", "find", "deterministic"}));
   return options;
 }
 
@@ -210,6 +215,7 @@ int time_network(const cli::Arguments& arguments) {
   Context context(device);
   Network network(device, options.config, 1);
   network.set_allow_tf32(options.tf32);
+  network.set_cudnn_search(options.cudnn_search);
   Adam adam(AdamConfig{});
   const NetworkConfig& config = network.config();
   const int64_t N = options.batch, S = config.input_size;

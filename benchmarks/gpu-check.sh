@@ -31,7 +31,7 @@
 #                 (logs/ itself when the check was killed before it could pack them).
 # Environment: BUILD_DIR (build-gpu), DEVICE (cuda), BATCH (32), REPEATS (5), SIZE (256),
 # PYTHON (python3), CUDA_ARCH (native with a GPU, else 90), SKIP_BUILD=1, CTEST_REGEX,
-# BUDGET_S (480), JOBS (nproc), TEST_TIMEOUT_S (60, per test), GPU_TESTS_S (150, stage 3),
+# BUDGET_S (480), JOBS (nproc), BUILD_S (300), TEST_TIMEOUT_S (60, per test), GPU_TESTS_S (150, stage 3),
 # SANITIZE (1; 0 skips stage 4), SANITIZE_S (150, stage 4 in all), EXTRA_CMAKE_ARGS (appended to the
 # configure command, split at spaces), PREFER_WHEELS=1 (cuDNN, cuBLAS, NCCL from the Python
 # environment's nvidia wheels before the toolkit's, as on a machine whose toolkit lacks them).
@@ -52,6 +52,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 CTEST_REGEX=${CTEST_REGEX:-}
 TEST_TIMEOUT_S=${TEST_TIMEOUT_S:-60}
 GPU_TESTS_S=${GPU_TESTS_S:-150}
+BUILD_S=${BUILD_S:-300}
 SANITIZE=${SANITIZE:-1}
 SANITIZE_S=${SANITIZE_S:-150}
 DRY_RUN=0
@@ -274,8 +275,9 @@ REST_CTEST=("${CTEST[@]}" -LE gpu)
 SANITIZED=("test_connected_components|GPU labelling*" "test_batch_norm|BatchNorm2d CPU vs CUDA parity*"
            "test_loss|CUDA loss*" "test_pointwise_layers|*CUDA parity*" "test_adam|Adam on CUDA*"
            "test_postprocess|GPU post-processing*")
+# --cudnn find: cuDNN's algorithms timed per shape, as PyTorch's cudnn.benchmark=True (like with like).
 BENCH=(env -u PNEUMO_CUDA_SYNC "$BUILD_DIR/bench_network" --device "$DEVICE" --size "$SIZE" --batch "$BATCH"
-       --repeats "$REPEATS" --layers)
+       --repeats "$REPEATS" --layers --cudnn find)
 # The comparison reads bench_network's result instead of timing it again.
 COMPARE=(env -u PNEUMO_CUDA_SYNC "$PYTHON" "$ROOT/benchmarks/pytorch_network.py" --device "$DEVICE" --size "$SIZE"
          --batch "$BATCH" --repeats "$REPEATS")
@@ -322,7 +324,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
   note "building with $JOBS jobs, keep going"
   BUILD_START=$(date +%s)
   # shellcheck disable=SC2086
-  limited "$(stage_limit 300 240)" "${BUILD[@]}" $KEEP_GOING > "$LOG_DIR/build.log" 2>&1
+  limited "$(stage_limit "$BUILD_S" 240)" "${BUILD[@]}" $KEEP_GOING > "$LOG_DIR/build.log" 2>&1
   BUILD_STATUS=$?
   if (( BUILD_STATUS == 0 )); then
     report "build: ok in $(( $(date +%s) - BUILD_START )) s"

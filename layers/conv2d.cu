@@ -3,8 +3,11 @@
 // is the context's shared grow-only one. The bias gradient is a cuBLAS GEMV against a ones
 // vector (Caffe's bias multiplier), which accumulates with beta = 1 like the cuDNN calls.
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdio>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -80,6 +83,11 @@ struct ForwardDirection {
                                                   plan.convolution.get(), plan.output.get(),
                                                   count, returned, results);
   }
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                            Perf* results) {
+    return cudnnFindConvolutionForwardAlgorithm(cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(),
+                                                plan.output.get(), count, returned, results);
+  }
   static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
                                  Algorithm algorithm, size_t* bytes) {
     return cudnnGetConvolutionForwardWorkspaceSize(cudnn, plan.input.get(), plan.filter.get(),
@@ -108,6 +116,12 @@ struct BackwardDataDirection {
                                                        plan.convolution.get(), plan.input.get(),
                                                        count, returned, results);
   }
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                            Perf* results) {
+    return cudnnFindConvolutionBackwardDataAlgorithm(cudnn, plan.filter.get(), plan.output.get(),
+                                                     plan.convolution.get(), plan.input.get(), count, returned,
+                                                     results);
+  }
   static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
                                  Algorithm algorithm, size_t* bytes) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, plan.filter.get(),
@@ -135,6 +149,12 @@ struct BackwardFilterDirection {
         cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
         count, returned, results);
   }
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                            Perf* results) {
+    return cudnnFindConvolutionBackwardFilterAlgorithm(cudnn, plan.input.get(), plan.output.get(),
+                                                       plan.convolution.get(), plan.filter.get(), count, returned,
+                                                       results);
+  }
   static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
                                  Algorithm algorithm, size_t* bytes) {
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(
@@ -157,19 +177,33 @@ struct ChosenAlgorithm {
   size_t workspace = 0;
 };
 
-// Asks the heuristic for its ranked candidates, then takes the first that is usable
-// (choose_conv_algorithm: heuristic status, math, workspace query, workspace limit). The
-// descriptor's math type is the candidate's while its workspace is queried and `requested_math`
-// again on return. Throws, naming the layer, the shape and every candidate tried, when none is.
+// Asks cuDNN for its ranked candidates (the heuristic, or with CudnnSearch::Find every
+// algorithm timed on this shape), then takes the first that is usable (choose_conv_algorithm:
+// status, math, determinism when asked, workspace query, workspace limit). The descriptor's math
+// type is the candidate's while its workspace is queried and `requested_math` again on return.
+// Throws, naming the layer, the shape and every candidate tried, when none is usable.
+// A find runs once per (direction, shape, TF32) in a process: layers of the same shape share it,
+// and each is reported on stderr with the times (bounded: cuDNN times each algorithm once).
 template <typename Direction>
 ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t cudnn,
                                             bool allow_tf32, cudnnMathType_t requested_math,
                                             const std::string& layer_name,
-                                            const std::string& shape) {
+                                            const std::string& shape, CudnnSearch search) {
+  static std::mutex found_mutex;
+  static std::map<std::string, ChosenAlgorithm<Direction>> found;  // by shape: finds already run
+  if (search == CudnnSearch::Find) {
+    std::lock_guard<std::mutex> lock(found_mutex);
+    const auto known = found.find(shape);
+    if (known != found.end()) return known->second;
+  }
   int count = 0, returned = 0;
   PNEUMO_CUDNN_CHECK(Direction::max_count(cudnn, &count));
   std::vector<typename Direction::Perf> results(static_cast<size_t>(std::max(count, 1)));
-  PNEUMO_CUDNN_CHECK(Direction::heuristic(cudnn, plan, count, &returned, results.data()));
+  const auto find_start = std::chrono::steady_clock::now();
+  if (search == CudnnSearch::Find)
+    PNEUMO_CUDNN_CHECK(Direction::find(cudnn, plan, count, &returned, results.data()));
+  else
+    PNEUMO_CUDNN_CHECK(Direction::heuristic(cudnn, plan, count, &returned, results.data()));
   results.resize(static_cast<size_t>(std::max(0, std::min(returned, count))));
 
   std::vector<ConvAlgorithmCandidate> candidates;
@@ -180,6 +214,8 @@ ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t 
     candidate.heuristic_ok = perf.status == CUDNN_STATUS_SUCCESS;
     candidate.heuristic_status = cudnnGetErrorString(perf.status);
     candidate.math = algorithm_math(perf.mathType);
+    candidate.deterministic = perf.determinism == CUDNN_DETERMINISTIC;
+    if (search == CudnnSearch::Find) candidate.milliseconds = perf.time;
     candidates.push_back(candidate);
   }
   const ConvWorkspaceQuery query = [&](const ConvAlgorithmCandidate& candidate, size_t* bytes) {
@@ -190,16 +226,25 @@ ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t 
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
     return status == CUDNN_STATUS_SUCCESS ? std::string() : std::string(cudnnGetErrorString(status));
   };
-  const ConvAlgorithmChoice choice =
-      choose_conv_algorithm(candidates, allow_tf32, kMaxWorkspaceBytes, query);
+  const ConvAlgorithmChoice choice = choose_conv_algorithm(candidates, allow_tf32, kMaxWorkspaceBytes, query,
+                                                           search == CudnnSearch::Deterministic);
   if (choice.index < 0)
     throw Error(no_conv_algorithm_message(layer_name, Direction::kName, shape, choice));
   const auto& perf = results[static_cast<size_t>(choice.index)];
-  return {perf.algo, math_for(perf.mathType, allow_tf32), choice.workspace_bytes};
+  const ChosenAlgorithm<Direction> chosen{perf.algo, math_for(perf.mathType, allow_tf32), choice.workspace_bytes};
+  if (search == CudnnSearch::Find) {
+    const double milliseconds =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - find_start).count();
+    std::fprintf(stderr, "cudnn find: %s %s: %s (%zu algorithms timed in %.0f ms)\n", Direction::kName,
+                 shape.c_str(), choice.tried.back().c_str(), results.size(), milliseconds);
+    std::lock_guard<std::mutex> lock(found_mutex);
+    found.emplace(shape, chosen);
+  }
+  return chosen;
 }
 
 void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g,
-                bool allow_tf32, const std::string& layer_name) {
+                bool allow_tf32, CudnnSearch search, const std::string& layer_name) {
   const int N = to_int(g.N, "N"), H = to_int(g.H, "H"), W = to_int(g.W, "W");
   const int C = to_int(g.C, "C"), K = to_int(g.K, "K"), R = g.kernel_size, pad = g.padding();
   to_int(g.pixels() * std::max(g.C, g.K), "tensor size");
@@ -218,17 +263,17 @@ void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry&
   const std::string shape = geometry_string(g) + (allow_tf32 ? " (TF32 allowed)" : " (fp32)");
 
   const auto forward = choose_algorithm<ForwardDirection>(plan, cudnn, allow_tf32, requested_math,
-                                                          layer_name, shape);
+                                                          layer_name, shape, search);
   plan.forward_algorithm = forward.algorithm;
   plan.forward_math = forward.math;
   plan.forward_workspace = forward.workspace;
   const auto backward_data = choose_algorithm<BackwardDataDirection>(
-      plan, cudnn, allow_tf32, requested_math, layer_name, shape);
+      plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
   plan.backward_data_algorithm = backward_data.algorithm;
   plan.backward_data_math = backward_data.math;
   plan.backward_data_workspace = backward_data.workspace;
   const auto backward_filter = choose_algorithm<BackwardFilterDirection>(
-      plan, cudnn, allow_tf32, requested_math, layer_name, shape);
+      plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
   plan.backward_filter_algorithm = backward_filter.algorithm;
   plan.backward_filter_math = backward_filter.math;
   plan.backward_filter_workspace = backward_filter.workspace;
@@ -239,25 +284,28 @@ void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry&
 class Conv2dCudaPlans {
  public:
   explicit Conv2dCudaPlans(std::string layer_name) : layer_name_(std::move(layer_name)) {}
+  void set_search(CudnnSearch search) { search_ = search; }
   Conv2dCudaPlan& get(CudaResources& resources, const Conv2dGeometry& g, bool allow_tf32) {
-    const auto key = std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32);
+    const auto key = std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32, static_cast<int>(search_));
     auto found = plans_.find(key);
     if (found != plans_.end()) return *found->second;
     auto plan = std::make_unique<Conv2dCudaPlan>();
-    build_plan(*plan, resources.cudnn(), g, allow_tf32, layer_name_);
+    build_plan(*plan, resources.cudnn(), g, allow_tf32, search_, layer_name_);
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
 
  private:
   std::string layer_name_;  // for errors, e.g. "block1_1.conv1"
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool>,
-           std::unique_ptr<Conv2dCudaPlan>>
+  CudnnSearch search_ = CudnnSearch::Heuristic;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool, int>, std::unique_ptr<Conv2dCudaPlan>>
       plans_;
 };
 
 std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer_name) {
   return std::make_shared<Conv2dCudaPlans>(layer_name);
 }
+
+void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search) { plans.set_search(search); }
 
 void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
                          bool allow_tf32, float* output, const float* input, const float* weight,
@@ -335,6 +383,7 @@ void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& in
                           Tensor& output, bool) {
   const Tensor& input = *inputs[0];
   if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
+  cuda_plans_->set_search(cudnn_search_);
   conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
                       output.data(), input.data(), weight_.data(),
                       has_bias_ ? bias_.data() : nullptr);
@@ -345,6 +394,7 @@ void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& i
                            const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
   if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
+  cuda_plans_->set_search(cudnn_search_);
   conv2d_backward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
                        input_gradients[0] ? input_gradients[0]->data() : nullptr,
                        weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "layers/conv2d_algorithm.h"
 #include "layers/layer.h"
 
 namespace pneumo {
@@ -182,6 +183,10 @@ class Conv2d : public Layer {
   // CUDA only: let cuDNN use TF32 tensor cores (faster, ~1e-3 relative error). Off by default, so
   // the GPU computes in full fp32 like the CPU path.
   void set_allow_tf32(bool allow);
+  // CUDA only: how cuDNN's algorithm is chosen per shape (heuristic, find = timed like PyTorch's
+  // cudnn.benchmark, deterministic = the same bits every run); layers/conv2d_algorithm.h.
+  void set_cudnn_search(CudnnSearch search) { cudnn_search_ = search; }
+  CudnnSearch cudnn_search() const { return cudnn_search_; }
   // CPU only: run this layer's `direction` (or every direction) with `algorithm` (Auto
   // included) instead of default_conv_algorithms(); throws at run time if it cannot.
   void set_conv_algorithm(ConvDirection direction, ConvAlgorithm algorithm) {
@@ -238,6 +243,7 @@ class Conv2d : public Layer {
   int kernel_size_;
   bool has_bias_;
   bool allow_tf32_ = false;
+  CudnnSearch cudnn_search_ = CudnnSearch::Heuristic;
   std::optional<ConvAlgorithm> algorithms_[3];  // per ConvDirection; unset: the default list
   Tensor weight_, weight_gradient_;  // views (K,R,S,C)
   Tensor bias_, bias_gradient_;      // views (K); empty without bias

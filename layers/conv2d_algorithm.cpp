@@ -2,6 +2,10 @@
 // logic is tested on the CPU.
 #include "layers/conv2d_algorithm.h"
 
+#include <cstdio>
+
+#include "engine/check.h"
+
 namespace pneumo {
 
 namespace {
@@ -18,9 +22,24 @@ std::string bytes_text(size_t bytes) {
 
 }  // namespace
 
+const char* cudnn_search_name(CudnnSearch search) {
+  switch (search) {
+    case CudnnSearch::Find: return "find";
+    case CudnnSearch::Deterministic: return "deterministic";
+    default: return "heuristic";
+  }
+}
+
+CudnnSearch parse_cudnn_search(const std::string& name) {
+  for (CudnnSearch search : {CudnnSearch::Heuristic, CudnnSearch::Find, CudnnSearch::Deterministic})
+    if (name == cudnn_search_name(search)) return search;
+  throw Error("cuDNN algorithm search: expected heuristic, find or deterministic, got " + quoted(name));
+}
+
 ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
                                           bool allow_tf32, size_t max_workspace_bytes,
-                                          const ConvWorkspaceQuery& workspace_query) {
+                                          const ConvWorkspaceQuery& workspace_query,
+                                          bool require_deterministic) {
   ConvAlgorithmChoice choice;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const ConvAlgorithmCandidate& candidate = candidates[i];
@@ -37,6 +56,10 @@ ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandida
       choice.tried.push_back(name + ": skipped, tensor-op (TF32) math while TF32 is off");
       continue;
     }
+    if (require_deterministic && !candidate.deterministic) {
+      choice.tried.push_back(name + ": skipped, not deterministic");
+      continue;
+    }
     size_t bytes = 0;
     const std::string failure = workspace_query(candidate, &bytes);
     if (!failure.empty()) {
@@ -48,7 +71,9 @@ ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandida
                              bytes_text(max_workspace_bytes) + " limit");
       continue;
     }
-    choice.tried.push_back(name + ": chosen, workspace " + bytes_text(bytes));
+    char timed[48] = "";
+    if (candidate.milliseconds >= 0) std::snprintf(timed, sizeof timed, ", timed %.3f ms", candidate.milliseconds);
+    choice.tried.push_back(name + ": chosen, workspace " + bytes_text(bytes) + timed);
     choice.index = static_cast<int>(i);
     choice.workspace_bytes = bytes;
     return choice;

@@ -15,6 +15,17 @@ namespace pneumo {
 // fp16 down-conversion (TensorOpConversion) never is.
 enum class ConvAlgorithmMath { Default, Fma, TensorOp, TensorOpConversion };
 
+// How cuDNN's candidates are ranked (`--cudnn`, bench_network, config.txt's cudnn):
+//   heuristic      cuDNN's heuristic (cudnnGet*Algorithm_v7): no timing, the default
+//   find           cuDNN times every algorithm on the real shape once per process
+//                  (cudnnFind*Algorithm, like PyTorch's cudnn.benchmark=True) and ranks by time
+//   deterministic  the heuristic's ranking, keeping only algorithms that give the same bits every
+//                  run (perf.determinism): a resumed GPU run then repeats an uninterrupted one
+enum class CudnnSearch { Heuristic, Find, Deterministic };
+const char* cudnn_search_name(CudnnSearch search);  // "heuristic", "find", "deterministic"
+// Parses those names; pneumo::Error listing them otherwise.
+CudnnSearch parse_cudnn_search(const std::string& name);
+
 // One entry of the heuristic's ranked list (cudnnConvolution*AlgoPerf_t).
 struct ConvAlgorithmCandidate {
   int algorithm = 0;               // the cuDNN enum value
@@ -22,6 +33,8 @@ struct ConvAlgorithmCandidate {
   bool heuristic_ok = true;        // perf.status == CUDNN_STATUS_SUCCESS
   std::string heuristic_status;    // perf.status's name, e.g. "CUDNN_STATUS_NOT_SUPPORTED"
   ConvAlgorithmMath math = ConvAlgorithmMath::Fma;
+  bool deterministic = true;       // perf.determinism == CUDNN_DETERMINISTIC
+  double milliseconds = -1;        // perf.time from a find (-1: the heuristic, untimed)
 };
 
 // Asks the library for the candidate's workspace. Returns "" and sets *bytes on success, or the
@@ -35,13 +48,15 @@ struct ConvAlgorithmChoice {
   std::vector<std::string> tried;  // one line per candidate examined: "NAME (n): outcome"
 };
 
-// Walks the candidates in the heuristic's order and returns the first whose heuristic status is
-// success, whose math is acceptable (allow_tf32, see ConvAlgorithmMath), whose workspace query
-// succeeds and whose workspace fits max_workspace_bytes. Candidates that fail are recorded in
-// `tried` with the reason and skipped (as PyTorch does), never thrown on.
+// Walks the candidates in their order (the heuristic's rank, or a find's times) and returns the
+// first whose status is success, whose math is acceptable (allow_tf32, see ConvAlgorithmMath),
+// that is deterministic when require_deterministic, whose workspace query succeeds and whose
+// workspace fits max_workspace_bytes. Candidates that fail are recorded in `tried` with the
+// reason and skipped (as PyTorch does), never thrown on.
 ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
                                           bool allow_tf32, size_t max_workspace_bytes,
-                                          const ConvWorkspaceQuery& workspace_query);
+                                          const ConvWorkspaceQuery& workspace_query,
+                                          bool require_deterministic = false);
 
 // The error message when no candidate is usable: names the layer, the direction ("forward",
 // "backward-data", "backward-filter"), the shape and every candidate tried with its outcome.

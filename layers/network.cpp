@@ -191,6 +191,11 @@ void Network::set_allow_tf32(bool allow) {
     if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_allow_tf32(allow);
 }
 
+void Network::set_cudnn_search(CudnnSearch search) {
+  for (NetworkNode& node : nodes_)
+    if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_cudnn_search(search);
+}
+
 Shape Network::input_shape(int64_t batch) const {
   return {batch, config_.input_size, config_.input_size, 1};
 }

@@ -25,6 +25,7 @@
 #include "engine/context.h"
 #include "engine/parameters.h"
 #include "engine/tensor.h"
+#include "layers/conv2d_algorithm.h"
 #include "layers/layer.h"
 
 namespace pneumo {
@@ -91,6 +92,8 @@ class Network {
   // CUDA only: lets every convolution use TF32 tensor cores (Conv2d::set_allow_tf32); off by
   // default, so the GPU computes in full fp32 like the CPU.
   void set_allow_tf32(bool allow);
+  // CUDA only: how every convolution's cuDNN algorithm is chosen (Conv2d::set_cudnn_search).
+  void set_cudnn_search(CudnnSearch search);
   // In place (on by default): a LeakyReLU writes over its batch norm's output and a residual
   // Add over its conv2's output (Layer::can_overwrite_input), which saves those buffers. Results
   // are bit-identical either way, but the overwritten nodes' outputs then hold their

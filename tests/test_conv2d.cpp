@@ -873,6 +873,25 @@ TEST_CASE("cuDNN algorithm choice: TF32 allowed takes tensor-op math; the first 
   CHECK(without.workspace_bytes == 0);
 }
 
+TEST_CASE("cuDNN algorithm choice: deterministic mode passes over non-deterministic candidates; a find's times") {
+  std::vector<ConvAlgorithmCandidate> candidates = {candidate(1, "ALGO_1"), candidate(0, "ALGO_0")};
+  candidates[0].deterministic = false;  // e.g. backward-filter ALGO_0/ALGO_3 (atomics)
+  candidates[0].milliseconds = 0.25;    // as ranked by a find: fastest first
+  candidates[1].milliseconds = 0.5;
+  FakeWorkspaceQuery fake;
+  const ConvAlgorithmChoice fastest = choose_conv_algorithm(candidates, false, 1000, fake.callback());
+  CHECK(fastest.index == 0);
+  CHECK(fastest.tried.back() == "ALGO_1 (1): chosen, workspace 0 bytes, timed 0.250 ms");
+  const ConvAlgorithmChoice deterministic = choose_conv_algorithm(candidates, false, 1000, fake.callback(), true);
+  CHECK(deterministic.index == 1);
+  REQUIRE(deterministic.tried.size() == 2);
+  CHECK(deterministic.tried[0] == "ALGO_1 (1): skipped, not deterministic");
+  CHECK(parse_cudnn_search("find") == CudnnSearch::Find);
+  CHECK(std::string(cudnn_search_name(CudnnSearch::Deterministic)) == "deterministic");
+  CHECK_THROWS_WITH_AS(parse_cudnn_search("fastest"), doctest::Contains("expected heuristic, find or deterministic"),
+                       Error);
+}
+
 TEST_CASE("cuDNN algorithm choice: when nothing is usable the error names layer, shape and tries") {
   const std::vector<ConvAlgorithmCandidate> candidates = {candidate(1, "ALGO_1", false),
                                                           candidate(0, "ALGO_0")};

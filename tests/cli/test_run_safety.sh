@@ -176,5 +176,12 @@ check "resume without the flag computes with the run's setting, bit for bit the 
 one_line_error "resume with another --conv-algo is refused" 1 "cannot be changed when resuming" \
   "$pneumo" train --resume "$work/wino2" --conv-algo direct,gemm
 
+# ---- the GPU's numerics settings are part of the run too ----------------------------------------
+check "config.txt records TF32 and the cuDNN search" "grep -qx 'tf32 = off' $work/wino/config.txt && grep -qx 'cudnn = heuristic' $work/wino/config.txt"
+one_line_error "--cudnn takes heuristic, find or deterministic" 2 "--cudnn expects one of heuristic, find, deterministic" \
+  "$pneumo" train "${small[@]}" --run-dir "$work/cudnn" --cudnn fastest
+one_line_error "resume with another --cudnn is refused" 1 "--cudnn cannot be changed when resuming" \
+  "$pneumo" train --resume "$work/wino2" --cudnn deterministic
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
