@@ -21,7 +21,7 @@ struct PredictSettings {
   double threshold = 0.5;
   double max_unreadable_fraction = 0.0;
   bool tf32 = false;                  // CUDA: TF32 tensor cores in cuDNN (off: full fp32)
-  std::string cudnn = "heuristic";    // CUDA: heuristic, find or deterministic (layers/conv2d_algorithm.h)
+  std::string cudnn = "heuristic";    // CUDA: heuristic, find or deterministic (layers/conv2d_cudnn_algorithm.h)
 };
 
 struct PredictOutcome {

@@ -54,7 +54,7 @@ struct TrainSettings {
   // "auto"): recorded in config.txt and reused by --resume, so a resumed run computes the same.
   std::string conv_algorithms;
   // CUDA: TF32 tensor cores in cuDNN (off: full fp32) and how cuDNN's algorithms are chosen
-  // (heuristic, find, deterministic: layers/conv2d_algorithm.h). Part of the run (config.txt).
+  // (heuristic, find, deterministic: layers/conv2d_cudnn_algorithm.h). Part of the run (config.txt).
   bool tf32 = false;
   std::string cudnn = "heuristic";
   // Write a new run into a folder that holds other files, or replace the run already there.

@@ -16,7 +16,7 @@
 #include "engine/cuda_check.h"
 #include "engine/cuda_resources.h"
 #include "engine/memory.h"
-#include "layers/conv2d_algorithm.h"
+#include "layers/conv2d_cudnn_algorithm.h"
 #include "layers/conv2d_cuda.h"
 
 namespace pneumo {

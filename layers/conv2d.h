@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "layers/conv2d_algorithm.h"
+#include "layers/conv2d_cudnn_algorithm.h"
 #include "layers/layer.h"
 
 namespace pneumo {
@@ -184,7 +184,7 @@ class Conv2d : public Layer {
   // the GPU computes in full fp32 like the CPU path.
   void set_allow_tf32(bool allow);
   // CUDA only: how cuDNN's algorithm is chosen per shape (heuristic, find = timed like PyTorch's
-  // cudnn.benchmark, deterministic = the same bits every run); layers/conv2d_algorithm.h.
+  // cudnn.benchmark, deterministic = the same bits every run); layers/conv2d_cudnn_algorithm.h.
   void set_cudnn_search(CudnnSearch search) { cudnn_search_ = search; }
   CudnnSearch cudnn_search() const { return cudnn_search_; }
   // CPU only: run this layer's `direction` (or every direction) with `algorithm` (Auto

@@ -15,7 +15,7 @@ namespace pneumo {
 // (geometry, allow_tf32), filled on first use so algorithms are chosen once per input shape.
 // layer_name (e.g. "block1_1.conv1") names the layer in errors, such as "no usable algorithm".
 std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer_name = "");
-// How later plans rank cuDNN's algorithms (layers/conv2d_algorithm.h; default heuristic).
+// How later plans rank cuDNN's algorithms (layers/conv2d_cudnn_algorithm.h; default heuristic).
 void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search);
 
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); bias may be null.

@@ -25,7 +25,7 @@
 #include "engine/context.h"
 #include "engine/parameters.h"
 #include "engine/tensor.h"
-#include "layers/conv2d_algorithm.h"
+#include "layers/conv2d_cudnn_algorithm.h"
 #include "layers/layer.h"
 
 namespace pneumo {

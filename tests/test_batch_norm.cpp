@@ -18,8 +18,11 @@
 #include "engine/distributed.h"
 #include "engine/parameters.h"
 #include "layers/batch_norm.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
+
+using pneumo::testing::check_close;
 
 using namespace pneumo;
 using namespace pneumo::testing;
@@ -77,22 +80,6 @@ std::vector<double> reference_output(const Tensor& input, const std::vector<doub
     output[i] = gamma[c] * (input.data()[i] - mean[c]) / std::sqrt(variance[c] + epsilon) + beta[c];
   }
   return output;
-}
-
-// |actual - expected| <= absolute + relative * |expected| for every element.
-void check_close(const std::vector<float>& actual, const std::vector<double>& expected,
-                 double absolute, const char* what, double relative = 0.0) {
-  REQUIRE(actual.size() == expected.size());
-  int64_t failures = 0;
-  double worst = 0;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double difference = std::fabs(actual[i] - expected[i]);
-    if (!(difference <= absolute + relative * std::fabs(expected[i]))) ++failures;
-    worst = std::max(worst, difference);
-  }
-  CHECK_MESSAGE(failures == 0, what << ": " << failures << " of " << actual.size()
-                                    << " outside " << absolute << " + " << relative
-                                    << " * |expected|; worst |difference| " << worst);
 }
 
 std::vector<double> as_double(const std::vector<float>& values) {
@@ -157,11 +144,11 @@ TEST_CASE("BatchNorm2d training forward matches hand-computed statistics; runnin
   check_close(forward(layer, context, first, true).to_vector(),
               reference_output(first, first_statistics.mean, first_statistics.biased_variance,
                                gamma, beta, 1e-3),
-              2e-6, "training output, step 1");
+              2e-6, 0.0, "training output, step 1");
   check_close(forward(layer, context, second, true).to_vector(),
               reference_output(second, second_statistics.mean, second_statistics.biased_variance,
                                gamma, beta, 1e-3),
-              2e-6, "training output, step 2");
+              2e-6, 0.0, "training output, step 2");
 
   // Running statistics: momentum 0.9, unbiased variance, from zeros / ones.
   std::vector<double> running_mean(C), running_var(C);
@@ -170,15 +157,15 @@ TEST_CASE("BatchNorm2d training forward matches hand-computed statistics; runnin
     running_var[c] = 0.9 * (0.9 * 1.0 + 0.1 * first_statistics.unbiased_variance[c]) +
                      0.1 * second_statistics.unbiased_variance[c];
   }
-  check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6, "running_mean");
-  check_close(store.entry("bn.running_var").value.to_vector(), running_var, 1e-6, "running_var");
+  check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6, 0.0, "running_mean");
+  check_close(store.entry("bn.running_var").value.to_vector(), running_var, 1e-6, 0.0, "running_var");
 
   // Inference uses the running statistics and leaves them unchanged.
   Tensor third = channel_varied_input({1, 2, 2, C}, generator);
   check_close(forward(layer, context, third, false).to_vector(),
-              reference_output(third, running_mean, running_var, gamma, beta, 1e-3), 2e-6,
+              reference_output(third, running_mean, running_var, gamma, beta, 1e-3), 2e-6, 0.0,
               "inference output");
-  check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6,
+  check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6, 0.0,
               "running_mean after inference");
 }
 
@@ -196,7 +183,7 @@ TEST_CASE("BatchNorm2d statistics stay accurate for activations with a large mea
   check_close(forward(layer, context, input, true).to_vector(),
               reference_output(input, statistics.mean, statistics.biased_variance,
                                std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f), 1e-3),
-              2e-3, "normalized output");
+              2e-3, 0.0, "normalized output");
   std::vector<float> running_var = store.entry("bn.running_var").value.to_vector();
   for (int64_t c = 0; c < C; ++c)
     CHECK(running_var[c] == doctest::Approx(statistics.unbiased_variance[c]).epsilon(1e-4));
@@ -217,7 +204,7 @@ TEST_CASE("BatchNorm2d statistics: a drifting large mean, channel tiles with a t
   check_close(forward(layer, context, input, true).to_vector(),
               reference_output(input, statistics.mean, statistics.biased_variance,
                                std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f), 1e-3),
-              1e-4, "normalized output");
+              1e-4, 0.0, "normalized output");
   std::vector<float> running_mean = store.entry("bn.running_mean").value.to_vector();
   std::vector<float> running_var = store.entry("bn.running_var").value.to_vector();
   for (int64_t c = 0; c < C; ++c) {
@@ -383,13 +370,13 @@ PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, b
       // Sums are in double on both back ends in different orders, so the float statistics may
       // differ by an ulp; outputs and input gradients are O(1), running variances up to ~1e3,
       // dgamma and dbeta are sums over up to 131072 values of size O(1).
-      check_close(cuda_output.to_vector(), as_double(cpu_output.to_vector()), 1e-4, "output", 1e-4);
-      check_close(cuda_store.state().to_vector(), as_double(cpu_store.state().to_vector()), 1e-5,
-                  "running statistics", 1e-5);
-      check_close(cuda_gradient.to_vector(), as_double(cpu_gradient.to_vector()), 1e-4,
-                  "input gradient", 1e-4);
+      check_close(cuda_output.to_vector(), as_double(cpu_output.to_vector()), 1e-4, 1e-4, "output");
+      check_close(cuda_store.state().to_vector(), as_double(cpu_store.state().to_vector()), 1e-5, 1e-5,
+                  "running statistics");
+      check_close(cuda_gradient.to_vector(), as_double(cpu_gradient.to_vector()), 1e-4, 1e-4,
+                  "input gradient");
       check_close(cuda_store.gradients().to_vector(), as_double(cpu_store.gradients().to_vector()),
-                  1e-2, "gamma and beta gradients", 1e-4);
+                  1e-2, 1e-4, "gamma and beta gradients");
 
       // Deterministic: the same call again gives bit-identical results on the GPU.
       Tensor again = forward(cuda_layer, cuda, cuda_input, training);
@@ -472,7 +459,8 @@ Tensor stacked(const Tensor& first, const Tensor& second) {
   return both;
 }
 
-void check_close(const std::vector<float>& a, const std::vector<float>& b, double tolerance,
+// max |a - b| / (1e-3 + |b|) <= tolerance: a relative check with a floor for values near 0.
+void check_relative_close(const std::vector<float>& a, const std::vector<float>& b, double tolerance,
                  const char* what) {
   REQUIRE(a.size() == b.size());
   double worst = 0;
@@ -532,17 +520,17 @@ void check_synchronized_equals_stacked_batch(Device device) {
   Tensor single_gradient(device, batch.shape());
   single.backward(context, {&batch}, single_output, batch_probe, {&single_gradient});
 
-  check_close(stacked(outputs[0], outputs[1]).to_vector(), single_output.to_vector(), 1e-5, "outputs");
-  check_close(stacked(gradients[0], gradients[1]).to_vector(), single_gradient.to_vector(), 1e-4,
+  check_relative_close(stacked(outputs[0], outputs[1]).to_vector(), single_output.to_vector(), 1e-5, "outputs");
+  check_relative_close(stacked(gradients[0], gradients[1]).to_vector(), single_gradient.to_vector(), 1e-4,
               "input gradients");
   for (const char* name : {"bn.running_mean", "bn.running_var"})
     for (int r = 0; r < 2; ++r)
-      check_close(stores[r]->entry(name).value.to_vector(), single_store.entry(name).value.to_vector(), 1e-6, name);
+      check_relative_close(stores[r]->entry(name).value.to_vector(), single_store.entry(name).value.to_vector(), 1e-6, name);
   for (const char* name : {"bn.gamma", "bn.beta"}) {
     std::vector<float> sum = stores[0]->entry(name).gradient.to_vector();
     const std::vector<float> other_rank = stores[1]->entry(name).gradient.to_vector();
     for (size_t c = 0; c < sum.size(); ++c) sum[c] += other_rank[c];
-    check_close(sum, single_store.entry(name).gradient.to_vector(), 1e-4, name);
+    check_relative_close(sum, single_store.entry(name).gradient.to_vector(), 1e-4, name);
   }
   // Per-rank statistics (no communicator): rank 0's outputs are not the stacked batch's.
   BatchNorm2d per_rank(7);

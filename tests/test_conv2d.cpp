@@ -18,14 +18,17 @@
 #include "engine/context.h"
 #include "engine/parameters.h"
 #include "layers/conv2d.h"
-#include "layers/conv2d_algorithm.h"
+#include "layers/conv2d_cudnn_algorithm.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
 
-using namespace pneumo;
+using pneumo::testing::check_close;
 using pneumo::testing::check_gradient;
 using pneumo::testing::probe_objective;
 using pneumo::testing::random_tensor;
+
+using namespace pneumo;
 
 namespace {
 
@@ -114,25 +117,6 @@ void naive_backward(const Conv2dGeometry& g, const std::vector<float>& input,
             }
         }
 }
-
-// Every |actual - expected| <= absolute + relative * |expected|; reports the worst element.
-template <typename Expected>
-void check_close(const std::vector<float>& actual, const std::vector<Expected>& expected,
-                 double absolute, double relative, const std::string& what) {
-  REQUIRE(actual.size() == expected.size());
-  size_t failures = 0, worst = 0;
-  double worst_excess = -1e300;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double excess = std::fabs(actual[i] - static_cast<double>(expected[i])) -
-                          (absolute + relative * std::fabs(static_cast<double>(expected[i])));
-    if (excess > 0) ++failures;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-  }
-  INFO(what << ": " << failures << " of " << actual.size() << " outside tolerance; worst at "
-            << worst << ": " << actual[worst] << " vs " << static_cast<double>(expected[worst]));
-  CHECK(failures == 0);
-}
-
 
 // ---- the algorithms under test -----------------------------------------------------------------
 

@@ -21,7 +21,11 @@
 #include "layers/loss.h"
 #include "layers/network.h"
 #include "layers/training_step.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
+
+using pneumo::testing::max_abs;
+using pneumo::testing::max_abs_difference;
 
 using namespace pneumo;
 
@@ -45,19 +49,6 @@ const SafetensorsTensor& tensor(const SafetensorsContents& golden, const std::st
   const SafetensorsTensor* found = golden.find(name);
   if (!found) FAIL("golden fixture has no tensor " << name);
   return *found;
-}
-
-double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
-  return worst;
-}
-
-double max_abs(const std::vector<float>& values) {
-  double largest = 0;
-  for (float value : values) largest = std::max(largest, std::fabs(double(value)));
-  return largest;
 }
 
 void run_golden(Device device, const Tolerances& tolerance) {

@@ -20,14 +20,18 @@
 #include "layers/loss.h"
 #include "layers/network.h"
 #include "layers/training_step.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
 
-using namespace pneumo;
+using pneumo::testing::max_abs;
+using pneumo::testing::max_abs_difference;
 using pneumo::testing::check_gradient;
-using pneumo::testing::GradientCheckOptions;
 using pneumo::testing::probe_objective;
 using pneumo::testing::random_tensor;
+
+using namespace pneumo;
+using pneumo::testing::GradientCheckOptions;
 
 namespace {
 
@@ -48,19 +52,6 @@ void square_batch(int64_t N, int64_t S, uint64_t seed, Tensor& images, Tensor& m
         masks.data()[(n * S + y) * S + x] = 1.0f;
       }
   }
-}
-
-double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
-  return worst;
-}
-
-double max_abs(const std::vector<float>& values) {
-  double largest = 0;
-  for (float value : values) largest = std::max(largest, std::fabs(double(value)));
-  return largest;
 }
 
 const NetworkConfig kTiny{16, 2, 1, 2, 0.0f};  // input 16, channels 2, 1 block, depth 2

@@ -15,8 +15,11 @@
 #include "layers/max_pool.h"
 #include "layers/sigmoid.h"
 #include "layers/upsample.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
+
+using pneumo::testing::check_close;
 
 using namespace pneumo;
 using namespace pneumo::testing;
@@ -91,20 +94,6 @@ void check_backward_accumulates(Layer& layer, const std::vector<Tensor>& inputs,
     }
     CHECK(any_nonzero);
   }
-}
-
-void check_close(const std::vector<float>& actual, const std::vector<float>& expected,
-                 double absolute, double relative, const char* what) {
-  REQUIRE(actual.size() == expected.size());
-  int64_t failures = 0;
-  double worst = 0;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double difference = std::fabs(double(actual[i]) - double(expected[i]));
-    if (!(difference <= absolute + relative * std::fabs(double(expected[i])))) ++failures;
-    worst = std::max(worst, difference);
-  }
-  CHECK_MESSAGE(failures == 0, what << ": " << failures << " of " << actual.size()
-                                    << " elements differ; worst |difference| " << worst);
 }
 
 // Runs forward and backward on both back ends with the same inputs and probe and compares.

@@ -30,10 +30,6 @@ bool conv_direct_supported(int64_t out_channels) {
 #endif
 }
 
-bool conv_weight_gradient_direct_supported(int64_t in_channels) {
-  return conv_direct_supported(in_channels);  // same rule: AVX2 or AVX-512, multiple of 32
-}
-
 void pad_image_cpu(float* padded, const float* image, int64_t N, int64_t H, int64_t W, int64_t C) {
   const int64_t stride = padded_pixel_stride(C);
   parallel_for(N * (H + 2), 8, [&](int64_t begin, int64_t end) {

@@ -52,15 +52,11 @@ void conv_direct_cpu(float* output, const float* input, const float* packed, con
                      int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int kernel_size,
                      bool accumulate);
 
-// True when this CPU runs AVX-512 or AVX2+FMA and in_channels is a multiple of 32 (the weight-gradient
-// kernel's vector width over input channels).
-bool conv_weight_gradient_direct_supported(int64_t in_channels);
-
 // weight_gradient (K,R,R,C) += sum over pixels of output_gradient (N,H,W,K)[n,h,w,k] *
 // input[n, h+i, w+j, c] (ACCUMULATES). R = 3: input is pad_image_cpu's padded image; R = 1:
 // the (N,H,W,C) image. `partials` must hold (cpu_thread_count()-1) * K*R*R*C floats: each
-// extra thread sums its rows there, then they are added in. Requires
-// conv_weight_gradient_direct_supported(C).
+// extra thread sums its rows there, then they are added in. Requires conv_direct_supported(C):
+// the same rule over input channels (the kernel's vector width), AVX2 or AVX-512.
 void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input,
                                      const float* output_gradient, int64_t N, int64_t H,
                                      int64_t W, int64_t C, int64_t K, int kernel_size,

@@ -1,6 +1,6 @@
-// See layers/conv2d_algorithm.h. Compiled into every build (no cuDNN needed), so the selection
+// See layers/conv2d_cudnn_algorithm.h. Compiled into every build (no cuDNN needed), so the selection
 // logic is tested on the CPU.
-#include "layers/conv2d_algorithm.h"
+#include "layers/conv2d_cudnn_algorithm.h"
 
 #include <cstdio>
 
