@@ -253,6 +253,7 @@ fi
 if (( ${#LIBRARY_DIRS[@]} )); then
   export LD_LIBRARY_PATH="$(IFS=:; echo "${LIBRARY_DIRS[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+export PNEUMO_GPU_CHECK_RUNNING=1  # tests/benchmarks/test_gpu_check.sh does not start the check again
 export PNEUMO_CUDA_SYNC=1  # tests and sanitizer: every launch synchronises, so a fault names its kernel
 
 ARCH=${CUDA_ARCH:-}
