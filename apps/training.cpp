@@ -164,7 +164,7 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.depth"] = std::to_string(config.depth);
   metadata["network.leaky_slope"] = exact_number(config.leaky_slope);
   metadata["network.dropout"] = exact_number(config.dropout);
-  // What an outsider needs besides the tensors to rebuild the model (README "Using a checkpoint
+  // What an outsider needs besides the tensors to rebuild the model (layers/checkpoint.md, "Using a checkpoint
   // elsewhere"); informational: read back by nothing in pneumo.
   auto shortest = [](float value) {  // the shortest decimal that reads back as this float: "0.001"
     char text[32];

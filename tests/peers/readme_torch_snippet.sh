@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CTest readme_torch_snippet: runs the README's "Using a checkpoint elsewhere" PyTorch block (the
+# CTest readme_torch_snippet: runs layers/checkpoint.md's "Using a checkpoint elsewhere" PyTorch block (the
 # code fence after <!-- readme_torch_snippet -->) on a checkpoint made of the ONNX fixture's trained
 # weights, then checks the module's probabilities for the fixture's four synthetic DICOMs against
 # pneumo's (as ONNX Runtime reproduced them, within 4e-7) to 2e-5. Python: $PNEUMO_TORCH_PYTHON,
@@ -19,8 +19,8 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 awk '/<!-- readme_torch_snippet -->/ {armed = 1; next} armed && /^```python/ {inside = 1; next}
-     inside && /^```/ {exit} inside {print}' README.md > "$work/snippet.py"
-[ -s "$work/snippet.py" ] || { echo "README.md: no python block after <!-- readme_torch_snippet -->"; exit 1; }
+     inside && /^```/ {exit} inside {print}' layers/checkpoint.md > "$work/snippet.py"
+[ -s "$work/snippet.py" ] || { echo "layers/checkpoint.md: no python block after <!-- readme_torch_snippet -->"; exit 1; }
 "$python" - "$work" <<'PY'
 import json, struct, sys
 import numpy as np
@@ -58,7 +58,7 @@ write(f"{work}/model.safetensors", checkpoint, meta)
 
 source = open(f"{work}/snippet.py").read().replace("runs/run/best.safetensors", f"{work}/model.safetensors")
 namespace = {}
-exec(compile(source, "README.md (readme_torch_snippet)", "exec"), namespace)
+exec(compile(source, "layers/checkpoint.md (readme_torch_snippet)", "exec"), namespace)
 torch, model = namespace["torch"], namespace["model"]
 images = fixture["images"]  # (N,S,S,1) == (N,1,S,S) bytes
 n, s = images.shape[0], images.shape[1]
@@ -66,6 +66,6 @@ with torch.no_grad():
     probabilities = model(torch.from_numpy(images.reshape(n, 1, s, s).copy())).numpy()
 expected = fixture["ort.probabilities"].reshape(n, 1, s, s)
 error = float(np.abs(probabilities - expected).max())
-print(f"torch {torch.__version__}: README module vs pneumo on {n} images {s}x{s}: max |difference| {error:.3g} (tolerance 2e-5)")
+print(f"torch {torch.__version__}: checkpoint.md module vs pneumo on {n} images {s}x{s}: max |difference| {error:.3g} (tolerance 2e-5)")
 sys.exit(0 if error <= 2e-5 and expected.max() - expected.min() > 0.5 else 1)
 PY
