@@ -4,7 +4,7 @@
 # project's machines); without it the CPU back end still builds. dpkg-dev (dpkg-shlibdeps) lets
 # `cpack -G DEB` compute the package's Depends.
 set -euo pipefail
-packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang
+packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang clang-format
           libopenmpi-dev openmpi-bin
           libonnx-dev libprotobuf-dev python3-venv
           python3-numpy python3-torch python3-skimage python3-pydicom
