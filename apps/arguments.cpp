@@ -13,8 +13,8 @@ Arguments::Arguments(std::string command, std::string summary, std::string progr
 
 std::string Arguments::usage_name() const { return program_.empty() ? command_ : program_ + " " + command_; }
 
-void Arguments::option(const std::string& name, const std::string& value_name,
-                       const std::string& default_value, const std::string& help) {
+void Arguments::option(const std::string& name, const std::string& value_name, const std::string& default_value,
+                       const std::string& help) {
   order_.push_back(name);
   options_[name] = Option{value_name, default_value, help, false};
 }
@@ -24,8 +24,7 @@ void Arguments::flag(const std::string& name, const std::string& help) {
   options_[name] = Option{"", "", help, true};
 }
 
-void Arguments::positionals(const std::string& value_name, const std::string& help, size_t minimum,
-                            size_t maximum) {
+void Arguments::positionals(const std::string& value_name, const std::string& help, size_t minimum, size_t maximum) {
   positional_name_ = value_name;
   positional_help_ = help;
   positional_minimum_ = minimum;
@@ -158,8 +157,10 @@ std::string Arguments::help() const {
     const Option& option = options_.at(name);
     std::string left = "  --" + name + (option.is_flag ? "" : " " + option.value_name);
     out << left;
-    if (left.size() < 28) out << std::string(28 - left.size(), ' ');
-    else out << "\n" << std::string(28, ' ');
+    if (left.size() < 28)
+      out << std::string(28 - left.size(), ' ');
+    else
+      out << "\n" << std::string(28, ' ');
     out << option.help;
     if (!option.is_flag && !option.default_value.empty()) out << " (default: " << option.default_value << ")";
     out << "\n";

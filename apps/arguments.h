@@ -42,12 +42,12 @@ class Arguments {
   bool parse(int argc, char** argv);  // argv[0] is the program
 
   std::string text(const std::string& name) const;
-  int64_t integer(const std::string& name) const;   // UsageError names the option and the value
+  int64_t integer(const std::string& name) const;  // UsageError names the option and the value
   int64_t integer(const std::string& name, int64_t minimum) const;
   double number(const std::string& name) const;
   // The option's value, which must be one of `allowed` (UsageError listing them otherwise).
   std::string choice(const std::string& name, const std::vector<std::string>& allowed) const;
-  bool has(const std::string& name) const;          // flag given, or option given explicitly
+  bool has(const std::string& name) const;  // flag given, or option given explicitly
   const std::vector<std::string>& positional_values() const { return positional_values_; }
   std::string help() const;
 

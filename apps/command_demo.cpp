@@ -52,8 +52,9 @@ int run_demo(const std::vector<std::string>& argv) {
     synth.test_images = static_cast<int>(arguments.integer("test-images"));
     synth.seed = static_cast<uint64_t>(arguments.integer("seed"));
     const std::string marker = data_dir + "/synth-config.txt";
-    const std::string wanted = "train_images = " + std::to_string(synth.train_images) + "\ntest_images = " +
-                               std::to_string(synth.test_images) + "\nseed = " + std::to_string(synth.seed) + "\n";
+    const std::string wanted = "train_images = " + std::to_string(synth.train_images) +
+                               "\ntest_images = " + std::to_string(synth.test_images) +
+                               "\nseed = " + std::to_string(synth.seed) + "\n";
     if (path_exists(marker) && read_text(marker) == wanted) {
       std::printf("[demo] 1/5 synthetic dataset already in %s\n", data_dir.c_str());
     } else {
@@ -116,7 +117,8 @@ int run_demo(const std::vector<std::string>& argv) {
   std::printf("\ndone in %.0fs. Everything is in %s:\n", elapsed(), out.c_str());
   std::printf("  %-28s the dataset (RSNA layout)\n", (data_dir + "/").c_str());
   std::printf("  %-28s label statistics charts\n", (out + "/explore/").c_str());
-  std::printf("  %-28s config, history.csv, curves.png, validation_grid.png, checkpoints, log\n", (settings.run_dir + "/").c_str());
+  std::printf("  %-28s config, history.csv, curves.png, validation_grid.png, checkpoints, log\n",
+              (settings.run_dir + "/").c_str());
   if (!submission_path.empty()) {
     std::printf("  %-28s the Kaggle submission for the test images\n", submission_path.c_str());
     std::printf("  %-28s test images with predicted (orange) and true (green) boxes\n", (out + "/overlays/").c_str());

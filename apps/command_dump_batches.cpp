@@ -83,7 +83,8 @@ int run_dump_batches(const std::vector<std::string>& argv) {
     }
     batches = 0;
   }
-  for (int epoch = 0; !all && static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size;
+  for (int epoch = 0;
+       !all && static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size;
        ++epoch) {
     loader.start_epoch(epoch);
     while (static_cast<int64_t>(images.size()) < batches * batch_size * config.input_size * config.input_size &&
@@ -103,7 +104,8 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   Network network(Device::CPU, config, seed);
   for (const auto& entry : network.parameters().entries()) {
     const std::vector<float> values = entry.value.to_vector();
-    contents.tensors.push_back(SafetensorsTensor::from_floats("initial." + entry.spec.name, entry.spec.shape, values.data()));
+    contents.tensors.push_back(
+        SafetensorsTensor::from_floats("initial." + entry.spec.name, entry.spec.shape, values.data()));
   }
   add_network_metadata(contents.metadata, config);
   contents.metadata["batch_size"] = std::to_string(batch_size);
@@ -112,9 +114,8 @@ int run_dump_batches(const std::vector<std::string>& argv) {
   if (all) contents.metadata["ids"] = kept_ids;
   write_safetensors(arguments.text("out"), contents);
   std::printf("wrote %s: %lld images %lldx%lld and %zu initial tensors\n", arguments.text("out").c_str(),
-              static_cast<long long>(rows),
-              static_cast<long long>(config.input_size), static_cast<long long>(config.input_size),
-              network.parameters().entries().size());
+              static_cast<long long>(rows), static_cast<long long>(config.input_size),
+              static_cast<long long>(config.input_size), network.parameters().entries().size());
   return 0;
 }
 

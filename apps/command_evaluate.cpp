@@ -32,7 +32,8 @@ int run_evaluate(const std::vector<std::string>& argv) {
     std::unordered_set<std::string> labelled(labels.patient_ids.begin(), labels.patient_ids.end());
     for (const auto& id : submission.patient_ids)
       if (!labelled.count(id))
-        throw Error(arguments.text("submission") + ": patientId " + quoted(id) + " is not in " + arguments.text("labels"));
+        throw Error(arguments.text("submission") + ": patientId " + quoted(id) + " is not in " +
+                    arguments.text("labels"));
     scored_ids = submission.patient_ids;
   } else {
     check_submission_covers(submission, labels.patient_ids);

@@ -27,25 +27,29 @@ int run_export(const std::vector<std::string>& argv) {
                       "'images' (N,1,S,S), output 'probabilities' (N,1,S,S); batch norm kept as\n"
                       "BatchNormalization nodes with the running statistics. With --reference-images, also\n"
                       "writes pneumo's own input and probabilities for the first N DICOMs of a folder (sorted\n"
-                      "by name) as safetensors {images, probabilities, patient_index} for comparing runtimes (metadata patient.<i> = the ids).");
+                      "by name) as safetensors {images, probabilities, patient_index} for comparing runtimes (metadata "
+                      "patient.<i> = the ids).");
   arguments.option("checkpoint", "FILE", "", "a checkpoint written by pneumo train");
   arguments.option("onnx", "FILE", "", "the ONNX model to write");
   arguments.option("reference-images", "DIR", "", "folder of <patientId>.dcm files to compute reference outputs for");
   arguments.option("reference-count", "N", "8", "how many of them (sorted by name)");
-  arguments.option("reference-out", "FILE", "", "where the reference safetensors go (default: <onnx>.reference.safetensors)");
+  arguments.option("reference-out", "FILE", "",
+                   "where the reference safetensors go (default: <onnx>.reference.safetensors)");
   if (!arguments.parse(argv)) return 0;
   const std::string checkpoint = arguments.text("checkpoint"), onnx_path = arguments.text("onnx");
   if (checkpoint.empty()) throw Error("--checkpoint is required");
   if (onnx_path.empty()) throw Error("--onnx is required");
-  const std::string reference_out = arguments.text("reference-out").empty() ? onnx_path + ".reference.safetensors"
-                                                                            : arguments.text("reference-out");
+  const std::string reference_out =
+      arguments.text("reference-out").empty() ? onnx_path + ".reference.safetensors" : arguments.text("reference-out");
   // Checked before any work: no output may replace an input or another output.
   NamedPaths outputs = {{"--onnx", onnx_path}};
   if (!arguments.text("reference-images").empty())
-    outputs.push_back({arguments.text("reference-out").empty() ? "the reference file" : "--reference-out", reference_out});
+    outputs.push_back(
+        {arguments.text("reference-out").empty() ? "the reference file" : "--reference-out", reference_out});
   require_outputs_distinct(outputs, {{"--checkpoint", checkpoint}});
   if (!arguments.text("reference-images").empty())
-    for (const auto& [option, path] : outputs) require_not_an_image_of(option, path, arguments.text("reference-images"));
+    for (const auto& [option, path] : outputs)
+      require_not_an_image_of(option, path, arguments.text("reference-images"));
   const CheckpointInfo info = read_checkpoint_info(checkpoint);
   const NetworkConfig config = network_config_from_metadata(info.metadata, checkpoint);
   Network network(Device::CPU, config, 0);
@@ -66,7 +70,8 @@ int run_export(const std::vector<std::string>& argv) {
   std::vector<float> pixels;  // (N,S,S,1)
   ProgressBar progress("reference images", count);
   for (int64_t i = 0; i < count; ++i) {
-    const ResizedImage image = load_resized_image(dicom_path(image_dir, ids[static_cast<size_t>(i)]), static_cast<int>(S));
+    const ResizedImage image =
+        load_resized_image(dicom_path(image_dir, ids[static_cast<size_t>(i)]), static_cast<int>(S));
     pixels.insert(pixels.end(), image.pixels.begin(), image.pixels.end());
     progress.advance();
   }
@@ -83,8 +88,8 @@ int run_export(const std::vector<std::string>& argv) {
   reference.metadata["checkpoint"] = checkpoint;
   const std::string& out = reference_out;
   write_safetensors(out, reference);
-  std::printf("wrote %s (%lld images from %s and pneumo's probabilities)\n", out.c_str(),
-              static_cast<long long>(count), image_dir.c_str());
+  std::printf("wrote %s (%lld images from %s and pneumo's probabilities)\n", out.c_str(), static_cast<long long>(count),
+              image_dir.c_str());
   return 0;
 }
 

@@ -32,7 +32,8 @@ std::string absolute_folder_of(const std::string& path) {
 // The repository the binary was built from (for links to the teaching pages), if it is there.
 std::string repository_path() {
 #ifdef PNEUMO_SOURCE_DIR
-  if (fs::is_directory(fs::path(PNEUMO_SOURCE_DIR) / "layers")) return fs::path(PNEUMO_SOURCE_DIR).lexically_normal().generic_string();
+  if (fs::is_directory(fs::path(PNEUMO_SOURCE_DIR) / "layers"))
+    return fs::path(PNEUMO_SOURCE_DIR).lexically_normal().generic_string();
 #endif
   return "";
 }
@@ -62,13 +63,14 @@ int run_history_page(const std::string& run_dir, std::string out) {
 }  // namespace
 
 int run_inspect(const std::vector<std::string>& argv) {
-  Arguments arguments("inspect",
-                      "Runs ONE training step (forward, loss, backward, one Adam update) of a network on one X-ray and\n"
-                      "writes a self-contained HTML page that shows it layer by layer: every node's output and gradient,\n"
-                      "weights, updates, batch-norm statistics, the loss, the probability map and the boxes. Nothing it\n"
-                      "reads is changed. Network: --checkpoint, or a fresh one (--preset or --size/--channels/--blocks/\n"
-                      "--depth, --seed). Image: --dicom FILE [--labels CSV], or --data DIR --patient-id ID.\n"
-                      "With --run RUN_DIR: draws the layer statistics that `pneumo train --inspect-every K` recorded.");
+  Arguments arguments(
+      "inspect",
+      "Runs ONE training step (forward, loss, backward, one Adam update) of a network on one X-ray and\n"
+      "writes a self-contained HTML page that shows it layer by layer: every node's output and gradient,\n"
+      "weights, updates, batch-norm statistics, the loss, the probability map and the boxes. Nothing it\n"
+      "reads is changed. Network: --checkpoint, or a fresh one (--preset or --size/--channels/--blocks/\n"
+      "--depth, --seed). Image: --dicom FILE [--labels CSV], or --data DIR --patient-id ID.\n"
+      "With --run RUN_DIR: draws the layer statistics that `pneumo train --inspect-every K` recorded.");
   arguments.option("checkpoint", "FILE", "", "a checkpoint (its network configuration and Adam state are used)");
   arguments.option("preset", "NAME", "", "a fresh network of a training preset (notebook or cpu)");
   arguments.option("size", "S", "256", "fresh network: input size");
@@ -86,7 +88,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   arguments.option("out", "HTML", "inspect.html", "the page to write (with --run: default RUN_DIR/inspect.html)");
   arguments.option("run", "RUN_DIR", "", "draw the recorded layer statistics of a training run instead");
   if (!arguments.parse(argv)) return 0;
-  if (!arguments.text("run").empty()) return run_history_page(arguments.text("run"), arguments.has("out") ? arguments.text("out") : "");
+  if (!arguments.text("run").empty())
+    return run_history_page(arguments.text("run"), arguments.has("out") ? arguments.text("out") : "");
 
   // The network: a checkpoint's, a preset's or the flags'.
   NetworkConfig config{arguments.integer("size"), arguments.integer("channels"), arguments.integer("blocks"),
@@ -137,7 +140,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   source.network_description = network_description;
   source.image_description = "DICOM " + dicom + " (patientId " + id + ", " + std::to_string(native.width) + "x" +
                              std::to_string(native.height) + "), " + std::to_string(boxes.size()) + " true box" +
-                             (boxes.size() == 1 ? "" : "es") + (labels_path.empty() ? " (no label file)" : " in " + labels_path);
+                             (boxes.size() == 1 ? "" : "es") +
+                             (labels_path.empty() ? " (no label file)" : " in " + labels_path);
   source.device_description = describe_device(device);
   source.native = native;
   source.true_boxes = boxes;
@@ -147,7 +151,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   const std::string page = inspect_page_html(step, source);
   write_text_atomic(out, page);
   std::printf("wrote %s (%.1f MB): %zu nodes, loss %.4f (BCE %.4f, IoU loss %.4f); open it in a browser\n", out.c_str(),
-              static_cast<double>(page.size()) / 1e6, step.nodes.size(), step.loss.loss, step.loss.bce, step.loss.iou_loss);
+              static_cast<double>(page.size()) / 1e6, step.nodes.size(), step.loss.loss, step.loss.bce,
+              step.loss.iou_loss);
   return 0;
 }
 

@@ -23,11 +23,13 @@ int run_predict(const std::vector<std::string>& argv) {
   arguments.option("overlays", "DIR", "", "also write each image with its predicted boxes as PNG here");
   arguments.option("overlay-limit", "N", "0", "write at most N overlays (0 = all)");
   arguments.option("labels", "CSV", "", "draw these true boxes on the overlays too");
-  arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the parent of --images)");
+  arguments.option("cache-dir", "DIR", "",
+                   "where the preprocessed image cache lives (default: the parent of --images)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
   arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
-  arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
-                   "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find), or deterministic ones only");
+  arguments.option(
+      "cudnn", "heuristic|find|deterministic", "heuristic",
+      "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find), or deterministic ones only");
   if (!arguments.parse(argv)) return 0;
   PredictSettings settings;
   settings.checkpoint = arguments.text("checkpoint");
@@ -45,7 +47,8 @@ int run_predict(const std::vector<std::string>& argv) {
   settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
   settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
   // Checked before any work: the submission replaces neither the checkpoint, the labels nor an image.
-  require_outputs_distinct({{"--out", settings.out}}, {{"--checkpoint", settings.checkpoint}, {"--labels", settings.labels}});
+  require_outputs_distinct({{"--out", settings.out}},
+                           {{"--checkpoint", settings.checkpoint}, {"--labels", settings.labels}});
   require_not_an_image_of("--out", settings.out, settings.images_dir);
   run_prediction(settings);
   return 0;

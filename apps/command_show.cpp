@@ -39,9 +39,9 @@ int run_show(const std::vector<std::string>& argv) {
   const std::string id = arguments.text("patient-id").empty() ? patient_id_of(dicom) : arguments.text("patient-id");
   const std::string out = arguments.text("out").empty() ? id + ".png" : arguments.text("out");
 
-  require_outputs_distinct({{"--out", out}}, {{"--dicom", dicom},
-                                              {"--labels", arguments.text("labels")},
-                                              {"--submission", arguments.text("submission")}});
+  require_outputs_distinct(
+      {{"--out", out}},
+      {{"--dicom", dicom}, {"--labels", arguments.text("labels")}, {"--submission", arguments.text("submission")}});
   std::vector<Box> label_boxes;
   std::vector<ScoredBox> predicted_boxes;
   if (!arguments.text("labels").empty()) {

@@ -22,15 +22,17 @@ namespace {
 void print_conv_algorithms(const Network& network, int64_t batch) {
   const std::vector<ConvAlgorithm> algorithms = default_conv_algorithms();
   if (std::find(algorithms.begin(), algorithms.end(), ConvAlgorithm::Auto) != algorithms.end()) {
-    std::printf("\nauto: timing every shape not in %s (each candidate twice on random data;\n"
-                "tens of seconds at batch 8 on 2 cores)...\n",
-                conv_tuning_file_path().c_str());
+    std::printf(
+        "\nauto: timing every shape not in %s (each candidate twice on random data;\n"
+        "tens of seconds at batch 8 on 2 cores)...\n",
+        conv_tuning_file_path().c_str());
     std::fflush(stdout);
   }
-  std::printf("\nCPU convolution algorithms of one training step, batch %lld, %d threads, %s kernels, "
-              "%s\n",
-              static_cast<long long>(batch), cpu_thread_count(), cpu_isa_name(cpu_isa()),
-              default_conv_algorithms_origin().c_str());
+  std::printf(
+      "\nCPU convolution algorithms of one training step, batch %lld, %d threads, %s kernels, "
+      "%s\n",
+      static_cast<long long>(batch), cpu_thread_count(), cpu_isa_name(cpu_isa()),
+      default_conv_algorithms_origin().c_str());
   std::string table;
   char line[160];
   for (const NetworkNode& node : network.nodes()) {
@@ -41,14 +43,13 @@ void print_conv_algorithms(const Network& network, int64_t batch) {
          {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
       if (direction == ConvDirection::InputGradient && node.inputs.at(0) < 0) continue;
       const ConvAlgorithmDecision decision = conv->explain_algorithm(direction, input);
-      std::snprintf(line, sizeof line, "%-18s %-15s %-28s %-10s ", node.name.c_str(),
-                    conv_direction_name(direction), describe_geometry(decision.geometry).c_str(),
-                    conv_algorithm_name(decision.algorithm));
+      std::snprintf(line, sizeof line, "%-18s %-15s %-28s %-10s ", node.name.c_str(), conv_direction_name(direction),
+                    describe_geometry(decision.geometry).c_str(), conv_algorithm_name(decision.algorithm));
       table += line + decision.reason + "\n";
     }
   }
-  std::printf("%-18s %-15s %-28s %-10s %s\n%s", "layer", "direction", "shape (NxHxWxC -> K)",
-              "algorithm", "why", table.c_str());
+  std::printf("%-18s %-15s %-28s %-10s %s\n%s", "layer", "direction", "shape (NxHxWxC -> K)", "algorithm", "why",
+              table.c_str());
 }
 
 }  // namespace
@@ -72,8 +73,11 @@ int run_summary(const std::vector<std::string>& argv) {
   arguments.option("threads", "N", "0", "CPU threads (0: all; part of auto's key, as in pneumo tune)");
   if (!arguments.parse(argv)) return 0;
   if (arguments.integer("threads", 0) > 0) set_cpu_thread_count(static_cast<int>(arguments.integer("threads")));
-  NetworkConfig config{arguments.integer("size"), arguments.integer("channels"), arguments.integer("blocks"),
-                       arguments.integer("depth"), 0.0f,
+  NetworkConfig config{arguments.integer("size"),
+                       arguments.integer("channels"),
+                       arguments.integer("blocks"),
+                       arguments.integer("depth"),
+                       0.0f,
                        static_cast<float>(arguments.number("dropout"))};
   if (!arguments.text("preset").empty()) config = preset_settings(arguments.text("preset")).network;
   if (!arguments.text("checkpoint").empty())

@@ -20,7 +20,8 @@ int run_train(const std::vector<std::string>& argv) {
                       "Any setting below overrides the preset. Ctrl-C saves a checkpoint; --resume RUN_DIR\n"
                       "continues exactly where it stopped.");
   arguments.option("data", "DIR", "", "dataset directory (RSNA layout)");
-  arguments.option("run-dir", "DIR", "runs/run", "where the checkpoints, history and pictures go (a new or empty "
+  arguments.option("run-dir", "DIR", "runs/run",
+                   "where the checkpoints, history and pictures go (a new or empty "
                    "folder, or a run's own)");
   arguments.flag("force", "write the run into a folder that holds other files, or replace the run already there");
   arguments.option("resume", "RUN_DIR", "", "continue the run in RUN_DIR with its own settings");
@@ -30,7 +31,8 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("channels", "N", "", "channels of the first convolution");
   arguments.option("blocks", "N", "", "residual blocks per depth");
   arguments.option("depth", "N", "", "downsampling stages");
-  arguments.option("dropout", "P", "0", "dropout rate before each residual block's second conv (0 = none, the notebook)");
+  arguments.option("dropout", "P", "0",
+                   "dropout rate before each residual block's second conv (0 = none, the notebook)");
   arguments.option("batch", "N", "", "batch size");
   arguments.option("epochs", "N", "", "epochs");
   arguments.option("lr", "RATE", "", "base learning rate of the cosine annealing");
@@ -44,15 +46,18 @@ int run_train(const std::vector<std::string>& argv) {
   arguments.option("cache-dir", "DIR", "", "where the preprocessed image cache lives (default: the dataset directory)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
   arguments.option("stop-after", "N", "0", "act as if Ctrl-C came after N batches (to test --resume)");
-  arguments.option("bn-statistics", "global|per-rank", "global",
-                   "under mpirun: batch-norm statistics over the global batch (equal to one process) or each rank's slice");
-  arguments.option("gradient-buckets", "MB", "0",
-                   "under mpirun: sum the gradients in buckets of MB overlapped with the backward pass (0: one sum after it)");
+  arguments.option(
+      "bn-statistics", "global|per-rank", "global",
+      "under mpirun: batch-norm statistics over the global batch (equal to one process) or each rank's slice");
+  arguments.option(
+      "gradient-buckets", "MB", "0",
+      "under mpirun: sum the gradients in buckets of MB overlapped with the backward pass (0: one sum after it)");
   arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
   arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
                    "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find, as PyTorch's "
                    "cudnn.benchmark), or deterministic ones only (a resumed GPU run then repeats bit for bit)");
-  arguments.option("inspect-every", "K", "0", "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
+  arguments.option("inspect-every", "K", "0",
+                   "record per-layer statistics every K steps in RUN_DIR/inspect.csv "
                    "(draw them with pneumo inspect --run RUN_DIR); 0 = off");
   if (!arguments.parse(argv)) return 0;
   if (arguments.integer("inspect-every") < 0)
@@ -60,9 +65,10 @@ int run_train(const std::vector<std::string>& argv) {
 
   TrainOutcome outcome;
   if (!arguments.text("resume").empty()) {
-    for (const char* name : {"data", "preset", "size", "channels", "blocks", "depth", "dropout", "batch", "epochs", "lr",
-                             "validation", "validation-fraction", "max-images", "seed", "no-flip", "threshold",
-                             "bn-statistics", "force", "run-dir", "tf32", "cudnn"})
+    for (const char* name : {"data",       "preset", "size",    "channels",  "blocks",        "depth",
+                             "dropout",    "batch",  "epochs",  "lr",        "validation",    "validation-fraction",
+                             "max-images", "seed",   "no-flip", "threshold", "bn-statistics", "force",
+                             "run-dir",    "tf32",   "cudnn"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
@@ -73,8 +79,7 @@ int run_train(const std::vector<std::string>& argv) {
     const std::string current = conv_algorithms_name(default_conv_algorithms());
     if (settings.conv_algorithms.empty()) {
       settings.conv_algorithms = current;  // a run from before the setting was recorded
-    } else if (settings.conv_algorithms != current &&
-               default_conv_algorithms_origin().rfind("--conv-algo", 0) == 0) {
+    } else if (settings.conv_algorithms != current && default_conv_algorithms_origin().rfind("--conv-algo", 0) == 0) {
       throw Error("--conv-algo " + current + " cannot be changed when resuming: the run computes with " +
                   settings.conv_algorithms + " (conv_algorithms in " + settings.run_dir + "/config.txt)");
     }

@@ -52,8 +52,8 @@ int run_tune(const std::vector<std::string>& argv) {
   network.backward(context, gradient);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  std::printf("CPU convolution algorithms, %d threads, %s kernels, batch %lld (tuned in %.1f s)\n",
-              cpu_thread_count(), cpu_isa_name(cpu_isa()), static_cast<long long>(batch), seconds);
+  std::printf("CPU convolution algorithms, %d threads, %s kernels, batch %lld (tuned in %.1f s)\n", cpu_thread_count(),
+              cpu_isa_name(cpu_isa()), static_cast<long long>(batch), seconds);
   std::printf("%-15s %-26s %-10s %s\n", "direction", "shape (NxHxWxC -> K)", "chosen", "candidates");
   for (const ConvTuningRecord& record : conv_tuning_records())
     std::printf("%-15s %-26s %-10s %s\n", conv_direction_name(record.direction),

@@ -64,7 +64,8 @@ std::string base64(const std::vector<uint8_t>& bytes) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   for (size_t i = 0; i < bytes.size(); i += 3) {
-    const uint32_t b0 = bytes[i], b1 = i + 1 < bytes.size() ? bytes[i + 1] : 0, b2 = i + 2 < bytes.size() ? bytes[i + 2] : 0;
+    const uint32_t b0 = bytes[i], b1 = i + 1 < bytes.size() ? bytes[i + 1] : 0,
+                   b2 = i + 2 < bytes.size() ? bytes[i + 2] : 0;
     const uint32_t triple = (b0 << 16) | (b1 << 8) | b2;
     out += alphabet[(triple >> 18) & 63];
     out += alphabet[(triple >> 12) & 63];
@@ -77,8 +78,8 @@ std::string base64(const std::vector<uint8_t>& bytes) {
 std::string png_uri(const std::vector<uint8_t>& png) { return "data:image/png;base64," + base64(png); }
 
 std::string img(const std::string& uri, int display_width, const std::string& alt, const std::string& css_class = "") {
-  return "<img class=\"" + css_class + "\" src=\"" + uri + "\" width=\"" + std::to_string(display_width) +
-         "\" alt=\"" + html_escape(alt) + "\"/>";
+  return "<img class=\"" + css_class + "\" src=\"" + uri + "\" width=\"" + std::to_string(display_width) + "\" alt=\"" +
+         html_escape(alt) + "\"/>";
 }
 
 // Blue (negative) - white (0) - red (positive), t in [-1, 1].
@@ -105,7 +106,8 @@ Strip channel_strip(const std::vector<float>& values, int64_t H, int64_t W, int6
   const int tiles = static_cast<int>(std::min<int64_t>(C, kMaxChannels));
   const int factor = static_cast<int>((std::max(H, W) + kMaxTile - 1) / kMaxTile);
   const int th = static_cast<int>(H / factor), tw = static_cast<int>(W / factor);
-  std::vector<std::vector<float>> small(static_cast<size_t>(tiles), std::vector<float>(static_cast<size_t>(th * tw), 0.0f));
+  std::vector<std::vector<float>> small(static_cast<size_t>(tiles),
+                                        std::vector<float>(static_cast<size_t>(th * tw), 0.0f));
   std::vector<float> all;
   for (int c = 0; c < tiles; ++c)
     for (int y = 0; y < th; ++y)
@@ -189,7 +191,7 @@ std::string viridis_uri(const std::vector<float>& values, int height, int width)
 // Labels (H,W) -> colours (0 = black), nearest-neighbour down to at most `size` pixels.
 std::string labels_uri(const std::vector<int32_t>& labels, int height, int width, int size) {
   const int out_w = std::min(width, size), out_h = std::min(height, size);
-  static const Color palette[] = {{230, 25, 75}, {60, 180, 75}, {255, 225, 25}, {0, 130, 200}, {245, 130, 48},
+  static const Color palette[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
                                   {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212}};
   std::vector<uint8_t> pixels(static_cast<size_t>(out_w * out_h * 3), 0);
   for (int y = 0; y < out_h; ++y)
@@ -222,8 +224,8 @@ std::string svg_histogram(const TensorStatistics& statistics, const std::string&
     const double h = std::log10(1.0 + statistics.counts[b]) / top_value * plot_h;
     char rect[200];
     std::snprintf(rect, sizeof rect, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
-                  left + plot_w * static_cast<double>(b) / bins, top + plot_h - h, plot_w / static_cast<double>(bins) - 0.5, h,
-                  color.c_str());
+                  left + plot_w * static_cast<double>(b) / bins, top + plot_h - h,
+                  plot_w / static_cast<double>(bins) - 0.5, h, color.c_str());
     svg += rect;
   }
   const int axis_y = top + plot_h;
@@ -293,8 +295,8 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
     const std::string y = number(py(tick), 6);
     svg += "<line x1=\"" + std::to_string(left) + "\" y1=\"" + y + "\" x2=\"" + std::to_string(left + plot_w) +
            "\" y2=\"" + y + "\" stroke=\"#e4e4e4\"/>";
-    svg += "<text x=\"" + std::to_string(left - 6) + "\" y=\"" + number(py(tick) + 4, 6) + "\" class=\"a\" text-anchor=\"end\">" +
-           (log_y ? "1e" + number(tick, 3) : number(tick, 3)) + "</text>";
+    svg += "<text x=\"" + std::to_string(left - 6) + "\" y=\"" + number(py(tick) + 4, 6) +
+           "\" class=\"a\" text-anchor=\"end\">" + (log_y ? "1e" + number(tick, 3) : number(tick, 3)) + "</text>";
   }
   for (double tick : nice_ticks(x_min, x_max, 8)) {
     if (tick < x_min - 1e-9 || tick > x_max + 1e-9) continue;
@@ -303,18 +305,19 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
   }
   svg += "<text x=\"" + std::to_string(left + plot_w / 2) + "\" y=\"" + std::to_string(height - 4) +
          "\" class=\"a\" text-anchor=\"middle\">Adam step</text>";
-  svg += "<text x=\"14\" y=\"" + std::to_string(top + plot_h / 2) + "\" class=\"a\" text-anchor=\"middle\" transform=\"rotate(-90 14 " +
-         std::to_string(top + plot_h / 2) + ")\">" + html_escape(y_label) + "</text>";
-  svg += "<rect x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(top) + "\" width=\"" + std::to_string(plot_w) +
-         "\" height=\"" + std::to_string(plot_h) + "\" fill=\"none\" stroke=\"#444\"/>";
+  svg += "<text x=\"14\" y=\"" + std::to_string(top + plot_h / 2) +
+         "\" class=\"a\" text-anchor=\"middle\" transform=\"rotate(-90 14 " + std::to_string(top + plot_h / 2) +
+         ")\">" + html_escape(y_label) + "</text>";
+  svg += "<rect x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(top) + "\" width=\"" +
+         std::to_string(plot_w) + "\" height=\"" + std::to_string(plot_h) + "\" fill=\"none\" stroke=\"#444\"/>";
   for (const auto& line : series) {
     std::string points;
     for (size_t i = 0; i < line.x.size(); ++i) {
       if ((log_y && !(line.y[i] > 0)) || !chartable(line.x[i]) || !chartable(line.y[i])) continue;
       points += number(px(line.x[i]), 6) + "," + number(py(transform(line.y[i])), 6) + " ";
     }
-    svg += "<polyline fill=\"none\" stroke=\"" + line.color + "\" stroke-width=\"1.3\" points=\"" + points + "\"><title>" +
-           html_escape(line.name) + "</title></polyline>";
+    svg += "<polyline fill=\"none\" stroke=\"" + line.color + "\" stroke-width=\"1.3\" points=\"" + points +
+           "\"><title>" + html_escape(line.name) + "</title></polyline>";
   }
   return svg + "</svg>";
 }
@@ -392,7 +395,8 @@ std::string explanation(const std::string& kind) {
            "network is already sure, so confident pixels learn little.";
   if (kind == "Upsample")
     return "Nearest-neighbour upsampling back to the input size: each value is copied to a block, and the "
-           "gradient of a block is summed back. Its gradient is d loss / d probabilities, where the backward pass starts.";
+           "gradient of a block is summed back. Its gradient is d loss / d probabilities, where the backward pass "
+           "starts.";
   return "";
 }
 
@@ -418,21 +422,22 @@ std::string flow_section(const InspectedStep& step) {
       "order the forward pass runs them (backward runs them in reverse). The red bar is the node's measured forward + "
       "backward time relative to the slowest node; colours are layer kinds. Click a node to jump to its section. "
       "Residual <b>add</b> nodes also take the block's input (named on the card).</p><div class=\"flow\">";
-  html += "<div class=\"card k-image\"><b>image</b>(" + std::to_string(step.batch) + "," + std::to_string(step.image_size) +
-          "," + std::to_string(step.image_size) + ",1)<br/>X-ray, resized</div>";
+  html += "<div class=\"card k-image\"><b>image</b>(" + std::to_string(step.batch) + "," +
+          std::to_string(step.image_size) + "," + std::to_string(step.image_size) + ",1)<br/>X-ray, resized</div>";
   for (const auto& node : step.nodes) {
-    html += "<span class=\"arrow\">&#8594;</span><a class=\"card k-" + node.kind + "\" href=\"#node-" + html_escape(node.name) +
-            "\" title=\"" + html_escape(node.name) + "\"><b>" + html_escape(node.name) + "</b>" + node.kind + "<br/>" +
-            shape_text(node.output_shape) + "<br/>" + with_commas(node.parameter_count) + " params<br/>" +
-            flops_text(node.flops) + "<br/>fwd " + number(node.forward_ms, 3) +
-            " ms, bwd " + number(node.backward_ms, 3) + " ms";
+    html += "<span class=\"arrow\">&#8594;</span><a class=\"card k-" + node.kind + "\" href=\"#node-" +
+            html_escape(node.name) + "\" title=\"" + html_escape(node.name) + "\"><b>" + html_escape(node.name) +
+            "</b>" + node.kind + "<br/>" + shape_text(node.output_shape) + "<br/>" + with_commas(node.parameter_count) +
+            " params<br/>" + flops_text(node.flops) + "<br/>fwd " + number(node.forward_ms, 3) + " ms, bwd " +
+            number(node.backward_ms, 3) + " ms";
     if (node.inputs.size() > 1 && node.inputs[1] >= 0)
       html += "<br/>+ " + html_escape(step.nodes[static_cast<size_t>(node.inputs[1])].name);
     const double share = slowest > 0 ? (node.forward_ms + node.backward_ms) / slowest : 0;
     html += "<div class=\"time\" style=\"width:" + number(100 * share, 3) + "%\"></div></a>";
   }
-  html += "<span class=\"arrow\">&#8594;</span><a class=\"card k-boxes\" href=\"#boxes\"><b>boxes</b>threshold, connected "
-          "components, one box each</a></div>";
+  html +=
+      "<span class=\"arrow\">&#8594;</span><a class=\"card k-boxes\" href=\"#boxes\"><b>boxes</b>threshold, connected "
+      "components, one box each</a></div>";
   return html;
 }
 
@@ -456,21 +461,28 @@ std::string boxes_section(const InspectedStep& step, const InspectSource& source
   // Display copies of the native-size maps at the network's size (nearest).
   std::vector<float> mask_small(static_cast<size_t>(S) * S);
   for (int y = 0; y < S; ++y)
-    for (int x = 0; x < S; ++x) mask_small[static_cast<size_t>(y * S + x)] = mask_picture[static_cast<size_t>((y * H0 / S) * W0 + x * W0 / S)];
+    for (int x = 0; x < S; ++x)
+      mask_small[static_cast<size_t>(y * S + x)] = mask_picture[static_cast<size_t>((y * H0 / S) * W0 + x * W0 / S)];
 
   const int display = 256;
   std::string html =
-      "<h2 id=\"boxes\">2. From probabilities to boxes: the loss and the prediction</h2><p class=\"what\">The loss of this "
-      "step is 0.5 &#215; BCE + 0.5 &#215; IoU loss (layers/loss.md); the BCE term asks every pixel to be right, the IoU term "
-      "asks the predicted region to overlap the true one. Then, as <code>pneumo predict</code> does, the probability map is "
-      "resized to the X-ray's own size, thresholded, split into 8-connected components, and each component becomes one box "
+      "<h2 id=\"boxes\">2. From probabilities to boxes: the loss and the prediction</h2><p class=\"what\">The loss of "
+      "this "
+      "step is 0.5 &#215; BCE + 0.5 &#215; IoU loss (layers/loss.md); the BCE term asks every pixel to be right, the "
+      "IoU term "
+      "asks the predicted region to overlap the true one. Then, as <code>pneumo predict</code> does, the probability "
+      "map is "
+      "resized to the X-ray's own size, thresholded, split into 8-connected components, and each component becomes one "
+      "box "
       "whose confidence is the mean probability inside it. Compare the orange boxes with the green true boxes.</p>";
   html += "<table><tr><th>term</th><th>value</th></tr>";
   html += "<tr><td>loss = 0.5 BCE + 0.5 IoU loss</td><td class=\"big\">" + stat("loss", step.loss.loss) + "</td></tr>";
   html += "<tr><td>BCE (mean binary cross-entropy)</td><td>" + stat("bce", step.loss.bce) + "</td></tr>";
-  html += "<tr><td>IoU loss (1 - soft IoU over the batch)</td><td>" + stat("iou_loss", step.loss.iou_loss) + "</td></tr>";
+  html +=
+      "<tr><td>IoU loss (1 - soft IoU over the batch)</td><td>" + stat("iou_loss", step.loss.iou_loss) + "</td></tr>";
   html += "<tr><td>pixel accuracy (p &gt; 0.5)</td><td>" + stat("accuracy", step.metrics.accuracy) + "</td></tr>";
-  html += "<tr><td>mean IoU (the notebook's metric)</td><td>" + stat("mean_iou", step.metrics.mean_iou) + "</td></tr></table>";
+  html += "<tr><td>mean IoU (the notebook's metric)</td><td>" + stat("mean_iou", step.metrics.mean_iou) +
+          "</td></tr></table>";
 
   Image native = source.native;
   const Picture truth = render_image(native, 320, source.true_boxes, {});
@@ -479,27 +491,35 @@ std::string boxes_section(const InspectedStep& step, const InspectSource& source
   auto figure = [&](const std::string& uri, int width, const std::string& caption) {
     html += "<figure>" + img(uri, width, caption, "pic") + "<figcaption>" + caption + "</figcaption></figure>";
   };
-  figure(grey_uri(step.image, S, S), display, "what the network sees: the X-ray resized to " + std::to_string(S) + "x" + std::to_string(S));
+  figure(grey_uri(step.image, S, S), display,
+         "what the network sees: the X-ray resized to " + std::to_string(S) + "x" + std::to_string(S));
   figure(grey_uri(step.mask, S, S), display, "the target: the true boxes as a 0/1 mask");
   figure(viridis_uri(step.probabilities, S, S), display,
          "the probability map (sigmoid output, before this step's update), dark 0 to yellow 1");
-  figure(grey_uri(mask_small, S, S), display, "thresholded at p &gt; " + number(source.threshold) + " (after resizing to " +
-                                                  std::to_string(W0) + "x" + std::to_string(H0) + ")");
+  figure(grey_uri(mask_small, S, S), display,
+         "thresholded at p &gt; " + number(source.threshold) + " (after resizing to " + std::to_string(W0) + "x" +
+             std::to_string(H0) + ")");
   figure(labels_uri(labels, H0, W0, display), display,
-         std::to_string(components) + " connected component" + (components == 1 ? "" : "s") + " (8-connected), one colour each");
-  figure(png_uri(truth.png_bytes()), truth.width(), "true boxes (green), " + std::to_string(source.true_boxes.size()) + " in the label file");
-  std::string predicted_caption = "predicted boxes (orange) with their confidence, " + std::to_string(predicted.size()) + " found";
+         std::to_string(components) + " connected component" + (components == 1 ? "" : "s") +
+             " (8-connected), one colour each");
+  figure(png_uri(truth.png_bytes()), truth.width(),
+         "true boxes (green), " + std::to_string(source.true_boxes.size()) + " in the label file");
+  std::string predicted_caption =
+      "predicted boxes (orange) with their confidence, " + std::to_string(predicted.size()) + " found";
   figure(png_uri(prediction.png_bytes()), prediction.width(), predicted_caption);
-  html += "</div><table><tr><th>predicted box</th><th>x</th><th>y</th><th>width</th><th>height</th><th>confidence</th></tr>";
+  html +=
+      "</div><table><tr><th>predicted "
+      "box</th><th>x</th><th>y</th><th>width</th><th>height</th><th>confidence</th></tr>";
   constexpr size_t kMaxRows = 12;
   for (size_t i = 0; i < std::min(predicted.size(), kMaxRows); ++i) {
     const Box& box = predicted[i].box;
-    html += "<tr><td>" + std::to_string(i + 1) + "</td><td>" + std::to_string(box.x) + "</td><td>" + std::to_string(box.y) +
-            "</td><td>" + std::to_string(box.width) + "</td><td>" + std::to_string(box.height) + "</td><td>" +
-            number(predicted[i].confidence) + "</td></tr>";
+    html += "<tr><td>" + std::to_string(i + 1) + "</td><td>" + std::to_string(box.x) + "</td><td>" +
+            std::to_string(box.y) + "</td><td>" + std::to_string(box.width) + "</td><td>" + std::to_string(box.height) +
+            "</td><td>" + number(predicted[i].confidence) + "</td></tr>";
   }
   if (predicted.size() > kMaxRows)
-    html += "<tr><td>... " + std::to_string(predicted.size() - kMaxRows) + " more</td><td></td><td></td><td></td><td></td><td></td></tr>";
+    html += "<tr><td>... " + std::to_string(predicted.size() - kMaxRows) +
+            " more</td><td></td><td></td><td></td><td></td><td></td></tr>";
   for (const Box& box : source.true_boxes)
     html += "<tr><td>true box</td><td>" + std::to_string(box.x) + "</td><td>" + std::to_string(box.y) + "</td><td>" +
             std::to_string(box.width) + "</td><td>" + std::to_string(box.height) + "</td><td></td></tr>";
@@ -515,43 +535,56 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
                      "</span></h3><p class=\"what\">" + explanation(node.kind) + "</p>";
   std::string inputs;
   for (int input : node.inputs)
-    inputs += (inputs.empty() ? "" : " + ") + (input < 0 ? std::string("image") : step.nodes[static_cast<size_t>(input)].name);
-  html += "<div class=\"facts\">input " + html_escape(inputs) + " &#183; output " + shape_text(node.output_shape) + " &#183; " +
-          with_commas(node.parameter_count) + " parameters &#183; " + with_commas(node.flops) + " FLOPs &#183; forward " +
-          stat("forward_ms", node.forward_ms) + " ms, backward " + stat("backward_ms", node.backward_ms) + " ms</div>";
+    inputs += (inputs.empty() ? "" : " + ") +
+              (input < 0 ? std::string("image") : step.nodes[static_cast<size_t>(input)].name);
+  html += "<div class=\"facts\">input " + html_escape(inputs) + " &#183; output " + shape_text(node.output_shape) +
+          " &#183; " + with_commas(node.parameter_count) + " parameters &#183; " + with_commas(node.flops) +
+          " FLOPs &#183; forward " + stat("forward_ms", node.forward_ms) + " ms, backward " +
+          stat("backward_ms", node.backward_ms) + " ms</div>";
 
   html += "<div class=\"row\"><div class=\"panel\"><h4>output for this X-ray</h4>" +
-          strip_html(channel_strip(node.output, H, W, C, false), false, node.name + " output") + "</div><div class=\"panel\">" +
-          svg_histogram(node.activation, "#4272c4", "all " + with_commas(node.activation.count) + " output values (log height)") +
-          "<table><tr><th>output</th><th>value</th></tr><tr><td>mean</td><td>" + stat("activation_mean", node.activation.mean) +
-          "</td></tr><tr><td>standard deviation</td><td>" + stat("activation_std", node.activation.std) +
-          "</td></tr><tr><td>min / max</td><td>" + stat("activation_min", node.activation.min) + " / " +
-          stat("activation_max", node.activation.max) + "</td></tr><tr><td>share of zeros</td><td>" +
-          stat("zero_fraction", node.activation.zero_fraction) + "</td></tr>";
+          strip_html(channel_strip(node.output, H, W, C, false), false, node.name + " output") +
+          "</div><div class=\"panel\">" +
+          svg_histogram(node.activation, "#4272c4",
+                        "all " + with_commas(node.activation.count) + " output values (log height)") +
+          "<table><tr><th>output</th><th>value</th></tr><tr><td>mean</td><td>" +
+          stat("activation_mean", node.activation.mean) + "</td></tr><tr><td>standard deviation</td><td>" +
+          stat("activation_std", node.activation.std) + "</td></tr><tr><td>min / max</td><td>" +
+          stat("activation_min", node.activation.min) + " / " + stat("activation_max", node.activation.max) +
+          "</td></tr><tr><td>share of zeros</td><td>" + stat("zero_fraction", node.activation.zero_fraction) +
+          "</td></tr>";
   if (node.kind == "LeakyReLU")
-    html += "<tr><td>dead channels (0 everywhere)</td><td>" + stat("dead_channel_fraction", node.dead_channel_fraction) + "</td></tr>";
+    html += "<tr><td>dead channels (0 everywhere)</td><td>" +
+            stat("dead_channel_fraction", node.dead_channel_fraction) + "</td></tr>";
   html += "</table></div></div>";
 
-  html += "<div class=\"row\"><div class=\"panel\"><h4>d loss / d output: where a change of this output would change the loss</h4>" +
-          strip_html(channel_strip(node.output_gradient, H, W, C, true), true, node.name + " gradient") +
-          "</div><div class=\"panel\">" + svg_histogram(node.gradient, "#b2182b", "d loss / d output values (log height)") +
-          "<table><tr><th>gradient</th><th>value</th></tr><tr><td>L2 norm</td><td>" + stat("gradient_norm", node.gradient.norm) +
-          "</td></tr><tr><td>min / max</td><td>" + stat("gradient_min", node.gradient.min) + " / " +
-          stat("gradient_max", node.gradient.max) + "</td></tr></table></div></div>";
+  html +=
+      "<div class=\"row\"><div class=\"panel\"><h4>d loss / d output: where a change of this output would change the "
+      "loss</h4>" +
+      strip_html(channel_strip(node.output_gradient, H, W, C, true), true, node.name + " gradient") +
+      "</div><div class=\"panel\">" + svg_histogram(node.gradient, "#b2182b", "d loss / d output values (log height)") +
+      "<table><tr><th>gradient</th><th>value</th></tr><tr><td>L2 norm</td><td>" +
+      stat("gradient_norm", node.gradient.norm) + "</td></tr><tr><td>min / max</td><td>" +
+      stat("gradient_min", node.gradient.min) + " / " + stat("gradient_max", node.gradient.max) +
+      "</td></tr></table></div></div>";
 
   if (!node.parameters.empty()) {
-    html += "<h4>parameters: this step's gradient and Adam update</h4><table><tr><th>parameter</th><th>shape</th><th>|w| (before)</th>"
-            "<th>|d loss / d w|</th><th>|update|</th><th>|update| / |w|</th></tr>";
+    html +=
+        "<h4>parameters: this step's gradient and Adam update</h4><table><tr><th>parameter</th><th>shape</th><th>|w| "
+        "(before)</th>"
+        "<th>|d loss / d w|</th><th>|update|</th><th>|update| / |w|</th></tr>";
     for (const ParameterRecord& parameter : node.parameters) {
       const std::string key = parameter.name.substr(node.name.size() + 1);
       html += "<tr><td>" + html_escape(parameter.name) + "</td><td>" + shape_text(parameter.shape) + "</td><td>" +
-              stat(key + ".weight_norm", parameter.weight.norm) + "</td><td>" + stat(key + ".gradient_norm", parameter.gradient_norm) +
-              "</td><td>" + stat(key + ".update_norm", parameter.update_norm) + "</td><td>" +
+              stat(key + ".weight_norm", parameter.weight.norm) + "</td><td>" +
+              stat(key + ".gradient_norm", parameter.gradient_norm) + "</td><td>" +
+              stat(key + ".update_norm", parameter.update_norm) + "</td><td>" +
               stat(key + ".update_ratio", parameter.update_ratio) + "</td></tr>";
     }
     html += "</table><div class=\"row\">";
     for (const ParameterRecord& parameter : node.parameters)
-      html += "<div class=\"panel\">" + svg_histogram(parameter.weight, "#2aa876", "weights of " + parameter.name) + "</div>";
+      html += "<div class=\"panel\">" + svg_histogram(parameter.weight, "#2aa876", "weights of " + parameter.name) +
+              "</div>";
     html += "</div>";
   }
 
@@ -560,16 +593,18 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
     const size_t shown = std::min<size_t>(bn.batch_mean.size(), kMaxChannels);
     html += "<h4>batch statistics (this forward) beside running statistics (inference), channels 0-" +
             std::to_string(shown - 1) + " of " + std::to_string(bn.batch_mean.size()) +
-            "</h4><table><tr><th>channel</th><th>batch mean</th><th>running mean before &#8594; after</th><th>batch variance</th>"
+            "</h4><table><tr><th>channel</th><th>batch mean</th><th>running mean before &#8594; after</th><th>batch "
+            "variance</th>"
             "<th>running variance before &#8594; after</th></tr>";
     for (size_t c = 0; c < shown; ++c)
-      html += "<tr><td>" + std::to_string(c) + "</td><td>" + stat("batch_mean." + std::to_string(c), bn.batch_mean[c]) + "</td><td>" +
-              number(bn.running_mean_before[c]) + " &#8594; " + number(bn.running_mean_after[c]) + "</td><td>" +
-              stat("batch_variance." + std::to_string(c), bn.batch_variance[c]) + "</td><td>" + number(bn.running_variance_before[c]) +
-              " &#8594; " + number(bn.running_variance_after[c]) + "</td></tr>";
+      html += "<tr><td>" + std::to_string(c) + "</td><td>" + stat("batch_mean." + std::to_string(c), bn.batch_mean[c]) +
+              "</td><td>" + number(bn.running_mean_before[c]) + " &#8594; " + number(bn.running_mean_after[c]) +
+              "</td><td>" + stat("batch_variance." + std::to_string(c), bn.batch_variance[c]) + "</td><td>" +
+              number(bn.running_variance_before[c]) + " &#8594; " + number(bn.running_variance_after[c]) + "</td></tr>";
     html += "</table>";
   }
-  html += "<div class=\"code\">forward: " + html_escape(functions.forward) + "<br/>backward: " + html_escape(functions.backward) +
+  html += "<div class=\"code\">forward: " + html_escape(functions.forward) +
+          "<br/>backward: " + html_escape(functions.backward) +
           "<br/>read: " + teaching_link(source, functions.teaching_page) + "</div></section>\n";
   return html;
 }
@@ -595,27 +630,36 @@ LayerFunctions layer_functions(const std::string& kind, Device device) {
   const bool cpu = device == Device::CPU;
   const std::string b = cpu ? "_cpu" : "_cuda";
   if (kind == "Conv2d")
-    return {cpu ? "Conv2d::forward_cpu -> conv2d_forward_cpu -> conv3x3_single_channel_forward_cpu (1 input channel) | "
-                  "pad_image_cpu + conv_direct_cpu (direct 3x3 / 1x1) | im2col_same_cpu + cpu_sgemm"
-                : "Conv2d::forward_cuda -> conv2d_forward_cuda -> cudnnConvolutionForward (+ cudnnAddTensor for the bias)",
-            cpu ? "Conv2d::backward_cpu -> conv2d_backward_cpu -> cpu_sgemm | conv_direct_cpu (input gradient); "
-                  "conv_weight_gradient_direct_cpu | conv3x3_single_channel_weight_gradient_cpu | im2col_same_cpu + cpu_sgemm "
-                  "(weight gradient); accumulate_bias_gradient_cpu"
-                : "Conv2d::backward_cuda -> conv2d_backward_cuda -> cudnnConvolutionBackwardData, cudnnConvolutionBackwardFilter",
-            "layers/conv2d.md"};
+    return {
+        cpu ? "Conv2d::forward_cpu -> conv2d_forward_cpu -> conv3x3_single_channel_forward_cpu (1 input channel) | "
+              "pad_image_cpu + conv_direct_cpu (direct 3x3 / 1x1) | im2col_same_cpu + cpu_sgemm"
+            : "Conv2d::forward_cuda -> conv2d_forward_cuda -> cudnnConvolutionForward (+ cudnnAddTensor for the bias)",
+        cpu ? "Conv2d::backward_cpu -> conv2d_backward_cpu -> cpu_sgemm | conv_direct_cpu (input gradient); "
+              "conv_weight_gradient_direct_cpu | conv3x3_single_channel_weight_gradient_cpu | im2col_same_cpu + "
+              "cpu_sgemm "
+              "(weight gradient); accumulate_bias_gradient_cpu"
+            : "Conv2d::backward_cuda -> conv2d_backward_cuda -> cudnnConvolutionBackwardData, "
+              "cudnnConvolutionBackwardFilter",
+        "layers/conv2d.md"};
   if (kind == "BatchNorm2d")
-    return {"BatchNorm2d::forward" + b + " -> batch_norm_training_statistics" + b + " (batch_norm_mean, batch_norm_biased_variance, "
-                "batch_norm_inverse_std, batch_norm_running_update) + batch_norm_normalize" + b + " (batch_norm_output)",
-            "BatchNorm2d::backward" + b + " -> batch_norm_backward" + b + " (batch_norm_input_gradient)", "layers/batch_norm.md"};
+    return {"BatchNorm2d::forward" + b + " -> batch_norm_training_statistics" + b +
+                " (batch_norm_mean, batch_norm_biased_variance, "
+                "batch_norm_inverse_std, batch_norm_running_update) + batch_norm_normalize" +
+                b + " (batch_norm_output)",
+            "BatchNorm2d::backward" + b + " -> batch_norm_backward" + b + " (batch_norm_input_gradient)",
+            "layers/batch_norm.md"};
   if (kind == "LeakyReLU")
     return {"LeakyReLU::forward" + b + " -> leaky_relu_forward" + b + " -> leaky_relu (kernels/activation_math.h)",
-            "LeakyReLU::backward" + b + " -> leaky_relu_backward" + b + " -> leaky_relu_gradient", "layers/leaky_relu.md"};
+            "LeakyReLU::backward" + b + " -> leaky_relu_backward" + b + " -> leaky_relu_gradient",
+            "layers/leaky_relu.md"};
   if (kind == "MaxPool2d")
     return {"MaxPool2d::forward" + b + " -> max_pool_forward" + b + " -> max_pool_max (kernels/resample_math.h)",
-            "MaxPool2d::backward" + b + " -> max_pool_backward" + b + " -> max_pool_route_gradient", "layers/max_pool.md"};
+            "MaxPool2d::backward" + b + " -> max_pool_backward" + b + " -> max_pool_route_gradient",
+            "layers/max_pool.md"};
   if (kind == "Upsample")
-    return {"Upsample::forward" + b + " -> upsample_forward" + b + " -> upsample_source_index (kernels/resample_math.h)",
-            "Upsample::backward" + b + " -> upsample_backward" + b, "layers/upsample.md"};
+    return {
+        "Upsample::forward" + b + " -> upsample_forward" + b + " -> upsample_source_index (kernels/resample_math.h)",
+        "Upsample::backward" + b + " -> upsample_backward" + b, "layers/upsample.md"};
   if (kind == "Sigmoid")
     return {"Sigmoid::forward" + b + " -> sigmoid_forward" + b + " -> sigmoid (kernels/activation_math.h)",
             "Sigmoid::backward" + b + " -> sigmoid_backward" + b + " -> sigmoid_gradient", "layers/sigmoid.md"};
@@ -629,35 +673,45 @@ LayerFunctions layer_functions(const std::string& kind, Device device) {
 std::string inspect_page_html(const InspectedStep& step, const InspectSource& source) {
   PNEUMO_REQUIRE(!step.nodes.empty(), "inspect page: no nodes");
   std::string html = page_start("pneumo inspect: one training step, layer by layer");
-  html += "<h1>One training step, layer by layer</h1><p class=\"what\">This page was written by <code>pneumo inspect</code>. "
-          "It shows one training step of the notebook's network on one X-ray: the forward pass (each layer's output), the "
-          "loss, the backward pass (the gradient of the loss with respect to each output) and one Adam update of every "
-          "weight. Every number and picture is read from the engine's own buffers during that step; nothing was written back "
-          "to the checkpoint.</p>";
+  html +=
+      "<h1>One training step, layer by layer</h1><p class=\"what\">This page was written by <code>pneumo "
+      "inspect</code>. "
+      "It shows one training step of the notebook's network on one X-ray: the forward pass (each layer's output), the "
+      "loss, the backward pass (the gradient of the loss with respect to each output) and one Adam update of every "
+      "weight. Every number and picture is read from the engine's own buffers during that step; nothing was written "
+      "back "
+      "to the checkpoint.</p>";
   html += "<div class=\"note\"><b>Inputs.</b> network: " + html_escape(source.network_description) + " (" +
           std::to_string(step.config.input_size) + "x" + std::to_string(step.config.input_size) + ", " +
-          std::to_string(step.config.channels) + " channels, " + std::to_string(step.config.n_blocks) + " blocks, depth " +
-          std::to_string(step.config.depth) + "); image: " + html_escape(source.image_description) + "; device: " +
-          html_escape(source.device_description) + "; Adam step " + std::to_string(step.adam_step) + " at learning rate " +
-          number(step.learning_rate) + ".<br/><b>The repository</b> is at <code>" + html_escape(source.repository) +
-          "</code>; links to teaching pages are relative to this page (" + teaching_link(source, "README.md") +
-          "), so keep the page where it was written or open the files there. Read "
-          + teaching_link(source, "layers/training_step.md") + " beside this page.</div>";
-  html += "<h2>0. The step in numbers</h2><p class=\"what\">Where the time of the step went, measured node by node with the "
-          "device synchronised around each one (so slightly slower than <code>pneumo train</code>).</p><table><tr><th>stage</th>"
-          "<th>ms</th></tr><tr><td>forward, all nodes</td><td>" + stat("total_forward_ms", step.forward_ms) +
-          "</td></tr><tr><td>loss and its gradient</td><td>" + number(step.loss_ms) + "</td></tr><tr><td>backward, all nodes</td><td>" +
-          stat("total_backward_ms", step.backward_ms) + "</td></tr><tr><td>Adam update of all " ;
+          std::to_string(step.config.channels) + " channels, " + std::to_string(step.config.n_blocks) +
+          " blocks, depth " + std::to_string(step.config.depth) + "); image: " + html_escape(source.image_description) +
+          "; device: " + html_escape(source.device_description) + "; Adam step " + std::to_string(step.adam_step) +
+          " at learning rate " + number(step.learning_rate) + ".<br/><b>The repository</b> is at <code>" +
+          html_escape(source.repository) + "</code>; links to teaching pages are relative to this page (" +
+          teaching_link(source, "README.md") +
+          "), so keep the page where it was written or open the files there. Read " +
+          teaching_link(source, "layers/training_step.md") + " beside this page.</div>";
+  html +=
+      "<h2>0. The step in numbers</h2><p class=\"what\">Where the time of the step went, measured node by node with "
+      "the "
+      "device synchronised around each one (so slightly slower than <code>pneumo "
+      "train</code>).</p><table><tr><th>stage</th>"
+      "<th>ms</th></tr><tr><td>forward, all nodes</td><td>" +
+      stat("total_forward_ms", step.forward_ms) + "</td></tr><tr><td>loss and its gradient</td><td>" +
+      number(step.loss_ms) + "</td></tr><tr><td>backward, all nodes</td><td>" +
+      stat("total_backward_ms", step.backward_ms) + "</td></tr><tr><td>Adam update of all ";
   int64_t parameters = 0;
   for (const auto& node : step.nodes) parameters += node.parameter_count;
   html += with_commas(parameters) + " parameters</td><td>" + number(step.adam_ms) + "</td></tr></table>";
   html += flow_section(step);
   html += boxes_section(step, source);
-  html += "<h2 id=\"nodes\">3. Every node, from image to probabilities</h2><p class=\"what\">For each node: its output for "
-          "this X-ray (the first 8 channels, each a small picture), the histogram of all its values, and the gradient of the "
-          "loss with respect to that output, which backward computed from the nodes after it. Gradients usually shrink or "
-          "grow as they travel towards the image: compare the norms from the bottom of the page to the top. Nodes with "
-          "weights also show how far this Adam step moved them, relative to their size.</p>";
+  html +=
+      "<h2 id=\"nodes\">3. Every node, from image to probabilities</h2><p class=\"what\">For each node: its output for "
+      "this X-ray (the first 8 channels, each a small picture), the histogram of all its values, and the gradient of "
+      "the "
+      "loss with respect to that output, which backward computed from the nodes after it. Gradients usually shrink or "
+      "grow as they travel towards the image: compare the norms from the bottom of the page to the top. Nodes with "
+      "weights also show how far this Adam step moved them, relative to their size.</p>";
   for (const NodeRecord& node : step.nodes) html += node_section(step, node, source);
   html += "<h2>4. Where to read next</h2><p class=\"what\">The layer pages, in the order the data meets them: " +
           teaching_link(source, "layers/training_step.md") + ", " + teaching_link(source, "layers/conv2d.md") + ", " +
@@ -701,11 +755,16 @@ std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>&
     return series;
   };
   std::string html = page_start("pneumo inspect: layer statistics over training");
-  html += "<h1>Layer statistics over training</h1><p class=\"what\">Recorded by <code>pneumo train --inspect-every K</code> in "
-          "<code>" + html_escape(run_dir) + "/inspect.csv</code>: " + std::to_string(steps.size()) + " recorded steps, " +
-          std::to_string(order.size()) + " nodes. Each line is one node; its colour goes from dark purple (next to the image) "
-          "to yellow (next to the output); hover a line to see its name. Activation statistics are of the first image of "
-          "each recorded batch.</p><div class=\"scale\"><span>image side</span><span class=\"bar viridis\"></span><span>output side</span></div>";
+  html +=
+      "<h1>Layer statistics over training</h1><p class=\"what\">Recorded by <code>pneumo train --inspect-every "
+      "K</code> in "
+      "<code>" +
+      html_escape(run_dir) + "/inspect.csv</code>: " + std::to_string(steps.size()) + " recorded steps, " +
+      std::to_string(order.size()) +
+      " nodes. Each line is one node; its colour goes from dark purple (next to the image) "
+      "to yellow (next to the output); hover a line to see its name. Activation statistics are of the first image of "
+      "each recorded batch.</p><div class=\"scale\"><span>image side</span><span class=\"bar "
+      "viridis\"></span><span>output side</span></div>";
   struct Chart {
     const char* title;
     const char* explanation;
@@ -716,19 +775,26 @@ std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>&
     bool log_y;
   };
   const Chart charts[] = {
-      {"gradient norm per layer", "Vanishing gradients show as the purple lines (near the image) falling far below the yellow ones; "
-       "exploding gradients as lines shooting up.", "|d loss / d weights|", "", true, &LayerStatisticsRow::gradient_norm, true},
-      {"update-to-weight ratio per layer", "How far each Adam step moves a layer's weights relative to their size; around 1e-3 is "
+      {"gradient norm per layer",
+       "Vanishing gradients show as the purple lines (near the image) falling far below the yellow ones; "
+       "exploding gradients as lines shooting up.",
+       "|d loss / d weights|", "", true, &LayerStatisticsRow::gradient_norm, true},
+      {"update-to-weight ratio per layer",
+       "How far each Adam step moves a layer's weights relative to their size; around 1e-3 is "
        "typical, much larger means the learning rate is too high for that layer, much smaller that it barely learns.",
        "|update| / |w|", "", true, &LayerStatisticsRow::update_ratio, true},
       {"weight norm per layer", "Weights that grow without bound, or shrink towards zero, show here.", "|w|", "", true,
        &LayerStatisticsRow::weight_norm, true},
-      {"dead units after each ReLU", "The share of channels that are zero everywhere for the image: a line creeping up means "
-       "units are dying and no longer learn.", "dead channel fraction", "LeakyReLU", false, &LayerStatisticsRow::dead_unit_fraction, false},
-      {"activation mean per layer", "Where activations drift; batch norm outputs stay near 0 by construction.", "mean", "", false,
-       &LayerStatisticsRow::activation_mean, false},
-      {"activation spread per layer", "The standard deviation of each node's output; a collapse to 0 means a layer stopped "
-       "passing information.", "standard deviation", "", false, &LayerStatisticsRow::activation_std, true},
+      {"dead units after each ReLU",
+       "The share of channels that are zero everywhere for the image: a line creeping up means "
+       "units are dying and no longer learn.",
+       "dead channel fraction", "LeakyReLU", false, &LayerStatisticsRow::dead_unit_fraction, false},
+      {"activation mean per layer", "Where activations drift; batch norm outputs stay near 0 by construction.", "mean",
+       "", false, &LayerStatisticsRow::activation_mean, false},
+      {"activation spread per layer",
+       "The standard deviation of each node's output; a collapse to 0 means a layer stopped "
+       "passing information.",
+       "standard deviation", "", false, &LayerStatisticsRow::activation_std, true},
   };
   for (const Chart& chart : charts) {
     html += "<h2>" + std::string(chart.title) + "</h2><p class=\"what\">" + chart.explanation + "</p>";

@@ -21,11 +21,11 @@ struct InspectSource {
   std::string network_description;  // "checkpoint runs/x/best.safetensors" / "fresh network, seed 1"
   std::string image_description;    // "DICOM data/x.dcm (patientId x), 2 boxes in labels.csv"
   std::string device_description;   // describe_device()
-  Image native;                      // the X-ray at its own size, for the box pictures
-  std::vector<Box> true_boxes;       // in native pixels
-  double threshold = 0.5;            // of the post-processing
-  std::string repository;            // absolute path of the repository (teaching pages)
-  std::string page_directory;        // absolute path of the folder the page is written to
+  Image native;                     // the X-ray at its own size, for the box pictures
+  std::vector<Box> true_boxes;      // in native pixels
+  double threshold = 0.5;           // of the post-processing
+  std::string repository;           // absolute path of the repository (teaching pages)
+  std::string page_directory;       // absolute path of the folder the page is written to
 };
 
 // The page; boxes are found from the step's probability map as `pneumo predict` finds them.

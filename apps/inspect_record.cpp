@@ -36,8 +36,8 @@ std::string format_statistics_row(const LayerStatisticsRow& row) {
   if (row.has_parameters)
     std::snprintf(text, sizeof text, "%lld,%lld,%s,%s,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g",
                   static_cast<long long>(row.step), static_cast<long long>(row.epoch), row.node.c_str(),
-                  row.kind.c_str(), row.activation_mean, row.activation_std, row.zero_fraction,
-                  row.dead_unit_fraction, row.weight_norm, row.gradient_norm, row.update_ratio);
+                  row.kind.c_str(), row.activation_mean, row.activation_std, row.zero_fraction, row.dead_unit_fraction,
+                  row.weight_norm, row.gradient_norm, row.update_ratio);
   else
     std::snprintf(text, sizeof text, "%lld,%lld,%s,%s,%.9g,%.9g,%.9g,%.9g,,,", static_cast<long long>(row.step),
                   static_cast<long long>(row.epoch), row.node.c_str(), row.kind.c_str(), row.activation_mean,
@@ -152,7 +152,8 @@ bool TrainingRecorder::due(int64_t step) const { return step == 1 || step % ever
 void TrainingRecorder::before_step(const Network& network) {
   const auto start = std::chrono::steady_clock::now();
   const Tensor& values = network.parameters().values();
-  if (values_before_.empty() || values_before_.device() != values.device()) values_before_ = Tensor(values.device(), values.shape());
+  if (values_before_.empty() || values_before_.device() != values.device())
+    values_before_ = Tensor(values.device(), values.shape());
   values_before_.copy_from(values);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -19,9 +19,9 @@ struct LayerStatisticsRow {
   int64_t epoch = 0;  // counted from 1
   std::string node, kind;
   double activation_mean = 0, activation_std = 0;
-  double zero_fraction = 0;       // share of output values that are exactly 0
-  double dead_unit_fraction = 0;  // share of channels that are 0 at every position
-  bool has_parameters = false;    // the three below are only meaningful then
+  double zero_fraction = 0;                                     // share of output values that are exactly 0
+  double dead_unit_fraction = 0;                                // share of channels that are 0 at every position
+  bool has_parameters = false;                                  // the three below are only meaningful then
   double weight_norm = 0, gradient_norm = 0, update_ratio = 0;  // over all trainable parameters of the node
 };
 

@@ -140,7 +140,8 @@ InspectedStep inspect_training_step(Context& context, Network& network, Adam& ad
     // released to the pool by backward_node below), so copy it now.
     const std::vector<float> gradient = node.output_gradient.to_vector();  // (N,H,W,C)
     record.gradient = tensor_statistics(gradient);
-    record.output_gradient.assign(gradient.begin(), gradient.begin() + node.output_gradient.count() / node.output_gradient.N());
+    record.output_gradient.assign(gradient.begin(),
+                                  gradient.begin() + node.output_gradient.count() / node.output_gradient.N());
     context.synchronize();
     const auto node_start = Clock::now();
     network.backward_node(context, i);

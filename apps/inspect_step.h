@@ -22,8 +22,8 @@ struct TensorStatistics {
   int64_t count = 0;
   double mean = 0, std = 0;  // std: population standard deviation
   double min = 0, max = 0;
-  double zero_fraction = 0;  // share of values exactly 0
-  double norm = 0;           // L2 norm
+  double zero_fraction = 0;       // share of values exactly 0
+  double norm = 0;                // L2 norm
   std::vector<double> bin_edges;  // (bins + 1), from min to max
   std::vector<double> counts;     // (bins)
 };
@@ -52,15 +52,15 @@ struct BatchNormRecord {
 
 struct NodeRecord {
   std::string name, kind;
-  Shape output_shape;          // (N,H,W,C) of this step
-  std::vector<int> inputs;     // node indices; -1 = the image
+  Shape output_shape;                      // (N,H,W,C) of this step
+  std::vector<int> inputs;                 // node indices; -1 = the image
   int64_t parameter_count = 0, flops = 0;  // trainable parameters; forward FLOPs for the batch
   double forward_ms = 0, backward_ms = 0;  // measured (device synchronised around each node)
-  std::vector<float> output;           // (H,W,C) of the first image
-  std::vector<float> output_gradient;  // (H,W,C): d loss / d output, first image
-  TensorStatistics activation;         // of the whole (N,H,W,C) output
-  TensorStatistics gradient;           // of the whole (N,H,W,C) d loss / d output
-  double dead_channel_fraction = 0;    // share of channels that are 0 at every position
+  std::vector<float> output;               // (H,W,C) of the first image
+  std::vector<float> output_gradient;      // (H,W,C): d loss / d output, first image
+  TensorStatistics activation;             // of the whole (N,H,W,C) output
+  TensorStatistics gradient;               // of the whole (N,H,W,C) d loss / d output
+  double dead_channel_fraction = 0;        // share of channels that are 0 at every position
   std::vector<ParameterRecord> parameters;
   bool is_batch_norm = false;
   BatchNormRecord batch_norm;

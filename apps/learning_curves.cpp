@@ -13,9 +13,9 @@ namespace pneumo::cli {
 std::string format_history_row(const EpochRecord& record) {
   std::ostringstream row;
   row << record.epoch;
-  for (double value : {record.learning_rate, record.train_loss, record.train_accuracy, record.train_iou,
-                       record.validation_loss, record.validation_accuracy, record.validation_iou,
-                       record.validation_map, record.seconds})
+  for (double value :
+       {record.learning_rate, record.train_loss, record.train_accuracy, record.train_iou, record.validation_loss,
+        record.validation_accuracy, record.validation_iou, record.validation_map, record.seconds})
     row << "," << exact_number(value);
   return row.str();
 }
@@ -94,13 +94,19 @@ void write_learning_curves(const std::string& path, const std::vector<EpochRecor
   };
   const Color train{66, 114, 196}, validation{221, 132, 82}, map{85, 168, 104};
   std::vector<LinePanel> panels = {
-      {"Loss (0.5 BCE + 0.5 IoU loss)", "epoch", "loss",
+      {"Loss (0.5 BCE + 0.5 IoU loss)",
+       "epoch",
+       "loss",
        {series("Train loss", &EpochRecord::train_loss, train),
         series("Valid loss", &EpochRecord::validation_loss, validation)}},
-      {"Pixel accuracy", "epoch", "accuracy",
+      {"Pixel accuracy",
+       "epoch",
+       "accuracy",
        {series("Train accuracy", &EpochRecord::train_accuracy, train),
         series("Valid accuracy", &EpochRecord::validation_accuracy, validation)}},
-      {"Mean IoU and validation mAP", "epoch", "IoU / mAP",
+      {"Mean IoU and validation mAP",
+       "epoch",
+       "IoU / mAP",
        {series("Train iou", &EpochRecord::train_iou, train),
         series("Valid iou", &EpochRecord::validation_iou, validation),
         series("Valid mAP", &EpochRecord::validation_map, map)}},

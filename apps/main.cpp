@@ -21,7 +21,8 @@ struct CommandEntry {
 };
 
 const CommandEntry commands[] = {
-    {"demo", pneumo::cli::run_demo, "the whole pipeline on a synthetic dataset: synth, train, predict, evaluate, pictures"},
+    {"demo", pneumo::cli::run_demo,
+     "the whole pipeline on a synthetic dataset: synth, train, predict, evaluate, pictures"},
     {"train", pneumo::cli::run_train, "train the notebook's network on a dataset in the RSNA layout"},
     {"predict", pneumo::cli::run_predict, "predict boxes for a folder of DICOMs and write a Kaggle submission"},
     {"evaluate", pneumo::cli::run_evaluate, "score a submission against labels with the competition metric"},
@@ -29,10 +30,13 @@ const CommandEntry commands[] = {
     {"show", pneumo::cli::run_show, "render a DICOM to PNG with label and predicted boxes"},
     {"synth", pneumo::cli::run_synth, "write a synthetic dataset in the RSNA layout"},
     {"summary", pneumo::cli::run_summary, "print the model table (layers, shapes, parameters, FLOPs)"},
-    {"tune", pneumo::cli::run_tune, "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
+    {"tune", pneumo::cli::run_tune,
+     "time the CPU convolution algorithms on the network's shapes, write the tuning file"},
     {"version", pneumo::cli::run_version, "version, build and machine report for a bug report (also --version)"},
-    {"inspect", pneumo::cli::run_inspect, "one training step drawn layer by layer as an HTML page (or --run: layer statistics)"},
-    {"dump-batches", pneumo::cli::run_dump_batches, "write training batches and initial weights for comparing frameworks"},
+    {"inspect", pneumo::cli::run_inspect,
+     "one training step drawn layer by layer as an HTML page (or --run: layer statistics)"},
+    {"dump-batches", pneumo::cli::run_dump_batches,
+     "write training batches and initial weights for comparing frameworks"},
 #ifdef PNEUMO_HAVE_ONNX
     {"export", pneumo::cli::run_export, "write a checkpoint's network as an ONNX model (built with libonnx)"},
 #endif

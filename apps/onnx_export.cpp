@@ -75,8 +75,7 @@ std::vector<float> krsc_to_kcrs(const std::vector<float>& krsc, const Shape& sha
   for (int64_t k = 0; k < K; ++k)
     for (int64_t r = 0; r < R; ++r)
       for (int64_t s = 0; s < S; ++s)
-        for (int64_t c = 0; c < C; ++c)
-          kcrs[((k * C + c) * R + r) * S + s] = krsc[((k * R + r) * S + s) * C + c];
+        for (int64_t c = 0; c < C; ++c) kcrs[((k * C + c) * R + r) * S + s] = krsc[((k * R + r) * S + s) * C + c];
   return kcrs;
 }
 

@@ -46,7 +46,8 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
                   "whitespace or control character; rename the file");
   const CheckpointInfo info = read_checkpoint_info(settings.checkpoint);
   const NetworkConfig config = network_config_from_metadata(info.metadata, settings.checkpoint);
-  check_checkpoint_size(settings.checkpoint, info, network_parameter_counts(config).trainable, network_parameter_counts(config).state);
+  check_checkpoint_size(settings.checkpoint, info, network_parameter_counts(config).trainable,
+                        network_parameter_counts(config).state);
   const Device device = resolve_device(settings.device);
   Context context(device);
   Network network(device, config, 0);

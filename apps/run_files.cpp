@@ -92,7 +92,8 @@ std::string unquote_value(const std::string& text, const std::string& where) {
 
 std::string format_key_values(const std::map<std::string, std::string>& values) {
   std::string text;
-  for (const auto& [key, value] : values) text += key + " = " + (needs_quotes(value) ? quote_value(value) : value) + "\n";
+  for (const auto& [key, value] : values)
+    text += key + " = " + (needs_quotes(value) ? quote_value(value) : value) + "\n";
   return text;
 }
 
@@ -111,8 +112,7 @@ std::map<std::string, std::string> parse_key_values(const std::string& text, con
     std::string content = trim(line);
     if (content.empty() || content[0] == '#') continue;
     size_t equals = content.find('=');
-    if (equals == std::string::npos)
-      throw Error(where + ": expected 'key = value', got " + quoted(content, 80));
+    if (equals == std::string::npos) throw Error(where + ": expected 'key = value', got " + quoted(content, 80));
     const std::string key = trim(content.substr(0, equals));
     const std::string raw = trim(content.substr(equals + 1));
     if (values.count(key)) throw Error(where + ": field " + quoted(key, 80) + " appears twice");

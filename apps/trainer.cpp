@@ -20,9 +20,7 @@ namespace {
 
 // Settings a resumed process may change (where it runs, loader threads, the cache folder): not
 // part of what a checkpoint records about its run.
-bool is_process_setting(const std::string& key) {
-  return key == "workers" || key == "device" || key == "cache_dir";
-}
+bool is_process_setting(const std::string& key) { return key == "workers" || key == "device" || key == "cache_dir"; }
 
 std::string validation_labels_csv(const std::vector<std::string>& ids, const LabelSet& labels) {
   std::string text = "patientId,x,y,width,height,Target\n";
@@ -33,8 +31,8 @@ std::string validation_labels_csv(const std::vector<std::string>& ids, const Lab
       continue;
     }
     for (const Box& box : found->second)
-      text += id + "," + std::to_string(box.x) + ".0," + std::to_string(box.y) + ".0," +
-              std::to_string(box.width) + ".0," + std::to_string(box.height) + ".0,1\n";
+      text += id + "," + std::to_string(box.x) + ".0," + std::to_string(box.y) + ".0," + std::to_string(box.width) +
+              ".0," + std::to_string(box.height) + ".0,1\n";
   }
   return text;
 }
@@ -163,8 +161,8 @@ void Trainer::prepare_data() {
     std::shuffle(ids.begin(), ids.end(), std::mt19937_64(settings_.seed ^ 0x5eed));
     ids.resize(static_cast<size_t>(settings_.max_images));
   }
-  const int64_t validation = validation_size(static_cast<int64_t>(ids.size()), settings_.validation_count,
-                                             settings_.validation_fraction);
+  const int64_t validation =
+      validation_size(static_cast<int64_t>(ids.size()), settings_.validation_count, settings_.validation_fraction);
   split_ = split_patients(ids, validation, settings_.seed);
   if (static_cast<int64_t>(split_.train.size()) < settings_.batch_size)
     throw Error("only " + std::to_string(split_.train.size()) + " training images for batches of " +
@@ -185,9 +183,11 @@ void Trainer::prepare_data() {
   const std::string cache_dir = settings_.cache_dir.empty() ? settings_.data_dir : settings_.cache_dir;
   const std::string cache_path = default_cache_path(cache_dir, layout_.train_images, image_size);
   // Rank 0 builds (or checks) the cache while the others wait; then they open what it wrote.
-  if (is_root()) cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
+  if (is_root())
+    cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
   communicator_->barrier(/*bounded=*/false);
-  if (!is_root()) cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
+  if (!is_root())
+    cache_ = std::make_unique<ImageCache>(ImageCache::open_or_build(cache_path, layout_.train_images, image_size));
   for (const auto& failure : cache_->failures()) log_.line("unreadable image: " + failure.reason);
 
   LoaderConfig loader_config;
@@ -246,7 +246,7 @@ void Trainer::prepare_run_directory(bool resume) {
   make_directories(folder);
   lock_ = std::make_unique<FolderLock>(folder, resume ? "pneumo train --resume" : "pneumo train");
   remove_stale_temporary_files_in(folder);  // of writers that were killed (before a commit)
-  if (!resume)  // --force over an old run: none of its files may mix with the new run's
+  if (!resume)                              // --force over an old run: none of its files may mix with the new run's
     for (const char* old : {"last.safetensors", "best.safetensors", "history.csv", "curves.png", "validation_grid.png",
                             "inspect.csv", "inspect.html", "conv-algorithms.txt"})
       fs::remove(fs::path(folder) / old, error);
@@ -254,9 +254,9 @@ void Trainer::prepare_run_directory(bool resume) {
 
 void Trainer::start_new_run() {
   if (!is_root()) return;
-  write_text_atomic(settings_.run_dir + "/config.txt",
-                    "# pneumo train settings; pneumo train --resume " + quoted(settings_.run_dir, 200) + " reads them\n" +
-                        format_key_values(settings_to_map(settings_)));
+  write_text_atomic(settings_.run_dir + "/config.txt", "# pneumo train settings; pneumo train --resume " +
+                                                           quoted(settings_.run_dir, 200) + " reads them\n" +
+                                                           format_key_values(settings_to_map(settings_)));
   write_text_atomic(settings_.run_dir + "/validation_labels.csv", validation_labels_csv(split_.validation, labels_));
   std::remove((settings_.run_dir + "/history.csv").c_str());
 }
@@ -283,9 +283,9 @@ void Trainer::restore(const std::string& path) {
       const std::string stored_key = key.rfind("network.", 0) == 0 ? key : "run.config." + key;
       const auto found = recorded.metadata.find(stored_key);
       if (found == recorded.metadata.end()) {
-        if (key.rfind("network.", 0) == 0 && (key == "network.input_size" || key == "network.channels" ||
-                                              key == "network.n_blocks" || key == "network.depth" ||
-                                              key == "network.leaky_slope"))
+        if (key.rfind("network.", 0) == 0 &&
+            (key == "network.input_size" || key == "network.channels" || key == "network.n_blocks" ||
+             key == "network.depth" || key == "network.leaky_slope"))
           throw Error(path + ": no field '" + key + "' in its metadata; it is not a checkpoint of this run");
         continue;  // written before this field was recorded
       }
@@ -498,9 +498,9 @@ TrainOutcome Trainer::run() {
     log_.line("layer statistics: " + std::to_string(recorder_->steps_recorded()) + " steps recorded in " +
               std::to_string(recorder_->seconds_spent()) + " s -> " + recorder_->path() + " (pneumo inspect --run " +
               settings_.run_dir + ")");
-  log_.line("done: best validation mAP " + std::to_string(outcome.best_validation_map) + "; checkpoints " +
-            last_path_ + ", " + best_path_ + "; history " + settings_.run_dir + "/history.csv; curves " +
-            settings_.run_dir + "/curves.png");
+  log_.line("done: best validation mAP " + std::to_string(outcome.best_validation_map) + "; checkpoints " + last_path_ +
+            ", " + best_path_ + "; history " + settings_.run_dir + "/history.csv; curves " + settings_.run_dir +
+            "/curves.png");
   return outcome;
 }
 
@@ -512,7 +512,8 @@ TrainOutcome run_training(const TrainSettings& settings, bool resume) {
   std::unique_ptr<Communicator> communicator = make_communicator(device);
   if (communicator->size() == 1) return Trainer(settings, resume, communicator.get()).run();
   if (device == Device::CPU)
-    set_cpu_thread_count(cpu_threads_for_rank(cpu_thread_count(), communicator->local_rank(), communicator->local_size()));
+    set_cpu_thread_count(
+        cpu_threads_for_rank(cpu_thread_count(), communicator->local_rank(), communicator->local_size()));
   try {
     return Trainer(settings, resume, communicator.get()).run();
   } catch (const std::exception& error) {

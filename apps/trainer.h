@@ -100,7 +100,7 @@ class Trainer {
 
   TrainSettings settings_;
   SingleProcessCommunicator single_process_;
-  Communicator* communicator_;  // &single_process_ or the job's
+  Communicator* communicator_;        // &single_process_ or the job's
   std::unique_ptr<FolderLock> lock_;  // rank 0: held while this trainer lives
   RunLog log_;
   Device device_;
@@ -119,7 +119,7 @@ class Trainer {
   std::string last_path_, best_path_;
   std::string data_fingerprint_;  // labels file and image list (prepare_data), kept in checkpoints
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
-  Tensor images_, masks_;  // (B/ranks,S,S,1) each: this rank's slice
+  Tensor images_, masks_;                       // (B/ranks,S,S,1) each: this rank's slice
   std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K
 };
 

@@ -93,7 +93,6 @@ double metadata_number(const std::map<std::string, std::string>& values, const s
   throw Error(source + ": field '" + key + "' expects a number, got '" + text + "'");
 }
 
-
 TrainSettings settings_from_map(const std::map<std::string, std::string>& values, const std::string& source) {
   TrainSettings settings;
   settings.data_dir = required(values, "data_dir", source);
@@ -116,11 +115,11 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   if (statistics != "global" && statistics != "per-rank")
     throw Error(source + ": field 'batch_norm_statistics' expects global or per-rank, got '" + statistics + "'");
   settings.synchronized_batch_norm = statistics == "global";
-  settings.conv_algorithms = values.count("conv_algorithms") ? values.at("conv_algorithms") : "";  // absent before it was recorded
+  settings.conv_algorithms =
+      values.count("conv_algorithms") ? values.at("conv_algorithms") : "";  // absent before it was recorded
   // Absent in runs from before they were recorded: the defaults those runs had.
   const std::string tf32 = values.count("tf32") ? values.at("tf32") : "off";
-  if (tf32 != "on" && tf32 != "off")
-    throw Error(source + ": field 'tf32' expects on or off, got " + quoted(tf32, 60));
+  if (tf32 != "on" && tf32 != "off") throw Error(source + ": field 'tf32' expects on or off, got " + quoted(tf32, 60));
   settings.tf32 = tf32 == "on";
   settings.cudnn = values.count("cudnn") ? values.at("cudnn") : "heuristic";
   if (settings.cudnn != "heuristic" && settings.cudnn != "find" && settings.cudnn != "deterministic")
@@ -130,11 +129,13 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   auto refuse = [&](const char* key, const std::string& expected) {
     throw Error(source + ": field '" + key + "' expects " + expected + ", got " + quoted(values.at(key), 60));
   };
-  if (settings.device != "auto" && settings.device != "cpu" && settings.device != "cuda") refuse("device", "auto, cpu or cuda");
+  if (settings.device != "auto" && settings.device != "cpu" && settings.device != "cuda")
+    refuse("device", "auto, cpu or cuda");
   if (settings.batch_size < 1) refuse("batch_size", "an integer >= 1");
   if (settings.epochs < 1) refuse("epochs", "an integer >= 1");
   if (!(settings.learning_rate > 0)) refuse("learning_rate", "a number > 0");
-  if (settings.workers < 1 || settings.workers > kMaxLoaderWorkers) refuse("workers", "1.." + std::to_string(kMaxLoaderWorkers));
+  if (settings.workers < 1 || settings.workers > kMaxLoaderWorkers)
+    refuse("workers", "1.." + std::to_string(kMaxLoaderWorkers));
   if (settings.max_images < 0) refuse("max_images", "an integer >= 0");
   if (settings.validation_count < 0 && !(settings.validation_fraction > 0 && settings.validation_fraction < 1))
     refuse("validation_fraction", "a number between 0 and 1");
@@ -145,10 +146,9 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
 }
 
 bool is_run_file_name(const std::string& name) {
-  static const char* const files[] = {"config.txt",        "log.txt",     "last.safetensors", "best.safetensors",
-                                      "history.csv",       "curves.png",  "validation_grid.png",
-                                      "validation_labels.csv", "inspect.csv", "inspect.html",
-                                      "conv-algorithms.txt", ".pneumo.lock"};
+  static const char* const files[] = {"config.txt",  "log.txt",      "last.safetensors",    "best.safetensors",
+                                      "history.csv", "curves.png",   "validation_grid.png", "validation_labels.csv",
+                                      "inspect.csv", "inspect.html", "conv-algorithms.txt", ".pneumo.lock"};
   for (const char* file : files) {
     const std::string run_file = file;
     if (name == run_file) return true;

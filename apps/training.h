@@ -25,22 +25,22 @@
 namespace pneumo::cli {
 
 struct TrainSettings {
-  std::string data_dir;            // dataset in the RSNA layout
+  std::string data_dir;  // dataset in the RSNA layout
   std::string run_dir = "runs/run";
-  std::string cache_dir;           // "" = <data_dir>
+  std::string cache_dir;  // "" = <data_dir>
   std::string device = "auto";
   std::string preset = "cpu";
   NetworkConfig network;
   int64_t batch_size = 32;
   int64_t epochs = 25;
-  double learning_rate = 1e-3;     // base of the cosine annealing
-  int64_t validation_count = 2560; // < 0: use validation_fraction
+  double learning_rate = 1e-3;      // base of the cosine annealing
+  int64_t validation_count = 2560;  // < 0: use validation_fraction
   double validation_fraction = 0.1;
-  int64_t max_images = 0;          // 0 = every training image; else the first N of a seeded shuffle
+  int64_t max_images = 0;  // 0 = every training image; else the first N of a seeded shuffle
   uint64_t seed = 1;
   int64_t workers = 4;
   bool flip = true;
-  double threshold = 0.5;          // probability threshold of the post-processing
+  double threshold = 0.5;  // probability threshold of the post-processing
   double max_unreadable_fraction = 0.0;
   int64_t stop_after_batches = 0;  // > 0: behave as if Ctrl-C came after this many batches (tests)
   // Data-parallel runs (engine/distributed.md): batch-norm statistics over the global batch
@@ -49,7 +49,7 @@ struct TrainSettings {
   int64_t inspect_every = 0;
   // Data-parallel runs: sum the gradients in buckets of this many MB overlapped with the backward
   // pass (0: one sum after it). Not part of config.txt: it changes speed, not the step.
-  double gradient_bucket_mb = 0;       // > 0: per-layer statistics every K steps (apps/inspect_record.h)
+  double gradient_bucket_mb = 0;  // > 0: per-layer statistics every K steps (apps/inspect_record.h)
   // The CPU convolution setting the run computes with (layers/conv2d.h, e.g. "direct,gemm" or
   // "auto"): recorded in config.txt and reused by --resume, so a resumed run computes the same.
   std::string conv_algorithms;
@@ -70,8 +70,7 @@ bool is_run_file_name(const std::string& name);
 TrainSettings preset_settings(const std::string& name);
 
 std::map<std::string, std::string> settings_to_map(const TrainSettings& settings);
-TrainSettings settings_from_map(const std::map<std::string, std::string>& values,
-                                const std::string& source);
+TrainSettings settings_from_map(const std::map<std::string, std::string>& values, const std::string& source);
 
 // Network configuration <-> checkpoint metadata ("network.input_size", ...).
 void add_network_metadata(std::map<std::string, std::string>& metadata, const NetworkConfig& config);

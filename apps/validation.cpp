@@ -50,8 +50,8 @@ std::string serialize_boxes(const std::vector<std::pair<int64_t, std::vector<Sco
   for (const auto& [position, boxes] : images) {
     text += std::to_string(position) + " " + std::to_string(boxes.size());
     for (const ScoredBox& box : boxes) {
-      std::snprintf(field, sizeof field, " %a %d %d %d %d", static_cast<double>(box.confidence), box.box.x,
-                    box.box.y, box.box.width, box.box.height);
+      std::snprintf(field, sizeof field, " %a %d %d %d %d", static_cast<double>(box.confidence), box.box.x, box.box.y,
+                    box.box.width, box.box.height);
       text += field;
     }
     text += "\n";
@@ -98,7 +98,7 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
   loader.start_epoch(0);
   Batch batch;
   std::vector<std::string> ids;
-  Tensor image_storage, mask_storage;  // grow-only device buffers, reused by every batch
+  Tensor image_storage, mask_storage;                                // grow-only device buffers, reused by every batch
   std::vector<std::pair<int64_t, std::vector<ScoredBox>>> my_boxes;  // (position in ids, boxes)
   int64_t first_batch_size = 0;
   while (loader.next(batch)) {
@@ -163,7 +163,8 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
       result.submission.patient_ids.push_back(ids[i]);
       if (!boxes_by_position[i].empty()) result.submission.predictions[ids[i]] = boxes_by_position[i];
     }
-    for (int64_t i = 0; i < first_batch_size; ++i) result.predicted_boxes.push_back(boxes_by_position[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < first_batch_size; ++i)
+      result.predicted_boxes.push_back(boxes_by_position[static_cast<size_t>(i)]);
     result.metric = evaluate_submission(ids, labels, result.submission);
   }
   static_assert(std::is_trivially_copyable<MetricResult>::value, "MetricResult is broadcast as bytes");
@@ -197,7 +198,8 @@ void write_validation_grid(const std::string& path, const ValidationResult& resu
     std::vector<Box> truth;
     for (const Box& box : result.true_boxes[i]) truth.push_back(scaled(box, scale));
     std::vector<ScoredBox> predicted;
-    for (const ScoredBox& box : result.predicted_boxes[i]) predicted.push_back({box.confidence, scaled(box.box, scale)});
+    for (const ScoredBox& box : result.predicted_boxes[i])
+      predicted.push_back({box.confidence, scaled(box.box, scale)});
     Picture picture = render_image(image, tile, truth, predicted);
     const int x0 = gap + (i % columns) * (tile + gap), y0 = header + gap + (i / columns) * (tile + gap);
     for (int y = 0; y < picture.height(); ++y)

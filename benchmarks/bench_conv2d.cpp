@@ -46,16 +46,11 @@ struct Case {
 
 // Every distinct conv shape of create_network(256, 32, n_blocks=2, depth=4).
 const Case kCases[] = {
-    {"stem 3x3 1->32 @256", 256, 1, 32, 3, false, false},
-    {"down 1x1 32->64 @256", 256, 32, 64, 1, false, true},
-    {"res 3x3 64->64 @128", 128, 64, 64, 3, false, true},
-    {"down 1x1 64->128 @128", 128, 64, 128, 1, false, true},
-    {"res 3x3 128->128 @64", 64, 128, 128, 3, false, true},
-    {"down 1x1 128->256 @64", 64, 128, 256, 1, false, true},
-    {"res 3x3 256->256 @32", 32, 256, 256, 3, false, true},
-    {"down 1x1 256->512 @32", 32, 256, 512, 1, false, true},
-    {"res 3x3 512->512 @16", 16, 512, 512, 3, false, true},
-    {"head 1x1 512->1 @16", 16, 512, 1, 1, true, true},
+    {"stem 3x3 1->32 @256", 256, 1, 32, 3, false, false},   {"down 1x1 32->64 @256", 256, 32, 64, 1, false, true},
+    {"res 3x3 64->64 @128", 128, 64, 64, 3, false, true},   {"down 1x1 64->128 @128", 128, 64, 128, 1, false, true},
+    {"res 3x3 128->128 @64", 64, 128, 128, 3, false, true}, {"down 1x1 128->256 @64", 64, 128, 256, 1, false, true},
+    {"res 3x3 256->256 @32", 32, 256, 256, 3, false, true}, {"down 1x1 256->512 @32", 32, 256, 512, 1, false, true},
+    {"res 3x3 512->512 @16", 16, 512, 512, 3, false, true}, {"head 1x1 512->1 @16", 16, 512, 1, 1, true, true},
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -162,28 +157,25 @@ void run_cuda(int64_t batch, int repeats, bool tf32, const std::string& only) {
     Tensor output(Device::CUDA, output_shape), input_gradient(Device::CUDA, input_shape);
     const double flops = static_cast<double>(layer.forward_flops({input_shape}));
     const double backward_flops = flops * (c.input_gradient ? 2.0 : 1.0);
-    const double forward_time = median_seconds(context, repeats, [&] {
-      layer.forward(context, {&input}, output, true);
-    });
+    const double forward_time =
+        median_seconds(context, repeats, [&] { layer.forward(context, {&input}, output, true); });
     const double backward_time = median_seconds(context, repeats, [&] {
-      layer.backward(context, {&input}, output, output_gradient,
-                     {c.input_gradient ? &input_gradient : nullptr});
+      layer.backward(context, {&input}, output, output_gradient, {c.input_gradient ? &input_gradient : nullptr});
     });
-    std::printf("%-24s %10.3f %10.1f %10.3f %10.1f\n", c.name, forward_time * 1e3,
-                flops / forward_time * 1e-9, backward_time * 1e3,
-                backward_flops / backward_time * 1e-9);
+    std::printf("%-24s %10.3f %10.1f %10.3f %10.1f\n", c.name, forward_time * 1e3, flops / forward_time * 1e-9,
+                backward_time * 1e3, backward_flops / backward_time * 1e-9);
   }
 }
 
 std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
                          const std::vector<ConvAlgorithm>& algorithms, double peak) {
-  std::printf("\nCPU, %d threads, %s kernels, OpenBLAS kernels %s, batch %lld, median of %d\n",
-              cpu_thread_count(), cpu_isa_name(cpu_isa()), openblas_kernel_name(),
-              static_cast<long long>(batch), repeats);
-  std::printf("FMA peak (measured): %.1f GFLOP/s. GF/s counts direct-convolution FLOPs "
-              "(2 N H W K R R C per direction).\n", peak);
-  std::printf("%-24s %-15s %-10s %10s %10s %7s\n", "layer", "direction", "algorithm", "ms", "GF/s",
-              "% peak");
+  std::printf("\nCPU, %d threads, %s kernels, OpenBLAS kernels %s, batch %lld, median of %d\n", cpu_thread_count(),
+              cpu_isa_name(cpu_isa()), openblas_kernel_name(), static_cast<long long>(batch), repeats);
+  std::printf(
+      "FMA peak (measured): %.1f GFLOP/s. GF/s counts direct-convolution FLOPs "
+      "(2 N H W K R R C per direction).\n",
+      peak);
+  std::printf("%-24s %-15s %-10s %10s %10s %7s\n", "layer", "direction", "algorithm", "ms", "GF/s", "% peak");
   std::vector<Row> rows;
   std::mt19937 generator(1);
   std::uniform_real_distribution<float> uniform(-1, 1);
@@ -202,11 +194,9 @@ std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
         bias_gradient(static_cast<size_t>(g.K));
     const double flops = 2.0 * g.pixels() * g.K * g.kernel_size * g.kernel_size * g.C;
     const std::vector<ConvDirection> directions =
-        c.input_gradient ? std::vector<ConvDirection>{ConvDirection::Forward,
-                                                      ConvDirection::InputGradient,
+        c.input_gradient ? std::vector<ConvDirection>{ConvDirection::Forward, ConvDirection::InputGradient,
                                                       ConvDirection::WeightGradient}
-                         : std::vector<ConvDirection>{ConvDirection::Forward,
-                                                      ConvDirection::WeightGradient};
+                         : std::vector<ConvDirection>{ConvDirection::Forward, ConvDirection::WeightGradient};
     Context context(Device::CPU);
     for (ConvDirection direction : directions)
       for (ConvAlgorithm algorithm : algorithms) {
@@ -220,20 +210,19 @@ std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
         const int runs = algorithm == ConvAlgorithm::Reference ? 1 : repeats;
         const double seconds = median_seconds(context, runs, [&] {
           if (direction == ConvDirection::Forward)
-            conv2d_forward_cpu(output.data(), input.data(), weight.data(),
-                               c.bias ? bias.data() : nullptr, g, algorithm, scratch);
+            conv2d_forward_cpu(output.data(), input.data(), weight.data(), c.bias ? bias.data() : nullptr, g, algorithm,
+                               scratch);
           else if (direction == ConvDirection::InputGradient)
-            conv2d_input_gradient_cpu(input_gradient.data(), output_gradient.data(), weight.data(),
-                                      g, algorithm, scratch);
+            conv2d_input_gradient_cpu(input_gradient.data(), output_gradient.data(), weight.data(), g, algorithm,
+                                      scratch);
           else
             conv2d_weight_gradient_cpu(weight_gradient.data(), c.bias ? bias_gradient.data() : nullptr,
                                        output_gradient.data(), input.data(), g, algorithm, scratch);
         });
         const double gflops = flops / seconds * 1e-9;
         rows.push_back({c.name, direction, algorithm, seconds * 1e3, gflops});
-        std::printf("%-24s %-15s %-10s %10.3f %10.1f %6.0f%%\n", c.name,
-                    conv_direction_name(direction), conv_algorithm_name(algorithm), seconds * 1e3,
-                    gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
+        std::printf("%-24s %-15s %-10s %10.3f %10.1f %6.0f%%\n", c.name, conv_direction_name(direction),
+                    conv_algorithm_name(algorithm), seconds * 1e3, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
         std::fflush(stdout);
       }
   }
@@ -249,8 +238,8 @@ void write_chart(const std::vector<Row>& rows, double peak, const std::string& p
     if (std::find(layers.begin(), layers.end(), row.layer) == layers.end()) layers.push_back(row.layer);
   const Color colors[] = {{150, 150, 150}, {66, 114, 196}, {221, 132, 82}, {85, 168, 104}, {196, 78, 82}};
   std::vector<LinePanel> panels;
-  for (ConvDirection direction : {ConvDirection::Forward, ConvDirection::InputGradient,
-                                  ConvDirection::WeightGradient}) {
+  for (ConvDirection direction :
+       {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
     LinePanel panel;
     panel.title = conv_direction_name(direction);
     panel.x_label = "network conv shape (1 = stem ... 10 = head)";

@@ -92,20 +92,22 @@ int time_data_parallel(const cli::Arguments& arguments) {
     }
     if (rank == 0) {
       const double total = median(totals), communication = median(communications);
-      std::printf("%d rank(s) x %d thread(s), network %lldx%lld ch %lld blocks %lld depth %lld (%lld parameters, "
-                  "%.2f MB of gradients), global batch %lld (%lld per rank), batch norm %s, gradient buckets %s\n",
-                  ranks, threads, static_cast<long long>(size), static_cast<long long>(size),
-                  static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
-                  static_cast<long long>(config.depth), static_cast<long long>(network.trainable_parameter_count()),
-                  network.trainable_parameter_count() * 4e-6, static_cast<long long>(batch),
-                  static_cast<long long>(slice), synchronized ? "synchronized" : "per rank",
-                  bucket_mb > 0 ? (std::to_string(bucket_mb) + " MB, overlapped").c_str() : "off (one sum after backward)");
+      std::printf(
+          "%d rank(s) x %d thread(s), network %lldx%lld ch %lld blocks %lld depth %lld (%lld parameters, "
+          "%.2f MB of gradients), global batch %lld (%lld per rank), batch norm %s, gradient buckets %s\n",
+          ranks, threads, static_cast<long long>(size), static_cast<long long>(size),
+          static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
+          static_cast<long long>(config.depth), static_cast<long long>(network.trainable_parameter_count()),
+          network.trainable_parameter_count() * 4e-6, static_cast<long long>(batch), static_cast<long long>(slice),
+          synchronized ? "synchronized" : "per rank",
+          bucket_mb > 0 ? (std::to_string(bucket_mb) + " MB, overlapped").c_str() : "off (one sum after backward)");
       std::printf("step median %.1f ms = compute %.1f ms + communication %.1f ms (%.1f%%); %.1f images/s\n",
                   total * 1e3, (total - communication) * 1e3, communication * 1e3, 100 * communication / total,
                   batch / total);
-      std::printf("allreduce of 12,718,305 floats (50.9 MB, the notebook network's gradients): median %.1f ms "
-                  "(%.2f GB/s algorithm bandwidth)\n",
-                  median(allreduce_times) * 1e3, 50.873e-3 / median(allreduce_times));
+      std::printf(
+          "allreduce of 12,718,305 floats (50.9 MB, the notebook network's gradients): median %.1f ms "
+          "(%.2f GB/s algorithm bandwidth)\n",
+          median(allreduce_times) * 1e3, 50.873e-3 / median(allreduce_times));
     }
     return 0;
   }

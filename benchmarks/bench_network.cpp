@@ -45,7 +45,7 @@ struct Options {
   int threads = 0;
   bool layers = false;
   bool constant_weights = true;  // inference: filters prepared once (Network::set_constant_weights)
-  bool tf32 = false;  // CUDA: let cuDNN use TF32 tensor cores
+  bool tf32 = false;             // CUDA: let cuDNN use TF32 tensor cores
   CudnnSearch cudnn_search = CudnnSearch::Heuristic;  // CUDA: how cuDNN's algorithms are chosen
 };
 
@@ -130,8 +130,7 @@ void synthetic_batch(int64_t N, int64_t S, std::vector<float>& images, std::vect
   }
 }
 
-void time_layers(Context& context, Network& network, const Tensor& images, int repeats,
-                 bool constant_weights) {
+void time_layers(Context& context, Network& network, const Tensor& images, int repeats, bool constant_weights) {
   const int count = static_cast<int>(network.nodes().size());
   std::vector<std::vector<double>> inference_times(static_cast<size_t>(count)),
       forward_times(static_cast<size_t>(count)), backward_times(static_cast<size_t>(count));
@@ -139,7 +138,7 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
   std::vector<float> ones(static_cast<size_t>(output_gradient.count()), 1e-3f);
   output_gradient.set_values(ones);
   network.set_constant_weights(constant_weights);  // as the whole inference forward runs
-  for (int r = 0; r <= repeats; ++r) {  // r == 0 is the warm-up
+  for (int r = 0; r <= repeats; ++r) {             // r == 0 is the warm-up
     network.begin_forward(images);
     for (int i = 0; i < count; ++i) {
       context.synchronize();
@@ -183,9 +182,11 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
   }
   const double total = forward_total + backward_total;
   std::printf("\nper layer (median of %d, ms; share of training forward + backward):\n", repeats);
-  std::printf("%-18s %-12s %-22s %10s %10s %10s %7s\n", "node", "kind", "output", "inference", "forward",
-              "backward", "share");
-  struct KindTimes { double inference = 0, forward = 0, backward = 0; };
+  std::printf("%-18s %-12s %-22s %10s %10s %10s %7s\n", "node", "kind", "output", "inference", "forward", "backward",
+              "share");
+  struct KindTimes {
+    double inference = 0, forward = 0, backward = 0;
+  };
   std::map<std::string, KindTimes> by_kind;
   for (int i = 0; i < count; ++i) {
     const NetworkNode& node = network.nodes()[static_cast<size_t>(i)];
@@ -203,8 +204,7 @@ void time_layers(Context& context, Network& network, const Tensor& images, int r
   std::printf("\nper layer kind (ms, sum over nodes):\n");
   for (const auto& [kind, times] : by_kind)
     std::printf("  %-12s inference %9.2f  forward %9.2f  backward %9.2f  share %5.1f%%\n", kind.c_str(),
-                times.inference, times.forward, times.backward,
-                100.0 * (times.forward + times.backward) / total);
+                times.inference, times.forward, times.backward, 100.0 * (times.forward + times.backward) / total);
 }
 
 int time_network(const cli::Arguments& arguments) {
@@ -223,16 +223,15 @@ int time_network(const cli::Arguments& arguments) {
   std::vector<float> host_images, host_masks;
   synthetic_batch(N, S, host_images, host_masks);
   Tensor images(device, network.input_shape(N)), masks(device, network.input_shape(N));  // (N,S,S,1)
-  images.set_values(host_images);  // host -> device copies, once
+  images.set_values(host_images);                                                        // host -> device copies, once
   masks.set_values(host_masks);
   const ModelSummary summary = summarize(network, N);
-  std::printf("bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
-              "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
-              describe_device(device).c_str(), static_cast<long long>(S),
-              static_cast<long long>(config.channels), static_cast<long long>(config.n_blocks),
-              static_cast<long long>(config.depth), static_cast<long long>(N),
-              static_cast<long long>(network.trainable_parameter_count()),
-              summary.flops_per_image * 1e-9, options.repeats);
+  std::printf(
+      "bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
+      "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
+      describe_device(device).c_str(), static_cast<long long>(S), static_cast<long long>(config.channels),
+      static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth), static_cast<long long>(N),
+      static_cast<long long>(network.trainable_parameter_count()), summary.flops_per_image * 1e-9, options.repeats);
   if (device == Device::CPU) {
     const std::string kernels = blas_kernels();
     std::printf("  OpenBLAS kernels: %s%s\n", kernels.c_str(),
@@ -245,9 +244,8 @@ int time_network(const cli::Arguments& arguments) {
   // Inference as `pneumo predict` runs it: constant weights, so the CPU convolutions transform
   // their filters once (--no-constant-weights: at every forward, as a training step does).
   network.set_constant_weights(options.constant_weights);
-  const double inference_ms = time_median_ms(context, options.repeats, [&] {
-    network.forward(context, images, false);
-  });
+  const double inference_ms =
+      time_median_ms(context, options.repeats, [&] { network.forward(context, images, false); });
   network.set_constant_weights(false);
   std::printf("  inference forward        %10.1f ms  %9.2f images/s   (%s)\n", inference_ms, N * 1e3 / inference_ms,
               options.constant_weights ? "constant weights: filters prepared once"
@@ -267,22 +265,21 @@ int time_network(const cli::Arguments& arguments) {
   std::fflush(stdout);
 
   StepResult last;
-  const double train_ms = time_median_ms(context, options.repeats, [&] {
-    last = train_step(context, network, adam, images, masks, 1e-3f);
-  });
-  std::printf("  training step (+loss,Adam)%9.1f ms  %9.2f images/s   (last loss %.4f)\n", train_ms,
-              N * 1e3 / train_ms, static_cast<double>(last.loss.loss));
+  const double train_ms = time_median_ms(context, options.repeats,
+                                         [&] { last = train_step(context, network, adam, images, masks, 1e-3f); });
+  std::printf("  training step (+loss,Adam)%9.1f ms  %9.2f images/s   (last loss %.4f)\n", train_ms, N * 1e3 / train_ms,
+              static_cast<double>(last.loss.loss));
   const double training_flops = 3.0 * static_cast<double>(summary.flops_per_image) * N;
   std::printf("  training throughput ~%.1f GFLOP/s (3x forward FLOPs)\n", training_flops / (train_ms * 1e6));
   std::fflush(stdout);
 
   if (options.layers) time_layers(context, network, images, options.repeats, options.constant_weights);
 
-  std::printf("result: device=%s blas=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
-              "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",
-              device_name(device), device == Device::CPU ? blas_kernels().c_str() : "-",
-              static_cast<long long>(N), inference_ms, N * 1e3 / inference_ms,
-              forward_backward_ms, train_ms, N * 1e3 / train_ms);
+  std::printf(
+      "result: device=%s blas=%s batch=%lld inference_ms=%.3f inference_images_per_s=%.4f "
+      "forward_backward_ms=%.3f train_ms=%.3f train_images_per_s=%.4f\n",
+      device_name(device), device == Device::CPU ? blas_kernels().c_str() : "-", static_cast<long long>(N),
+      inference_ms, N * 1e3 / inference_ms, forward_backward_ms, train_ms, N * 1e3 / train_ms);
   return 0;
 }
 

@@ -8,8 +8,8 @@
 namespace pneumo {
 
 struct Batch {
-  int64_t size = 0;        // N
-  int64_t image_size = 0;  // S (images are S x S)
+  int64_t size = 0;                      // N
+  int64_t image_size = 0;                // S (images are S x S)
   std::vector<std::string> patient_ids;  // (N)
   std::vector<float> images;             // (N,S,S,1)
   std::vector<float> masks;              // (N,S,S,1); empty when predicting

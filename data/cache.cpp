@@ -40,11 +40,11 @@ struct Header {
   uint32_t version;
   uint32_t image_size;
   uint64_t fingerprint;
-  uint64_t slot_count;     // every .dcm of the folder, stored or failed
+  uint64_t slot_count;  // every .dcm of the folder, stored or failed
   uint64_t stored_count;
   uint64_t failure_count;
   uint64_t pixels_offset;
-  uint64_t pixels_bytes;   // slot_count * S * S * 4
+  uint64_t pixels_bytes;  // slot_count * S * S * 4
   uint64_t index_offset;
   uint64_t index_bytes;
   uint64_t file_bytes;
@@ -60,7 +60,7 @@ struct IndexRecord {
   int32_t source_height;
   uint32_t reserved;
   uint64_t slot;
-  int64_t source_bytes;     // the .dcm file's size and mtime when it was decoded
+  int64_t source_bytes;  // the .dcm file's size and mtime when it was decoded
   int64_t source_mtime_ns;
   uint64_t pixels_checksum;  // slot_checksum(pixels, slot_seed(...))
 };
@@ -103,17 +103,11 @@ uint64_t slot_seed(const std::string& id, int64_t source_bytes, int64_t source_m
   return fnv1a(fields, sizeof(fields), fnv1a(id.data(), id.size()));
 }
 
-uint64_t header_checksum(const Header& header) {
-  return fnv1a(&header, offsetof(Header, header_checksum));
-}
+uint64_t header_checksum(const Header& header) { return fnv1a(&header, offsetof(Header, header_checksum)); }
 
-uint64_t slot_bytes(int image_size) {
-  return static_cast<uint64_t>(image_size) * image_size * sizeof(float);
-}
+uint64_t slot_bytes(int image_size) { return static_cast<uint64_t>(image_size) * image_size * sizeof(float); }
 
-std::string system_error(const std::string& what) {
-  return what + " (" + std::strerror(errno) + ")";
-}
+std::string system_error(const std::string& what) { return what + " (" + std::strerror(errno) + ")"; }
 
 }  // namespace
 
@@ -122,8 +116,8 @@ ResizedImage load_resized_image(const std::string& path, int image_size) {
   ResizedImage resized;
   resized.source_width = image.width;
   resized.source_height = image.height;
-  resized.pixels = resize_like_skimage(image.pixels.data(), image.height, image.width, image_size,
-                                       image_size, /*use_threads=*/false);
+  resized.pixels = resize_like_skimage(image.pixels.data(), image.height, image.width, image_size, image_size,
+                                       /*use_threads=*/false);
   return resized;
 }
 
@@ -215,9 +209,9 @@ struct CacheReader {
     const uint64_t slot = slot_bytes(image_size);
     if (header.pixels_offset != kPixelsOffset || header.slot_count > (file_bytes - kPixelsOffset) / slot ||
         header.pixels_bytes != header.slot_count * slot ||
-        header.index_offset != header.pixels_offset + header.pixels_bytes ||
-        header.index_offset > file_bytes || header.index_bytes != file_bytes - header.index_offset ||
-        header.stored_count > header.slot_count || header.failure_count != header.slot_count - header.stored_count)
+        header.index_offset != header.pixels_offset + header.pixels_bytes || header.index_offset > file_bytes ||
+        header.index_bytes != file_bytes - header.index_offset || header.stored_count > header.slot_count ||
+        header.failure_count != header.slot_count - header.stored_count)
       return "damaged header (inconsistent sizes)";
     if (header.slot_count != sources.size())
       return "the cache holds " + std::to_string(header.slot_count) + " images, the folder " +
@@ -261,8 +255,8 @@ struct CacheReader {
                  std::to_string(record.source_height) + " out of bounds)";
         const int64_t offset = static_cast<int64_t>(header.pixels_offset + record.slot * slot);
         const int64_t number = static_cast<int64_t>(cache.entries_.size());
-        const uint64_t seed = slot_seed(id, record.source_bytes, record.source_mtime_ns, record.source_width,
-                                        record.source_height);
+        const uint64_t seed =
+            slot_seed(id, record.source_bytes, record.source_mtime_ns, record.source_width, record.source_height);
         cache.entries_.emplace(id, ImageCache::Entry{offset, record.source_width, record.source_height,
                                                      record.pixels_checksum, seed, number});
       }
@@ -280,8 +274,8 @@ struct CacheReader {
     return read(path, image_dir, list_cache_sources(image_dir), image_size, cache);
   }
 
-  static ImageCache open(const std::string& path, const std::string& image_dir, int image_size,
-                         bool build, bool show_progress) {
+  static ImageCache open(const std::string& path, const std::string& image_dir, int image_size, bool build,
+                         bool show_progress) {
     {
       ImageCache cache;
       std::string problem = read(path, image_dir, list_cache_sources(image_dir), image_size, cache);
@@ -305,8 +299,8 @@ std::string cache_problem(const std::string& path, const std::string& image_dir,
   return CacheReader::problem(path, image_dir, image_size);
 }
 
-ImageCache ImageCache::open_or_build(const std::string& path, const std::string& image_dir,
-                                     int image_size, bool show_progress) {
+ImageCache ImageCache::open_or_build(const std::string& path, const std::string& image_dir, int image_size,
+                                     bool show_progress) {
   return CacheReader::open(path, image_dir, image_size, true, show_progress);
 }
 
@@ -375,11 +369,12 @@ const float* ImageCache::verified(const std::string& patient_id, const Entry& en
     const int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
     bool written = false;
     if (fd >= 0) {
-      written = ::pwrite(fd, image.pixels.data(), bytes, static_cast<off_t>(entry.offset)) ==
-                static_cast<ssize_t>(bytes);
+      written =
+          ::pwrite(fd, image.pixels.data(), bytes, static_cast<off_t>(entry.offset)) == static_cast<ssize_t>(bytes);
       ::close(fd);
     }
-    outcome = written ? "decoded again from its DICOM and rewritten" : "decoded again from its DICOM (file not writable)";
+    outcome =
+        written ? "decoded again from its DICOM and rewritten" : "decoded again from its DICOM (file not writable)";
     repairs_->pixels.emplace(patient_id, std::move(image.pixels));
   } catch (const Error& error) {
     outcome = std::string("and its DICOM is unreadable now: ") + error.what();
@@ -433,7 +428,7 @@ void build_cache(const std::string& path, const std::string& image_dir, int imag
 
   make_directories(folder_of(path));            // --cache-dir may name a folder not made yet
   remove_stale_temporary_files(path, ".tmp.");  // left by a build of older versions that was killed
-  AtomicFile file(path);  // removes its own kind of stale temporaries, and its file on any error
+  AtomicFile file(path);                        // removes its own kind of stale temporaries, and its file on any error
   const int fd = file.descriptor();
   const std::string& temporary = file.temporary_path();
   // Reserve the pixel area now: on a full disk this is a clear error instead of a failed write
@@ -443,8 +438,9 @@ void build_cache(const std::string& path, const std::string& image_dir, int imag
     const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(header.index_offset));
     if (reserved != 0 && reserved != EOPNOTSUPP && reserved != EINVAL) {
       errno = reserved;
-      throw Error(temporary + ": " + system_error("cannot reserve " + std::to_string(header.index_offset >> 20) +
-                                                  " MiB for the image cache"));
+      throw Error(
+          temporary + ": " +
+          system_error("cannot reserve " + std::to_string(header.index_offset >> 20) + " MiB for the image cache"));
     }
   }
 
@@ -473,10 +469,9 @@ void build_cache(const std::string& path, const std::string& image_dir, int imag
         if (!record.failed) {  // a write error (disk full) stops the build
           record.source_width = image.source_width;
           record.source_height = image.source_height;
-          record.pixels_checksum =
-              slot_checksum(reinterpret_cast<const uint8_t*>(image.pixels.data()), slot,
-                            slot_seed(source.patient_id, source.bytes, source.mtime_ns, image.source_width,
-                                      image.source_height));
+          record.pixels_checksum = slot_checksum(
+              reinterpret_cast<const uint8_t*>(image.pixels.data()), slot,
+              slot_seed(source.patient_id, source.bytes, source.mtime_ns, image.source_width, image.source_height));
           write_all(fd, image.pixels.data(), slot, kPixelsOffset + i * slot, temporary);
         }
         progress.advance(1, failures > 0 ? std::to_string(failures.load()) + " unreadable" : "");

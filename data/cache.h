@@ -45,10 +45,9 @@ std::string cache_problem(const std::string& path, const std::string& image_dir,
 // Decodes every .dcm of image_dir in parallel (parallel_for; progress bar on stderr when
 // show_progress) into a temporary file written with pwrite (its space reserved first, so a full
 // disk is a one-line error, and the temporary file is removed), then renames it to `path`.
-// Temporary files of killed builds (<path>.tmp.<pid> of a dead process) are removed first. Images that cannot be decoded
-// are recorded in the file with their reason (ImageCache::failures) and do not stop the build.
-void build_cache(const std::string& path, const std::string& image_dir, int image_size,
-                 bool show_progress = true);
+// Temporary files of killed builds (<path>.tmp.<pid> of a dead process) are removed first. Images that cannot be
+// decoded are recorded in the file with their reason (ImageCache::failures) and do not stop the build.
+void build_cache(const std::string& path, const std::string& image_dir, int image_size, bool show_progress = true);
 
 struct CacheFailure {
   std::string patient_id;
@@ -58,8 +57,8 @@ struct CacheFailure {
 class ImageCache {
  public:
   // Opens `path`, first (re)building it when cache_problem() reports one (the reason is printed).
-  static ImageCache open_or_build(const std::string& path, const std::string& image_dir,
-                                  int image_size, bool show_progress = true);
+  static ImageCache open_or_build(const std::string& path, const std::string& image_dir, int image_size,
+                                  bool show_progress = true);
   // Opens `path` without building; throws pneumo::Error with cache_problem()'s reason.
   static ImageCache open(const std::string& path, const std::string& image_dir, int image_size);
 
@@ -74,8 +73,7 @@ class ImageCache {
   // reported on stderr, the image decoded again from its DICOM (and written back into the file
   // when it is writable), and those pixels returned (nullptr when the DICOM is unreadable now).
   // Thread-safe; valid while the cache lives.
-  const float* find(const std::string& patient_id, int* source_width = nullptr,
-                    int* source_height = nullptr) const;
+  const float* find(const std::string& patient_id, int* source_width = nullptr, int* source_height = nullptr) const;
   const std::vector<CacheFailure>& failures() const { return failures_; }
   int image_size() const { return image_size_; }
   int64_t repaired_count() const;  // slots found damaged and decoded again so far

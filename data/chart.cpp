@@ -23,7 +23,8 @@ constexpr int kTickLength = 6;
 constexpr int kPad = 10;
 
 Color darker(Color color) {
-  return {static_cast<uint8_t>(color.r * 0.6), static_cast<uint8_t>(color.g * 0.6), static_cast<uint8_t>(color.b * 0.6)};
+  return {static_cast<uint8_t>(color.r * 0.6), static_cast<uint8_t>(color.g * 0.6),
+          static_cast<uint8_t>(color.b * 0.6)};
 }
 
 // Shortest text for a tick value given the tick step ("0.25", "1000", "1.5e+06").
@@ -40,9 +41,7 @@ std::string tick_text(double value, double step) {
   return text;
 }
 
-double tick_step(const std::vector<double>& ticks) {
-  return ticks.size() > 1 ? ticks[1] - ticks[0] : 1.0;
-}
+double tick_step(const std::vector<double>& ticks) { return ticks.size() > 1 ? ticks[1] - ticks[0] : 1.0; }
 
 struct Frame {
   PlotArea area;
@@ -58,8 +57,8 @@ int to_y(const PlotArea& a, double v) {  // value axis pointing up
 
 // Chooses the data area inside (x0, y0, w, h) leaving room for the title, tick labels and axis
 // labels; the y tick labels' width decides the left margin.
-PlotArea layout(int x0, int y0, int w, int h, const std::string& title, const std::vector<double>& y_ticks,
-                bool y_down, const std::string& y_label, int right_margin) {
+PlotArea layout(int x0, int y0, int w, int h, const std::string& title, const std::vector<double>& y_ticks, bool y_down,
+                const std::string& y_label, int right_margin) {
   int widest = 0;
   const double step = tick_step(y_ticks);
   for (double tick : y_ticks) widest = std::max(widest, Picture::text_width(tick_text(tick, step), kTextScale));
@@ -86,8 +85,8 @@ void draw_frame(Picture& picture, int x0, int y0, int w, const PlotArea& area, c
     for (double tick : y_ticks) picture.fill_rect(area.left, y_of(tick), area.width, 1, kGrid);
   }
   const int bottom = area.top + area.height;
-  picture.fill_rect(area.left - 1, area.top, 1, area.height + 1, kBlack);          // y axis
-  picture.fill_rect(area.left - 1, bottom, area.width + 2, 1, kBlack);             // x axis
+  picture.fill_rect(area.left - 1, area.top, 1, area.height + 1, kBlack);  // y axis
+  picture.fill_rect(area.left - 1, bottom, area.width + 2, 1, kBlack);     // x axis
   const int text_height = Picture::text_height(kTextScale);
   const double x_step = tick_step(x_ticks), y_step = tick_step(y_ticks);
   for (double tick : x_ticks) {
@@ -117,8 +116,7 @@ void draw_frame(Picture& picture, int x0, int y0, int w, const PlotArea& area, c
 
 std::vector<double> linspace(double start, double stop, int count) {
   std::vector<double> values(std::max(0, count));
-  for (int i = 0; i < count; ++i)
-    values[i] = count == 1 ? start : start + (stop - start) * i / (count - 1);
+  for (int i = 0; i < count; ++i) values[i] = count == 1 ? start : start + (stop - start) * i / (count - 1);
   if (count > 1) values.back() = stop;
   return values;
 }
@@ -178,8 +176,8 @@ std::vector<double> nice_ticks(double low, double high, int target) {
 }
 
 Color viridis(double t) {
-  static const Color stops[] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
-                                {39, 173, 129}, {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
+  static const Color stops[] = {{68, 1, 84},    {71, 44, 122}, {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
+                                {39, 173, 129}, {92, 200, 99}, {170, 220, 50}, {253, 231, 37}};
   t = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0) * 8.0;
   const int i = std::min(7, static_cast<int>(t));
   const double f = t - i;
@@ -204,7 +202,8 @@ Picture draw_histogram(const HistogramChart& chart, int width, int height, PlotA
   PNEUMO_REQUIRE(chart.bin_edges.size() == chart.counts.size() + 1 && !chart.counts.empty(),
                  "histogram: bin_edges must have one more entry than counts");
   for (double edge : chart.bin_edges)
-    if (!chartable(edge)) throw Error("histogram: bin edges must be finite numbers within +-1e+300, got " + std::to_string(edge));
+    if (!chartable(edge))
+      throw Error("histogram: bin edges must be finite numbers within +-1e+300, got " + std::to_string(edge));
   Picture picture(width, height, kWhite);
   const double top_count = std::max(1.0, *std::max_element(chart.counts.begin(), chart.counts.end()));
   std::vector<double> y_ticks = nice_ticks(0, top_count, 6);
@@ -228,9 +227,9 @@ Picture draw_histogram(const HistogramChart& chart, int width, int height, PlotA
 }
 
 Picture draw_heatmap(const HeatmapChart& chart, int width, int height, PlotArea* area_out) {
-  PNEUMO_REQUIRE(chart.rows > 0 && chart.columns > 0 &&
-                     chart.values.size() == static_cast<size_t>(chart.rows) * chart.columns,
-                 "heatmap: values must hold rows x columns numbers");
+  PNEUMO_REQUIRE(
+      chart.rows > 0 && chart.columns > 0 && chart.values.size() == static_cast<size_t>(chart.rows) * chart.columns,
+      "heatmap: values must hold rows x columns numbers");
   Picture picture(width, height, kWhite);
   // The colour scale spans the chartable values; other cells take the lowest colour.
   double low = INFINITY, high = -INFINITY;
@@ -244,13 +243,16 @@ Picture draw_heatmap(const HeatmapChart& chart, int width, int height, PlotArea*
   for (double tick : bar_ticks)
     bar_label_width = std::max(bar_label_width, Picture::text_width(tick_text(tick, tick_step(bar_ticks)), kTextScale));
   const int bar_width = 24;
-  const int right_margin = kPad * 3 + bar_width + kTickLength + 6 + bar_label_width + Picture::text_height(kTextScale) + kPad;
+  const int right_margin =
+      kPad * 3 + bar_width + kTickLength + 6 + bar_label_width + Picture::text_height(kTextScale) + kPad;
   std::vector<double> y_ticks = nice_ticks(std::min(chart.y_min, chart.y_max), std::max(chart.y_min, chart.y_max), 6);
   PlotArea area = layout(0, 0, width, height, chart.title, y_ticks, true, chart.y_label, right_margin);
   // Square cells when the picture allows it.
   const double aspect = static_cast<double>(chart.columns) / chart.rows;
-  if (area.width > area.height * aspect) area.width = static_cast<int>(area.height * aspect);
-  else area.height = static_cast<int>(area.width / aspect);
+  if (area.width > area.height * aspect)
+    area.width = static_cast<int>(area.height * aspect);
+  else
+    area.height = static_cast<int>(area.width / aspect);
   area.x_min = chart.x_min, area.x_max = chart.x_max, area.y_min = chart.y_min, area.y_max = chart.y_max;
   for (int py = 0; py < area.height; ++py) {
     const int row = std::min(chart.rows - 1, py * chart.rows / area.height);
@@ -274,8 +276,8 @@ Picture draw_heatmap(const HeatmapChart& chart, int width, int height, PlotArea*
   for (double tick : bar_ticks) {
     const int y = area.top + area.height - static_cast<int>(std::lround((tick - low) / (high - low) * area.height));
     picture.fill_rect(bar_left + bar_width + 1, y, kTickLength, 1, kBlack);
-    picture.draw_text(bar_left + bar_width + kTickLength + 6, y - text_height / 2, tick_text(tick, tick_step(bar_ticks)),
-                      kText, kTextScale);
+    picture.draw_text(bar_left + bar_width + kTickLength + 6, y - text_height / 2,
+                      tick_text(tick, tick_step(bar_ticks)), kText, kTextScale);
   }
   if (!chart.value_label.empty())
     draw_vertical_text(picture, bar_left + bar_width + kTickLength + 6 + bar_label_width + kPad,
@@ -311,7 +313,8 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
     PlotArea area = layout(x0, 0, panel_width, panel_height, panel.title, y_ticks, false, panel.y_label, 20);
     area.x_min = x_min, area.x_max = x_max, area.y_min = y_min, area.y_max = y_max;
     std::vector<double> x_ticks = nice_ticks(x_min, x_max, 6);
-    draw_frame(picture, x0, 0, panel_width, area, panel.title, panel.x_label, panel.y_label, x_ticks, y_ticks, false, true);
+    draw_frame(picture, x0, 0, panel_width, area, panel.title, panel.x_label, panel.y_label, x_ticks, y_ticks, false,
+               true);
     for (const LineSeries& series : panel.series) {
       bool has_previous = false;
       int previous_x = 0, previous_y = 0;
@@ -332,7 +335,8 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
       legend_width = std::max(legend_width, Picture::text_width(series.name, kTextScale));
     if (legend_width > 0) {
       const int line_height = Picture::text_height(kTextScale) + 8;
-      const int box_width = legend_width + 3 * kPad + 28, box_height = line_height * static_cast<int>(panel.series.size()) + kPad;
+      const int box_width = legend_width + 3 * kPad + 28,
+                box_height = line_height * static_cast<int>(panel.series.size()) + kPad;
       // The corner of the data area that hides the fewest points of the lines (sampled along
       // each segment); top-right on a tie.
       int box_left = 0, box_top = 0, fewest = -1;

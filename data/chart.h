@@ -24,17 +24,15 @@ struct HistogramChart {
   std::vector<double> x_ticks;    // tick positions; empty: chosen automatically
   Color color = {66, 114, 196};
 };
-Picture draw_histogram(const HistogramChart& chart, int width = 900, int height = 560,
-                       PlotArea* area = nullptr);
+Picture draw_histogram(const HistogramChart& chart, int width = 900, int height = 560, PlotArea* area = nullptr);
 
 struct HeatmapChart {
   std::string title, x_label, y_label, value_label;
   int rows = 0, columns = 0;
-  std::vector<double> values;  // (rows, columns); row 0 at the top
+  std::vector<double> values;                         // (rows, columns); row 0 at the top
   double x_min = 0, x_max = 1, y_min = 0, y_max = 1;  // values at the left/right, top/bottom edges
 };
-Picture draw_heatmap(const HeatmapChart& chart, int width = 860, int height = 760,
-                     PlotArea* area = nullptr);
+Picture draw_heatmap(const HeatmapChart& chart, int width = 860, int height = 760, PlotArea* area = nullptr);
 
 struct LineSeries {
   std::string name;
@@ -46,8 +44,8 @@ struct LinePanel {
   std::vector<LineSeries> series;
 };
 // Panels side by side, like the notebook's plt.subplot(131..133) learning curves.
-Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width = 560,
-                         int panel_height = 440, std::vector<PlotArea>* areas = nullptr);
+Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width = 560, int panel_height = 440,
+                         std::vector<PlotArea>* areas = nullptr);
 
 // Helpers shared with callers.
 std::vector<double> linspace(double start, double stop, int count);  // numpy.linspace
@@ -63,7 +61,7 @@ std::vector<double> nice_ticks(double low, double high, int target);
 // outside it are a pneumo::Error.
 constexpr double kLargestChartValue = 1e300;
 bool chartable(double value);  // finite and within +-kLargestChartValue
-Color viridis(double t);  // t in [0, 1] -> matplotlib's default colour map
+Color viridis(double t);       // t in [0, 1] -> matplotlib's default colour map
 // Text read bottom-to-top (rotated 90 degrees anticlockwise), its top-left corner at (x, y).
 void draw_vertical_text(Picture& picture, int x, int y, const std::string& text, Color color, int scale);
 

@@ -48,24 +48,21 @@ DatasetLayout find_dataset(const std::string& root) {
   const std::vector<std::string> label_names = {"stage_2_train_labels.csv", "stage_1_train_labels.csv"};
   const std::vector<std::string> train_names = {"stage_2_train_images", "stage_1_train_images"};
   layout.train_labels = first_existing(root, label_names, false);
-  if (layout.train_labels.empty())
-    throw Error(root + ": no train labels (expected " + joined(label_names) + ")");
+  if (layout.train_labels.empty()) throw Error(root + ": no train labels (expected " + joined(label_names) + ")");
   layout.train_images = first_existing(root, train_names, true);
-  if (layout.train_images.empty())
-    throw Error(root + ": no train image folder (expected " + joined(train_names) + ")");
-  layout.class_info = first_existing(
-      root, {"stage_2_detailed_class_info.csv", "stage_1_detailed_class_info.csv"}, false);
+  if (layout.train_images.empty()) throw Error(root + ": no train image folder (expected " + joined(train_names) + ")");
+  layout.class_info =
+      first_existing(root, {"stage_2_detailed_class_info.csv", "stage_1_detailed_class_info.csv"}, false);
   layout.test_images = first_existing(root, {"stage_2_test_images", "stage_1_test_images"}, true);
-  layout.sample_submission = first_existing(
-      root, {"stage_2_sample_submission.csv", "stage_1_sample_submission.csv"}, false);
+  layout.sample_submission =
+      first_existing(root, {"stage_2_sample_submission.csv", "stage_1_sample_submission.csv"}, false);
   layout.test_labels = first_existing(root, {"synthetic_test_labels.csv"}, false);
   return layout;
 }
 
 std::vector<std::string> list_dicom_ids(const std::string& directory) {
   DIR* folder = ::opendir(directory.c_str());
-  if (folder == nullptr)
-    throw Error(directory + ": cannot read image folder (" + std::strerror(errno) + ")");
+  if (folder == nullptr) throw Error(directory + ": cannot read image folder (" + std::strerror(errno) + ")");
   std::vector<std::string> ids;
   while (dirent* entry = ::readdir(folder)) {
     std::string name = entry->d_name;

@@ -43,15 +43,13 @@ namespace pneumo {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& reason) {
-  throw Error(path + ": " + reason);
-}
+[[noreturn]] void fail(const std::string& path, const std::string& reason) { throw Error(path + ": " + reason); }
 
 // Walks explicit VR little endian elements in bytes[begin, end) and fails when a defined length
 // claims more than the bytes that follow. Items and sequences are walked into; the fragments of
 // encapsulated pixel data (items after an undefined-length OB/OW/UN) are skipped whole.
-void check_explicit_lengths(const std::string& path, const std::vector<unsigned char>& bytes, size_t begin,
-                            size_t end, const char* what) {
+void check_explicit_lengths(const std::string& path, const std::vector<unsigned char>& bytes, size_t begin, size_t end,
+                            const char* what) {
   bool in_fragments = false;
   size_t position = begin;
   while (position + 8 <= end) {
@@ -112,8 +110,8 @@ void check_deflated_lengths(const std::string& path, int64_t limit) {
   size_t at = 132;
   std::string syntax;
   while (at + 8 <= bytes.size() && bytes[at] == 0x02 && bytes[at + 1] == 0x00) {  // group 0002
-    const bool long_form = std::memcmp(bytes.data() + at + 4, "OB", 2) == 0 ||
-                           std::memcmp(bytes.data() + at + 4, "UN", 2) == 0;
+    const bool long_form =
+        std::memcmp(bytes.data() + at + 4, "OB", 2) == 0 || std::memcmp(bytes.data() + at + 4, "UN", 2) == 0;
     uint32_t length = 0;
     size_t value = 0;
     if (long_form) {
@@ -169,11 +167,9 @@ bool has_dicm_signature(const std::string& path) {
   return std::memcmp(bytes + 128, "DICM", 4) == 0;
 }
 
-Uint16 required_uint16(DcmDataset* dataset, const DcmTagKey& tag, const char* name,
-                       const std::string& path) {
+Uint16 required_uint16(DcmDataset* dataset, const DcmTagKey& tag, const char* name, const std::string& path) {
   Uint16 value = 0;
-  if (dataset->findAndGetUint16(tag, value).bad())
-    fail(path, std::string("missing or unreadable ") + name);
+  if (dataset->findAndGetUint16(tag, value).bad()) fail(path, std::string("missing or unreadable ") + name);
   return value;
 }
 
@@ -186,8 +182,7 @@ std::string transfer_syntax_text(E_TransferSyntax syntax) {
 // bits_stored bits ending at high_bit count. One exact float division per pixel (vectorised);
 // the inversion max - v is written max ^ v, the same for v <= max = 2^bits - 1.
 template <typename Stored>
-void scale_pixels(const Stored* stored, int64_t count, int bits_stored, int high_bit,
-                  bool monochrome1, float* out) {
+void scale_pixels(const Stored* stored, int64_t count, int bits_stored, int high_bit, bool monochrome1, float* out) {
   const int shift = high_bit + 1 - bits_stored;
   const int32_t mask = static_cast<int32_t>((1u << bits_stored) - 1u);  // bits_stored <= 16
   const int32_t flip = monochrome1 ? mask : 0;
@@ -233,9 +228,8 @@ constexpr int kJpegRowsPerCall = 16;
 // Returns false with decoding->message set when libjpeg fails or reports corrupt data, or when
 // the stream's size or component count differs from the tags. Only trivially destructible
 // objects live here, so the longjmp out of libjpeg is well defined in C++.
-bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, int columns,
-                      int bits_stored, int high_bit, bool monochrome1, unsigned char* row_buffer,
-                      float* out, JpegDecoding* decoding) {
+bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, int columns, int bits_stored,
+                      int high_bit, bool monochrome1, unsigned char* row_buffer, float* out, JpegDecoding* decoding) {
   jpeg_decompress_struct* decompress = &decoding->decompress;
   std::memset(decompress, 0, sizeof(*decompress));  // jpeg_destroy_decompress is a no-op on it
   decompress->err = jpeg_std_error(&decoding->errors);
@@ -255,8 +249,7 @@ bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, i
     std::snprintf(decoding->message, sizeof(decoding->message),
                   "the JPEG stream is %ux%u with %d component(s), but the tags say %dx%d "
                   "(Columns x Rows) with 1 sample",
-                  decompress->image_width, decompress->image_height, decompress->num_components,
-                  columns, rows);
+                  decompress->image_width, decompress->image_height, decompress->num_components, columns, rows);
     jpeg_destroy_decompress(decompress);
     return false;
   }
@@ -269,8 +262,8 @@ bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, i
     const int first = static_cast<int>(decompress->output_scanline);
     const int count = static_cast<int>(jpeg_read_scanlines(
         decompress, row_pointers, static_cast<JDIMENSION>(std::min(kJpegRowsPerCall, rows - first))));
-    scale_pixels(row_buffer, static_cast<int64_t>(count) * columns, bits_stored, high_bit,
-                 monochrome1, out + static_cast<int64_t>(first) * columns);
+    scale_pixels(row_buffer, static_cast<int64_t>(count) * columns, bits_stored, high_bit, monochrome1,
+                 out + static_cast<int64_t>(first) * columns);
   }
   jpeg_finish_decompress(decompress);  // reads up to EOI: a stream cut short is reported here too
   jpeg_destroy_decompress(decompress);
@@ -283,16 +276,14 @@ bool decode_jpeg_grey(const unsigned char* data, unsigned long size, int rows, i
 std::pair<const unsigned char*, size_t> encapsulated_frame_bytes(DcmDataset* dataset, const std::string& path,
                                                                  std::vector<unsigned char>& joined) {
   DcmElement* element = nullptr;
-  if (dataset->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr)
-    fail(path, "no pixel data");
+  if (dataset->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) fail(path, "no pixel data");
   DcmPixelData* pixel_data = dynamic_cast<DcmPixelData*>(element);
   if (pixel_data == nullptr) fail(path, "pixel data is not a DcmPixelData element");
   E_TransferSyntax representation = EXS_Unknown;
   const DcmRepresentationParameter* parameter = nullptr;
   pixel_data->getOriginalRepresentationKey(representation, parameter);
   DcmPixelSequence* sequence = nullptr;
-  if (pixel_data->getEncapsulatedRepresentation(representation, parameter, sequence).bad() ||
-      sequence == nullptr)
+  if (pixel_data->getEncapsulatedRepresentation(representation, parameter, sequence).bad() || sequence == nullptr)
     fail(path, "the transfer syntax is encapsulated (compressed) but the pixel data is not");
   const unsigned long items = sequence->card();
   if (items < 2) fail(path, "encapsulated pixel data has no fragments after the offset table");
@@ -313,13 +304,11 @@ std::pair<const unsigned char*, size_t> encapsulated_frame_bytes(DcmDataset* dat
   if (total == 0) fail(path, "the compressed pixel data fragments are empty");
   if (fragments.size() == 1) return fragments[0];
   joined.reserve(total);
-  for (const auto& fragment : fragments)
-    joined.insert(joined.end(), fragment.first, fragment.first + fragment.second);
+  for (const auto& fragment : fragments) joined.insert(joined.end(), fragment.first, fragment.first + fragment.second);
   return {joined.data(), joined.size()};
 }
 
 std::atomic<int64_t> max_pixels{kDefaultMaxImagePixels};
-
 
 // ---- codec headers, read before anything is allocated ---------------------------------------
 
@@ -335,15 +324,22 @@ CodecFrame jpeg_frame_header(const unsigned char* data, size_t size, const std::
     fail(path, "cannot decode the JPEG pixel data: Not a JPEG file (no SOI marker)");
   size_t position = 2;
   while (position + 4 <= size) {
-    if (data[position] != 0xFF) fail(path, "cannot decode the JPEG pixel data: corrupt stream, no marker at byte " + std::to_string(position));
+    if (data[position] != 0xFF)
+      fail(path, "cannot decode the JPEG pixel data: corrupt stream, no marker at byte " + std::to_string(position));
     const unsigned char marker = data[position + 1];
-    if (marker == 0xFF) { ++position; continue; }  // fill byte
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { position += 2; continue; }
+    if (marker == 0xFF) {
+      ++position;
+      continue;
+    }  // fill byte
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      position += 2;
+      continue;
+    }
     const size_t length = big_endian16(data + position + 2);
     if (length < 2 || length > size - position - 2)
       fail(path, "cannot decode the JPEG pixel data: corrupt stream, a marker segment runs past the end");
-    const bool frame = (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) ||
-                       marker == 0xF7;
+    const bool frame =
+        (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) || marker == 0xF7;
     if (frame) {
       if (length < 8) fail(path, "cannot decode the JPEG pixel data: frame header too short");
       const unsigned char* p = data + position + 4;
@@ -358,10 +354,10 @@ CodecFrame jpeg_frame_header(const unsigned char* data, size_t size, const std::
 void check_frame_against_tags(const CodecFrame& frame, int rows, int columns, const char* codec,
                               const std::string& path) {
   if (frame.width != columns || frame.height != rows || frame.components != 1)
-    fail(path, std::string("cannot decode the ") + codec + " pixel data: the " + codec + " stream is " + std::to_string(frame.width) + "x" +
-                   std::to_string(frame.height) + " with " + std::to_string(frame.components) +
-                   " component(s), but the tags say " + std::to_string(columns) + "x" + std::to_string(rows) +
-                   " (Columns x Rows) with 1 sample");
+    fail(path, std::string("cannot decode the ") + codec + " pixel data: the " + codec + " stream is " +
+                   std::to_string(frame.width) + "x" + std::to_string(frame.height) + " with " +
+                   std::to_string(frame.components) + " component(s), but the tags say " + std::to_string(columns) +
+                   "x" + std::to_string(rows) + " (Columns x Rows) with 1 sample");
 }
 
 // RLE (PS3.5 G): a 64-byte header of segment offsets; a byte segment expands at most 64-fold
@@ -372,8 +368,8 @@ void check_rle_header(const unsigned char* data, size_t size, int64_t decoded_by
   uint32_t segments = 0;
   std::memcpy(&segments, data, 4);
   if (static_cast<int>(segments) != bytes_per_sample)
-    fail(path, "corrupt RLE data: " + std::to_string(segments) + " segments, expected " +
-                   std::to_string(bytes_per_sample));
+    fail(path,
+         "corrupt RLE data: " + std::to_string(segments) + " segments, expected " + std::to_string(bytes_per_sample));
   if (decoded_bytes > static_cast<int64_t>(size) * 64)
     fail(path, "corrupt RLE data: " + std::to_string(size) + " compressed bytes cannot hold " +
                    std::to_string(decoded_bytes) + " bytes of pixels");
@@ -417,8 +413,8 @@ void openjpeg_quiet(const char*, void*) {}
 
 // Decodes one JPEG 2000 frame (a raw J2K codestream, or a JP2 file) into stored values (H,W):
 // the SIZ header is read and checked against the tags and the size limit before decoding.
-std::vector<int32_t> decode_jpeg2000(const unsigned char* data, size_t size, int rows, int columns,
-                                     int bits_stored, bool is_signed, const std::string& path) {
+std::vector<int32_t> decode_jpeg2000(const unsigned char* data, size_t size, int rows, int columns, int bits_stored,
+                                     bool is_signed, const std::string& path) {
   const bool jp2 = size >= 12 && std::memcmp(data + 4, "jP  ", 4) == 0;
   std::string message;
   struct Owner {  // OpenJPEG objects, released on every exit
@@ -540,8 +536,10 @@ PixelMapping pixel_mapping(DcmDataset* dataset, bool is_signed, int bits_stored,
     mapping.width = optional_number(dataset, DCM_WindowWidth, 0, "WindowWidth", path);
     OFString function;
     dataset->findAndGetOFString(DCM_VOILUTFunction, function);
-    if (function == "SIGMOID") mapping.function = PixelMapping::Function::Sigmoid;
-    else if (function == "LINEAR_EXACT") mapping.function = PixelMapping::Function::LinearExact;
+    if (function == "SIGMOID")
+      mapping.function = PixelMapping::Function::Sigmoid;
+    else if (function == "LINEAR_EXACT")
+      mapping.function = PixelMapping::Function::LinearExact;
     const double minimum_width = mapping.function == PixelMapping::Function::Linear ? 1.0 : 0.0;
     if (!(mapping.width > minimum_width) && !(minimum_width == 1.0 && mapping.width == 1.0))
       fail(path, "WindowWidth=" + std::to_string(mapping.width) + " is invalid (must be " +
@@ -582,15 +580,13 @@ void register_dicom_decoders() {
 Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   register_dicom_decoders();
   struct stat file_status;
-  if (::stat(path.c_str(), &file_status) != 0)
-    fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+  if (::stat(path.c_str(), &file_status) != 0) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
   if (S_ISDIR(file_status.st_mode)) fail(path, "is a directory, not a DICOM file");
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
   }
-  if (!dcmDataDict.isDictionaryLoaded())
-    fail(path, "DCMTK's data dictionary is not loaded (set DCMDICTPATH)");
+  if (!dcmDataDict.isDictionaryLoaded()) fail(path, "DCMTK's data dictionary is not loaded (set DCMDICTPATH)");
 
   check_deflated_lengths(path, 2 * max_image_pixels() + (int64_t{64} << 20));
   DcmFileFormat file;
@@ -601,8 +597,7 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
     fail(path, std::string("truncated or corrupt DICOM file (") + status.text() + ")");
   }
   DcmDataset* dataset = file.getDataset();
-  if (!dataset->tagExists(DCM_PixelData) || !dataset->tagExists(DCM_Rows) ||
-      !dataset->tagExists(DCM_Columns)) {
+  if (!dataset->tagExists(DCM_PixelData) || !dataset->tagExists(DCM_Rows) || !dataset->tagExists(DCM_Columns)) {
     if (!signature) fail(path, "not a DICOM file (no DICM signature and no image attributes)");
     fail(path, "no image in this DICOM file (Rows, Columns or PixelData missing)");
   }
@@ -618,11 +613,9 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
                    ", PhotometricInterpretation=" + std::string(photometric.c_str()) +
                    "); expected one sample, MONOCHROME1 or MONOCHROME2");
   Sint32 frames = 1;
-  if (dataset->tagExists(DCM_NumberOfFrames) &&
-      dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad())
+  if (dataset->tagExists(DCM_NumberOfFrames) && dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad())
     fail(path, "unreadable NumberOfFrames");
-  if (frames != 1)
-    fail(path, "multi-frame images are not supported (NumberOfFrames=" + std::to_string(frames) + ")");
+  if (frames != 1) fail(path, "multi-frame images are not supported (NumberOfFrames=" + std::to_string(frames) + ")");
   const int bits_allocated = required_uint16(dataset, DCM_BitsAllocated, "BitsAllocated", path);
   const int bits_stored = required_uint16(dataset, DCM_BitsStored, "BitsStored", path);
   Uint16 high_bit_value = static_cast<Uint16>(bits_stored - 1);
@@ -632,10 +625,9 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   dataset->findAndGetUint16(DCM_PixelRepresentation, pixel_representation);
   if (bits_allocated != 8 && bits_allocated != 16)
     fail(path, "BitsAllocated=" + std::to_string(bits_allocated) + " is not supported (expected 8 or 16)");
-  if (bits_stored < 1 || bits_stored > bits_allocated || high_bit < bits_stored - 1 ||
-      high_bit >= bits_allocated)
-    fail(path, "inconsistent BitsStored=" + std::to_string(bits_stored) + " / HighBit=" +
-                   std::to_string(high_bit) + " for BitsAllocated=" + std::to_string(bits_allocated));
+  if (bits_stored < 1 || bits_stored > bits_allocated || high_bit < bits_stored - 1 || high_bit >= bits_allocated)
+    fail(path, "inconsistent BitsStored=" + std::to_string(bits_stored) + " / HighBit=" + std::to_string(high_bit) +
+                   " for BitsAllocated=" + std::to_string(bits_allocated));
   if (pixel_representation > 1)
     fail(path, "PixelRepresentation=" + std::to_string(pixel_representation) + " (expected 0 or 1)");
   if (rows == 0 || columns == 0) fail(path, "empty image (Rows or Columns is 0)");
@@ -672,9 +664,9 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
         const int32_t lowest = is_signed ? -(1 << (bits_stored - 1)) : 0;
         const int32_t highest = lowest + static_cast<int32_t>((1u << bits_stored) - 1u);
         const int32_t clamped = std::min(highest, std::max(lowest, value));
-        image.pixels[i] = plain ? static_cast<float>(monochrome1 ? highest - clamped : clamped) /
-                                      static_cast<float>(highest)
-                                : values(clamped);
+        image.pixels[i] =
+            plain ? static_cast<float>(monochrome1 ? highest - clamped : clamped) / static_cast<float>(highest)
+                  : values(clamped);
       }
       return image;
     }
@@ -702,24 +694,27 @@ Image read_dicom(const std::string& path, JpegDecoder jpeg_decoder) {
   }
 
   DcmElement* element = nullptr;
-  if (dataset->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr)
-    fail(path, "no pixel data");
+  if (dataset->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) fail(path, "no pixel data");
   const int64_t needed = count * (bits_allocated / 8);
   if (static_cast<int64_t>(element->getLength()) < needed)
-    fail(path, "pixel data is truncated (" + std::to_string(element->getLength()) +
-                   " bytes, expected " + std::to_string(needed) + ")");
+    fail(path, "pixel data is truncated (" + std::to_string(element->getLength()) + " bytes, expected " +
+                   std::to_string(needed) + ")");
 
   image.pixels.resize(count);  // (H,W)
   if (bits_allocated == 8) {
     Uint8* data = nullptr;
     if (element->getUint8Array(data).bad() || data == nullptr) fail(path, "unreadable pixel data");
-    if (plain) scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
-    else map_pixels(data, count, high_bit, mapping, image.pixels.data());
+    if (plain)
+      scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    else
+      map_pixels(data, count, high_bit, mapping, image.pixels.data());
   } else {
     Uint16* data = nullptr;
     if (element->getUint16Array(data).bad() || data == nullptr) fail(path, "unreadable pixel data");
-    if (plain) scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
-    else map_pixels(data, count, high_bit, mapping, image.pixels.data());
+    if (plain)
+      scale_pixels(data, count, bits_stored, high_bit, monochrome1, image.pixels.data());
+    else
+      map_pixels(data, count, high_bit, mapping, image.pixels.data());
   }
   return image;
 }

@@ -26,7 +26,7 @@ double median(std::vector<double> values) {
 }
 
 void make_directories(const std::string& path) {
-  for (size_t slash = path.find('/', 1); ; slash = path.find('/', slash + 1)) {
+  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
     const std::string prefix = slash == std::string::npos ? path : path.substr(0, slash);
     if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
       throw Error(prefix + ": cannot create directory (" + std::strerror(errno) + ")");
@@ -74,7 +74,8 @@ ExploreSummary explore_dataset(const std::string& dataset_dir, const std::string
   const std::unordered_set<std::string> label_set(labels.patient_ids.begin(), labels.patient_ids.end());
   for (const std::string& id : files) summary.images_without_labels += label_set.count(id) == 0;
   for (const std::string& id : labels.patient_ids) summary.labels_without_images += file_set.count(id) == 0;
-  if (!layout.test_images.empty()) summary.test_images = static_cast<int64_t>(list_dicom_ids(layout.test_images).size());
+  if (!layout.test_images.empty())
+    summary.test_images = static_cast<int64_t>(list_dicom_ids(layout.test_images).size());
   if (!layout.class_info.empty()) {
     const ClassInfo classes = read_class_info(layout.class_info);
     for (const auto& entry : classes.classes) summary.classes[image_class_name(entry.second)] += 1;
@@ -118,8 +119,8 @@ ExploreSummary explore_dataset(const std::string& dataset_dir, const std::string
   if (!widths.empty()) {
     std::fprintf(out, "Minimum pneumonia height: %d\n", summary.min_box_height);
     std::fprintf(out, "Minimum pneumonia width:  %d\n", summary.min_box_width);
-    std::fprintf(out, "Box width:  median %.0f, mean %.1f, max %d\n", summary.median_box_width,
-                 summary.mean_box_width, summary.max_box_width);
+    std::fprintf(out, "Box width:  median %.0f, mean %.1f, max %d\n", summary.median_box_width, summary.mean_box_width,
+                 summary.max_box_width);
     std::fprintf(out, "Box height: median %.0f, mean %.1f, max %d\n", summary.median_box_height,
                  summary.mean_box_height, summary.max_box_height);
   }

@@ -5,10 +5,10 @@
 
 namespace pneumo {
 
-constexpr int kGlyphWidth = 5;     // ink columns
-constexpr int kGlyphHeight = 9;    // ink rows, descenders included
-constexpr int kGlyphAdvance = 6;   // pen advance per character (one blank column)
-constexpr int kLineHeight = 10;    // pen advance per line (one blank row)
+constexpr int kGlyphWidth = 5;    // ink columns
+constexpr int kGlyphHeight = 9;   // ink rows, descenders included
+constexpr int kGlyphAdvance = 6;  // pen advance per character (one blank column)
+constexpr int kLineHeight = 10;   // pen advance per line (one blank row)
 
 // The 9 rows of `character`'s glyph; bit 4 is the leftmost column. Characters outside printable
 // ASCII (32..126) get the glyph of '?'.

@@ -44,8 +44,7 @@ class LineReader {
 };
 
 // Splits one CSV line; a field may be double-quoted ("" inside quotes is a quote).
-std::vector<std::string> split_csv(const std::string& line, const std::string& path,
-                                   int64_t line_number) {
+std::vector<std::string> split_csv(const std::string& line, const std::string& path, int64_t line_number) {
   std::vector<std::string> fields(1);
   bool quoted = false;
   for (size_t i = 0; i < line.size(); ++i) {
@@ -71,16 +70,12 @@ std::vector<std::string> split_csv(const std::string& line, const std::string& p
   return fields;
 }
 
-bool is_blank(const std::string& line) {
-  return line.find_first_not_of(" \t") == std::string::npos;
-}
+bool is_blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
 
 // A whole number written as an integer or a float ("264", "264.0").
-int parse_whole_number(const std::string& text, const std::string& path, int64_t line,
-                       const char* field) {
+int parse_whole_number(const std::string& text, const std::string& path, int64_t line, const char* field) {
   const std::string expected = std::string("field ") + field + ": expected a whole number, got ";
-  if (text.empty() || text.find_first_of(" \t") != std::string::npos)
-    fail(path, line, expected + shown(text));
+  if (text.empty() || text.find_first_of(" \t") != std::string::npos) fail(path, line, expected + shown(text));
   if (!is_decimal_number(text)) fail(path, line, expected + shown(text));
   char* end = nullptr;
   errno = 0;
@@ -144,8 +139,7 @@ LabelSet read_labels(const std::string& path) {
     const int64_t number = reader.number();
     std::vector<std::string> fields = split_csv(line, path, number);
     if (fields.size() != 6)
-      fail(path, number, "expected 6 fields (patientId,x,y,width,height,Target), got " +
-                             std::to_string(fields.size()));
+      fail(path, number, "expected 6 fields (patientId,x,y,width,height,Target), got " + std::to_string(fields.size()));
     ++labels.row_count;
     const std::string& id = fields[0];
     if (id.empty()) fail(path, number, "field patientId: empty");
@@ -159,36 +153,35 @@ LabelSet read_labels(const std::string& path) {
     if (empty != 0 && empty != 4)
       for (int f = 1; f <= 4; ++f)
         if (fields[f].empty())
-          fail(path, number, std::string("field ") + names[f] +
-                                 ": empty while other box fields are set");
+          fail(path, number, std::string("field ") + names[f] + ": empty while other box fields are set");
     const bool has_box = empty == 0;
-    if (positive && !has_box)
-      fail(path, number, "field x: Target is 1 but the box (x,y,width,height) is empty");
+    if (positive && !has_box) fail(path, number, "field x: Target is 1 but the box (x,y,width,height) is empty");
     if (!positive && has_box)
       fail(path, number, "field Target: 0 but the row has a box; a negative row has empty x,y,width,height");
 
     const bool seen = negative_line.count(id) || positive_line.count(id);
     if (!positive) {
       if (negative_line.count(id))
-        fail(path, number, "field patientId: " + shown(id) + " already has a negative row (line " +
-                               std::to_string(negative_line[id]) + ")");
+        fail(path, number,
+             "field patientId: " + shown(id) + " already has a negative row (line " +
+                 std::to_string(negative_line[id]) + ")");
       if (positive_line.count(id))
-        fail(path, number, "field patientId: " + shown(id) + " is negative here but has a box on line " +
-                               std::to_string(positive_line[id]));
+        fail(path, number,
+             "field patientId: " + shown(id) + " is negative here but has a box on line " +
+                 std::to_string(positive_line[id]));
       negative_line[id] = number;
     } else {
       if (negative_line.count(id))
-        fail(path, number, "field patientId: " + shown(id) + " has a box here but a negative row on line " +
-                               std::to_string(negative_line[id]));
+        fail(path, number,
+             "field patientId: " + shown(id) + " has a box here but a negative row on line " +
+                 std::to_string(negative_line[id]));
       Box box;
       box.x = parse_whole_number(fields[1], path, number, "x");
       box.y = parse_whole_number(fields[2], path, number, "y");
       box.width = parse_whole_number(fields[3], path, number, "width");
       box.height = parse_whole_number(fields[4], path, number, "height");
-      if (box.width <= 0)
-        fail(path, number, "field width: expected a positive size, got " + shown(fields[3]));
-      if (box.height <= 0)
-        fail(path, number, "field height: expected a positive size, got " + shown(fields[4]));
+      if (box.width <= 0) fail(path, number, "field width: expected a positive size, got " + shown(fields[3]));
+      if (box.height <= 0) fail(path, number, "field height: expected a positive size, got " + shown(fields[4]));
       if (!positive_line.count(id)) positive_line[id] = number;
       labels.boxes[id].push_back(box);
     }
@@ -210,8 +203,7 @@ ClassInfo read_class_info(const std::string& path) {
   LineReader reader(path);
   std::string line;
   if (!reader.next(line)) throw Error(path + ": empty file, expected the header line");
-  if (line != "patientId,class")
-    fail(path, 1, "header: expected 'patientId,class', got " + shown(line));
+  if (line != "patientId,class") fail(path, 1, "header: expected 'patientId,class', got " + shown(line));
   ClassInfo info;
   std::unordered_map<std::string, int64_t> first_line;
   while (reader.next(line)) {
@@ -224,21 +216,26 @@ ClassInfo read_class_info(const std::string& path) {
     const std::string& id = fields[0];
     if (id.empty()) fail(path, number, "field patientId: empty");
     ImageClass image_class;
-    if (fields[1] == "Lung Opacity") image_class = ImageClass::LungOpacity;
-    else if (fields[1] == "No Lung Opacity / Not Normal") image_class = ImageClass::NoLungOpacityNotNormal;
-    else if (fields[1] == "Normal") image_class = ImageClass::Normal;
+    if (fields[1] == "Lung Opacity")
+      image_class = ImageClass::LungOpacity;
+    else if (fields[1] == "No Lung Opacity / Not Normal")
+      image_class = ImageClass::NoLungOpacityNotNormal;
+    else if (fields[1] == "Normal")
+      image_class = ImageClass::Normal;
     else
-      fail(path, number, "field class: expected 'Lung Opacity', 'No Lung Opacity / Not Normal' or "
-                         "'Normal', got " + shown(fields[1]));
+      fail(path, number,
+           "field class: expected 'Lung Opacity', 'No Lung Opacity / Not Normal' or "
+           "'Normal', got " +
+               shown(fields[1]));
     auto found = info.classes.find(id);
     if (found == info.classes.end()) {
       info.classes.emplace(id, image_class);
       info.patient_ids.push_back(id);
       first_line[id] = number;
     } else if (found->second != image_class) {
-      fail(path, number, "field class: " + shown(id) + " is '" + image_class_name(image_class) +
-                             "' here but '" + image_class_name(found->second) + "' on line " +
-                             std::to_string(first_line[id]));
+      fail(path, number,
+           "field class: " + shown(id) + " is '" + image_class_name(image_class) + "' here but '" +
+               image_class_name(found->second) + "' on line " + std::to_string(first_line[id]));
     }
   }
   return info;

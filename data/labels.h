@@ -24,7 +24,7 @@ struct ScoredBox {
 };
 
 struct LabelSet {
-  std::vector<std::string> patient_ids;  // every image (negatives too), order of first appearance
+  std::vector<std::string> patient_ids;                     // every image (negatives too), order of first appearance
   std::unordered_map<std::string, std::vector<Box>> boxes;  // positives only, boxes in file order
   int64_t row_count = 0;                                    // data rows (header excluded)
 

@@ -35,11 +35,11 @@ void seeded_shuffle(std::vector<T>& items, uint64_t seed) {
 }  // namespace
 
 int64_t validation_size(int64_t total, int64_t validation_count, double validation_fraction) {
-  int64_t size = validation_count >= 0 ? validation_count
-                                       : static_cast<int64_t>(std::llround(validation_fraction * total));
+  int64_t size =
+      validation_count >= 0 ? validation_count : static_cast<int64_t>(std::llround(validation_fraction * total));
   if (size < 0 || size > total)
-    throw Error("validation size " + std::to_string(size) + " is not within the " +
-                std::to_string(total) + " train images");
+    throw Error("validation size " + std::to_string(size) + " is not within the " + std::to_string(total) +
+                " train images");
   return size;
 }
 
@@ -62,7 +62,8 @@ std::vector<std::string> epoch_order(const std::vector<std::string>& patient_ids
 }
 
 bool flip_decision(uint64_t seed, int epoch, const std::string& patient_id) {
-  const uint64_t draw = mix64(mix64(seed ^ 0x666c6970ULL) ^ mix64(static_cast<uint64_t>(epoch)) ^ hash_text(patient_id));
+  const uint64_t draw =
+      mix64(mix64(seed ^ 0x666c6970ULL) ^ mix64(static_cast<uint64_t>(epoch)) ^ hash_text(patient_id));
   return (draw >> 11) * 0x1.0p-53 < 0.5;
 }
 
@@ -203,7 +204,7 @@ BatchLoader::Slot BatchLoader::build_batch(int epoch, int64_t batch_index, const
   Slot slot;
   Batch& batch = slot.batch;
   batch.image_size = config_.image_size;
-  batch.images.assign(static_cast<size_t>((end - begin) * pixels), 0.0f);  // (N,S,S,1)
+  batch.images.assign(static_cast<size_t>((end - begin) * pixels), 0.0f);           // (N,S,S,1)
   if (mode_ != LoaderMode::Predict) batch.masks.assign(batch.images.size(), 0.0f);  // (N,S,S,1)
   for (int64_t i = begin; i < end; ++i) {
     const std::string& id = order[i];
@@ -234,8 +235,8 @@ void BatchLoader::record_unreadable(const std::string& patient_id, const std::st
   if (count > unreadable_limit_)
     throw Error(std::to_string(count) + " of " + std::to_string(patient_ids_.size()) +
                 " images are unreadable, more than the allowed " +
-                std::to_string(config_.max_unreadable_fraction * 100.0) + "% (" +
-                std::to_string(unreadable_limit_) + " images); last: " + reason);
+                std::to_string(config_.max_unreadable_fraction * 100.0) + "% (" + std::to_string(unreadable_limit_) +
+                " images); last: " + reason);
 }
 
 void BatchLoader::load_into(Batch& batch, int64_t position, const std::string& patient_id, bool flip) {

@@ -59,14 +59,14 @@ constexpr int kMaxLoaderWorkers = 256;
 int loader_workers(int64_t requested);
 
 struct LoaderConfig {
-  std::string image_dir;           // where <patientId>.dcm files live (used when not cached)
+  std::string image_dir;              // where <patientId>.dcm files live (used when not cached)
   const ImageCache* cache = nullptr;  // optional: images come from here when present
-  int image_size = 256;            // S
+  int image_size = 256;               // S
   int batch_size = 32;
-  int workers = 4;                 // background threads, 1..kMaxLoaderWorkers
-  int prefetch_batches = 8;        // bound on batches decoded ahead of the consumer
+  int workers = 4;           // background threads, 1..kMaxLoaderWorkers
+  int prefetch_batches = 8;  // bound on batches decoded ahead of the consumer
   uint64_t seed = 0;
-  bool flip = true;                // Train mode only
+  bool flip = true;  // Train mode only
   // The run fails (pneumo::Error) once the unreadable images exceed this share of the ids.
   // Every unreadable image is reported (one stderr line naming the file and the reason).
   double max_unreadable_fraction = 0.0;
@@ -75,8 +75,7 @@ struct LoaderConfig {
 class BatchLoader {
  public:
   // `labels` must outlive the loader (nullptr is allowed in Predict mode only).
-  BatchLoader(std::vector<std::string> patient_ids, const LabelSet* labels, LoaderMode mode,
-              LoaderConfig config);
+  BatchLoader(std::vector<std::string> patient_ids, const LabelSet* labels, LoaderMode mode, LoaderConfig config);
   ~BatchLoader();  // stops and joins the workers
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -113,7 +112,7 @@ class BatchLoader {
   std::condition_variable work_ready_, batch_ready_;
   bool stopping_ = false;
   int epoch_ = -1;
-  uint64_t generation_ = 0;           // bumped by start_epoch; stale results are dropped
+  uint64_t generation_ = 0;                                // bumped by start_epoch; stale results are dropped
   std::shared_ptr<const std::vector<std::string>> order_;  // the epoch's id order
   int64_t next_to_build_ = 0, next_to_deliver_ = 0, batch_count_ = 0;
   std::map<int64_t, Slot> ready_;

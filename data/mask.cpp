@@ -18,11 +18,10 @@ namespace {
 constexpr double kTieMargin = 1e-9;
 }  // namespace
 
-std::vector<float> box_mask(const std::vector<Box>& boxes, int height, int width, int out_size,
-                            bool use_threads) {
+std::vector<float> box_mask(const std::vector<Box>& boxes, int height, int width, int out_size, bool use_threads) {
   if (height <= 0 || width <= 0 || out_size <= 0)
-    throw Error("box_mask: sizes must be positive, got " + std::to_string(height) + "x" +
-                std::to_string(width) + " -> " + std::to_string(out_size));
+    throw Error("box_mask: sizes must be positive, got " + std::to_string(height) + "x" + std::to_string(width) +
+                " -> " + std::to_string(out_size));
   if (boxes.empty()) return std::vector<float>(static_cast<size_t>(out_size) * out_size, 0.0f);
   std::vector<float> canvas(static_cast<size_t>(height) * width, 0.0f);  // (H,W)
   for (const Box& box : boxes) {

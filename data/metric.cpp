@@ -10,8 +10,7 @@
 
 namespace pneumo {
 
-const std::array<double, kMetricThresholdCount> kMetricThresholds = {0.40, 0.45, 0.50, 0.55,
-                                                                     0.60, 0.65, 0.70, 0.75};
+const std::array<double, kMetricThresholdCount> kMetricThresholds = {0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75};
 
 double box_iou(const Box& a, const Box& b) {
   const int64_t left = std::max(a.x, b.x), right = std::min<int64_t>(int64_t{a.x} + a.width, int64_t{b.x} + b.width);
@@ -23,15 +22,13 @@ double box_iou(const Box& a, const Box& b) {
   return intersection / (area_a + area_b - intersection);
 }
 
-std::optional<ImageScore> score_image(const std::vector<Box>& truth,
-                                      const std::vector<ScoredBox>& predictions) {
+std::optional<ImageScore> score_image(const std::vector<Box>& truth, const std::vector<ScoredBox>& predictions) {
   if (truth.empty() && predictions.empty()) return std::nullopt;
   // Rank: descending confidence; stable, so equal confidences keep their submission order.
   std::vector<size_t> rank(predictions.size());
   std::iota(rank.begin(), rank.end(), size_t{0});
-  std::stable_sort(rank.begin(), rank.end(), [&](size_t i, size_t j) {
-    return predictions[i].confidence > predictions[j].confidence;
-  });
+  std::stable_sort(rank.begin(), rank.end(),
+                   [&](size_t i, size_t j) { return predictions[i].confidence > predictions[j].confidence; });
   // iou[g][r]: ground truth g against the prediction of rank r.
   std::vector<std::vector<double>> iou(truth.size(), std::vector<double>(rank.size()));
   for (size_t g = 0; g < truth.size(); ++g)
@@ -54,11 +51,9 @@ std::optional<ImageScore> score_image(const std::vector<Box>& truth,
     const int64_t false_negatives = static_cast<int64_t>(truth.size()) - true_positives;
     const int64_t false_positives = static_cast<int64_t>(rank.size()) - true_positives;
     score.per_threshold[static_cast<size_t>(t)] =
-        static_cast<double>(true_positives) /
-        static_cast<double>(true_positives + false_positives + false_negatives);
+        static_cast<double>(true_positives) / static_cast<double>(true_positives + false_positives + false_negatives);
   }
-  score.average = std::accumulate(score.per_threshold.begin(), score.per_threshold.end(), 0.0) /
-                  kMetricThresholdCount;
+  score.average = std::accumulate(score.per_threshold.begin(), score.per_threshold.end(), 0.0) / kMetricThresholdCount;
   return score;
 }
 
@@ -69,8 +64,7 @@ MetricResult evaluate_submission(const std::vector<std::string>& patient_ids, co
   double sum = 0.0;
   std::array<double, kMetricThresholdCount> threshold_sums{};
   for (const std::string& id : patient_ids) {
-    if (!known.count(id))
-      throw Error("metric: patientId '" + id + "' is not in the ground-truth labels");
+    if (!known.count(id)) throw Error("metric: patientId '" + id + "' is not in the ground-truth labels");
     std::optional<ImageScore> score = score_image(truth.boxes_for(id), submission.predictions_for(id));
     if (!score) {
       ++result.images_skipped;

@@ -32,11 +32,10 @@ struct ImageScore {
 // At each threshold t, ground-truth boxes are visited in their given order and each takes the
 // first still-unmatched prediction in rank order whose IoU with it is >= t (TP); ground truth
 // left without one is FN, predictions left unmatched are FP.
-std::optional<ImageScore> score_image(const std::vector<Box>& truth,
-                                      const std::vector<ScoredBox>& predictions);
+std::optional<ImageScore> score_image(const std::vector<Box>& truth, const std::vector<ScoredBox>& predictions);
 
 struct MetricResult {
-  double mean_average_precision = 0.0;  // mean of the scored images' averages (0 if none)
+  double mean_average_precision = 0.0;                        // mean of the scored images' averages (0 if none)
   std::array<double, kMetricThresholdCount> per_threshold{};  // mean over scored images at each t
   int64_t images_scored = 0;
   int64_t images_skipped = 0;  // no ground truth and no prediction

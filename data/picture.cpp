@@ -43,9 +43,8 @@ void Picture::set(int x, int y, Color color) {
 
 Color Picture::get(int x, int y) const {
   if (x < 0 || y < 0 || x >= width_ || y >= height_)
-    throw Error("Picture::get: (" + std::to_string(x) + ", " + std::to_string(y) +
-                ") is outside the " + std::to_string(width_) + "x" + std::to_string(height_) +
-                " canvas");
+    throw Error("Picture::get: (" + std::to_string(x) + ", " + std::to_string(y) + ") is outside the " +
+                std::to_string(width_) + "x" + std::to_string(height_) + " canvas");
   const uint8_t* pixel = &pixels_[(static_cast<size_t>(y) * width_ + x) * 3];
   return {pixel[0], pixel[1], pixel[2]};
 }
@@ -60,10 +59,10 @@ void Picture::fill_rect(int x, int y, int w, int h, Color color) {
 void Picture::draw_rect(int x, int y, int w, int h, Color color, int thickness) {
   if (w <= 0 || h <= 0 || thickness <= 0) return;
   int t = std::min({thickness, (w + 1) / 2, (h + 1) / 2});
-  fill_rect(x, y, w, t, color);              // top
-  fill_rect(x, y + h - t, w, t, color);      // bottom
-  fill_rect(x, y, t, h, color);              // left
-  fill_rect(x + w - t, y, t, h, color);      // right
+  fill_rect(x, y, w, t, color);          // top
+  fill_rect(x, y + h - t, w, t, color);  // bottom
+  fill_rect(x, y, t, h, color);          // left
+  fill_rect(x + w - t, y, t, h, color);  // right
 }
 
 void Picture::draw_line(int x0, int y0, int x1, int y1, Color color, int thickness) {
@@ -74,12 +73,20 @@ void Picture::draw_line(int x0, int y0, int x1, int y1, Color color, int thickne
   int64_t error = dx + dy;
   int64_t x = x0, y = y0;
   while (true) {
-    if (thickness == 1) set(int(x), int(y), color);
-    else fill_rect(int(x) - before, int(y) - before, thickness, thickness, color);
+    if (thickness == 1)
+      set(int(x), int(y), color);
+    else
+      fill_rect(int(x) - before, int(y) - before, thickness, thickness, color);
     if (x == x1 && y == y1) break;
     int64_t twice = 2 * error;
-    if (twice >= dy) { error += dy; x += step_x; }
-    if (twice <= dx) { error += dx; y += step_y; }
+    if (twice >= dy) {
+      error += dy;
+      x += step_x;
+    }
+    if (twice <= dx) {
+      error += dx;
+      y += step_y;
+    }
   }
 }
 
@@ -104,8 +111,10 @@ void Picture::draw_text(int x, int y, const std::string& text, Color color, int 
 int Picture::text_width(const std::string& text, int scale) {
   size_t widest = 0, current = 0;
   for (char character : text) {
-    if (character == '\n') current = 0;
-    else widest = std::max(widest, ++current);
+    if (character == '\n')
+      current = 0;
+    else
+      widest = std::max(widest, ++current);
   }
   // The last character's blank column is not part of the text.
   return widest == 0 ? 0 : int(widest) * kGlyphAdvance * scale - (kGlyphAdvance - kGlyphWidth) * scale;
@@ -113,8 +122,7 @@ int Picture::text_width(const std::string& text, int scale) {
 
 int Picture::text_height(int scale) { return kGlyphHeight * scale; }
 
-void Picture::draw_gray(const float* image, int height, int width, int x, int y, int out_width,
-                        int out_height) {
+void Picture::draw_gray(const float* image, int height, int width, int x, int y, int out_width, int out_height) {
   if (height <= 0 || width <= 0 || out_width <= 0 || out_height <= 0) return;
   for (int oy = std::max(0, -y); oy < out_height && y + oy < height_; ++oy) {
     // The source pixel whose area holds the output pixel's centre.

@@ -34,8 +34,7 @@ class Picture {
   static int text_height(int scale = 1);                          // one line, in pixels
   // Draws a grey image (height,width) in [0,1] (values outside are clamped) into the
   // out_width x out_height rectangle at (x, y), nearest-neighbour scaled.
-  void draw_gray(const float* image, int height, int width, int x, int y, int out_width,
-                 int out_height);
+  void draw_gray(const float* image, int height, int width, int x, int y, int out_width, int out_height);
   // Writes an RGB PNG atomically (temporary file, then rename); pneumo::Error on failure.
   void save_png(const std::string& path) const;
   // The same PNG in memory (e.g. for a data: URI in an HTML page).

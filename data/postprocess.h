@@ -11,8 +11,8 @@
 namespace pneumo {
 
 struct PostprocessOptions {
-  float threshold = 0.5f;     // a pixel is foreground when its resized probability > threshold
-  int output_height = 1024;   // the image's own size (RSNA images are 1024x1024)
+  float threshold = 0.5f;    // a pixel is foreground when its resized probability > threshold
+  int output_height = 1024;  // the image's own size (RSNA images are 1024x1024)
   int output_width = 1024;
 };
 
@@ -21,17 +21,17 @@ std::vector<ScoredBox> boxes_from_probability_map(const float* probabilities, in
                                                   const PostprocessOptions& options = {});
 
 // A batch of maps, tensor (N,S_h,S_w,1) on the CPU; images run in parallel on the CPU threads.
-std::vector<std::vector<ScoredBox>> boxes_from_probability_maps_cpu(
-    const Tensor& probabilities, const PostprocessOptions& options = {});
+std::vector<std::vector<ScoredBox>> boxes_from_probability_maps_cpu(const Tensor& probabilities,
+                                                                    const PostprocessOptions& options = {});
 
 // The same on the GPU, tensor (N,S_h,S_w,1) on the CUDA device (upscaling only). Boxes equal the
 // CPU's; confidences agree to float rounding (sums are ordered differently). Throws
 // pneumo::Error in a build without the CUDA back end.
-std::vector<std::vector<ScoredBox>> boxes_from_probability_maps_cuda(
-    const Tensor& probabilities, const PostprocessOptions& options = {});
+std::vector<std::vector<ScoredBox>> boxes_from_probability_maps_cuda(const Tensor& probabilities,
+                                                                     const PostprocessOptions& options = {});
 
 // Dispatches on the tensor's device (no silent fallback between devices).
-std::vector<std::vector<ScoredBox>> boxes_from_probability_maps(
-    const Tensor& probabilities, const PostprocessOptions& options = {});
+std::vector<std::vector<ScoredBox>> boxes_from_probability_maps(const Tensor& probabilities,
+                                                                const PostprocessOptions& options = {});
 
 }  // namespace pneumo

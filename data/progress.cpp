@@ -30,9 +30,12 @@ std::string format_duration(double seconds) {
 }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, std::FILE* stream)
-    : label_(std::move(label)), total_(std::max<int64_t>(0, total)), stream_(stream),
+    : label_(std::move(label)),
+      total_(std::max<int64_t>(0, total)),
+      stream_(stream),
       terminal_(stream != nullptr && ::isatty(::fileno(stream))),
-      start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
 
 ProgressBar::~ProgressBar() { finish(); }
 
@@ -47,16 +50,14 @@ std::string ProgressBar::line() const {
 }
 
 std::string ProgressBar::line_locked() const {
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double fraction = total_ > 0 ? std::min(1.0, static_cast<double>(done_) / total_) : 1.0;
   const int filled = static_cast<int>(fraction * kBarWidth);
   std::string bar = "[" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "]";
   const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
   char text[160];
   std::snprintf(text, sizeof(text), "%s %s %lld/%lld %3d%% %.1f/s", label_.c_str(), bar.c_str(),
-                static_cast<long long>(done_), static_cast<long long>(total_),
-                static_cast<int>(fraction * 100), rate);
+                static_cast<long long>(done_), static_cast<long long>(total_), static_cast<int>(fraction * 100), rate);
   std::string result = text;
   if (finished_ || done_ >= total_) {
     result += " in " + format_duration(elapsed);

@@ -26,8 +26,7 @@ Box scale_box(const Box& box, double scale_x, double scale_y) {
 
 Picture render_image(const Image& image, int size, const std::vector<Box>& label_boxes,
                      const std::vector<ScoredBox>& predicted_boxes) {
-  PNEUMO_REQUIRE(image.width > 0 && image.height > 0 &&
-                     image.pixels.size() == size_t(image.width) * image.height,
+  PNEUMO_REQUIRE(image.width > 0 && image.height > 0 && image.pixels.size() == size_t(image.width) * image.height,
                  "render_image: empty or inconsistent image");
   if (size < 0) throw Error("render: size must be 0 (native) or positive, got " + std::to_string(size));
   int out_width = image.width, out_height = image.height;
@@ -38,8 +37,8 @@ Picture render_image(const Image& image, int size, const std::vector<Box>& label
   }
   Picture picture(out_width, out_height);
   if (out_width < image.width || out_height < image.height) {
-    std::vector<float> small = resize_like_skimage(image.pixels.data(), image.height, image.width,
-                                                   out_height, out_width);
+    std::vector<float> small =
+        resize_like_skimage(image.pixels.data(), image.height, image.width, out_height, out_width);
     picture.draw_gray(small.data(), out_height, out_width, 0, 0, out_width, out_height);
   } else {
     picture.draw_gray(image.pixels.data(), image.height, image.width, 0, 0, out_width, out_height);
@@ -70,8 +69,7 @@ Picture render_image(const Image& image, int size, const std::vector<Box>& label
 }
 
 void render_dicom(const std::string& dicom_path, const std::string& png_path, int size,
-                  const std::vector<Box>& label_boxes,
-                  const std::vector<ScoredBox>& predicted_boxes) {
+                  const std::vector<Box>& label_boxes, const std::vector<ScoredBox>& predicted_boxes) {
   render_image(read_dicom(dicom_path), size, label_boxes, predicted_boxes).save_png(png_path);
 }
 

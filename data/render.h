@@ -22,7 +22,6 @@ Picture render_image(const Image& image, int size, const std::vector<Box>& label
 
 // read_dicom + render_image + save_png. Errors: pneumo::Error from reading or writing.
 void render_dicom(const std::string& dicom_path, const std::string& png_path, int size,
-                  const std::vector<Box>& label_boxes,
-                  const std::vector<ScoredBox>& predicted_boxes);
+                  const std::vector<Box>& label_boxes, const std::vector<ScoredBox>& predicted_boxes);
 
 }  // namespace pneumo

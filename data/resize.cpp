@@ -94,13 +94,12 @@ void value_range(const float* values, int64_t count, float& low, float& high) {
 }
 
 template <typename Output>
-std::vector<Output> resize_separable(const float* image, int height, int width, int out_height,
-                                     int out_width, bool use_threads) {
+std::vector<Output> resize_separable(const float* image, int height, int width, int out_height, int out_width,
+                                     bool use_threads) {
   PNEUMO_REQUIRE(image != nullptr, "resize: null image");
   if (height <= 0 || width <= 0 || out_height <= 0 || out_width <= 0)
-    throw Error("resize: sizes must be positive, got " + std::to_string(height) + "x" +
-                std::to_string(width) + " -> " + std::to_string(out_height) + "x" +
-                std::to_string(out_width));
+    throw Error("resize: sizes must be positive, got " + std::to_string(height) + "x" + std::to_string(width) + " -> " +
+                std::to_string(out_height) + "x" + std::to_string(out_width));
   // skimage: anti_aliasing defaults to true when any axis shrinks; sigma is 0 on axes that don't.
   bool anti_aliasing = out_height < height || out_width < width;
   AxisTaps row_taps = make_axis_taps(height, out_height, anti_aliasing);
@@ -145,13 +144,13 @@ std::vector<Output> resize_separable(const float* image, int height, int width, 
 
 }  // namespace
 
-std::vector<float> resize_like_skimage(const float* image, int height, int width, int out_height,
-                                       int out_width, bool use_threads) {
+std::vector<float> resize_like_skimage(const float* image, int height, int width, int out_height, int out_width,
+                                       bool use_threads) {
   return resize_separable<float>(image, height, width, out_height, out_width, use_threads);
 }
 
-std::vector<double> resize_like_skimage_double(const float* image, int height, int width,
-                                               int out_height, int out_width, bool use_threads) {
+std::vector<double> resize_like_skimage_double(const float* image, int height, int width, int out_height, int out_width,
+                                               bool use_threads) {
   return resize_separable<double>(image, height, width, out_height, out_width, use_threads);
 }
 

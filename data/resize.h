@@ -12,12 +12,11 @@ namespace pneumo {
 // 'mirror' boundary; the result is clipped to the input's [min, max]. Computed in double,
 // rounded to float once. `use_threads` = false keeps the call on the calling thread
 // (for callers that are already worker threads).
-std::vector<float> resize_like_skimage(const float* image, int height, int width, int out_height,
-                                       int out_width, bool use_threads = true);
+std::vector<float> resize_like_skimage(const float* image, int height, int width, int out_height, int out_width,
+                                       bool use_threads = true);
 
 // The same computation, kept in double (for masks, which threshold at exactly 0.5).
-std::vector<double> resize_like_skimage_double(const float* image, int height, int width,
-                                               int out_height, int out_width,
+std::vector<double> resize_like_skimage_double(const float* image, int height, int width, int out_height, int out_width,
                                                bool use_threads = true);
 
 }  // namespace pneumo

@@ -44,8 +44,7 @@ std::vector<std::string> split_on_whitespace(const std::string& text) {
   return tokens;
 }
 
-std::vector<ScoredBox> parse_prediction_string(const std::string& text, const std::string& path,
-                                               int64_t line) {
+std::vector<ScoredBox> parse_prediction_string(const std::string& text, const std::string& path, int64_t line) {
   std::vector<std::string> tokens = split_on_whitespace(text);
   if (tokens.size() % 5 != 0)
     fail(path, line,
@@ -57,24 +56,24 @@ std::vector<ScoredBox> parse_prediction_string(const std::string& text, const st
     double values[5];
     for (int field = 0; field < 5; ++field) {
       const std::string& token = tokens[group * 5 + static_cast<size_t>(field)];
-      const std::string where = "field PredictionString, box " + std::to_string(group + 1) + " " +
-                                kBoxFields[field] + ": ";
+      const std::string where =
+          "field PredictionString, box " + std::to_string(group + 1) + " " + kBoxFields[field] + ": ";
       if (!parse_number(token, values[field]))
         fail(path, line, where + "expected a finite number, got " + shown(token));
       if (field > 0) {
         if (values[field] != std::floor(values[field]) || std::fabs(values[field]) > 1e9)
           fail(path, line, where + "expected a whole number of pixels, got " + shown(token));
-        if (field >= 3 && values[field] <= 0)
-          fail(path, line, where + "expected a positive size, got " + shown(token));
+        if (field >= 3 && values[field] <= 0) fail(path, line, where + "expected a positive size, got " + shown(token));
       }
     }
     ScoredBox scored;
     scored.confidence = static_cast<float>(values[0]);
     if (!std::isfinite(scored.confidence))
-      fail(path, line, "field PredictionString, box " + std::to_string(group + 1) +
-                           " confidence: out of float range: " + shown(tokens[group * 5]));
-    scored.box = Box{static_cast<int>(values[1]), static_cast<int>(values[2]),
-                     static_cast<int>(values[3]), static_cast<int>(values[4])};
+      fail(path, line,
+           "field PredictionString, box " + std::to_string(group + 1) +
+               " confidence: out of float range: " + shown(tokens[group * 5]));
+    scored.box = Box{static_cast<int>(values[1]), static_cast<int>(values[2]), static_cast<int>(values[3]),
+                     static_cast<int>(values[4])};
     boxes.push_back(scored);
   }
   return boxes;
@@ -114,8 +113,7 @@ void write_submission(const std::string& path, const Submission& submission) {
     if (!is_plain_id(id))
       throw Error("write_submission " + path + ": patientId " + shown(id) +
                   " is empty or has a comma, quote or whitespace");
-    if (!ids.insert(id).second)
-      throw Error("write_submission " + path + ": patientId " + shown(id) + " listed twice");
+    if (!ids.insert(id).second) throw Error("write_submission " + path + ": patientId " + shown(id) + " listed twice");
   }
   for (const auto& [id, boxes] : submission.predictions) {
     if (!ids.count(id))
@@ -146,8 +144,7 @@ Submission read_submission(const std::string& path) {
     if (number == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!header_seen) {
-      if (line != kHeader)
-        fail(path, number, std::string("header: expected '") + kHeader + "', got " + shown(line));
+      if (line != kHeader) fail(path, number, std::string("header: expected '") + kHeader + "', got " + shown(line));
       header_seen = true;
       continue;
     }
@@ -156,16 +153,14 @@ Submission read_submission(const std::string& path) {
     if (comma == std::string::npos)
       fail(path, number, "expected 'patientId,PredictionString', found no comma in " + shown(line));
     if (line.find(',', comma + 1) != std::string::npos)
-      fail(path, number, "field PredictionString: expected no comma, got " +
-                             shown(line.substr(comma + 1)));
+      fail(path, number, "field PredictionString: expected no comma, got " + shown(line.substr(comma + 1)));
     const std::string id = line.substr(0, comma);
     if (!is_plain_id(id))
-      fail(path, number, "field patientId: expected a non-empty id without spaces or quotes, got " +
-                             shown(id));
+      fail(path, number, "field patientId: expected a non-empty id without spaces or quotes, got " + shown(id));
     auto [previous, inserted] = first_line.emplace(id, number);
     if (!inserted)
-      fail(path, number, "field patientId: " + shown(id) + " already appears on line " +
-                             std::to_string(previous->second));
+      fail(path, number,
+           "field patientId: " + shown(id) + " already appears on line " + std::to_string(previous->second));
     std::vector<ScoredBox> boxes = parse_prediction_string(line.substr(comma + 1), path, number);
     submission.patient_ids.push_back(id);
     if (!boxes.empty()) submission.predictions.emplace(id, std::move(boxes));
@@ -175,11 +170,9 @@ Submission read_submission(const std::string& path) {
   return submission;
 }
 
-void check_submission_covers(const Submission& submission,
-                             const std::vector<std::string>& patient_ids) {
+void check_submission_covers(const Submission& submission, const std::vector<std::string>& patient_ids) {
   std::unordered_set<std::string> expected(patient_ids.begin(), patient_ids.end());
-  std::unordered_set<std::string> present(submission.patient_ids.begin(),
-                                          submission.patient_ids.end());
+  std::unordered_set<std::string> present(submission.patient_ids.begin(), submission.patient_ids.end());
   int64_t missing = 0;
   std::string first_missing;
   for (const std::string& id : patient_ids) {
@@ -187,9 +180,8 @@ void check_submission_covers(const Submission& submission,
     if (missing++ == 0) first_missing = id;
   }
   if (missing > 0)
-    throw Error("submission lacks patientId " + shown(first_missing) + " (" +
-                std::to_string(missing) + " of " + std::to_string(expected.size()) +
-                " images missing)");
+    throw Error("submission lacks patientId " + shown(first_missing) + " (" + std::to_string(missing) + " of " +
+                std::to_string(expected.size()) + " images missing)");
   for (const std::string& id : submission.patient_ids)
     if (!expected.count(id))
       throw Error("submission has unknown patientId " + shown(id) + " (not among the " +

@@ -10,7 +10,7 @@
 namespace pneumo {
 
 struct Submission {
-  std::vector<std::string> patient_ids;  // one row per image, in this order
+  std::vector<std::string> patient_ids;                                 // one row per image, in this order
   std::unordered_map<std::string, std::vector<ScoredBox>> predictions;  // absent = no boxes
   // The boxes of one image; empty when it has none (or the id is not in the submission).
   const std::vector<ScoredBox>& predictions_for(const std::string& patient_id) const;
@@ -38,7 +38,6 @@ Submission read_submission(const std::string& path);
 
 // Throws pneumo::Error naming the first image of patient_ids missing from the submission, or the
 // first submission row whose patientId is not in patient_ids.
-void check_submission_covers(const Submission& submission,
-                             const std::vector<std::string>& patient_ids);
+void check_submission_covers(const Submission& submission, const std::vector<std::string>& patient_ids);
 
 }  // namespace pneumo

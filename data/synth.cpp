@@ -46,7 +46,7 @@ class Random {
   double uniform() { return (next() >> 11) * 0x1.0p-53; }  // [0, 1)
   double uniform(double low, double high) { return low + (high - low) * uniform(); }
   int integer(int count) { return static_cast<int>(uniform() * count); }  // [0, count)
-  double normal(double mean, double deviation) {  // Box-Muller
+  double normal(double mean, double deviation) {                          // Box-Muller
     double u1 = std::max(uniform(), 1e-300), u2 = uniform();
     return mean + deviation * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
@@ -86,15 +86,12 @@ struct ImagePlan {
 
 std::string make_patient_id(Random& random) {
   uint64_t high = random.next(), low = random.next();
-  high = (high & ~0xf000ULL) | 0x4000ULL;                     // version 4
+  high = (high & ~0xf000ULL) | 0x4000ULL;                       // version 4
   low = (low & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10xx
   char text[40];
-  std::snprintf(text, sizeof(text), "%08llx-%04llx-%04llx-%04llx-%012llx",
-                static_cast<unsigned long long>(high >> 32),
-                static_cast<unsigned long long>((high >> 16) & 0xffff),
-                static_cast<unsigned long long>(high & 0xffff),
-                static_cast<unsigned long long>(low >> 48),
-                static_cast<unsigned long long>(low & 0xffffffffffffULL));
+  std::snprintf(text, sizeof(text), "%08llx-%04llx-%04llx-%04llx-%012llx", static_cast<unsigned long long>(high >> 32),
+                static_cast<unsigned long long>((high >> 16) & 0xffff), static_cast<unsigned long long>(high & 0xffff),
+                static_cast<unsigned long long>(low >> 48), static_cast<unsigned long long>(low & 0xffffffffffffULL));
   return text;
 }
 
@@ -117,7 +114,7 @@ std::vector<ImagePlan> plan_dataset(const SynthConfig& config) {
       do plan.patient_id = make_patient_id(random);
       while (!used.insert(plan.patient_id).second);
       plan.split = split;
-      plan.image_class = positive[i] ? ImageClass::LungOpacity
+      plan.image_class = positive[i]               ? ImageClass::LungOpacity
                          : random.uniform() < 0.43 ? ImageClass::Normal
                                                    : ImageClass::NoLungOpacityNotNormal;
       plan.seed = random.next();
@@ -141,7 +138,8 @@ Anatomy make_anatomy(Random& random, int size) {
   for (int side = 0; side < 2; ++side) {
     const float direction = side == 0 ? -1.0f : 1.0f;
     a.lung_half_width[side] = s * static_cast<float>(random.uniform(0.14, 0.17)) * (side == 1 ? 0.95f : 1.0f);
-    a.lung_x[side] = a.spine_x + direction * (a.lung_half_width[side] + s * static_cast<float>(random.uniform(0.045, 0.065)));
+    a.lung_x[side] =
+        a.spine_x + direction * (a.lung_half_width[side] + s * static_cast<float>(random.uniform(0.045, 0.065)));
     a.lung_top[side] = s * static_cast<float>(random.uniform(0.12, 0.18));
     // The right hemidiaphragm (image left) sits a little higher.
     a.lung_bottom[side] = s * static_cast<float>(random.uniform(0.74, 0.84) + (side == 1 ? 0.02 : 0.0));
@@ -181,8 +179,10 @@ std::vector<Box> make_boxes(Random& random, const Anatomy& a, int size) {
   for (int b = 0; b < count; ++b) {
     int side = (b == 1 && random.uniform() < 0.85) ? 1 - first_side : (b == 0 ? first_side : random.integer(2));
     for (int attempt = 0; attempt < 40; ++attempt) {
-      double width = random.uniform() < 0.04 ? random.uniform(40, 130) : std::clamp(random.normal(240, 60), 90.0, 480.0);
-      double height = random.uniform() < 0.04 ? random.uniform(45, 150) : std::clamp(random.normal(330, 110), 110.0, 800.0);
+      double width =
+          random.uniform() < 0.04 ? random.uniform(40, 130) : std::clamp(random.normal(240, 60), 90.0, 480.0);
+      double height =
+          random.uniform() < 0.04 ? random.uniform(45, 150) : std::clamp(random.normal(330, 110), 110.0, 800.0);
       if (random.uniform() < 0.01) height = random.uniform(800, 942);
       if (count > 2) height = std::max(45.0, height * 0.6);  // several boxes share a lung: smaller
       width *= scale;
@@ -326,11 +326,13 @@ Rendered render(uint64_t seed, bool positive, int size) {
     auto first_inside = [&](float edge) {
       return std::clamp(static_cast<int>(std::ceil((edge + 0.5f) / factor - 0.5f)), 0, field_size);
     };
-    for (int y = first_inside(static_cast<float>(box.y)); y < first_inside(static_cast<float>(box.y + box.height)); ++y) {
+    for (int y = first_inside(static_cast<float>(box.y)); y < first_inside(static_cast<float>(box.y + box.height));
+         ++y) {
       const float fy = full_coordinate(y);
       const float v = (fy + 0.5f - center_y) / (0.5f * box.height);
       const float v4 = v * v * v * v;
-      for (int x = first_inside(static_cast<float>(box.x)); x < first_inside(static_cast<float>(box.x + box.width)); ++x) {
+      for (int x = first_inside(static_cast<float>(box.x)); x < first_inside(static_cast<float>(box.x + box.width));
+           ++x) {
         const float fx = full_coordinate(x);
         const float u = (fx + 0.5f - center_x) / (0.5f * box.width);
         const float texture = haze_texture.at(fx, fy);
@@ -380,9 +382,9 @@ Rendered render(uint64_t seed, bool positive, int size) {
     // Approximately normal noise: sum of four uniforms (two 16-bit pairs of one 64-bit draw).
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
     const uint64_t bits = state ^ (state >> 29);
-    const float sum = static_cast<float>((bits & 0xffff) + ((bits >> 16) & 0xffff) +
-                                         ((bits >> 32) & 0xffff) + ((bits >> 48) & 0xffff)) /
-                      65535.0f;                     // mean 2, variance 4/12
+    const float sum = static_cast<float>((bits & 0xffff) + ((bits >> 16) & 0xffff) + ((bits >> 32) & 0xffff) +
+                                         ((bits >> 48) & 0xffff)) /
+                      65535.0f;                        // mean 2, variance 4/12
     const float gaussian = (sum - 2.0f) * 1.7320508f;  // unit variance
     const float value = image[i] + a.noise * gaussian;
     out.pixels[i] = curve[std::clamp(static_cast<int>(value * 4095.0f + 0.5f), 0, 4095)];
@@ -448,8 +450,8 @@ void write_dicom(const std::string& path, const ImagePlan& plan, const std::vect
   check(dataset->putAndInsertUint16(DCM_BitsStored, 8), path, "BitsStored");
   check(dataset->putAndInsertUint16(DCM_HighBit, 7), path, "HighBit");
   check(dataset->putAndInsertUint16(DCM_PixelRepresentation, 0), path, "PixelRepresentation");
-  check(dataset->putAndInsertUint8Array(DCM_PixelData, pixels.data(), static_cast<unsigned long>(pixels.size())),
-        path, "PixelData");
+  check(dataset->putAndInsertUint8Array(DCM_PixelData, pixels.data(), static_cast<unsigned long>(pixels.size())), path,
+        "PixelData");
   DJ_RPLossy parameters(90);  // JPEG quality 90
   check(dataset->chooseRepresentation(EXS_JPEGProcess1, &parameters), path, "JPEG baseline encoding");
   if (!dataset->canWriteXfer(EXS_JPEGProcess1))
@@ -506,7 +508,8 @@ void require_empty_or_missing(const std::string& out) {
   if (!fs::is_directory(status))
     throw Error(quoted(out, 200) + ": exists and is not a folder; synth writes a dataset into a new or empty folder");
   if (!fs::is_empty(out, error) || error)
-    throw Error(quoted(out, 200) + ": exists and is not empty; synth writes a dataset only into a new or empty folder "
+    throw Error(quoted(out, 200) +
+                ": exists and is not empty; synth writes a dataset only into a new or empty folder "
                 "(choose another --out or remove this one first)");
 }
 
@@ -543,8 +546,8 @@ void write_dataset_files(const SynthConfig& config, const std::string& out_dir) 
       rows = plan.patient_id + ",,,,,0\n";
     } else {
       for (const Box& box : boxes[i])
-        rows += plan.patient_id + "," + whole_float(box.x) + "," + whole_float(box.y) + "," +
-                whole_float(box.width) + "," + whole_float(box.height) + ",1\n";
+        rows += plan.patient_id + "," + whole_float(box.x) + "," + whole_float(box.y) + "," + whole_float(box.width) +
+                "," + whole_float(box.height) + ",1\n";
     }
     if (plan.split == Split::Train) {
       train_labels += rows;

@@ -37,8 +37,8 @@ void write_synthetic_dataset(const SynthConfig& config);
 // One synthetic image and its boxes, without writing anything (for tests and previews).
 struct SynthImage {
   std::string patient_id;
-  std::vector<Box> boxes;         // empty for a negative image
-  std::vector<uint8_t> pixels;    // (S,S) 8-bit grey
+  std::vector<Box> boxes;       // empty for a negative image
+  std::vector<uint8_t> pixels;  // (S,S) 8-bit grey
 };
 // The index-th image (train images first, then test) of the dataset `config` describes.
 SynthImage render_synthetic_image(const SynthConfig& config, int index);

@@ -36,8 +36,10 @@ void select_openblas_kernels(int argc, char** argv) {
 #if defined(PNEUMO_HAVE_OPENBLAS) && (defined(__x86_64__) || defined(__i386__))
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr || argc < 1) return;
   const char* wanted = nullptr;
-  if (__builtin_cpu_supports("avx512f")) wanted = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2")) wanted = "Haswell";
+  if (__builtin_cpu_supports("avx512f"))
+    wanted = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2"))
+    wanted = "Haswell";
   if (!wanted) return;
   const char* current = openblas_get_corename();
   for (const char* good : {"skylakex", "cooperlake", "sapphirerapids", "haswell", "zen"})

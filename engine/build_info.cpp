@@ -116,9 +116,12 @@ std::string openblas_line() {
   if (*isa) line += std::string(" (") + isa + ")";
   const char* ours = std::getenv("PNEUMO_OPENBLAS_SELECTED");
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  if (ours) line += std::string(", selected by pneumo (OPENBLAS_CORETYPE=") + ours + ")";
-  else if (coretype) line += std::string(", from the environment (OPENBLAS_CORETYPE=") + coretype + ")";
-  else line += ", chosen by OpenBLAS";
+  if (ours)
+    line += std::string(", selected by pneumo (OPENBLAS_CORETYPE=") + ours + ")";
+  else if (coretype)
+    line += std::string(", from the environment (OPENBLAS_CORETYPE=") + coretype + ")";
+  else
+    line += ", chosen by OpenBLAS";
   return line;
 }
 
@@ -160,9 +163,9 @@ std::vector<std::string> cpu_features() {
   if (!__get_cpuid(1, &a, &b, &c, &d)) return features;
   const bool osxsave = c & (1u << 27);
   const uint64_t xcr0 = osxsave ? enabled_xsave_state() : 0;
-  const bool avx_state = (xcr0 & 0x6) == 0x6;             // SSE + AVX registers
+  const bool avx_state = (xcr0 & 0x6) == 0x6;                    // SSE + AVX registers
   const bool avx512_state = avx_state && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM 0-15 high, ZMM 16-31
-  const bool amx_state = (xcr0 & 0x60000) == 0x60000;     // XTILECFG + XTILEDATA
+  const bool amx_state = (xcr0 & 0x60000) == 0x60000;            // XTILECFG + XTILEDATA
   const bool fma = c & (1u << 12), avx = c & (1u << 28);
   unsigned b7 = 0, c7 = 0, d7 = 0, a71 = 0, unused = 0;
   __get_cpuid_count(7, 0, &unused, &b7, &c7, &d7);

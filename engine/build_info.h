@@ -8,8 +8,8 @@
 
 namespace pneumo {
 
-const char* version();      // the CMake project VERSION, e.g. "0.1.0"
-const char* git_commit();   // the commit at configure time, "unknown" outside a git checkout
+const char* version();     // the CMake project VERSION, e.g. "0.1.0"
+const char* git_commit();  // the commit at configure time, "unknown" outside a git checkout
 
 // CPU features this machine reports through CPUID and the OS enables (XSAVE state), in a fixed
 // order: "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",

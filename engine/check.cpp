@@ -26,8 +26,7 @@ std::string quoted(const std::string& value, size_t max_bytes) {
 void throw_status_error(const char* library, const char* expression, const char* file, int line,
                         const std::string& detail) {
   std::ostringstream message;
-  message << library << " error: " << detail << " (" << expression << " at " << file << ":" << line
-          << ")";
+  message << library << " error: " << detail << " (" << expression << " at " << file << ":" << line << ")";
   throw Error(message.str());
 }
 

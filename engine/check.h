@@ -17,14 +17,13 @@ class Error : public std::runtime_error {
 // `max_bytes` input bytes with "..." and the full length.
 std::string quoted(const std::string& value, size_t max_bytes = 40);
 
-[[noreturn]] void throw_status_error(const char* library, const char* expression, const char* file,
-                                     int line, const std::string& detail);
+[[noreturn]] void throw_status_error(const char* library, const char* expression, const char* file, int line,
+                                     const std::string& detail);
 
 }  // namespace pneumo
 
 // Throws pneumo::Error with file and line when `condition` is false.
-#define PNEUMO_REQUIRE(condition, message)                                                    \
-  do {                                                                                       \
-    if (!(condition)) ::pneumo::throw_status_error("pneumo", #condition, __FILE__, __LINE__, \
-                                                   (message));                               \
+#define PNEUMO_REQUIRE(condition, message)                                                               \
+  do {                                                                                                   \
+    if (!(condition)) ::pneumo::throw_status_error("pneumo", #condition, __FILE__, __LINE__, (message)); \
   } while (0)

@@ -20,7 +20,7 @@ class Context {
 
   Device device() const { return device_; }
   CudaResources& cuda() const;  // throws on a CPU context
-  void synchronize() const;      // waits for queued GPU work; no-op on the CPU
+  void synchronize() const;     // waits for queued GPU work; no-op on the CPU
 
  private:
   Device device_;

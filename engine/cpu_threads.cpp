@@ -133,11 +133,10 @@ std::string cpu_blas_name() {
 #endif
 }
 
-void parallel_for(int64_t count, int64_t min_chunk, void (*body)(void*, int64_t, int64_t),
-                  void* context) {
+void parallel_for(int64_t count, int64_t min_chunk, void (*body)(void*, int64_t, int64_t), void* context) {
   if (count <= 0) return;
-  int64_t chunks = std::min<int64_t>(thread_count, (count + std::max<int64_t>(1, min_chunk) - 1) /
-                                                       std::max<int64_t>(1, min_chunk));
+  int64_t chunks =
+      std::min<int64_t>(thread_count, (count + std::max<int64_t>(1, min_chunk) - 1) / std::max<int64_t>(1, min_chunk));
   // Nested calls (from inside a job) and single chunks run inline on the calling thread.
   if (chunks <= 1 || inside_pool_job) {
     body(context, 0, count);

@@ -15,9 +15,7 @@ namespace pneumo {
 namespace {
 
 // CUDA encodes versions as major*1000 + minor*10.
-std::string cuda_version_text(int code) {
-  return std::to_string(code / 1000) + "." + std::to_string(code % 1000 / 10);
-}
+std::string cuda_version_text(int code) { return std::to_string(code / 1000) + "." + std::to_string(code % 1000 / 10); }
 
 std::string triple(long long major, long long minor, long long patch) {
   return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
@@ -37,25 +35,24 @@ std::vector<std::string> cuda_report_lines() {
   const bool runtime_known = cudaRuntimeGetVersion(&runtime) == cudaSuccess;
   const bool driver_known = cudaDriverGetVersion(&driver) == cudaSuccess;
   cudaGetLastError();
-  std::string cuda = std::string("cuda: compiled in; architectures ") + PNEUMO_CUDA_ARCHITECTURES + "; " +
-                     PNEUMO_CUDA_COMPILER + "; runtime " +
-                     run_and_build(runtime_known ? cuda_version_text(runtime) : "unknown",
-                                   cuda_version_text(CUDART_VERSION)) +
-                     "; driver " +
-                     (driver_known && driver > 0 ? "supports CUDA " + cuda_version_text(driver) : "none found");
+  std::string cuda =
+      std::string("cuda: compiled in; architectures ") + PNEUMO_CUDA_ARCHITECTURES + "; " + PNEUMO_CUDA_COMPILER +
+      "; runtime " +
+      run_and_build(runtime_known ? cuda_version_text(runtime) : "unknown", cuda_version_text(CUDART_VERSION)) +
+      "; driver " + (driver_known && driver > 0 ? "supports CUDA " + cuda_version_text(driver) : "none found");
   lines.push_back(cuda);
 
   // cuDNN 9 encodes its version as major*10000 + minor*100 + patch.
   const size_t cudnn = cudnnGetVersion();
   lines.push_back("cudnn: " + run_and_build(triple(cudnn / 10000, cudnn / 100 % 100, cudnn % 100),
-                                             triple(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL)));
+                                            triple(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL)));
 
   int major = 0, minor = 0, patch = 0;
   const bool cublas_known = cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
                             cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
                             cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS;
   lines.push_back("cublas: " + run_and_build(cublas_known ? triple(major, minor, patch) : "unknown",
-                                              triple(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH)));
+                                             triple(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH)));
   return lines;
 }
 
@@ -72,8 +69,10 @@ CudaLibraryCheck cuda_library_check() {
   const bool driver_known = cudaDriverGetVersion(&driver) == cudaSuccess;
   cudaGetLastError();
   std::string problem;
-  if (!runtime_known) problem = "the runtime does not answer";
-  else if (runtime / 1000 != CUDART_VERSION / 1000) problem = "another major version";
+  if (!runtime_known)
+    problem = "the runtime does not answer";
+  else if (runtime / 1000 != CUDART_VERSION / 1000)
+    problem = "another major version";
   else if (!driver_known || driver < runtime)
     problem = "the driver supports only CUDA " + (driver_known ? cuda_version_text(driver) : std::string("(none)"));
   add("cuda runtime", runtime_known ? cuda_version_text(runtime) : "unknown", cuda_version_text(CUDART_VERSION),
@@ -81,18 +80,22 @@ CudaLibraryCheck cuda_library_check() {
 
   const size_t cudnn = cudnnGetVersion();  // major*10000 + minor*100 + patch
   problem.clear();
-  if (static_cast<long long>(cudnn / 10000) != CUDNN_MAJOR) problem = "another major version";
-  else if (static_cast<long long>(cudnn / 100 % 100) < CUDNN_MINOR) problem = "older than the headers built against";
-  add("cudnn", triple(cudnn / 10000, cudnn / 100 % 100, cudnn % 100), triple(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL),
-      problem);
+  if (static_cast<long long>(cudnn / 10000) != CUDNN_MAJOR)
+    problem = "another major version";
+  else if (static_cast<long long>(cudnn / 100 % 100) < CUDNN_MINOR)
+    problem = "older than the headers built against";
+  add("cudnn", triple(cudnn / 10000, cudnn / 100 % 100, cudnn % 100),
+      triple(CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL), problem);
 
   int major = 0, minor = 0, patch = 0;
   const bool cublas_known = cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
                             cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
                             cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS;
   problem.clear();
-  if (!cublas_known) problem = "cublasGetProperty failed";
-  else if (major != CUBLAS_VER_MAJOR) problem = "another major version";
+  if (!cublas_known)
+    problem = "cublasGetProperty failed";
+  else if (major != CUBLAS_VER_MAJOR)
+    problem = "another major version";
   add("cublas", cublas_known ? triple(major, minor, patch) : "unknown",
       triple(CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH), problem);
   return check;

@@ -16,13 +16,12 @@ bool cuda_sync_after_launch() {
 
 void check_cuda_launch(const char* expression, const char* file, int line) {
   const cudaError_t launch = cudaGetLastError();
-  if (launch != cudaSuccess)
-    throw_status_error("CUDA", expression, file, line, cudaGetErrorString(launch));
+  if (launch != cudaSuccess) throw_status_error("CUDA", expression, file, line, cudaGetErrorString(launch));
   if (!cuda_sync_after_launch()) return;
   const cudaError_t run = cudaDeviceSynchronize();
   if (run != cudaSuccess)
-    throw_status_error("CUDA", "kernel run (PNEUMO_CUDA_SYNC=1: cudaDeviceSynchronize after launch)",
-                       file, line, cudaGetErrorString(run));
+    throw_status_error("CUDA", "kernel run (PNEUMO_CUDA_SYNC=1: cudaDeviceSynchronize after launch)", file, line,
+                       cudaGetErrorString(run));
 }
 
 }  // namespace pneumo

@@ -22,32 +22,29 @@ bool cuda_sync_after_launch();
 void check_cuda_launch(const char* expression, const char* file, int line);
 }  // namespace pneumo
 
-#define PNEUMO_CUDA_CHECK(expression)                                                        \
-  do {                                                                                      \
-    cudaError_t pneumo_status_ = (expression);                                              \
-    if (pneumo_status_ != cudaSuccess)                                                      \
-      ::pneumo::throw_status_error("CUDA", #expression, __FILE__, __LINE__,                 \
-                                   cudaGetErrorString(pneumo_status_));                     \
+#define PNEUMO_CUDA_CHECK(expression)                                                                            \
+  do {                                                                                                           \
+    cudaError_t pneumo_status_ = (expression);                                                                   \
+    if (pneumo_status_ != cudaSuccess)                                                                           \
+      ::pneumo::throw_status_error("CUDA", #expression, __FILE__, __LINE__, cudaGetErrorString(pneumo_status_)); \
   } while (0)
 
-#define PNEUMO_CUDNN_CHECK(expression)                                                       \
-  do {                                                                                      \
-    cudnnStatus_t pneumo_status_ = (expression);                                            \
-    if (pneumo_status_ != CUDNN_STATUS_SUCCESS)                                             \
-      ::pneumo::throw_status_error("cuDNN", #expression, __FILE__, __LINE__,                \
-                                   cudnnGetErrorString(pneumo_status_));                    \
+#define PNEUMO_CUDNN_CHECK(expression)                                                                             \
+  do {                                                                                                             \
+    cudnnStatus_t pneumo_status_ = (expression);                                                                   \
+    if (pneumo_status_ != CUDNN_STATUS_SUCCESS)                                                                    \
+      ::pneumo::throw_status_error("cuDNN", #expression, __FILE__, __LINE__, cudnnGetErrorString(pneumo_status_)); \
   } while (0)
 
-#define PNEUMO_CUBLAS_CHECK(expression)                                                      \
-  do {                                                                                      \
-    cublasStatus_t pneumo_status_ = (expression);                                           \
-    if (pneumo_status_ != CUBLAS_STATUS_SUCCESS)                                            \
-      ::pneumo::throw_status_error("cuBLAS", #expression, __FILE__, __LINE__,               \
-                                   ::pneumo::cublas_status_name(pneumo_status_));           \
+#define PNEUMO_CUBLAS_CHECK(expression)                                           \
+  do {                                                                            \
+    cublasStatus_t pneumo_status_ = (expression);                                 \
+    if (pneumo_status_ != CUBLAS_STATUS_SUCCESS)                                  \
+      ::pneumo::throw_status_error("cuBLAS", #expression, __FILE__, __LINE__,     \
+                                   ::pneumo::cublas_status_name(pneumo_status_)); \
   } while (0)
 
 // After every kernel launch (and every cuDNN/cuBLAS compute call): catches bad launch
 // configurations at the launch site, and with PNEUMO_CUDA_SYNC=1 also faults that happen while
 // the kernel runs (see cuda_sync_after_launch).
-#define PNEUMO_CUDA_CHECK_LAUNCH() \
-  ::pneumo::check_cuda_launch("kernel launch (cudaGetLastError)", __FILE__, __LINE__)
+#define PNEUMO_CUDA_CHECK_LAUNCH() ::pneumo::check_cuda_launch("kernel launch (cudaGetLastError)", __FILE__, __LINE__)

@@ -32,12 +32,10 @@ std::string cuda_unavailable_reason() {
 std::string describe_cuda_device() {
   int device = 0;
   cudaDeviceProp properties{};
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaGetDeviceProperties(&properties, device) != cudaSuccess)
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&properties, device) != cudaSuccess)
     return "cuda (unavailable)";
-  return "cuda:" + std::to_string(device) + " " + properties.name + " (sm_" +
-         std::to_string(properties.major) + std::to_string(properties.minor) + ", " +
-         std::to_string(properties.totalGlobalMem >> 30) + " GiB)";
+  return "cuda:" + std::to_string(device) + " " + properties.name + " (sm_" + std::to_string(properties.major) +
+         std::to_string(properties.minor) + ", " + std::to_string(properties.totalGlobalMem >> 30) + " GiB)";
 }
 
 }  // namespace pneumo

@@ -10,26 +10,21 @@ void* cuda_allocate(size_t bytes) {
   void* pointer = nullptr;
   cudaError_t status = cudaMalloc(&pointer, bytes);
   if (status != cudaSuccess)
-    throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed: " +
-                cudaGetErrorString(status));
+    throw Error("cudaMalloc of " + std::to_string(bytes) + " bytes failed: " + cudaGetErrorString(status));
   return pointer;
 }
 
 void cuda_free(void* pointer) noexcept { cudaFree(pointer); }
 
-void cuda_copy(void* destination, Device destination_device, const void* source,
-               Device source_device, size_t bytes) {
+void cuda_copy(void* destination, Device destination_device, const void* source, Device source_device, size_t bytes) {
   cudaMemcpyKind kind = destination_device == Device::CUDA
-                            ? (source_device == Device::CUDA ? cudaMemcpyDeviceToDevice
-                                                             : cudaMemcpyHostToDevice)
+                            ? (source_device == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                             : cudaMemcpyDeviceToHost;
   PNEUMO_CUDA_CHECK(cudaMemcpy(destination, source, bytes, kind));
 }
 
 // Stream-ordered on the default stream: no host synchronisation (gradients are zeroed per step).
-void cuda_zero(void* destination, size_t bytes) {
-  PNEUMO_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, 0));
-}
+void cuda_zero(void* destination, size_t bytes) { PNEUMO_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, 0)); }
 
 const char* cublas_status_name(cublasStatus_t status) {
   switch (status) {

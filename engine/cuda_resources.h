@@ -79,8 +79,7 @@ using CudnnTensorDescriptor =
 using CudnnFilterDescriptor =
     CudnnDescriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
 using CudnnConvolutionDescriptor =
-    CudnnDescriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
-                    cudnnDestroyConvolutionDescriptor>;
+    CudnnDescriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
 
 // Launch shape for a grid-stride loop over `count` elements.
 inline int grid_size_for(long long count, int block = 256) {
@@ -111,8 +110,7 @@ void launch_with_index(long long count, int blocks, int block, Launch&& launch) 
 // First index and stride of a grid-stride loop, in the loop's index type.
 template <typename Index>
 __device__ __forceinline__ Index grid_stride_first() {
-  return static_cast<Index>(blockIdx.x) * static_cast<Index>(blockDim.x) +
-         static_cast<Index>(threadIdx.x);
+  return static_cast<Index>(blockIdx.x) * static_cast<Index>(blockDim.x) + static_cast<Index>(threadIdx.x);
 }
 template <typename Index>
 __device__ __forceinline__ Index grid_stride_step() {

@@ -28,8 +28,7 @@ LaunchInfo detect_launch() {
     const char* launcher;
   };
   for (const Source& source : {Source{"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "mpirun (Open MPI)"},
-                               Source{"PMIX_SIZE", "PMIX_RANK", "PMIx"},
-                               Source{"PMI_SIZE", "PMI_RANK", "PMI"},
+                               Source{"PMIX_SIZE", "PMIX_RANK", "PMIx"}, Source{"PMI_SIZE", "PMI_RANK", "PMI"},
                                Source{"SLURM_NTASKS", "SLURM_PROCID", "srun (Slurm)"}}) {
     const int size = environment_integer(source.size);
     if (size < 1) continue;
@@ -72,12 +71,13 @@ std::unique_ptr<Communicator> make_communicator(Device device) {
   if (!launch.under_launcher) return std::make_unique<SingleProcessCommunicator>();
   if (!mpi_compiled())
     throw Error("launched by " + launch.launcher + " as rank " + std::to_string(launch.rank) + " of " +
+                std::to_string(launch.world_size) + ", but this pneumo was built without MPI: it would train " +
                 std::to_string(launch.world_size) +
-                ", but this pneumo was built without MPI: it would train " + std::to_string(launch.world_size) +
                 " independent copies. Install Open MPI (libopenmpi-dev) and rebuild, or run one process");
   if (device == Device::CUDA && !nccl_compiled())
-    throw Error("data-parallel training on CUDA needs NCCL, and this pneumo was built without it "
-                "(nccl.h and libnccl not found at configure time; set -DNCCL_ROOT=DIR)");
+    throw Error(
+        "data-parallel training on CUDA needs NCCL, and this pneumo was built without it "
+        "(nccl.h and libnccl not found at configure time; set -DNCCL_ROOT=DIR)");
 #ifdef PNEUMO_HAVE_MPI
   return make_mpi_communicator(device == Device::CUDA);
 #else
@@ -87,14 +87,15 @@ std::unique_ptr<Communicator> make_communicator(Device device) {
 
 #ifndef PNEUMO_HAVE_NCCL
 std::unique_ptr<Communicator> make_nccl_single_process_communicator() {
-  throw Error("this pneumo was built without NCCL (nccl.h and libnccl not found at configure time; set -DNCCL_ROOT=DIR)");
+  throw Error(
+      "this pneumo was built without NCCL (nccl.h and libnccl not found at configure time; set -DNCCL_ROOT=DIR)");
 }
 #endif
 
 int cpu_threads_for_rank(int hardware_threads, int local_rank, int local_size) {
-  PNEUMO_REQUIRE(local_size >= 1 && local_rank >= 0 && local_rank < local_size,
-                 "cpu_threads_for_rank: local rank " + std::to_string(local_rank) + " of " +
-                     std::to_string(local_size));
+  PNEUMO_REQUIRE(
+      local_size >= 1 && local_rank >= 0 && local_rank < local_size,
+      "cpu_threads_for_rank: local rank " + std::to_string(local_rank) + " of " + std::to_string(local_size));
   const int hardware = std::max(1, hardware_threads);
   const int share = hardware / local_size, extra = hardware % local_size;
   return std::max(1, share + (local_rank < extra ? 1 : 0));

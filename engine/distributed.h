@@ -26,10 +26,10 @@ namespace pneumo {
 class Communicator {
  public:
   virtual ~Communicator() = default;
-  virtual int rank() const = 0;        // 0 .. size-1
-  virtual int size() const = 0;        // ranks in the job
-  virtual int local_rank() const = 0;  // rank among the ranks of this machine
-  virtual int local_size() const = 0;  // ranks on this machine
+  virtual int rank() const = 0;          // 0 .. size-1
+  virtual int size() const = 0;          // ranks in the job
+  virtual int local_rank() const = 0;    // rank among the ranks of this machine
+  virtual int local_size() const = 0;    // ranks on this machine
   virtual std::string name() const = 0;  // "single process", "MPI", "MPI + NCCL"
   bool is_root() const { return rank() == 0; }
 

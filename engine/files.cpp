@@ -256,8 +256,8 @@ FolderLock::FolderLock(const std::string& folder, const std::string& holder_desc
   const std::time_t now = std::time(nullptr);
   std::tm local{};
   if (::localtime_r(&now, &local)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &local);
-  const std::string record = holder_description + " (pid " + std::to_string(::getpid()) + " on " + host +
-                             ", since " + when + ")\n";
+  const std::string record =
+      holder_description + " (pid " + std::to_string(::getpid()) + " on " + host + ", since " + when + ")\n";
   if (::ftruncate(descriptor_, 0) == 0) {
     const ssize_t ignored = ::pwrite(descriptor_, record.data(), record.size(), 0);
     (void)ignored;

@@ -14,8 +14,7 @@ namespace pneumo {
 // engine/cuda_memory.cpp (or the stubs below without the CUDA back end)
 void* cuda_allocate(size_t bytes);
 void cuda_free(void* pointer) noexcept;
-void cuda_copy(void* destination, Device destination_device, const void* source,
-               Device source_device, size_t bytes);
+void cuda_copy(void* destination, Device destination_device, const void* source, Device source_device, size_t bytes);
 void cuda_zero(void* destination, size_t bytes);
 
 #ifndef PNEUMO_HAVE_CUDA
@@ -41,14 +40,15 @@ Memory::~Memory() { release(); }
 
 void Memory::release() noexcept {
   if (!data_) return;
-  if (device_ == Device::CPU) std::free(data_);
-  else cuda_free(data_);
+  if (device_ == Device::CPU)
+    std::free(data_);
+  else
+    cuda_free(data_);
   data_ = nullptr;
   bytes_ = 0;
 }
 
-Memory::Memory(Memory&& other) noexcept
-    : device_(other.device_), bytes_(other.bytes_), data_(other.data_) {
+Memory::Memory(Memory&& other) noexcept : device_(other.device_), bytes_(other.bytes_), data_(other.data_) {
   other.data_ = nullptr;
   other.bytes_ = 0;
 }
@@ -64,8 +64,7 @@ Memory& Memory::operator=(Memory&& other) noexcept {
   return *this;
 }
 
-void copy_bytes(void* destination, Device destination_device, const void* source,
-                Device source_device, size_t bytes) {
+void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device, size_t bytes) {
   if (bytes == 0) return;
   if (destination_device == Device::CPU && source_device == Device::CPU)
     std::memcpy(destination, source, bytes);

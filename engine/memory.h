@@ -30,8 +30,7 @@ class Memory {
 };
 
 // Copies bytes between any two devices (synchronous).
-void copy_bytes(void* destination, Device destination_device, const void* source,
-                Device source_device, size_t bytes);
+void copy_bytes(void* destination, Device destination_device, const void* source, Device source_device, size_t bytes);
 // Sets bytes to zero on either device.
 void zero_bytes(void* destination, Device device, size_t bytes);
 

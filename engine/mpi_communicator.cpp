@@ -89,13 +89,11 @@ class MpiCommunicator final : public Communicator {
 
   void allreduce_sum(double* values, int64_t count) override {
     Watched watched(*this, "allreduce of doubles");
-    check(MPI_Allreduce(MPI_IN_PLACE, values, int_count(count), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, values, int_count(count), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   }
   void allreduce_sum(float* values, int64_t count) override {
     Watched watched(*this, "allreduce of floats");
-    check(MPI_Allreduce(MPI_IN_PLACE, values, int_count(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-          "MPI_Allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, values, int_count(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   }
   void allreduce_sum(Tensor& tensor) override {
     if (tensor.device() == Device::CPU) return allreduce_sum(tensor.data(), tensor.count());
@@ -105,7 +103,8 @@ class MpiCommunicator final : public Communicator {
     throw Error("allreduce of a CUDA tensor needs the NCCL communicator (this job has " + name() + ")");
   }
   void start_sum(Tensor& tensor, int64_t offset, int64_t count) override {
-    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(), "start_sum: range outside the tensor");
+    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(),
+                   "start_sum: range outside the tensor");
     if (tensor.device() == Device::CPU) {
       started_.emplace_back();
       check(MPI_Iallreduce(MPI_IN_PLACE, tensor.data() + offset, int_count(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,

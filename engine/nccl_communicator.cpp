@@ -84,8 +84,8 @@ void NcclCollectives::wait_started(double timeout_seconds) {
     if (async_error != ncclSuccess && async_error != ncclInProgress) {
       ncclCommAbort(state_->comm);
       state_->comm = nullptr;
-      throw Error("rank " + std::to_string(state_->rank) + ": NCCL allreduce failed: " +
-                  ncclGetErrorString(async_error) + " (a rank has probably died)");
+      throw Error("rank " + std::to_string(state_->rank) +
+                  ": NCCL allreduce failed: " + ncclGetErrorString(async_error) + " (a rank has probably died)");
     }
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_seconds) {
       ncclCommAbort(state_->comm);
@@ -119,7 +119,8 @@ class NcclSingleProcessCommunicator final : public Communicator {
     nccl_.allreduce_sum(tensor.data(), tensor.count(), timeout_seconds_);
   }
   void start_sum(Tensor& tensor, int64_t offset, int64_t count) override {
-    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(), "start_sum: range outside the tensor");
+    PNEUMO_REQUIRE(offset >= 0 && count >= 0 && offset + count <= tensor.count(),
+                   "start_sum: range outside the tensor");
     if (tensor.device() == Device::CPU) return;
     nccl_.start_sum(tensor.data() + offset, count);
     started_ = true;

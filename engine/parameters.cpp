@@ -34,8 +34,7 @@ std::vector<float> initial_values(const ParameterSpec& spec, uint64_t seed) {
 }
 }  // namespace
 
-ParameterStore::ParameterStore(Device device, std::vector<ParameterSpec> specs, uint64_t seed)
-    : device_(device) {
+ParameterStore::ParameterStore(Device device, std::vector<ParameterSpec> specs, uint64_t seed) : device_(device) {
   std::set<std::string> names;
   int64_t trainable = 0, state = 0;
   for (auto& spec : specs) {
@@ -92,14 +91,13 @@ void ParameterStore::require_mutable(const char* what) const {
 
 void ParameterStore::copy_from(const ParameterStore& other) {
   require_mutable("ParameterStore::copy_from");
-  PNEUMO_REQUIRE(other.entries_.size() == entries_.size() &&
-                     other.values_.count() == values_.count() &&
+  PNEUMO_REQUIRE(other.entries_.size() == entries_.size() && other.values_.count() == values_.count() &&
                      other.state_.count() == state_.count(),
                  "copy_from between parameter stores of different models");
   for (size_t i = 0; i < entries_.size(); ++i)
-    PNEUMO_REQUIRE(entries_[i].spec.name == other.entries_[i].spec.name &&
-                       entries_[i].spec.shape == other.entries_[i].spec.shape,
-                   "copy_from: parameter " + entries_[i].spec.name + " differs");
+    PNEUMO_REQUIRE(
+        entries_[i].spec.name == other.entries_[i].spec.name && entries_[i].spec.shape == other.entries_[i].spec.shape,
+        "copy_from: parameter " + entries_[i].spec.name + " differs");
   values_.copy_from(other.values_);
   adam_m_.copy_from(other.adam_m_);
   adam_v_.copy_from(other.adam_v_);

@@ -71,8 +71,7 @@ class JsonParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(path_ + ": bad safetensors header JSON at header byte " + std::to_string(position_) +
-                ": " + what);
+    throw Error(path_ + ": bad safetensors header JSON at header byte " + std::to_string(position_) + ": " + what);
   }
   bool at_end() const { return position_ >= text_.size(); }
   char peek() const { return at_end() ? '\0' : text_[position_]; }
@@ -82,8 +81,7 @@ class JsonParser {
     ++position_;
   }
   void skip_whitespace() {
-    while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r'))
-      ++position_;
+    while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) ++position_;
   }
 
   JsonValue parse_value(int depth) {
@@ -172,10 +170,14 @@ class JsonParser {
       if (at_end()) fail("unfinished \\u escape");
       const char c = text_[position_++];
       code <<= 4;
-      if (c >= '0' && c <= '9') code |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') code |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') code |= static_cast<unsigned>(c - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        code |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        code |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        code |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        fail("bad hex digit in \\u escape");
     }
     return code;
   }
@@ -247,8 +249,10 @@ class JsonParser {
 void append_json_string(std::string& out, const std::string& text) {
   out += '"';
   for (unsigned char c : text) {
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
     else if (c < 0x20) {
       char escape[8];
       std::snprintf(escape, sizeof(escape), "\\u%04x", c);
@@ -261,21 +265,20 @@ void append_json_string(std::string& out, const std::string& text) {
 }
 
 bool parse_dtype(const std::string& name, SafetensorsDtype* dtype) {
-  if (name == "F32") *dtype = SafetensorsDtype::F32;
-  else if (name == "I64") *dtype = SafetensorsDtype::I64;
-  else return false;
+  if (name == "F32")
+    *dtype = SafetensorsDtype::F32;
+  else if (name == "I64")
+    *dtype = SafetensorsDtype::I64;
+  else
+    return false;
   return true;
 }
 
 }  // namespace
 
-const char* safetensors_dtype_name(SafetensorsDtype dtype) {
-  return dtype == SafetensorsDtype::F32 ? "F32" : "I64";
-}
+const char* safetensors_dtype_name(SafetensorsDtype dtype) { return dtype == SafetensorsDtype::F32 ? "F32" : "I64"; }
 
-size_t safetensors_dtype_bytes(SafetensorsDtype dtype) {
-  return dtype == SafetensorsDtype::F32 ? 4 : 8;
-}
+size_t safetensors_dtype_bytes(SafetensorsDtype dtype) { return dtype == SafetensorsDtype::F32 ? 4 : 8; }
 
 SafetensorsTensor SafetensorsTensor::from_floats(std::string name, Shape shape, const float* values) {
   SafetensorsTensor tensor;
@@ -299,8 +302,7 @@ SafetensorsTensor SafetensorsTensor::from_int64s(std::string name, Shape shape, 
 
 std::vector<float> SafetensorsTensor::floats() const {
   if (dtype != SafetensorsDtype::F32)
-    throw Error("safetensors tensor '" + name + "' has dtype " + safetensors_dtype_name(dtype) +
-                ", expected F32");
+    throw Error("safetensors tensor '" + name + "' has dtype " + safetensors_dtype_name(dtype) + ", expected F32");
   std::vector<float> values(bytes.size() / sizeof(float));
   if (!values.empty()) std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
   return values;
@@ -308,8 +310,7 @@ std::vector<float> SafetensorsTensor::floats() const {
 
 std::vector<int64_t> SafetensorsTensor::int64s() const {
   if (dtype != SafetensorsDtype::I64)
-    throw Error("safetensors tensor '" + name + "' has dtype " + safetensors_dtype_name(dtype) +
-                ", expected I64");
+    throw Error("safetensors tensor '" + name + "' has dtype " + safetensors_dtype_name(dtype) + ", expected I64");
   std::vector<int64_t> values(bytes.size() / sizeof(int64_t));
   if (!values.empty()) std::memcpy(values.data(), bytes.data(), values.size() * sizeof(int64_t));
   return values;
@@ -344,28 +345,22 @@ void write_safetensors(const std::string& path, const SafetensorsContents& conte
   for (const SafetensorsTensor& tensor : contents.tensors) {
     if (tensor.name.empty() || tensor.name == kMetadataKey)
       throw Error(path + ": cannot write a tensor named '" + tensor.name + "'");
-    if (!names.insert(tensor.name).second)
-      throw Error(path + ": two tensors named '" + tensor.name + "'");
+    if (!names.insert(tensor.name).second) throw Error(path + ": two tensors named '" + tensor.name + "'");
     for (int64_t dimension : tensor.shape)
       if (dimension < 0)
-        throw Error(path + ": tensor '" + tensor.name + "' has a negative dimension in " +
-                    shape_string(tensor.shape));
-    const uint64_t expected =
-        static_cast<uint64_t>(shape_count(tensor.shape)) * safetensors_dtype_bytes(tensor.dtype);
+        throw Error(path + ": tensor '" + tensor.name + "' has a negative dimension in " + shape_string(tensor.shape));
+    const uint64_t expected = static_cast<uint64_t>(shape_count(tensor.shape)) * safetensors_dtype_bytes(tensor.dtype);
     if (tensor.bytes.size() != expected)
-      throw Error(path + ": tensor '" + tensor.name + "' of shape " + shape_string(tensor.shape) +
-                  " holds " + std::to_string(tensor.bytes.size()) + " bytes, expected " +
-                  std::to_string(expected));
+      throw Error(path + ": tensor '" + tensor.name + "' of shape " + shape_string(tensor.shape) + " holds " +
+                  std::to_string(tensor.bytes.size()) + " bytes, expected " + std::to_string(expected));
     if (!first) header += ',';
     first = false;
     append_json_string(header, tensor.name);
     header += ":{\"dtype\":\"";
     header += safetensors_dtype_name(tensor.dtype);
     header += "\",\"shape\":[";
-    for (size_t i = 0; i < tensor.shape.size(); ++i)
-      header += (i ? "," : "") + std::to_string(tensor.shape[i]);
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + expected) + "]}";
+    for (size_t i = 0; i < tensor.shape.size(); ++i) header += (i ? "," : "") + std::to_string(tensor.shape[i]);
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + expected) + "]}";
     offset += expected;
   }
   header += '}';
@@ -390,16 +385,14 @@ SafetensorsContents read_safetensors(const std::string& path) {
     throw Error(path + ": " + std::to_string(file_bytes) +
                 " bytes is too short for a safetensors file (needs an 8-byte header length)");
   uint64_t header_length = 0;
-  for (int i = 0; i < 8; ++i)
-    header_length |= static_cast<uint64_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i) header_length |= static_cast<uint64_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
   if (header_length > kMaxHeaderBytes)
     throw Error(path + ": header length " + std::to_string(header_length) + " exceeds the limit of " +
                 std::to_string(kMaxHeaderBytes) + " bytes (not a safetensors file?)");
   if (header_length > file_bytes - 8)
     throw Error(path + ": header length " + std::to_string(header_length) + " runs past the end of the " +
                 std::to_string(file_bytes) + "-byte file (truncated?)");
-  if (header_length < 2 || buffer[8] != '{')
-    throw Error(path + ": the header does not start with a JSON object");
+  if (header_length < 2 || buffer[8] != '{') throw Error(path + ": the header does not start with a JSON object");
   const std::string header_text = buffer.substr(8, header_length);
   const JsonValue header = JsonParser(header_text, path).parse_document();
   if (header.kind != JsonValue::Kind::Object) throw Error(path + ": the header is not a JSON object");
@@ -429,13 +422,16 @@ SafetensorsContents read_safetensors(const std::string& path) {
       throw Error(where + " must be described by an object, got " + kind_name(value.kind));
     const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
     for (const auto& [key, field] : value.members) {
-      if (key == "dtype") dtype = &field;
-      else if (key == "shape") shape = &field;
-      else if (key == "data_offsets") offsets = &field;
-      else throw Error(where + " has an unexpected field " + quoted(key));
+      if (key == "dtype")
+        dtype = &field;
+      else if (key == "shape")
+        shape = &field;
+      else if (key == "data_offsets")
+        offsets = &field;
+      else
+        throw Error(where + " has an unexpected field " + quoted(key));
     }
-    if (!dtype || !shape || !offsets)
-      throw Error(where + " needs dtype, shape and data_offsets");
+    if (!dtype || !shape || !offsets) throw Error(where + " needs dtype, shape and data_offsets");
     if (dtype->kind != JsonValue::Kind::String) throw Error(where + ": dtype must be a string");
     Located entry;
     entry.tensor.name = name;
@@ -445,8 +441,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
     uint64_t element_count = 1;
     bool overflow = false;
     for (const JsonValue& dimension : shape->elements) {
-      if (dimension.kind != JsonValue::Kind::Integer)
-        throw Error(where + ": shape must hold non-negative integers");
+      if (dimension.kind != JsonValue::Kind::Integer) throw Error(where + ": shape must hold non-negative integers");
       if (dimension.integer > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         throw Error(where + ": shape dimension too large");
       entry.tensor.shape.push_back(static_cast<int64_t>(dimension.integer));
@@ -454,26 +449,26 @@ SafetensorsContents read_safetensors(const std::string& path) {
       element_count *= dimension.integer;
     }
     if (offsets->kind != JsonValue::Kind::Array || offsets->elements.size() != 2 ||
-        offsets->elements[0].kind != JsonValue::Kind::Integer ||
-        offsets->elements[1].kind != JsonValue::Kind::Integer)
+        offsets->elements[0].kind != JsonValue::Kind::Integer || offsets->elements[1].kind != JsonValue::Kind::Integer)
       throw Error(where + ": data_offsets must be [begin, end]");
     entry.begin = offsets->elements[0].integer;
     entry.end = offsets->elements[1].integer;
     if (entry.begin > entry.end)
-      throw Error(where + ": data_offsets [" + std::to_string(entry.begin) + "," +
-                  std::to_string(entry.end) + "] end before they begin");
+      throw Error(where + ": data_offsets [" + std::to_string(entry.begin) + "," + std::to_string(entry.end) +
+                  "] end before they begin");
     if (entry.end > data_bytes)
       throw Error(where + ": data_offsets end at byte " + std::to_string(entry.end) + " but the data holds only " +
                   std::to_string(data_bytes) + " bytes (truncated?)");
     const uint64_t length = entry.end - entry.begin;
     const size_t element_bytes = safetensors_dtype_bytes(entry.tensor.dtype);
     if (overflow || element_count * element_bytes != length)
-      throw Error(where + " of shape " + shape_string(entry.tensor.shape) + " and dtype " +
-                  dtype->text + " does not match its " + std::to_string(length) + " data bytes");
+      throw Error(where + " of shape " + shape_string(entry.tensor.shape) + " and dtype " + dtype->text +
+                  " does not match its " + std::to_string(length) + " data bytes");
     located.push_back(std::move(entry));
   }
-  std::stable_sort(located.begin(), located.end(),
-                   [](const Located& a, const Located& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::stable_sort(located.begin(), located.end(), [](const Located& a, const Located& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   uint64_t expected = 0;
   for (const Located& entry : located) {
     if (entry.begin != expected)
@@ -483,8 +478,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
     expected = entry.end;
   }
   if (expected != data_bytes)
-    throw Error(path + ": " + std::to_string(data_bytes - expected) +
-                " trailing bytes after the last tensor's data");
+    throw Error(path + ": " + std::to_string(data_bytes - expected) + " trailing bytes after the last tensor's data");
   for (Located& entry : located) {
     entry.tensor.bytes.assign(buffer.begin() + static_cast<std::ptrdiff_t>(data_begin + entry.begin),
                               buffer.begin() + static_cast<std::ptrdiff_t>(data_begin + entry.end));

@@ -42,8 +42,7 @@ void Tensor::zero() {
 
 void Tensor::copy_from(const Tensor& source) {
   if (source.count() != count())
-    throw Error("copy_from: count mismatch " + shape_string(source.shape()) + " -> " +
-                shape_string(shape_));
+    throw Error("copy_from: count mismatch " + shape_string(source.shape()) + " -> " + shape_string(shape_));
   copy_bytes(data_, device_, source.data(), source.device(), bytes());
 }
 
@@ -68,8 +67,7 @@ void Tensor::set_values(const std::vector<float>& values) {
 
 Tensor Tensor::reshaped(Shape shape) const {
   if (shape_count(shape) != count())
-    throw Error("reshape " + shape_string(shape_) + " -> " + shape_string(shape) +
-                ": counts differ");
+    throw Error("reshape " + shape_string(shape_) + " -> " + shape_string(shape) + ": counts differ");
   Tensor tensor = *this;
   tensor.shape_ = std::move(shape);
   return tensor;
@@ -79,8 +77,8 @@ Tensor Tensor::leading(Shape shape) const {
   for (int64_t dimension : shape)
     if (dimension < 0) throw Error("negative tensor dimension in " + shape_string(shape));
   if (shape_count(shape) > capacity())
-    throw Error("leading view " + shape_string(shape) + " of a tensor holding " +
-                std::to_string(capacity()) + " floats: too large");
+    throw Error("leading view " + shape_string(shape) + " of a tensor holding " + std::to_string(capacity()) +
+                " floats: too large");
   Tensor tensor = *this;
   tensor.shape_ = std::move(shape);
   return tensor;

@@ -17,7 +17,7 @@ namespace pneumo {
 
 using Shape = std::vector<int64_t>;
 
-int64_t shape_count(const Shape& shape);     // product of the dimensions (1 for rank 0)
+int64_t shape_count(const Shape& shape);       // product of the dimensions (1 for rank 0)
 std::string shape_string(const Shape& shape);  // "(2,64,64,4)"
 
 class Tensor {
@@ -43,10 +43,10 @@ class Tensor {
   int64_t W() const { return dim(2); }
   int64_t C() const { return dim(3); }
 
-  void zero();                           // on its own device
-  void copy_from(const Tensor& source);  // same count; any devices
-  Tensor to(Device device) const;        // new owning copy on `device`
-  std::vector<float> to_vector() const;  // copies to the host
+  void zero();                                        // on its own device
+  void copy_from(const Tensor& source);               // same count; any devices
+  Tensor to(Device device) const;                     // new owning copy on `device`
+  std::vector<float> to_vector() const;               // copies to the host
   void set_values(const std::vector<float>& values);  // copies from the host; same count
   // Same data, new shape with the same count.
   Tensor reshaped(Shape shape) const;

@@ -18,8 +18,7 @@ struct AdamStepScalars {
 
 // m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= lr_t m / (sqrt(v) + epsilon). float32
 // throughout, as Keras computes it.
-PNEUMO_HD void adam_update(float& value, float& m, float& v, float gradient,
-                           AdamStepScalars scalars) {
+PNEUMO_HD void adam_update(float& value, float& m, float& v, float gradient, AdamStepScalars scalars) {
   m = scalars.beta1 * m + (1.0f - scalars.beta1) * gradient;
   v = scalars.beta2 * v + (1.0f - scalars.beta2) * gradient * gradient;
   value -= scalars.corrected_learning_rate * m / (sqrtf(v) + scalars.epsilon);

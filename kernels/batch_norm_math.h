@@ -9,21 +9,16 @@
 namespace pneumo {
 
 // x_hat = (x - mean) * inv_std: subtracting first keeps precision when |mean| >> std.
-PNEUMO_HD float batch_norm_normalized(float x, float mean, float inv_std) {
-  return (x - mean) * inv_std;
-}
+PNEUMO_HD float batch_norm_normalized(float x, float mean, float inv_std) { return (x - mean) * inv_std; }
 
 // Forward: y = gamma * x_hat + beta, with scale = gamma * inv_std precomputed per channel.
-PNEUMO_HD float batch_norm_output(float x, float mean, float scale, float beta) {
-  return (x - mean) * scale + beta;
-}
+PNEUMO_HD float batch_norm_output(float x, float mean, float scale, float beta) { return (x - mean) * scale + beta; }
 
 // Training-mode input gradient of one element:
 //   dx = gamma * inv_std * (dy - sum(dy) / M - x_hat * sum(dy * x_hat) / M)
 // with scale = gamma * inv_std, mean_dy = sum(dy) / M, mean_dy_x_hat = sum(dy * x_hat) / M per
 // channel (M = N*H*W). Inference mode passes mean_dy = mean_dy_x_hat = 0, giving scale * dy.
-PNEUMO_HD float batch_norm_input_gradient(float dy, float x_hat, float scale, float mean_dy,
-                                          float mean_dy_x_hat) {
+PNEUMO_HD float batch_norm_input_gradient(float dy, float x_hat, float scale, float mean_dy, float mean_dy_x_hat) {
   return scale * (dy - mean_dy - x_hat * mean_dy_x_hat);
 }
 
@@ -41,8 +36,7 @@ PNEUMO_HD float batch_norm_inverse_std(double variance, float epsilon) {
 }
 // running = momentum * running + (1 - momentum) * batch (Keras momentum convention).
 PNEUMO_HD float batch_norm_running_update(float running, double batch, float momentum) {
-  return static_cast<float>(static_cast<double>(momentum) * running +
-                            (1.0 - static_cast<double>(momentum)) * batch);
+  return static_cast<float>(static_cast<double>(momentum) * running + (1.0 - static_cast<double>(momentum)) * batch);
 }
 
 }  // namespace pneumo

@@ -32,8 +32,6 @@ PNEUMO_HD bool dropout_keep(uint64_t key, uint64_t index, uint32_t drop_threshol
 // Forward of one element: x / (1 - rate) when kept, 0 when dropped (scale = 1 / (1 - rate)).
 PNEUMO_HD float dropout_output(float x, bool keep, float scale) { return keep ? x * scale : 0.0f; }
 // Backward of one element: the same mask and scale applied to dy.
-PNEUMO_HD float dropout_gradient(float dy, bool keep, float scale) {
-  return keep ? dy * scale : 0.0f;
-}
+PNEUMO_HD float dropout_gradient(float dy, bool keep, float scale) { return keep ? dy * scale : 0.0f; }
 
 }  // namespace pneumo

@@ -50,10 +50,9 @@ struct IouBceGradientScalars {
 PNEUMO_HD float iou_bce_gradient(float p, float y, IouBceGradientScalars scalars) {
   const double target = y;
   const double denominator = scalars.iou_denominator;
-  const double iou_part = (scalars.intersection_plus_one * (1.0 - target) - target * denominator) /
-                          (denominator * denominator);
-  return static_cast<float>(scalars.bce_scale * binary_cross_entropy_derivative(p, y) +
-                            0.5 * iou_part);
+  const double iou_part =
+      (scalars.intersection_plus_one * (1.0 - target) - target * denominator) / (denominator * denominator);
+  return static_cast<float>(scalars.bce_scale * binary_cross_entropy_derivative(p, y) + 0.5 * iou_part);
 }
 
 // Keras rounds a probability to a 0/1 mask with tf.round (half to even), so 0.5 -> 0: the same

@@ -25,9 +25,8 @@ struct ComponentBoxBatch {
 // be >= the input sizes (downscaling needs skimage's anti-aliasing, which this path lacks).
 // Device buffers are grow-only and kept per host thread (allocated when a batch is larger than
 // any before, reused otherwise); the results are copied to the host before returning.
-ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height,
-                                                 int width, int output_height, int output_width,
-                                                 float threshold);
+ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height, int width,
+                                                 int output_height, int output_width, float threshold);
 #endif
 
 }  // namespace pneumo

@@ -9,8 +9,7 @@ namespace pneumo {
 
 // 2x2 max pooling. Window positions are row-major: top-left, top-right, bottom-left,
 // bottom-right.
-PNEUMO_HD float max_pool_max(float top_left, float top_right, float bottom_left,
-                             float bottom_right) {
+PNEUMO_HD float max_pool_max(float top_left, float top_right, float bottom_left, float bottom_right) {
   float best = top_left;
   best = top_right > best ? top_right : best;
   best = bottom_left > best ? bottom_left : best;
@@ -25,8 +24,7 @@ struct WindowGradient {
   float top_left, top_right, bottom_left, bottom_right;
 };
 
-PNEUMO_HD WindowGradient max_pool_route_gradient(float top_left, float top_right,
-                                                 float bottom_left, float bottom_right,
+PNEUMO_HD WindowGradient max_pool_route_gradient(float top_left, float top_right, float bottom_left, float bottom_right,
                                                  float dy) {
   const float best = max_pool_max(top_left, top_right, bottom_left, bottom_right);
   WindowGradient shares;
@@ -45,8 +43,7 @@ PNEUMO_HD WindowGradient max_pool_route_gradient(float top_left, float top_right
 // element `output_index` of an (N, H*factor, W*factor, C) tensor copies, for an (N,H,W,C) input.
 // Index is int64_t on the CPU; the CUDA kernels use int32_t when the tensor allows it.
 template <typename Index>
-PNEUMO_HD Index upsample_source_index(Index output_index, Index H, Index W, Index C,
-                                      Index factor) {
+PNEUMO_HD Index upsample_source_index(Index output_index, Index H, Index W, Index C, Index factor) {
   const Index channel = output_index % C;
   Index rest = output_index / C;
   const Index x = rest % (W * factor);

@@ -47,8 +47,7 @@ PNEUMO_HD LinearTaps resize_linear_taps(double coordinate, int size) {
 // resize_bilinear_sample(image, H, W, resize_source_coordinate(oy, H / out_H),
 //                                      resize_source_coordinate(ox, W / out_W)),
 // then clipped to the input's [min, max] as skimage does.
-PNEUMO_HD float resize_bilinear_sample(const float* image, int height, int width, double y,
-                                       double x) {
+PNEUMO_HD float resize_bilinear_sample(const float* image, int height, int width, double y, double x) {
   LinearTaps rows = resize_linear_taps(y, height);
   LinearTaps columns = resize_linear_taps(x, width);
   const float* row0 = image + static_cast<long long>(rows.index0) * width;
@@ -66,8 +65,6 @@ PNEUMO_HD double resize_antialias_sigma(int in_size, int out_size) {
 }
 
 // scipy.ndimage.gaussian_filter1d's kernel radius: int(truncate * sigma + 0.5), truncate = 4.
-PNEUMO_HD int resize_gaussian_radius(double sigma) {
-  return static_cast<int>(4.0 * sigma + 0.5);
-}
+PNEUMO_HD int resize_gaussian_radius(double sigma) { return static_cast<int>(4.0 * sigma + 0.5); }
 
 }  // namespace pneumo

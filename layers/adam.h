@@ -43,11 +43,11 @@ class Adam {
 double cosine_annealing(double epoch, double base_learning_rate = 1e-3, int epochs = 25);
 
 // Back-end loops underneath Adam::step (pointers on the named device; count = P).
-void adam_step_cpu(float* values, const float* gradients, float* adam_m, float* adam_v,
-                   int64_t count, AdamStepScalars scalars);
+void adam_step_cpu(float* values, const float* gradients, float* adam_m, float* adam_v, int64_t count,
+                   AdamStepScalars scalars);
 #ifdef PNEUMO_HAVE_CUDA
-void adam_step_cuda(float* values, const float* gradients, float* adam_m, float* adam_v,
-                    int64_t count, AdamStepScalars scalars);  // layers/adam.cu
+void adam_step_cuda(float* values, const float* gradients, float* adam_m, float* adam_v, int64_t count,
+                    AdamStepScalars scalars);  // layers/adam.cu
 #endif
 
 }  // namespace pneumo

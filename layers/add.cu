@@ -8,15 +8,13 @@ namespace pneumo {
 namespace {
 
 template <typename Index>
-__global__ void add_forward_kernel(float* output, const float* first, const float* second,
-                                   Index count) {
+__global__ void add_forward_kernel(float* output, const float* first, const float* second, Index count) {
   for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     output[i] = first[i] + second[i];
 }
 
 template <typename Index>
-__global__ void add_backward_kernel(float* input_gradient, const float* output_gradient,
-                                    Index count) {
+__global__ void add_backward_kernel(float* input_gradient, const float* output_gradient, Index count) {
   for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     input_gradient[i] += output_gradient[i];
 }
@@ -36,8 +34,7 @@ void add_backward_cuda(float* input_gradient, const float* output_gradient, int6
   const int blocks = grid_size_for(count);
   launch_with_index(count, blocks, 256, [&](auto index) {
     using Index = decltype(index);
-    add_backward_kernel<Index><<<blocks, 256>>>(input_gradient, output_gradient,
-                                                static_cast<Index>(count));
+    add_backward_kernel<Index><<<blocks, 256>>>(input_gradient, output_gradient, static_cast<Index>(count));
   });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }

@@ -28,8 +28,7 @@ void add_forward_cpu(float* output, const float* first, const float* second, int
 void add_backward_cpu(float* input_gradient, const float* output_gradient, int64_t count);
 // CPU: first_gradient and second_gradient (count each) += output_gradient (count), in one pass
 // over output_gradient (what Add::backward uses when both inputs want a gradient).
-void add_backward_both_cpu(float* first_gradient, float* second_gradient,
-                           const float* output_gradient, int64_t count);
+void add_backward_both_cpu(float* first_gradient, float* second_gradient, const float* output_gradient, int64_t count);
 // CUDA (layers/add.cu): the same contracts on device pointers.
 void add_forward_cuda(float* output, const float* first, const float* second, int64_t count);
 void add_backward_cuda(float* input_gradient, const float* output_gradient, int64_t count);

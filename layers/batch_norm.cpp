@@ -14,10 +14,10 @@ namespace pneumo {
 
 namespace {
 
-constexpr int64_t kRowsPerChunk = 256;       // smallest parallel_for chunk of rows, elementwise passes
-constexpr int64_t kChannelTile = 64;         // channels summed together in float registers
-constexpr int64_t kRowsPerFloatSum = 16;     // rows summed in float before adding into double
-constexpr int64_t kPilotRows = 256;          // evenly spaced rows whose mean shifts the statistics
+constexpr int64_t kRowsPerChunk = 256;    // smallest parallel_for chunk of rows, elementwise passes
+constexpr int64_t kChannelTile = 64;      // channels summed together in float registers
+constexpr int64_t kRowsPerFloatSum = 16;  // rows summed in float before adding into double
+constexpr int64_t kPilotRows = 256;       // evenly spaced rows whose mean shifts the statistics
 
 // Grow-only per-thread scratch for the block partials (no allocation per call in steady state).
 double* partials_scratch(size_t count) {
@@ -32,16 +32,14 @@ double* partials_scratch(size_t count) {
 // add_block(row_begin, row_end, first, second) OVERWRITES first (C) and second (C) with the
 // block's sums.
 template <typename AddBlock>
-void sum_over_rows(double* first, double* second, int64_t rows, int64_t C,
-                   const AddBlock& add_block) {
+void sum_over_rows(double* first, double* second, int64_t rows, int64_t C, const AddBlock& add_block) {
   const int64_t block_rows = std::max<int64_t>(1, 16384 / C);
   const int64_t blocks = (rows + block_rows - 1) / block_rows;
   double* partials = partials_scratch(static_cast<size_t>(blocks * 2 * C));  // (blocks, 2, C)
   parallel_for(blocks, 1, [&](int64_t block_begin, int64_t block_end) {
     for (int64_t block = block_begin; block < block_end; ++block) {
       double* partial = partials + block * 2 * C;
-      add_block(block * block_rows, std::min(rows, (block + 1) * block_rows), partial,
-                partial + C);
+      add_block(block * block_rows, std::min(rows, (block + 1) * block_rows), partial, partial + C);
     }
   });
   std::fill(first, first + C, 0.0);
@@ -60,9 +58,8 @@ void sum_over_rows(double* first, double* second, int64_t rows, int64_t C,
 // element (a, b are (rows, C); centers (C)). Runs of kRowsPerFloatSum rows are summed in float
 // (vector registers), each run's sums then added into double, so rounding stays at float
 // precision of 16 terms while the loop runs at float vector speed.
-void block_product_sums(double* __restrict first, double* __restrict second,
-                        const float* __restrict a, const float* __restrict a_center,
-                        const float* __restrict b, const float* __restrict b_center,
+void block_product_sums(double* __restrict first, double* __restrict second, const float* __restrict a,
+                        const float* __restrict a_center, const float* __restrict b, const float* __restrict b_center,
                         int64_t row_begin, int64_t row_end, int64_t C) {
   for (int64_t c0 = 0; c0 < C; c0 += kChannelTile) {
     const int64_t width = std::min(kChannelTile, C - c0);
@@ -143,8 +140,11 @@ void BatchNorm2d::bind_parameters(const ParameterStore& store, const std::string
 }
 
 std::vector<Layer::HeldTensor> BatchNorm2d::held_tensors() const {
-  return {{&gamma_, "gamma"}, {&beta_, "beta"}, {&gamma_gradient_, "gamma gradient"},
-          {&beta_gradient_, "beta gradient"}, {&running_mean_, "running_mean"},
+  return {{&gamma_, "gamma"},
+          {&beta_, "beta"},
+          {&gamma_gradient_, "gamma gradient"},
+          {&beta_gradient_, "beta gradient"},
+          {&running_mean_, "running_mean"},
           {&running_var_, "running_var"}};
 }
 
@@ -164,37 +164,33 @@ void BatchNorm2d::require_saved(Device device) const {
     throw Error("BatchNorm2d: backward without a forward on this device");
 }
 
-void BatchNorm2d::forward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
-                              Tensor& output, bool training) {
+void BatchNorm2d::forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                              bool training) {
   const Tensor& input = *inputs[0];
   prepare_forward(context.device(), input, training);
   const int64_t rows = input.N() * input.H() * input.W(), C = channels_;
   if (training)
-    batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
-                                       running_mean_.data(), running_var_.data(), input.data(),
-                                       rows, C, momentum_, epsilon_, communicator_);
+    batch_norm_training_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(), running_mean_.data(),
+                                       running_var_.data(), input.data(), rows, C, momentum_, epsilon_, communicator_);
   else
-    batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(),
-                                        running_mean_.data(), running_var_.data(), C, epsilon_);
-  batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(), saved_inv_std_.data(),
-                           gamma_.data(), beta_.data(), rows, C, fused_slope_);
+    batch_norm_inference_statistics_cpu(saved_mean_.data(), saved_inv_std_.data(), running_mean_.data(),
+                                        running_var_.data(), C, epsilon_);
+  batch_norm_normalize_cpu(output.data(), input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
+                           beta_.data(), rows, C, fused_slope_);
 }
 
-void BatchNorm2d::backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
-                               const Tensor&, const Tensor& output_gradient,
-                               const std::vector<Tensor*>& input_gradients) {
+void BatchNorm2d::backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor&,
+                               const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   require_saved(context.device());
   const Tensor& input = *inputs[0];
   const int64_t rows = input.N() * input.H() * input.W();
-  batch_norm_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr,
-                          gamma_gradient_.data(), beta_gradient_.data(), output_gradient.data(),
-                          input.data(), saved_mean_.data(), saved_inv_std_.data(), gamma_.data(),
-                          rows, channels_, saved_training_, communicator_);
+  batch_norm_backward_cpu(input_gradients[0] ? input_gradients[0]->data() : nullptr, gamma_gradient_.data(),
+                          beta_gradient_.data(), output_gradient.data(), input.data(), saved_mean_.data(),
+                          saved_inv_std_.data(), gamma_.data(), rows, channels_, saved_training_, communicator_);
 }
 
-void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
-                                        float* running_var, const float* input, int64_t rows,
-                                        int64_t C, float momentum, float epsilon,
+void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean, float* running_var,
+                                        const float* input, int64_t rows, int64_t C, float momentum, float epsilon,
                                         Communicator* communicator) {
   PNEUMO_REQUIRE(rows >= 2, "batch_norm_training_statistics_cpu: needs at least two rows");
   // Synchronized: this rank holds rows [first_row, first_row + rows) of global_rows.
@@ -225,8 +221,7 @@ void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* runn
   const float* shift_data = shift.data();
   sum_over_rows(sum.data(), sum_d2.data(), rows, C,
                 [&](int64_t row_begin, int64_t row_end, double* first, double* second) {
-                  block_product_sums(first, second, input, shift_data, input, shift_data,
-                                     row_begin, row_end, C);
+                  block_product_sums(first, second, input, shift_data, input, shift_data, row_begin, row_end, C);
                 });
   if (synchronized) {
     std::vector<double> both(sum);  // (2C): sum, then sum_d2, in one allreduce
@@ -254,9 +249,9 @@ void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const floa
   }
 }
 
-void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
-                              const float* inv_std, const float* gamma, const float* beta,
-                              int64_t rows, int64_t C, std::optional<float> fused_slope) {
+void batch_norm_normalize_cpu(float* output, const float* input, const float* mean, const float* inv_std,
+                              const float* gamma, const float* beta, int64_t rows, int64_t C,
+                              std::optional<float> fused_slope) {
   std::vector<float> scale(static_cast<size_t>(C));  // (C) gamma * inv_std
   for (int64_t c = 0; c < C; ++c) scale[c] = gamma[c] * inv_std[c];
   const float* scale_data = scale.data();
@@ -282,9 +277,8 @@ void batch_norm_normalize_cpu(float* output, const float* input, const float* me
 }
 
 void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
-                             const float* output_gradient, const float* input, const float* mean,
-                             const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                             bool training, Communicator* communicator) {
+                             const float* output_gradient, const float* input, const float* mean, const float* inv_std,
+                             const float* gamma, int64_t rows, int64_t C, bool training, Communicator* communicator) {
   // Synchronized (training only: inference statistics do not depend on the batch): the two
   // per-channel sums are those of all ranks' rows together.
   const bool synchronized = training && communicator && communicator->size() > 1;
@@ -294,8 +288,7 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
   const float* zeros_data = zeros.data();
   sum_over_rows(sum_dy.data(), sum_dy_x_hat.data(), rows, C,
                 [&](int64_t row_begin, int64_t row_end, double* first, double* second) {
-                  block_product_sums(first, second, output_gradient, zeros_data, input, mean,
-                                     row_begin, row_end, C);
+                  block_product_sums(first, second, output_gradient, zeros_data, input, mean, row_begin, row_end, C);
                 });
   for (int64_t c = 0; c < C; ++c) sum_dy_x_hat[static_cast<size_t>(c)] *= inv_std[c];
   // This rank's own sums go into the gamma and beta gradients (the gradient allreduce of the
@@ -331,8 +324,7 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
       float* dx = input_gradient + row * C;
       for (int64_t c = 0; c < C; ++c) {
         const float x_hat = batch_norm_normalized(x[c], mean[c], inv_std[c]);
-        dx[c] += batch_norm_input_gradient(dy[c], x_hat, scale_data[c], mean_dy_data[c],
-                                           mean_dy_x_hat_data[c]);
+        dx[c] += batch_norm_input_gradient(dy[c], x_hat, scale_data[c], mean_dy_data[c], mean_dy_x_hat_data[c]);
       }
     }
   });

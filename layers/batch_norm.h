@@ -65,7 +65,8 @@ class BatchNorm2d : public Layer {
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
-  std::vector<HeldTensor> held_tensors() const override;
+      std::vector<HeldTensor>
+      held_tensors() const override;
 
  private:
   // Checks the batch for training and (re)allocates the saved statistics on `device`.
@@ -80,8 +81,8 @@ class BatchNorm2d : public Layer {
   Tensor saved_mean_, saved_inv_std_;
   bool saved_training_ = false;
   Communicator* communicator_ = nullptr;  // not owned; see set_communicator
-  std::optional<float> fused_slope_;       // see set_fused_leaky_relu
-  Memory cuda_scratch_;  // CUDA reduction partials, grow-only
+  std::optional<float> fused_slope_;      // see set_fused_leaky_relu
+  Memory cuda_scratch_;                   // CUDA reduction partials, grow-only
 };
 
 // ---- CPU (rows = N*H*W; every buffer is (rows, C) or (C)) ----------------------------------
@@ -89,41 +90,37 @@ class BatchNorm2d : public Layer {
 // (rows, C); running_mean, running_var (C) updated in place (unbiased var). rows >= 2.
 // With a communicator (see BatchNorm2d::set_communicator) input is this rank's slice and the
 // statistics are those of all ranks' rows together; null: input alone.
-void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean,
-                                        float* running_var, const float* input, int64_t rows,
-                                        int64_t C, float momentum, float epsilon,
+void batch_norm_training_statistics_cpu(float* mean, float* inv_std, float* running_mean, float* running_var,
+                                        const float* input, int64_t rows, int64_t C, float momentum, float epsilon,
                                         Communicator* communicator = nullptr);
 // mean, inv_std (C) OVERWRITTEN from running_mean, running_var (C).
 void batch_norm_inference_statistics_cpu(float* mean, float* inv_std, const float* running_mean,
                                          const float* running_var, int64_t C, float epsilon);
 // output (rows, C) OVERWRITTEN with gamma * (input - mean) * inv_std + beta, then, when
 // fused_slope is set, leaky_relu of that (kernels/activation_math.h) in the same pass.
-void batch_norm_normalize_cpu(float* output, const float* input, const float* mean,
-                              const float* inv_std, const float* gamma, const float* beta,
-                              int64_t rows, int64_t C, std::optional<float> fused_slope = {});
+void batch_norm_normalize_cpu(float* output, const float* input, const float* mean, const float* inv_std,
+                              const float* gamma, const float* beta, int64_t rows, int64_t C,
+                              std::optional<float> fused_slope = {});
 // gamma_gradient (C) += sum dy * x_hat, beta_gradient (C) += sum dy, and, if input_gradient is
 // not null, input_gradient (rows, C) += the batch-norm input gradient (training: through the
 // batch statistics; inference: gamma * inv_std * dy).
 void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float* beta_gradient,
-                             const float* output_gradient, const float* input, const float* mean,
-                             const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                             bool training, Communicator* communicator = nullptr);
+                             const float* output_gradient, const float* input, const float* mean, const float* inv_std,
+                             const float* gamma, int64_t rows, int64_t C, bool training,
+                             Communicator* communicator = nullptr);
 
 // ---- CUDA (layers/batch_norm.cu): the same contracts on device pointers; `scratch` is device
 // memory for the reduction partials, grown as needed. ----------------------------------------
-void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean,
-                                         float* running_var, const float* input, int64_t rows,
-                                         int64_t C, float momentum, float epsilon,
+void batch_norm_training_statistics_cuda(float* mean, float* inv_std, float* running_mean, float* running_var,
+                                         const float* input, int64_t rows, int64_t C, float momentum, float epsilon,
                                          Memory& scratch, Communicator* communicator = nullptr);
 void batch_norm_inference_statistics_cuda(float* mean, float* inv_std, const float* running_mean,
                                           const float* running_var, int64_t C, float epsilon);
-void batch_norm_normalize_cuda(float* output, const float* input, const float* mean,
-                               const float* inv_std, const float* gamma, const float* beta,
-                               int64_t rows, int64_t C);
+void batch_norm_normalize_cuda(float* output, const float* input, const float* mean, const float* inv_std,
+                               const float* gamma, const float* beta, int64_t rows, int64_t C);
 void batch_norm_backward_cuda(float* input_gradient, float* gamma_gradient, float* beta_gradient,
-                              const float* output_gradient, const float* input, const float* mean,
-                              const float* inv_std, const float* gamma, int64_t rows, int64_t C,
-                              bool training, Memory& scratch,
+                              const float* output_gradient, const float* input, const float* mean, const float* inv_std,
+                              const float* gamma, int64_t rows, int64_t C, bool training, Memory& scratch,
                               Communicator* communicator = nullptr);
 
 }  // namespace pneumo

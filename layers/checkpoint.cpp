@@ -40,8 +40,7 @@ int64_t checkpoint_counter(const std::map<std::string, std::string>& metadata, c
   return parse_metadata_integer(path, metadata, key);
 }
 
-void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable,
-                           int64_t state) {
+void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable, int64_t state) {
   int64_t values = 0, moments = 0;  // elements of weights and state, of adam_m/ and adam_v/
   for (const auto& [name, shape] : info.tensor_shapes) {
     int64_t count = 1;
@@ -62,8 +61,7 @@ void save_checkpoint(const std::string& path, const ParameterStore& store, const
   PNEUMO_REQUIRE(info.step >= 0 && info.epoch >= 0, path + ": checkpoint step and epoch must be >= 0");
   SafetensorsContents contents;
   for (const std::string key : kReservedKeys)
-    if (info.metadata.count(key))
-      throw Error(path + ": checkpoint metadata key '" + key + "' is reserved");
+    if (info.metadata.count(key)) throw Error(path + ": checkpoint metadata key '" + key + "' is reserved");
   contents.metadata = info.metadata;
   contents.metadata["format"] = kFormat;
   contents.metadata["format_version"] = kFormatVersion;
@@ -78,15 +76,14 @@ void save_checkpoint(const std::string& path, const ParameterStore& store, const
   for (const ParameterEntry& entry : store.entries()) {
     const ParameterSpec& spec = entry.spec;
     const std::vector<float>& source = spec.trainable ? values : state;
-    contents.tensors.push_back(
-        SafetensorsTensor::from_floats(spec.name, spec.shape, source.data() + entry.offset));
+    contents.tensors.push_back(SafetensorsTensor::from_floats(spec.name, spec.shape, source.data() + entry.offset));
   }
   for (const char* prefix : {"adam_m/", "adam_v/"}) {
     const std::vector<float>& moments = prefix[5] == 'm' ? adam_m : adam_v;
     for (const ParameterEntry& entry : store.entries())
       if (entry.spec.trainable)
-        contents.tensors.push_back(SafetensorsTensor::from_floats(
-            prefix + entry.spec.name, entry.spec.shape, moments.data() + entry.offset));
+        contents.tensors.push_back(
+            SafetensorsTensor::from_floats(prefix + entry.spec.name, entry.spec.shape, moments.data() + entry.offset));
   }
   write_safetensors(path, contents);
 }
@@ -111,9 +108,7 @@ CheckpointInfo checkpoint_info(const std::string& path, const SafetensorsContent
 }
 }  // namespace
 
-CheckpointInfo read_checkpoint_info(const std::string& path) {
-  return checkpoint_info(path, read_safetensors(path));
-}
+CheckpointInfo read_checkpoint_info(const std::string& path) { return checkpoint_info(path, read_safetensors(path)); }
 
 CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
   store.require_mutable(("load_checkpoint " + path).c_str());
@@ -122,11 +117,10 @@ CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
 
   // Fill host copies of the flat buffers; the store is touched only after every check passed.
   std::vector<float> values(static_cast<size_t>(store.trainable_count()));  // (P)
-  std::vector<float> adam_m(values.size()), adam_v(values.size());         // (P)
-  std::vector<float> state(static_cast<size_t>(store.state_count()));      // (S)
+  std::vector<float> adam_m(values.size()), adam_v(values.size());          // (P)
+  std::vector<float> state(static_cast<size_t>(store.state_count()));       // (S)
   std::set<std::string> expected;
-  auto take = [&](const std::string& name, const Shape& shape, std::vector<float>& destination,
-                  int64_t offset) {
+  auto take = [&](const std::string& name, const Shape& shape, std::vector<float>& destination, int64_t offset) {
     expected.insert(name);
     const SafetensorsTensor* tensor = contents.find(name);
     if (!tensor) throw Error(path + ": checkpoint lacks tensor '" + name + "' that the model needs");
@@ -141,8 +135,8 @@ CheckpointInfo load_checkpoint(const std::string& path, ParameterStore& store) {
     const int64_t count = static_cast<int64_t>(tensor->bytes.size() / sizeof(float));
     for (int64_t i = 0; i < count; ++i)
       if (!std::isfinite(values_of_tensor[i]))
-        throw Error(path + ": tensor '" + name + "' holds " + std::to_string(values_of_tensor[i]) +
-                    " at flat index " + std::to_string(i) + "; a checkpoint must hold finite values only");
+        throw Error(path + ": tensor '" + name + "' holds " + std::to_string(values_of_tensor[i]) + " at flat index " +
+                    std::to_string(i) + "; a checkpoint must hold finite values only");
   };
   for (const ParameterEntry& entry : store.entries()) {
     const ParameterSpec& spec = entry.spec;

@@ -32,8 +32,7 @@ int64_t checkpoint_counter(const std::map<std::string, std::string>& metadata, c
 // Throws pneumo::Error unless the checkpoint holds exactly the tensors a network of `trainable`
 // parameters and `state` batch-norm values needs (values and both Adam moments): a cheap check of
 // the file against the configuration it names, before that network is allocated.
-void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable,
-                           int64_t state);
+void check_checkpoint_size(const std::string& path, const CheckpointInfo& info, int64_t trainable, int64_t state);
 
 // Writes every parameter's value ("<name>", trainable or not) and, for trainable parameters, the
 // Adam moments ("adam_m/<name>", "adam_v/<name>"); gradients are not saved. Atomic: a failure

@@ -56,8 +56,7 @@ void add_bias_cpu(float* output, const float* bias, int64_t pixels, int64_t K) {
 }
 
 // bias_gradient (K) += sum over pixel rows of output_gradient (P,K), summed in double.
-void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_gradient,
-                                  int64_t pixels, int64_t K) {
+void accumulate_bias_gradient_cpu(float* bias_gradient, const float* output_gradient, int64_t pixels, int64_t K) {
   std::vector<double> sum(static_cast<size_t>(K), 0.0);  // (K)
   for (int64_t p = 0; p < pixels; ++p) {
     const float* row = output_gradient + p * K;
@@ -84,8 +83,7 @@ void flip_filter(float* flipped, const float* weight, int64_t K, int64_t C, int6
           }
           for (int64_t c = c_begin; c < c_end; ++c) {
             float* destination = flipped + (c * taps + tap) * K;  // (K)
-            for (int64_t k = k_begin; k < k_end; ++k)
-              destination[k] = tile[k - k_begin][c - c_begin];
+            for (int64_t k = k_begin; k < k_end; ++k) destination[k] = tile[k - k_begin][c - c_begin];
           }
         }
       }
@@ -119,8 +117,8 @@ const char* conv_direction_name(ConvDirection direction) {
 }
 
 std::vector<ConvAlgorithm> concrete_conv_algorithms() {
-  return {ConvAlgorithm::Reference, ConvAlgorithm::Gemm, ConvAlgorithm::Direct,
-          ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4};
+  return {ConvAlgorithm::Reference, ConvAlgorithm::Gemm, ConvAlgorithm::Direct, ConvAlgorithm::Winograd2,
+          ConvAlgorithm::Winograd4};
 }
 
 ConvAlgorithm parse_conv_algorithm(const std::string& name) {
@@ -135,8 +133,8 @@ ConvAlgorithm parse_conv_algorithm(const std::string& name) {
 
 std::string describe_geometry(const Conv2dGeometry& geometry) {
   std::ostringstream text;
-  text << geometry.N << "x" << geometry.H << "x" << geometry.W << "x" << geometry.C << " -> "
-       << geometry.K << ", " << geometry.kernel_size << "x" << geometry.kernel_size;
+  text << geometry.N << "x" << geometry.H << "x" << geometry.W << "x" << geometry.C << " -> " << geometry.K << ", "
+       << geometry.kernel_size << "x" << geometry.kernel_size;
   return text.str();
 }
 
@@ -145,8 +143,7 @@ namespace {
 int winograd_tile(ConvAlgorithm algorithm) { return algorithm == ConvAlgorithm::Winograd2 ? 2 : 4; }
 
 bool uses_single_channel_kernel(const Conv2dGeometry& geometry) {
-  return geometry.kernel_size == 3 && geometry.C == 1 &&
-         conv3x3_single_channel_supported(geometry.K);
+  return geometry.kernel_size == 3 && geometry.C == 1 && conv3x3_single_channel_supported(geometry.K);
 }
 
 }  // namespace
@@ -155,11 +152,9 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
                                               const Conv2dGeometry& geometry) {
   const std::string name = conv_algorithm_name(algorithm);
   switch (algorithm) {
-    case ConvAlgorithm::Auto:
-      return "auto is not a concrete algorithm";
+    case ConvAlgorithm::Auto: return "auto is not a concrete algorithm";
     case ConvAlgorithm::Reference:
-    case ConvAlgorithm::Gemm:
-      return "";
+    case ConvAlgorithm::Gemm: return "";
     case ConvAlgorithm::Direct: {
       if (cpu_isa() == CpuIsa::Scalar)
         return "direct needs AVX2+FMA or AVX-512, and this CPU (capped by PNEUMO_CPU_ISA) offers "
@@ -167,20 +162,19 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
       if (direction == ConvDirection::Forward) {
         if (uses_single_channel_kernel(geometry) || conv_direct_supported(geometry.K)) return "";
         return "direct forward needs a multiple of 32 output channels (or, AVX-512 only, one "
-               "input channel and 16 or 32 outputs), got " + std::to_string(geometry.K) +
-               " output channels";
+               "input channel and 16 or 32 outputs), got " +
+               std::to_string(geometry.K) + " output channels";
       }
-      if (direction == ConvDirection::WeightGradient && uses_single_channel_kernel(geometry))
-        return "";
+      if (direction == ConvDirection::WeightGradient && uses_single_channel_kernel(geometry)) return "";
       if (conv_direct_supported(geometry.C)) return "";
-      return "direct " + std::string(conv_direction_name(direction)) +
-             " needs a multiple of 32 input channels, got " + std::to_string(geometry.C);
+      return "direct " + std::string(conv_direction_name(direction)) + " needs a multiple of 32 input channels, got " +
+             std::to_string(geometry.C);
     }
     case ConvAlgorithm::Winograd2:
     case ConvAlgorithm::Winograd4:
       if (geometry.kernel_size != 3)
-        return name + " runs 3x3 convolutions only, this one is " +
-               std::to_string(geometry.kernel_size) + "x" + std::to_string(geometry.kernel_size);
+        return name + " runs 3x3 convolutions only, this one is " + std::to_string(geometry.kernel_size) + "x" +
+               std::to_string(geometry.kernel_size);
       return "";
   }
   return "unknown algorithm";
@@ -188,13 +182,11 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
 
 namespace {
 
-void require_runnable(ConvAlgorithm algorithm, ConvDirection direction,
-                      const Conv2dGeometry& geometry) {
+void require_runnable(ConvAlgorithm algorithm, ConvDirection direction, const Conv2dGeometry& geometry) {
   const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, geometry);
   if (!reason.empty())
-    throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " +
-                describe_geometry(geometry) + ": algorithm '" + conv_algorithm_name(algorithm) +
-                "' cannot run it: " + reason);
+    throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " + describe_geometry(geometry) +
+                ": algorithm '" + conv_algorithm_name(algorithm) + "' cannot run it: " + reason);
 }
 
 // ---- the process-wide choice and auto's tuning table -------------------------------------------
@@ -208,8 +200,8 @@ struct ConvSettings {
   bool file_read = false;
   bool read_file = true;
   std::map<std::string, ConvTuningRecord> records;  // by tuning_key
-  std::set<std::string> unusable_reported;  // tuning_keys of file entries said to be unusable
-  std::set<std::string> choices_reported;   // layer, direction and shape but N, once printed
+  std::set<std::string> unusable_reported;          // tuning_keys of file entries said to be unusable
+  std::set<std::string> choices_reported;           // layer, direction and shape but N, once printed
 };
 
 ConvSettings& settings() {
@@ -217,11 +209,10 @@ ConvSettings& settings() {
   return instance;
 }
 
-std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int threads,
-                       const std::string& isa) {
+std::string tuning_key(ConvDirection direction, const Conv2dGeometry& g, int threads, const std::string& isa) {
   std::ostringstream key;
-  key << conv_direction_name(direction) << ' ' << g.N << ' ' << g.H << ' ' << g.W << ' ' << g.C
-      << ' ' << g.K << ' ' << g.kernel_size << ' ' << threads << ' ' << isa;
+  key << conv_direction_name(direction) << ' ' << g.N << ' ' << g.H << ' ' << g.W << ' ' << g.C << ' ' << g.K << ' '
+      << g.kernel_size << ' ' << threads << ' ' << isa;
   return key.str();
 }
 
@@ -251,13 +242,15 @@ void read_tuning_file(const std::string& path, std::map<std::string, ConvTuningR
     std::string direction, isa, algorithm;
     ConvTuningRecord record;
     Conv2dGeometry& g = record.geometry;
-    if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >>
-          record.threads >> isa >> algorithm >> record.milliseconds))
-      throw Error(where + ": expected 'direction N H W C K kernel threads isa algorithm ms', got " +
-                  quoted(line, 120));
-    if (direction == "forward") record.direction = ConvDirection::Forward;
-    else if (direction == "input-gradient") record.direction = ConvDirection::InputGradient;
-    else if (direction == "weight-gradient") record.direction = ConvDirection::WeightGradient;
+    if (!(fields >> direction >> g.N >> g.H >> g.W >> g.C >> g.K >> g.kernel_size >> record.threads >> isa >>
+          algorithm >> record.milliseconds))
+      throw Error(where + ": expected 'direction N H W C K kernel threads isa algorithm ms', got " + quoted(line, 120));
+    if (direction == "forward")
+      record.direction = ConvDirection::Forward;
+    else if (direction == "input-gradient")
+      record.direction = ConvDirection::InputGradient;
+    else if (direction == "weight-gradient")
+      record.direction = ConvDirection::WeightGradient;
     else
       throw Error(where + ": unknown direction " + quoted(direction, 40) +
                   " (expected forward, input-gradient or weight-gradient)");
@@ -284,8 +277,7 @@ std::vector<ConvAlgorithm> parse_conv_algorithms(const std::string& names) {
   while (true) {
     const size_t comma = names.find(',', begin);
     const std::string name = names.substr(begin, comma == std::string::npos ? comma : comma - begin);
-    if (name.empty())
-      throw Error("convolution algorithms '" + names + "': empty name (expected NAME[,NAME...])");
+    if (name.empty()) throw Error("convolution algorithms '" + names + "': empty name (expected NAME[,NAME...])");
     algorithms.push_back(parse_conv_algorithm(name));
     if (comma == std::string::npos) return algorithms;
     begin = comma + 1;
@@ -299,8 +291,7 @@ std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms) {
   return names;
 }
 
-ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
-                                            ConvDirection direction,
+ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences, ConvDirection direction,
                                             const Conv2dGeometry& geometry) {
   std::string reasons;
   for (ConvAlgorithm algorithm : preferences) {
@@ -309,9 +300,8 @@ ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& pr
     if (reason.empty()) return algorithm;
     reasons += (reasons.empty() ? "" : "; ") + reason;
   }
-  throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " +
-              describe_geometry(geometry) + ": no algorithm of '" +
-              conv_algorithms_name(preferences) + "' can run it: " + reasons);
+  throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " + describe_geometry(geometry) +
+              ": no algorithm of '" + conv_algorithms_name(preferences) + "' can run it: " + reasons);
 }
 
 namespace {
@@ -342,8 +332,7 @@ std::vector<ConvAlgorithm> default_conv_algorithms() {
   return s.algorithms;
 }
 
-void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms,
-                                 const std::string& origin) {
+void set_default_conv_algorithms(const std::vector<ConvAlgorithm>& algorithms, const std::string& origin) {
   if (algorithms.empty()) throw Error("set_default_conv_algorithms: empty list");
   ConvSettings& s = settings();
   std::lock_guard<std::mutex> lock(s.mutex);
@@ -410,8 +399,7 @@ void write_conv_tuning_file(const std::string& path) {
   for (const ConvTuningRecord& record : conv_tuning_records())
     records[tuning_key(record.direction, record.geometry, record.threads, record.isa)] = record;
   make_directories(folder_of(path));  // engine/files.h: std::filesystem, never a shell
-  std::string text =
-      "# pneumo convolution tuning (pneumo tune): direction N H W C K kernel threads isa algorithm ms\n";
+  std::string text = "# pneumo convolution tuning (pneumo tune): direction N H W C K kernel threads isa algorithm ms\n";
   for (const auto& [key, record] : records) {
     char milliseconds[32];
     std::snprintf(milliseconds, sizeof milliseconds, "%.3f", record.milliseconds);
@@ -446,9 +434,8 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
       if (reason.empty()) return true;
       if (record.source != "timed" && s.unusable_reported.insert(entry_key).second)
         std::fprintf(stderr, "conv auto: tuning file %s: entry '%s %s' cannot run %s of %s (%s); timing it instead\n",
-                     quoted(record.source, 200).c_str(), entry_key.c_str(),
-                     conv_algorithm_name(record.algorithm), conv_direction_name(direction),
-                     describe_geometry(record.geometry).c_str(), reason.c_str());
+                     quoted(record.source, 200).c_str(), entry_key.c_str(), conv_algorithm_name(record.algorithm),
+                     conv_direction_name(direction), describe_geometry(record.geometry).c_str(), reason.c_str());
       return false;
     };
     auto found = s.records.find(key);
@@ -459,9 +446,9 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
     for (const auto& entry : s.records) {
       const ConvTuningRecord& record = entry.second;
       const Conv2dGeometry& g = record.geometry;
-      if (record.direction == direction && record.threads == threads && record.isa == isa &&
-          g.H == geometry.H && g.W == geometry.W && g.C == geometry.C && g.K == geometry.K &&
-          g.kernel_size == geometry.kernel_size && usable(entry.first, record))
+      if (record.direction == direction && record.threads == threads && record.isa == isa && g.H == geometry.H &&
+          g.W == geometry.W && g.C == geometry.C && g.K == geometry.K && g.kernel_size == geometry.kernel_size &&
+          usable(entry.first, record))
         return {record, false};
     }
   }
@@ -534,15 +521,13 @@ void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2
 }
 
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
-                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                        std::vector<float>& scratch, const float* prepared) {
+                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
+                        const float* prepared) {
   require_runnable(algorithm, ConvDirection::Forward, geometry);
   const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
   const int R = geometry.kernel_size;
   switch (algorithm) {
-    case ConvAlgorithm::Reference:
-      conv_reference_forward_cpu(output, input, weight, bias, N, H, W, C, K, R);
-      return;
+    case ConvAlgorithm::Reference: conv_reference_forward_cpu(output, input, weight, bias, N, H, W, C, K, R); return;
     case ConvAlgorithm::Direct:
       if (uses_single_channel_kernel(geometry)) {
         // One input channel (the image): its own kernel, which adds the bias itself.
@@ -577,13 +562,11 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
         prepare_forward_filter(transformed, weight, geometry, algorithm);  // ((m+2)^2, K/OB, C, OB)
         prepared = transformed;
       }
-      conv_winograd_cpu(output, input, prepared, bias, N, H, W, C, K, m, false,
-                        transformed + filter_count);
+      conv_winograd_cpu(output, input, prepared, bias, N, H, W, C, K, m, false, transformed + filter_count);
       return;
     }
     case ConvAlgorithm::Gemm:
-    case ConvAlgorithm::Auto:
-      break;
+    case ConvAlgorithm::Auto: break;
   }
   if (R == 1) {
     // output (P,K) = input (P,C) x weight (K,C)^T
@@ -597,16 +580,15 @@ void conv2d_forward_cpu(float* output, const float* input, const float* weight, 
       const int64_t rows = std::min(chunk_rows, total_rows - first);
       im2col_same_cpu(columns, input, H, W, C, R, first, rows);
       // output rows of the chunk (rows*W, K) = columns (rows*W, R*R*C) x weight (K, R*R*C)^T
-      cpu_sgemm(false, true, rows * W, K, column_width, 1.0f, columns, column_width, weight,
-                column_width, 0.0f, output + first * W * K, K);
+      cpu_sgemm(false, true, rows * W, K, column_width, 1.0f, columns, column_width, weight, column_width, 0.0f,
+                output + first * W * K, K);
     }
   }
   if (bias) add_bias_cpu(output, bias, geometry.pixels(), K);
 }
 
-void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient,
-                               const float* weight, const Conv2dGeometry& geometry,
-                               ConvAlgorithm algorithm, std::vector<float>& scratch) {
+void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient, const float* weight,
+                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch) {
   require_runnable(algorithm, ConvDirection::InputGradient, geometry);
   const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
   const int R = geometry.kernel_size;
@@ -637,18 +619,16 @@ void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradie
       const int64_t filter_count = winograd_filter_floats(m, K, C);
       float* transformed = grow(scratch, filter_count + winograd_scratch_floats(m, K, C));
       winograd_transform_filter(transformed, weight, K, C, m, true);
-      conv_winograd_cpu(input_gradient, output_gradient, transformed, nullptr, N, H, W, K, C, m,
-                        true, transformed + filter_count);
+      conv_winograd_cpu(input_gradient, output_gradient, transformed, nullptr, N, H, W, K, C, m, true,
+                        transformed + filter_count);
       return;
     }
     case ConvAlgorithm::Gemm:
-    case ConvAlgorithm::Auto:
-      break;
+    case ConvAlgorithm::Auto: break;
   }
   if (R == 1) {
     // input_gradient (P,C) += output_gradient (P,K) x weight (K,C)
-    cpu_sgemm(false, false, geometry.pixels(), C, K, 1.0f, output_gradient, K, weight, C, 1.0f,
-              input_gradient, C);
+    cpu_sgemm(false, false, geometry.pixels(), C, K, 1.0f, output_gradient, K, weight, C, 1.0f, input_gradient, C);
     return;
   }
   // im2col of d output + one GEMM that accumulates straight into input_gradient (beta = 1), with
@@ -663,36 +643,31 @@ void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradie
     const int64_t rows = std::min(chunk_rows, N * H - first);
     im2col_same_cpu(columns, output_gradient, H, W, K, R, first, rows);
     // input_gradient rows (rows*W, C) += columns (rows*W, R*R*K) x flipped (C, R*R*K)^T
-    cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped,
-              column_width, 1.0f, input_gradient + first * W * C, C);
+    cpu_sgemm(false, true, rows * W, C, column_width, 1.0f, columns, column_width, flipped, column_width, 1.0f,
+              input_gradient + first * W * C, C);
   }
 }
 
-void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
-                                const float* output_gradient, const float* input,
-                                const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient, const float* output_gradient,
+                                const float* input, const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
                                 std::vector<float>& scratch) {
   require_runnable(algorithm, ConvDirection::WeightGradient, geometry);
   const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
   const int R = geometry.kernel_size;
   if (algorithm == ConvAlgorithm::Reference) {
-    conv_reference_weight_gradient_cpu(weight_gradient, bias_gradient, output_gradient, input, N,
-                                       H, W, C, K, R);
+    conv_reference_weight_gradient_cpu(weight_gradient, bias_gradient, output_gradient, input, N, H, W, C, K, R);
     return;
   }
-  if (bias_gradient)
-    accumulate_bias_gradient_cpu(bias_gradient, output_gradient, geometry.pixels(), K);
+  if (bias_gradient) accumulate_bias_gradient_cpu(bias_gradient, output_gradient, geometry.pixels(), K);
   if (algorithm == ConvAlgorithm::Winograd2 || algorithm == ConvAlgorithm::Winograd4) {
     const int m = winograd_tile(algorithm);
     float* buffer = grow(scratch, winograd_weight_gradient_scratch_floats(m, C, K));
-    conv_winograd_weight_gradient_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, m,
-                                      buffer);
+    conv_winograd_weight_gradient_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, m, buffer);
     return;
   }
   if (algorithm == ConvAlgorithm::Direct) {
     if (uses_single_channel_kernel(geometry)) {
-      conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input, N, H, W,
-                                                 K);
+      conv3x3_single_channel_weight_gradient_cpu(weight_gradient, output_gradient, input, N, H, W, K);
     } else if (R == 3) {
       // Direct kernel over the zero-padded input, per-thread partial sums.
       const int64_t padded_count = padded_image_count(N, H, W, C);
@@ -700,21 +675,18 @@ void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
       float* padded = grow(scratch, padded_count + partial_count);  // (N,H+2,W+2,C+16)
       float* partials = padded + padded_count;                      // (threads-1, K,3,3,C)
       pad_image_cpu(padded, input, N, H, W, C);
-      conv_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, N, H, W, C, K, 3,
-                                      partials);
+      conv_weight_gradient_direct_cpu(weight_gradient, padded, output_gradient, N, H, W, C, K, 3, partials);
     } else {
       // A GEMM with a very long inner dimension (all pixels), which the direct kernel runs
       // faster than OpenBLAS.
       float* partials = grow(scratch, (cpu_thread_count() - 1) * K * C);  // (threads-1, K,C)
-      conv_weight_gradient_direct_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, 1,
-                                      partials);
+      conv_weight_gradient_direct_cpu(weight_gradient, input, output_gradient, N, H, W, C, K, 1, partials);
     }
     return;
   }
   if (R == 1) {
     // weight_gradient (K,C) += output_gradient (P,K)^T x input (P,C)
-    cpu_sgemm(true, false, K, C, geometry.pixels(), 1.0f, output_gradient, K, input, C, 1.0f,
-              weight_gradient, C);
+    cpu_sgemm(true, false, K, C, geometry.pixels(), 1.0f, output_gradient, K, input, C, 1.0f, weight_gradient, C);
     return;
   }
   const int64_t column_width = int64_t{R} * R * C;
@@ -724,13 +696,12 @@ void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
     const int64_t rows = std::min(chunk_rows, N * H - first);
     im2col_same_cpu(columns, input, H, W, C, R, first, rows);
     // weight_gradient (K, R*R*C) += output_gradient rows (rows*W, K)^T x columns (rows*W, R*R*C)
-    cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, output_gradient + first * W * K, K,
-              columns, column_width, 1.0f, weight_gradient, column_width);
+    cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, output_gradient + first * W * K, K, columns, column_width,
+              1.0f, weight_gradient, column_width);
   }
 }
 
-int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction,
-                                  ConvAlgorithm algorithm) {
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm) {
   const int64_t N = geometry.N, H = geometry.H, W = geometry.W, C = geometry.C, K = geometry.K;
   const int R = geometry.kernel_size;
   const auto im2col_columns = [&](int64_t column_width) {
@@ -762,16 +733,14 @@ int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection 
           return winograd_filter_floats(m, K, C) + winograd_scratch_floats(m, K, C);
         }
         case ConvAlgorithm::Gemm:
-        case ConvAlgorithm::Auto:
-          return R == 1 ? 0 : im2col_columns(int64_t{R} * R * K) + C * R * R * K;
+        case ConvAlgorithm::Auto: return R == 1 ? 0 : im2col_columns(int64_t{R} * R * K) + C * R * R * K;
       }
       break;
     case ConvDirection::WeightGradient:
       switch (algorithm) {
         case ConvAlgorithm::Reference: return 0;
         case ConvAlgorithm::Winograd2:
-        case ConvAlgorithm::Winograd4:
-          return winograd_weight_gradient_scratch_floats(winograd_tile(algorithm), C, K);
+        case ConvAlgorithm::Winograd4: return winograd_weight_gradient_scratch_floats(winograd_tile(algorithm), C, K);
         case ConvAlgorithm::Direct:
           if (uses_single_channel_kernel(geometry)) return 0;
           return R == 3 ? padded_image_count(N, H, W, C) + (cpu_thread_count() - 1) * K * 9 * C
@@ -785,11 +754,10 @@ int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection 
 }
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel_size, bool bias)
-    : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size),
-      has_bias_(bias) {
+    : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size), has_bias_(bias) {
   if (in_channels <= 0 || out_channels <= 0)
-    throw Error("Conv2d: channel counts must be positive, got in_channels=" +
-                std::to_string(in_channels) + " out_channels=" + std::to_string(out_channels));
+    throw Error("Conv2d: channel counts must be positive, got in_channels=" + std::to_string(in_channels) +
+                " out_channels=" + std::to_string(out_channels));
   if (kernel_size != 1 && kernel_size != 3)
     throw Error("Conv2d: kernel_size must be 1 or 3, got " + std::to_string(kernel_size));
 }
@@ -824,8 +792,11 @@ int64_t Conv2d::forward_flops(const std::vector<Shape>& inputs) const {
 std::vector<ParameterSpec> Conv2d::parameter_specs() const {
   const int64_t R = kernel_size_;
   // Keras glorot_uniform on a (kh,kw,in,out) kernel: fan_in = kh*kw*in, fan_out = kh*kw*out.
-  std::vector<ParameterSpec> specs = {{"weight", {out_channels_, R, R, in_channels_},
-                                       Initializer::GlorotUniform, true, R * R * in_channels_,
+  std::vector<ParameterSpec> specs = {{"weight",
+                                       {out_channels_, R, R, in_channels_},
+                                       Initializer::GlorotUniform,
+                                       true,
+                                       R * R * in_channels_,
                                        R * R * out_channels_}};
   if (has_bias_) specs.push_back({"bias", {out_channels_}, Initializer::Zeros, true});
   return specs;
@@ -834,8 +805,7 @@ std::vector<ParameterSpec> Conv2d::parameter_specs() const {
 void Conv2d::bind_parameters(const ParameterStore& store, const std::string& prefix) {
   name_ = prefix;
   const ParameterEntry& weight = store.entry(prefix + ".weight");
-  require_shape(weight.value, {out_channels_, kernel_size_, kernel_size_, in_channels_},
-                "Conv2d weight");
+  require_shape(weight.value, {out_channels_, kernel_size_, kernel_size_, in_channels_}, "Conv2d weight");
   weight_ = weight.value;
   weight_gradient_ = weight.gradient;
   if (has_bias_) {
@@ -848,8 +818,7 @@ void Conv2d::bind_parameters(const ParameterStore& store, const std::string& pre
 
 void Conv2d::set_allow_tf32(bool allow) { allow_tf32_ = allow; }
 
-int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device,
-                               bool input_gradient) const {
+int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device, bool input_gradient) const {
   if (device != Device::CPU) return 0;
   const Conv2dGeometry geometry = geometry_for(inputs.at(0));
   int64_t floats = 0;
@@ -911,17 +880,15 @@ std::string auto_reason(const ConvAutoChoice& choice, const Conv2dGeometry& geom
 
 // Why `chosen` is the first entry of the default list that runs the shape: the list and where it
 // comes from, and each entry skipped before it with its reason.
-std::string default_list_reason(const std::vector<ConvAlgorithm>& list, ConvAlgorithm chosen,
-                                ConvDirection direction, const Conv2dGeometry& geometry) {
+std::string default_list_reason(const std::vector<ConvAlgorithm>& list, ConvAlgorithm chosen, ConvDirection direction,
+                                const Conv2dGeometry& geometry) {
   if (list.size() == 1) return "forced (" + default_conv_algorithms_origin() + ")";
   std::string skipped;
   for (ConvAlgorithm algorithm : list) {
     if (algorithm == chosen) break;
-    skipped += (skipped.empty() ? "" : "; ") +
-               conv_algorithm_unsupported_reason(algorithm, direction, geometry);
+    skipped += (skipped.empty() ? "" : "; ") + conv_algorithm_unsupported_reason(algorithm, direction, geometry);
   }
-  return "first runnable of " + default_conv_algorithms_origin() +
-         (skipped.empty() ? "" : " (" + skipped + ")");
+  return "first runnable of " + default_conv_algorithms_origin() + (skipped.empty() ? "" : " (" + skipped + ")");
 }
 
 // --show-conv-algos: true the first time a layer asks for `direction` at this shape while the
@@ -932,27 +899,26 @@ bool first_report_of(const std::string& layer, ConvDirection direction, const Co
   read_environment(s);
   if (!s.report) return false;
   std::ostringstream key;
-  key << layer << ' ' << conv_direction_name(direction) << ' ' << g.H << ' ' << g.W << ' ' << g.C
-      << ' ' << g.K << ' ' << g.kernel_size;
+  key << layer << ' ' << conv_direction_name(direction) << ' ' << g.H << ' ' << g.W << ' ' << g.C << ' ' << g.K << ' '
+      << g.kernel_size;
   return s.choices_reported.insert(key.str()).second;
 }
 
 }  // namespace
 
-ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction,
-                                          const Conv2dGeometry& geometry) const {
+ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction, const Conv2dGeometry& geometry) const {
   const std::optional<ConvAlgorithm>& own = algorithms_[static_cast<int>(direction)];
   try {
-    return first_runnable_conv_algorithm(
-        own ? std::vector<ConvAlgorithm>{*own} : default_conv_algorithms(), direction, geometry);
+    return first_runnable_conv_algorithm(own ? std::vector<ConvAlgorithm>{*own} : default_conv_algorithms(), direction,
+                                         geometry);
   } catch (const Error& error) {
     throw Error((name_.empty() ? std::string() : name_ + ": ") + error.what());
   }
 }
 
-ConvAlgorithm Conv2d::resolve_algorithm(
-    ConvDirection direction, const Conv2dGeometry& geometry,
-    const std::function<void(ConvAlgorithm)>& run_candidate, std::string* reason) const {
+ConvAlgorithm Conv2d::resolve_algorithm(ConvDirection direction, const Conv2dGeometry& geometry,
+                                        const std::function<void(ConvAlgorithm)>& run_candidate,
+                                        std::string* reason) const {
   // --show-conv-algos prints every layer's choice once, whatever made it (forced, a list, auto's
   // tuning file or timing), with the why of pneumo summary --conv-algos.
   std::string reported_reason;
@@ -961,30 +927,28 @@ ConvAlgorithm Conv2d::resolve_algorithm(
   const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
   const bool own = algorithms_[static_cast<int>(direction)].has_value();
   const std::vector<ConvAlgorithm> list = default_conv_algorithms();
-  if (reason)
-    *reason = own ? "set on this layer" : default_list_reason(list, chosen, direction, geometry);
+  if (reason) *reason = own ? "set on this layer" : default_list_reason(list, chosen, direction, geometry);
   ConvAlgorithm algorithm = chosen;
   if (chosen == ConvAlgorithm::Auto) {
     const ConvAutoChoice automatic = conv_auto_choice(direction, geometry, run_candidate);
     if (reason) {
       // auto named alone (or first) says enough by itself; reached down a list, both are said.
-      if (!own && list.front() == ConvAlgorithm::Auto) *reason = auto_reason(automatic, geometry);
-      else *reason += " -> " + auto_reason(automatic, geometry);
+      if (!own && list.front() == ConvAlgorithm::Auto)
+        *reason = auto_reason(automatic, geometry);
+      else
+        *reason += " -> " + auto_reason(automatic, geometry);
     }
     algorithm = automatic.record.algorithm;
   }
   if (report)
     std::fprintf(stderr, "conv: %-18s %-15s %-28s %-10s %s\n", name_.empty() ? "(unnamed)" : name_.c_str(),
-                 conv_direction_name(direction), describe_geometry(geometry).c_str(),
-                 conv_algorithm_name(algorithm), reason->c_str());
+                 conv_direction_name(direction), describe_geometry(geometry).c_str(), conv_algorithm_name(algorithm),
+                 reason->c_str());
   return algorithm;
 }
 
-std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,
-                                                        const Conv2dGeometry& geometry,
-                                                        const float* input,
-                                                        const float* output_gradient,
-                                                        float* output,
+std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction, const Conv2dGeometry& geometry,
+                                                        const float* input, const float* output_gradient, float* output,
                                                         std::vector<float>& trial) const {
   const float* weight = weight_.data();  // (K,R,S,C)
   switch (direction) {
@@ -997,16 +961,15 @@ std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,
     case ConvDirection::InputGradient:
       return [=, &trial](ConvAlgorithm candidate) {
         trial.assign(static_cast<size_t>(geometry.pixels() * geometry.C), 0.0f);  // (N,H,W,C)
-        conv2d_input_gradient_cpu(trial.data(), output_gradient, weight, geometry, candidate,
-                                  conv_scratch());
+        conv2d_input_gradient_cpu(trial.data(), output_gradient, weight, geometry, candidate, conv_scratch());
       };
     case ConvDirection::WeightGradient: {
       const int64_t weight_count = weight_.count();
       const bool bias = has_bias_;
       return [=, &trial](ConvAlgorithm candidate) {
         trial.assign(static_cast<size_t>(weight_count + geometry.K), 0.0f);  // (K,R,S,C) + (K)
-        conv2d_weight_gradient_cpu(trial.data(), bias ? trial.data() + weight_count : nullptr,
-                                   output_gradient, input, geometry, candidate, conv_scratch());
+        conv2d_weight_gradient_cpu(trial.data(), bias ? trial.data() + weight_count : nullptr, output_gradient, input,
+                                   geometry, candidate, conv_scratch());
       };
     }
   }
@@ -1041,13 +1004,11 @@ ConvAlgorithmDecision Conv2d::explain_algorithm(ConvDirection direction, const S
   return decision;
 }
 
-void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
-                         bool) {
+void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {
   const Tensor& input = *inputs[0];
   const Conv2dGeometry geometry = geometry_for(input.shape());
   std::vector<float> unused;  // the forward's candidates write into output, which the run overwrites
-  const auto run =
-      trial_runner(ConvDirection::Forward, geometry, input.data(), nullptr, output.data(), unused);
+  const auto run = trial_runner(ConvDirection::Forward, geometry, input.data(), nullptr, output.data(), unused);
   const ConvAlgorithm algorithm = resolve_algorithm(ConvDirection::Forward, geometry, run);
   const int64_t prepared_floats = conv2d_prepared_filter_floats(geometry, algorithm);
   if (!constant_weights_ || prepared_floats == 0) {
@@ -1060,8 +1021,8 @@ void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Ten
     conv2d_prepare_filter_cpu(prepared_.data(), weight_.data(), geometry, algorithm);
     prepared_algorithm_ = algorithm;
   }
-  conv2d_forward_cpu(output.data(), input.data(), weight_.data(), has_bias_ ? bias_.data() : nullptr,
-                     geometry, algorithm, conv_scratch(), prepared_.data());
+  conv2d_forward_cpu(output.data(), input.data(), weight_.data(), has_bias_ ? bias_.data() : nullptr, geometry,
+                     algorithm, conv_scratch(), prepared_.data());
 }
 
 void Conv2d::set_constant_weights(bool constant) {
@@ -1071,8 +1032,7 @@ void Conv2d::set_constant_weights(bool constant) {
 }
 
 void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
-                          const Tensor& output_gradient,
-                          const std::vector<Tensor*>& input_gradients) {
+                          const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
   const Conv2dGeometry geometry = geometry_for(input.shape());
   std::vector<float>& scratch = conv_scratch();
@@ -1081,15 +1041,13 @@ void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, co
   if (input_gradients[0]) {
     const ConvAlgorithm algorithm = resolve_algorithm(
         ConvDirection::InputGradient, geometry,
-        trial_runner(ConvDirection::InputGradient, geometry, input.data(), output_gradient.data(),
-                     nullptr, trial));
-    conv2d_input_gradient_cpu(input_gradients[0]->data(), output_gradient.data(), weight_.data(),
-                              geometry, algorithm, scratch);
+        trial_runner(ConvDirection::InputGradient, geometry, input.data(), output_gradient.data(), nullptr, trial));
+    conv2d_input_gradient_cpu(input_gradients[0]->data(), output_gradient.data(), weight_.data(), geometry, algorithm,
+                              scratch);
   }
   const ConvAlgorithm algorithm = resolve_algorithm(
       ConvDirection::WeightGradient, geometry,
-      trial_runner(ConvDirection::WeightGradient, geometry, input.data(), output_gradient.data(),
-                   nullptr, trial));
+      trial_runner(ConvDirection::WeightGradient, geometry, input.data(), output_gradient.data(), nullptr, trial));
   std::vector<float>().swap(trial);
   conv2d_weight_gradient_cpu(weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
                              output_gradient.data(), input.data(), geometry, algorithm, scratch);

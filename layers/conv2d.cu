@@ -57,14 +57,13 @@ cudnnMathType_t math_for(cudnnMathType_t candidate_math, bool allow_tf32) {
 }
 
 std::string geometry_string(const Conv2dGeometry& g) {
-  return "input (" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) +
-         "," + std::to_string(g.C) + ") K=" + std::to_string(g.K) +
-         " kernel=" + std::to_string(g.kernel_size);
+  return "input (" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) + "," +
+         std::to_string(g.C) + ") K=" + std::to_string(g.K) + " kernel=" + std::to_string(g.kernel_size);
 }
 
 int to_int(int64_t value, const char* what) {
-  PNEUMO_REQUIRE(value > 0 && value <= INT_MAX, std::string("Conv2d CUDA: ") + what +
-                                                    " does not fit cuDNN's int dimensions");
+  PNEUMO_REQUIRE(value > 0 && value <= INT_MAX,
+                 std::string("Conv2d CUDA: ") + what + " does not fit cuDNN's int dimensions");
   return static_cast<int>(value);
 }
 
@@ -77,27 +76,22 @@ struct ForwardDirection {
   static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
     return cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, count);
   }
-  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
-                                 int* returned, Perf* results) {
-    return cudnnGetConvolutionForwardAlgorithm_v7(cudnn, plan.input.get(), plan.filter.get(),
-                                                  plan.convolution.get(), plan.output.get(),
-                                                  count, returned, results);
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                                 Perf* results) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(),
+                                                  plan.output.get(), count, returned, results);
   }
-  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
-                            Perf* results) {
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned, Perf* results) {
     return cudnnFindConvolutionForwardAlgorithm(cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(),
                                                 plan.output.get(), count, returned, results);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
-                                 Algorithm algorithm, size_t* bytes) {
-    return cudnnGetConvolutionForwardWorkspaceSize(cudnn, plan.input.get(), plan.filter.get(),
-                                                   plan.convolution.get(), plan.output.get(),
-                                                   algorithm, bytes);
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(cudnn, plan.input.get(), plan.filter.get(), plan.convolution.get(),
+                                                   plan.output.get(), algorithm, bytes);
   }
   static const char* algorithm_name(Algorithm algorithm) {
-    static const char* const names[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM",
-                                        "DIRECT", "FFT", "FFT_TILING", "WINOGRAD",
-                                        "WINOGRAD_NONFUSED"};
+    static const char* const names[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
+                                        "WINOGRAD",      "WINOGRAD_NONFUSED"};
     const int index = static_cast<int>(algorithm);
     return index >= 0 && index < 8 ? names[index] : "FWD_ALGO";
   }
@@ -110,27 +104,23 @@ struct BackwardDataDirection {
   static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
     return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, count);
   }
-  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
-                                 int* returned, Perf* results) {
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                                 Perf* results) {
     return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn, plan.filter.get(), plan.output.get(),
-                                                       plan.convolution.get(), plan.input.get(),
-                                                       count, returned, results);
+                                                       plan.convolution.get(), plan.input.get(), count, returned,
+                                                       results);
   }
-  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
-                            Perf* results) {
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned, Perf* results) {
     return cudnnFindConvolutionBackwardDataAlgorithm(cudnn, plan.filter.get(), plan.output.get(),
                                                      plan.convolution.get(), plan.input.get(), count, returned,
                                                      results);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
-                                 Algorithm algorithm, size_t* bytes) {
-    return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, plan.filter.get(),
-                                                        plan.output.get(), plan.convolution.get(),
-                                                        plan.input.get(), algorithm, bytes);
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, plan.filter.get(), plan.output.get(),
+                                                        plan.convolution.get(), plan.input.get(), algorithm, bytes);
   }
   static const char* algorithm_name(Algorithm algorithm) {
-    static const char* const names[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD",
-                                        "WINOGRAD_NONFUSED"};
+    static const char* const names[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
     const int index = static_cast<int>(algorithm);
     return index >= 0 && index < 6 ? names[index] : "BWD_DATA_ALGO";
   }
@@ -143,27 +133,24 @@ struct BackwardFilterDirection {
   static cudnnStatus_t max_count(cudnnHandle_t cudnn, int* count) {
     return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, count);
   }
-  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count,
-                                 int* returned, Perf* results) {
-    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
-        count, returned, results);
+  static cudnnStatus_t heuristic(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
+                                 Perf* results) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn, plan.input.get(), plan.output.get(),
+                                                         plan.convolution.get(), plan.filter.get(), count, returned,
+                                                         results);
   }
-  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned,
-                            Perf* results) {
+  static cudnnStatus_t find(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, int count, int* returned, Perf* results) {
     return cudnnFindConvolutionBackwardFilterAlgorithm(cudnn, plan.input.get(), plan.output.get(),
                                                        plan.convolution.get(), plan.filter.get(), count, returned,
                                                        results);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan,
-                                 Algorithm algorithm, size_t* bytes) {
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        cudnn, plan.input.get(), plan.output.get(), plan.convolution.get(), plan.filter.get(),
-        algorithm, bytes);
+  static cudnnStatus_t workspace(cudnnHandle_t cudnn, const Conv2dCudaPlan& plan, Algorithm algorithm, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn, plan.input.get(), plan.output.get(),
+                                                          plan.convolution.get(), plan.filter.get(), algorithm, bytes);
   }
   static const char* algorithm_name(Algorithm algorithm) {
-    static const char* const names[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD",
-                                        "WINOGRAD_NONFUSED", "FFT_TILING"};
+    static const char* const names[] = {"ALGO_0",    "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED",
+                                        "FFT_TILING"};
     const int index = static_cast<int>(algorithm);
     return index >= 0 && index < 7 ? names[index] : "BWD_FILTER_ALGO";
   }
@@ -185,9 +172,8 @@ struct ChosenAlgorithm {
 // A find runs once per (direction, shape, TF32) in a process: layers of the same shape share it,
 // and each is reported on stderr with the times (bounded: cuDNN times each algorithm once).
 template <typename Direction>
-ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t cudnn,
-                                            bool allow_tf32, cudnnMathType_t requested_math,
-                                            const std::string& layer_name,
+ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, bool allow_tf32,
+                                            cudnnMathType_t requested_math, const std::string& layer_name,
                                             const std::string& shape, CudnnSearch search) {
   static std::mutex found_mutex;
   static std::map<std::string, ChosenAlgorithm<Direction>> found;  // by shape: finds already run
@@ -220,60 +206,54 @@ ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t 
   }
   const ConvWorkspaceQuery query = [&](const ConvAlgorithmCandidate& candidate, size_t* bytes) {
     const auto& perf = results[static_cast<size_t>(&candidate - candidates.data())];
-    PNEUMO_CUDNN_CHECK(
-        cudnnSetConvolutionMathType(plan.convolution.get(), math_for(perf.mathType, allow_tf32)));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), math_for(perf.mathType, allow_tf32)));
     const cudnnStatus_t status = Direction::workspace(cudnn, plan, perf.algo, bytes);
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
     return status == CUDNN_STATUS_SUCCESS ? std::string() : std::string(cudnnGetErrorString(status));
   };
-  const ConvAlgorithmChoice choice = choose_conv_algorithm(candidates, allow_tf32, kMaxWorkspaceBytes, query,
-                                                           search == CudnnSearch::Deterministic);
-  if (choice.index < 0)
-    throw Error(no_conv_algorithm_message(layer_name, Direction::kName, shape, choice));
+  const ConvAlgorithmChoice choice =
+      choose_conv_algorithm(candidates, allow_tf32, kMaxWorkspaceBytes, query, search == CudnnSearch::Deterministic);
+  if (choice.index < 0) throw Error(no_conv_algorithm_message(layer_name, Direction::kName, shape, choice));
   const auto& perf = results[static_cast<size_t>(choice.index)];
   const ChosenAlgorithm<Direction> chosen{perf.algo, math_for(perf.mathType, allow_tf32), choice.workspace_bytes};
   if (search == CudnnSearch::Find) {
     const double milliseconds =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - find_start).count();
-    std::fprintf(stderr, "cudnn find: %s %s: %s (%zu algorithms timed in %.0f ms)\n", Direction::kName,
-                 shape.c_str(), choice.tried.back().c_str(), results.size(), milliseconds);
+    std::fprintf(stderr, "cudnn find: %s %s: %s (%zu algorithms timed in %.0f ms)\n", Direction::kName, shape.c_str(),
+                 choice.tried.back().c_str(), results.size(), milliseconds);
     std::lock_guard<std::mutex> lock(found_mutex);
     found.emplace(shape, chosen);
   }
   return chosen;
 }
 
-void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g,
-                bool allow_tf32, CudnnSearch search, const std::string& layer_name) {
+void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g, bool allow_tf32, CudnnSearch search,
+                const std::string& layer_name) {
   const int N = to_int(g.N, "N"), H = to_int(g.H, "H"), W = to_int(g.W, "W");
   const int C = to_int(g.C, "C"), K = to_int(g.K, "K"), R = g.kernel_size, pad = g.padding();
   to_int(g.pixels() * std::max(g.C, g.K), "tensor size");
-  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.input.get(), CUDNN_TENSOR_NHWC,
-                                                CUDNN_DATA_FLOAT, N, C, H, W));
-  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.output.get(), CUDNN_TENSOR_NHWC,
-                                                CUDNN_DATA_FLOAT, N, K, H, W));
-  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.bias.get(), CUDNN_TENSOR_NHWC,
-                                                CUDNN_DATA_FLOAT, 1, K, 1, 1));
-  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan.filter.get(), CUDNN_DATA_FLOAT,
-                                                CUDNN_TENSOR_NHWC, K, C, R, R));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.input.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, N, C, H, W));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.output.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, N, K, H, W));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.bias.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, K, 1, 1));
+  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan.filter.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, K, C, R, R));
   PNEUMO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan.convolution.get(), pad, pad, 1, 1, 1, 1,
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   const cudnnMathType_t requested_math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
   const std::string shape = geometry_string(g) + (allow_tf32 ? " (TF32 allowed)" : " (fp32)");
 
-  const auto forward = choose_algorithm<ForwardDirection>(plan, cudnn, allow_tf32, requested_math,
-                                                          layer_name, shape, search);
+  const auto forward =
+      choose_algorithm<ForwardDirection>(plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
   plan.forward_algorithm = forward.algorithm;
   plan.forward_math = forward.math;
   plan.forward_workspace = forward.workspace;
-  const auto backward_data = choose_algorithm<BackwardDataDirection>(
-      plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
+  const auto backward_data =
+      choose_algorithm<BackwardDataDirection>(plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
   plan.backward_data_algorithm = backward_data.algorithm;
   plan.backward_data_math = backward_data.math;
   plan.backward_data_workspace = backward_data.workspace;
-  const auto backward_filter = choose_algorithm<BackwardFilterDirection>(
-      plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
+  const auto backward_filter =
+      choose_algorithm<BackwardFilterDirection>(plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
   plan.backward_filter_algorithm = backward_filter.algorithm;
   plan.backward_filter_math = backward_filter.math;
   plan.backward_filter_workspace = backward_filter.workspace;
@@ -307,55 +287,46 @@ std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer
 
 void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search) { plans.set_search(search); }
 
-void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
-                         bool allow_tf32, float* output, const float* input, const float* weight,
-                         const float* bias) {
+void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
+                         float* output, const float* input, const float* weight, const float* bias) {
   CudaResources& resources = context.cuda();
   Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
   const float one = 1.0f, zero = 0.0f;
   void* workspace = plan.forward_workspace ? resources.workspace(plan.forward_workspace) : nullptr;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.forward_math));
   // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C))
-  PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(
-      resources.cudnn(), &one, plan.input.get(), input, plan.filter.get(), weight,
-      plan.convolution.get(), plan.forward_algorithm, workspace, plan.forward_workspace, &zero,
-      plan.output.get(), output));
+  PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(resources.cudnn(), &one, plan.input.get(), input, plan.filter.get(),
+                                             weight, plan.convolution.get(), plan.forward_algorithm, workspace,
+                                             plan.forward_workspace, &zero, plan.output.get(), output));
   // output (N,H,W,K) += bias (1,K,1,1), broadcast
   if (bias)
-    PNEUMO_CUDNN_CHECK(cudnnAddTensor(resources.cudnn(), &one, plan.bias.get(), bias, &one,
-                                      plan.output.get(), output));
+    PNEUMO_CUDNN_CHECK(cudnnAddTensor(resources.cudnn(), &one, plan.bias.get(), bias, &one, plan.output.get(), output));
   PNEUMO_CUDA_CHECK_LAUNCH();  // with PNEUMO_CUDA_SYNC=1, faults are reported here
 }
 
-void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
-                          bool allow_tf32, float* input_gradient, float* weight_gradient,
-                          float* bias_gradient, const float* output_gradient, const float* input,
-                          const float* weight) {
+void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
+                          float* input_gradient, float* weight_gradient, float* bias_gradient,
+                          const float* output_gradient, const float* input, const float* weight) {
   CudaResources& resources = context.cuda();
   Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
   const float one = 1.0f;
   if (input_gradient) {
-    void* workspace =
-        plan.backward_data_workspace ? resources.workspace(plan.backward_data_workspace) : nullptr;
+    void* workspace = plan.backward_data_workspace ? resources.workspace(plan.backward_data_workspace) : nullptr;
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_data_math));
     // input_gradient (N,H,W,C) += conv_transpose(output_gradient (N,H,W,K), weight (K,R,S,C))
     PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardData(
-        resources.cudnn(), &one, plan.filter.get(), weight, plan.output.get(), output_gradient,
-        plan.convolution.get(), plan.backward_data_algorithm, workspace,
-        plan.backward_data_workspace, &one, plan.input.get(), input_gradient));
+        resources.cudnn(), &one, plan.filter.get(), weight, plan.output.get(), output_gradient, plan.convolution.get(),
+        plan.backward_data_algorithm, workspace, plan.backward_data_workspace, &one, plan.input.get(), input_gradient));
     PNEUMO_CUDA_CHECK_LAUNCH();
   }
   {
-    void* workspace = plan.backward_filter_workspace
-                          ? resources.workspace(plan.backward_filter_workspace)
-                          : nullptr;
-    PNEUMO_CUDNN_CHECK(
-        cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
+    void* workspace = plan.backward_filter_workspace ? resources.workspace(plan.backward_filter_workspace) : nullptr;
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
     // weight_gradient (K,R,S,C) += correlation of input (N,H,W,C) with output_gradient (N,H,W,K)
     PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        resources.cudnn(), &one, plan.input.get(), input, plan.output.get(), output_gradient,
-        plan.convolution.get(), plan.backward_filter_algorithm, workspace,
-        plan.backward_filter_workspace, &one, plan.filter.get(), weight_gradient));
+        resources.cudnn(), &one, plan.input.get(), input, plan.output.get(), output_gradient, plan.convolution.get(),
+        plan.backward_filter_algorithm, workspace, plan.backward_filter_workspace, &one, plan.filter.get(),
+        weight_gradient));
     PNEUMO_CUDA_CHECK_LAUNCH();
   }
   if (bias_gradient) {
@@ -369,36 +340,31 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
     // bias_gradient (K) += output_gradient (P,K)^T x ones (P). Column-major cuBLAS sees the
     // row-major (P,K) gradient as a (K,P) matrix with leading dimension K.
     PNEUMO_CUBLAS_CHECK(cublasSgemv(resources.cublas(), CUBLAS_OP_N, static_cast<int>(geometry.K),
-                                    static_cast<int>(pixels), &one, output_gradient,
-                                    static_cast<int>(geometry.K),
-                                    static_cast<const float*>(plan.ones.data()), 1, &one,
-                                    bias_gradient, 1));
+                                    static_cast<int>(pixels), &one, output_gradient, static_cast<int>(geometry.K),
+                                    static_cast<const float*>(plan.ones.data()), 1, &one, bias_gradient, 1));
     PNEUMO_CUDA_CHECK_LAUNCH();
   }
 }
 
 // ---- the layer's CUDA back end (Layer::forward/backward validated the arguments) ----------
 
-void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
-                          Tensor& output, bool) {
+void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {
   const Tensor& input = *inputs[0];
   if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
   cuda_plans_->set_search(cudnn_search_);
-  conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
-                      output.data(), input.data(), weight_.data(),
-                      has_bias_ ? bias_.data() : nullptr);
+  conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_, output.data(), input.data(),
+                      weight_.data(), has_bias_ ? bias_.data() : nullptr);
 }
 
-void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
-                           const Tensor&, const Tensor& output_gradient,
-                           const std::vector<Tensor*>& input_gradients) {
+void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor&,
+                           const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   const Tensor& input = *inputs[0];
   if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
   cuda_plans_->set_search(cudnn_search_);
   conv2d_backward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
-                       input_gradients[0] ? input_gradients[0]->data() : nullptr,
-                       weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
-                       output_gradient.data(), input.data(), weight_.data());
+                       input_gradients[0] ? input_gradients[0]->data() : nullptr, weight_gradient_.data(),
+                       has_bias_ ? bias_gradient_.data() : nullptr, output_gradient.data(), input.data(),
+                       weight_.data());
 }
 
 }  // namespace pneumo

@@ -69,8 +69,7 @@ std::vector<ConvAlgorithm> parse_conv_algorithms(const std::string& names);
 std::string conv_algorithms_name(const std::vector<ConvAlgorithm>& algorithms);  // "a,b"
 // The first of `preferences` that runs `direction` of `geometry` (Auto if reached), or throws
 // pneumo::Error naming the shape and every preference's reason.
-ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences,
-                                            ConvDirection direction,
+ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& preferences, ConvDirection direction,
                                             const Conv2dGeometry& geometry);
 // When on, every Conv2d's choice is printed to stderr when first made, once per layer, direction
 // and shape (not batch): "conv: NAME DIRECTION SHAPE ALGORITHM WHY", WHY as in
@@ -89,8 +88,8 @@ struct ConvTuningRecord {
   int threads;
   std::string isa;
   ConvAlgorithm algorithm;
-  double milliseconds;  // the winner's time
-  std::string source;   // "timed" or the tuning file's path
+  double milliseconds;     // the winner's time
+  std::string source;      // "timed" or the tuning file's path
   std::string candidates;  // "direct 4.1 ms, gemm 9.3 ms, ..." when timed
 };
 // auto's answer for one call and what it went by: the record of this shape, of the same layer at
@@ -123,8 +122,8 @@ void write_conv_tuning_file(const std::string& path);
 // `prepared`: null, or the filter conv2d_prepare_filter_cpu made for this algorithm from this
 // weight (constant weights), which is then read instead of preparing it again.
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
-                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                        std::vector<float>& scratch, const float* prepared = nullptr);
+                        const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
+                        const float* prepared = nullptr);
 
 // The forward's filter as `algorithm` reads it, made ahead of the run: the Winograd transform U
 // ((m+2)^2, K/OB, C, OB) or the direct kernels' packed layout (K*R*S*C). 0 floats for reference
@@ -135,22 +134,19 @@ void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2
                                ConvAlgorithm algorithm);
 
 // input_gradient (N,H,W,C) += d/d input given output_gradient (N,H,W,K). ACCUMULATES.
-void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient,
-                               const float* weight, const Conv2dGeometry& geometry,
-                               ConvAlgorithm algorithm, std::vector<float>& scratch);
+void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient, const float* weight,
+                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch);
 
 // weight_gradient (K,R,S,C) += d/d weight and bias_gradient (K) += d/d bias (when non-null),
 // given output_gradient (N,H,W,K) and the forward's input (N,H,W,C). ACCUMULATES.
-void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient,
-                                const float* output_gradient, const float* input,
-                                const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
+void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient, const float* output_gradient,
+                                const float* input, const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
                                 std::vector<float>& scratch);
 
 // Floats of `scratch` that `algorithm` grows in `direction` for this geometry (padded copies,
 // im2col columns, packed or transformed filters, per-thread partial sums). Mirrors the three
 // functions above; the memory budget (layers/network.h) is built on it.
-int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction,
-                                  ConvAlgorithm algorithm);
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm);
 // Every CPU Conv2d of a thread shares one grow-only scratch buffer (the layers run one after
 // another), so it is as large as the largest single need. Its size, and a release (tests).
 int64_t conv2d_cpu_shared_scratch_capacity();
@@ -204,8 +200,7 @@ class Conv2d : public Layer {
   // CPU: the largest conv2d_cpu_scratch_floats of the directions a training step runs, with the
   // algorithms this layer would use (auto: the hungriest it may pick); CUDA: 0 (cuDNN's workspace
   // is the context's, shared by every layer).
-  int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
-                         bool input_gradient) const override;
+  int64_t scratch_floats(const std::vector<Shape>& inputs, Device device, bool input_gradient) const override;
   // The algorithm this layer (bound, on the CPU) would run `direction` with for `input` (N,H,W,C),
   // decided exactly as forward/backward decide it, and why. auto is resolved as at run time:
   // a shape it has no record of is timed now (and remembered), each candidate on random data of
@@ -219,7 +214,8 @@ class Conv2d : public Layer {
 
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
-  std::vector<HeldTensor> held_tensors() const override;
+      std::vector<HeldTensor>
+      held_tensors() const override;
 
  private:
   Conv2dGeometry geometry_for(const Shape& input) const;
@@ -234,10 +230,9 @@ class Conv2d : public Layer {
   // auto's run_candidate for `direction` on these operands: a candidate writes the forward into
   // `output` (which the real run overwrites) and the gradients into `trial` (the real ones
   // accumulate). input (N,H,W,C), output_gradient and output (N,H,W,K); weights: the layer's.
-  std::function<void(ConvAlgorithm)> trial_runner(ConvDirection direction,
-                                                  const Conv2dGeometry& geometry,
-                                                  const float* input, const float* output_gradient,
-                                                  float* output, std::vector<float>& trial) const;
+  std::function<void(ConvAlgorithm)> trial_runner(ConvDirection direction, const Conv2dGeometry& geometry,
+                                                  const float* input, const float* output_gradient, float* output,
+                                                  std::vector<float>& trial) const;
 
   int64_t in_channels_, out_channels_;
   int kernel_size_;
@@ -245,8 +240,8 @@ class Conv2d : public Layer {
   bool allow_tf32_ = false;
   CudnnSearch cudnn_search_ = CudnnSearch::Heuristic;
   std::optional<ConvAlgorithm> algorithms_[3];  // per ConvDirection; unset: the default list
-  Tensor weight_, weight_gradient_;  // views (K,R,S,C)
-  Tensor bias_, bias_gradient_;      // views (K); empty without bias
+  Tensor weight_, weight_gradient_;             // views (K,R,S,C)
+  Tensor bias_, bias_gradient_;                 // views (K); empty without bias
   std::string name_;  // the parameter prefix, e.g. "block1_1.conv1"; names the layer in errors
   std::shared_ptr<Conv2dCudaPlans> cuda_plans_;  // created on first CUDA call
   bool constant_weights_ = false;

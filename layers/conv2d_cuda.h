@@ -20,15 +20,13 @@ void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search);
 
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); bias may be null.
 // allow_tf32=false keeps cuDNN on full-fp32 FMA kernels (CUDNN_FMA_MATH).
-void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
-                         bool allow_tf32, float* output, const float* input, const float* weight,
-                         const float* bias);
+void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
+                         float* output, const float* input, const float* weight, const float* bias);
 
 // ACCUMULATES into input_gradient (N,H,W,C) (may be null), weight_gradient (K,R,S,C) and
 // bias_gradient (K) (may be null), given output_gradient (N,H,W,K).
-void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry,
-                          bool allow_tf32, float* input_gradient, float* weight_gradient,
-                          float* bias_gradient, const float* output_gradient, const float* input,
-                          const float* weight);
+void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
+                          float* input_gradient, float* weight_gradient, float* bias_gradient,
+                          const float* output_gradient, const float* input, const float* weight);
 
 }  // namespace pneumo

@@ -11,14 +11,11 @@ namespace pneumo {
 namespace {
 
 std::string label(const ConvAlgorithmCandidate& candidate) {
-  const std::string name =
-      candidate.algorithm_name.empty() ? "algorithm" : candidate.algorithm_name;
+  const std::string name = candidate.algorithm_name.empty() ? "algorithm" : candidate.algorithm_name;
   return name + " (" + std::to_string(candidate.algorithm) + ")";
 }
 
-std::string bytes_text(size_t bytes) {
-  return std::to_string(bytes) + " bytes";
-}
+std::string bytes_text(size_t bytes) { return std::to_string(bytes) + " bytes"; }
 
 }  // namespace
 
@@ -36,9 +33,8 @@ CudnnSearch parse_cudnn_search(const std::string& name) {
   throw Error("cuDNN algorithm search: expected heuristic, find or deterministic, got " + quoted(name));
 }
 
-ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
-                                          bool allow_tf32, size_t max_workspace_bytes,
-                                          const ConvWorkspaceQuery& workspace_query,
+ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates, bool allow_tf32,
+                                          size_t max_workspace_bytes, const ConvWorkspaceQuery& workspace_query,
                                           bool require_deterministic) {
   ConvAlgorithmChoice choice;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -84,11 +80,9 @@ ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandida
 std::string no_conv_algorithm_message(const std::string& layer_name, const std::string& direction,
                                       const std::string& shape, const ConvAlgorithmChoice& choice) {
   std::string message = "cuDNN has no usable " + direction + " convolution algorithm for Conv2d " +
-                        (layer_name.empty() ? std::string("(unnamed)") : layer_name) + " " +
-                        shape + "; tried ";
+                        (layer_name.empty() ? std::string("(unnamed)") : layer_name) + " " + shape + "; tried ";
   if (choice.tried.empty()) message += "nothing (the heuristic returned no candidates)";
-  for (size_t i = 0; i < choice.tried.size(); ++i)
-    message += (i ? "; " : "") + choice.tried[i];
+  for (size_t i = 0; i < choice.tried.size(); ++i) message += (i ? "; " : "") + choice.tried[i];
   return message;
 }
 

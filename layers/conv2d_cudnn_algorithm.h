@@ -28,13 +28,13 @@ CudnnSearch parse_cudnn_search(const std::string& name);
 
 // One entry of the heuristic's ranked list (cudnnConvolution*AlgoPerf_t).
 struct ConvAlgorithmCandidate {
-  int algorithm = 0;               // the cuDNN enum value
-  std::string algorithm_name;      // e.g. "IMPLICIT_PRECOMP_GEMM"
-  bool heuristic_ok = true;        // perf.status == CUDNN_STATUS_SUCCESS
-  std::string heuristic_status;    // perf.status's name, e.g. "CUDNN_STATUS_NOT_SUPPORTED"
+  int algorithm = 0;             // the cuDNN enum value
+  std::string algorithm_name;    // e.g. "IMPLICIT_PRECOMP_GEMM"
+  bool heuristic_ok = true;      // perf.status == CUDNN_STATUS_SUCCESS
+  std::string heuristic_status;  // perf.status's name, e.g. "CUDNN_STATUS_NOT_SUPPORTED"
   ConvAlgorithmMath math = ConvAlgorithmMath::Fma;
-  bool deterministic = true;       // perf.determinism == CUDNN_DETERMINISTIC
-  double milliseconds = -1;        // perf.time from a find (-1: the heuristic, untimed)
+  bool deterministic = true;  // perf.determinism == CUDNN_DETERMINISTIC
+  double milliseconds = -1;   // perf.time from a find (-1: the heuristic, untimed)
 };
 
 // Asks the library for the candidate's workspace. Returns "" and sets *bytes on success, or the
@@ -43,7 +43,7 @@ struct ConvAlgorithmCandidate {
 using ConvWorkspaceQuery = std::function<std::string(const ConvAlgorithmCandidate&, size_t* bytes)>;
 
 struct ConvAlgorithmChoice {
-  int index = -1;                 // into the candidate list; -1 when none is usable
+  int index = -1;  // into the candidate list; -1 when none is usable
   size_t workspace_bytes = 0;
   std::vector<std::string> tried;  // one line per candidate examined: "NAME (n): outcome"
 };
@@ -53,9 +53,8 @@ struct ConvAlgorithmChoice {
 // that is deterministic when require_deterministic, whose workspace query succeeds and whose
 // workspace fits max_workspace_bytes. Candidates that fail are recorded in `tried` with the
 // reason and skipped (as PyTorch does), never thrown on.
-ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates,
-                                          bool allow_tf32, size_t max_workspace_bytes,
-                                          const ConvWorkspaceQuery& workspace_query,
+ConvAlgorithmChoice choose_conv_algorithm(const std::vector<ConvAlgorithmCandidate>& candidates, bool allow_tf32,
+                                          size_t max_workspace_bytes, const ConvWorkspaceQuery& workspace_query,
                                           bool require_deterministic = false);
 
 // The error message when no candidate is usable: names the layer, the direction ("forward",

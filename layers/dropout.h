@@ -36,8 +36,8 @@ class Dropout : public Layer {
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
 
- private:
-  uint32_t drop_threshold() const;  // round(rate * 2^32)
+      private : uint32_t
+                drop_threshold() const;  // round(rate * 2^32)
 
   float rate_;
   uint64_t seed_;
@@ -52,8 +52,8 @@ class Dropout : public Layer {
 
 // CPU: output (count) OVERWRITTEN with dropout of input (count) under the mask of `key`, element
 // i taking mask index first_index + i (drop_threshold = round(rate * 2^32), scale = 1 / (1 - rate)).
-void dropout_forward_cpu(float* output, const float* input, uint64_t key, uint64_t first_index,
-                         uint32_t drop_threshold, float scale, int64_t count);
+void dropout_forward_cpu(float* output, const float* input, uint64_t key, uint64_t first_index, uint32_t drop_threshold,
+                         float scale, int64_t count);
 // CPU: input_gradient (count) += the same mask and scale applied to output_gradient (count).
 void dropout_backward_cpu(float* input_gradient, const float* output_gradient, uint64_t key, uint64_t first_index,
                           uint32_t drop_threshold, float scale, int64_t count);

@@ -13,23 +13,22 @@ void require_input_count(const Layer& layer, const std::vector<Shape>& inputs) {
 void require_nhwc(const Shape& shape, const std::string& what) {
   bool ok = shape.size() == 4;
   for (int64_t dimension : shape) ok = ok && dimension > 0;
-  if (!ok) throw Error(what + ": expected an NHWC shape (N,H,W,C) with positive dimensions, got " + shape_string(shape));
+  if (!ok)
+    throw Error(what + ": expected an NHWC shape (N,H,W,C) with positive dimensions, got " + shape_string(shape));
 }
 
 void throw_no_cuda_backend(const std::string& layer_kind) {
 #ifdef PNEUMO_HAVE_CUDA
   throw Error(layer_kind + ": this layer has no CUDA implementation");
 #else
-  throw Error(layer_kind + ": the CUDA back end is not compiled into this binary (" +
-              cuda_unavailable_reason() + ")");
+  throw Error(layer_kind + ": the CUDA back end is not compiled into this binary (" + cuda_unavailable_reason() + ")");
 #endif
 }
 
-void Layer::require_inputs(const Context& context, const std::vector<const Tensor*>& inputs,
-                           const char* pass) const {
+void Layer::require_inputs(const Context& context, const std::vector<const Tensor*>& inputs, const char* pass) const {
   if (static_cast<int>(inputs.size()) != input_count())
-    throw Error(kind() + "::" + pass + ": expected " + std::to_string(input_count()) +
-                " input(s), got " + std::to_string(inputs.size()));
+    throw Error(kind() + "::" + pass + ": expected " + std::to_string(input_count()) + " input(s), got " +
+                std::to_string(inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i]) throw Error(kind() + "::" + pass + ": input " + std::to_string(i) + " is null");
     const std::string what = kind() + " input " + std::to_string(i);
@@ -43,8 +42,7 @@ void Layer::require_inputs(const Context& context, const std::vector<const Tenso
   }
 }
 
-void Layer::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-                    bool training) {
+void Layer::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training) {
   require_inputs(context, inputs, "forward");
   std::vector<Shape> shapes;
   for (const Tensor* input : inputs) shapes.push_back(input->shape());
@@ -57,9 +55,8 @@ void Layer::forward(Context& context, const std::vector<const Tensor*>& inputs, 
     forward_cuda(context, inputs, output, training);
 }
 
-void Layer::backward(Context& context, const std::vector<const Tensor*>& inputs,
-                     const Tensor& output, const Tensor& output_gradient,
-                     const std::vector<Tensor*>& input_gradients) {
+void Layer::backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   require_inputs(context, inputs, "backward");
   std::vector<Shape> shapes;
   for (const Tensor* input : inputs) shapes.push_back(input->shape());
@@ -72,8 +69,7 @@ void Layer::backward(Context& context, const std::vector<const Tensor*>& inputs,
   require_device(output_gradient, context.device(), gradient_what.c_str());
   if (static_cast<int>(input_gradients.size()) != input_count())
     throw Error(kind() + "::backward: expected " + std::to_string(input_count()) +
-                " input-gradient slot(s) (null when not needed), got " +
-                std::to_string(input_gradients.size()));
+                " input-gradient slot(s) (null when not needed), got " + std::to_string(input_gradients.size()));
   for (size_t i = 0; i < input_gradients.size(); ++i) {
     if (!input_gradients[i]) continue;
     const std::string what = kind() + " input gradient " + std::to_string(i);
@@ -86,9 +82,7 @@ void Layer::backward(Context& context, const std::vector<const Tensor*>& inputs,
     backward_cuda(context, inputs, output, output_gradient, input_gradients);
 }
 
-void Layer::forward_cuda(Context&, const std::vector<const Tensor*>&, Tensor&, bool) {
-  throw_no_cuda_backend(kind());
-}
+void Layer::forward_cuda(Context&, const std::vector<const Tensor*>&, Tensor&, bool) { throw_no_cuda_backend(kind()); }
 
 void Layer::backward_cuda(Context&, const std::vector<const Tensor*>&, const Tensor&, const Tensor&,
                           const std::vector<Tensor*>&) {

@@ -61,8 +61,7 @@ class Layer {
   // serves every layer, so the memory budget counts the largest need, not the sum);
   // input_gradient says whether backward computes d loss / d input. Part of the memory budget
   // of a training step (training_memory_budget in layers/network.h). Default: none.
-  virtual int64_t scratch_floats(const std::vector<Shape>& inputs, Device device,
-                                 bool input_gradient) const {
+  virtual int64_t scratch_floats(const std::vector<Shape>& inputs, Device device, bool input_gradient) const {
     (void)inputs;
     (void)device;
     (void)input_gradient;
@@ -88,8 +87,7 @@ class Layer {
   virtual void set_constant_weights(bool constant) { (void)constant; }
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
-  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
-               bool training);
+  void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training);
   // output and output_gradient: the forward output and d loss / d output. input_gradients[i]
   // may be null when that input needs no gradient (e.g. the network's image input).
   void backward(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
@@ -99,17 +97,14 @@ class Layer {
   // The back ends. Called only after validation: inputs has input_count() non-null entries on
   // the context's device, output has output_shape(); input_gradients has input_count() entries,
   // each null or of its input's shape.
-  virtual void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
-                           Tensor& output, bool training) = 0;
-  virtual void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,
-                            const Tensor& output, const Tensor& output_gradient,
-                            const std::vector<Tensor*>& input_gradients) = 0;
+  virtual void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,
+                           bool training) = 0;
+  virtual void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                            const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) = 0;
   // Defaults throw "the CUDA back end is not compiled into this binary / not implemented".
-  virtual void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
-                            Tensor& output, bool training);
-  virtual void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,
-                             const Tensor& output, const Tensor& output_gradient,
-                             const std::vector<Tensor*>& input_gradients);
+  virtual void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training);
+  virtual void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,
+                             const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients);
   // Tensors the layer holds (parameter views) that must live on the context's device, each with
   // a name for the error; empty tensors mean "not bound yet" and are reported as such.
   struct HeldTensor {
@@ -119,26 +114,23 @@ class Layer {
   virtual std::vector<HeldTensor> held_tensors() const { return {}; }
 
  private:
-  void require_inputs(const Context& context, const std::vector<const Tensor*>& inputs,
-                      const char* pass) const;
+  void require_inputs(const Context& context, const std::vector<const Tensor*>& inputs, const char* pass) const;
 };
 
 // The back-end overrides every layer declares under `protected:`, with the signatures above:
 // forward_cpu and backward_cpu, plus forward_cuda and backward_cuda when the CUDA back end is
 // compiled in (they are defined at the end of the layer's .cu file).
-#define PNEUMO_LAYER_CPU_BACKEND                                                               \
-  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output,  \
-                   bool training) override;                                                     \
-  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs,                 \
-                    const Tensor& output, const Tensor& output_gradient,                        \
-                    const std::vector<Tensor*>& input_gradients) override;
+#define PNEUMO_LAYER_CPU_BACKEND                                                                              \
+  void forward_cpu(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training) \
+      override;                                                                                               \
+  void backward_cpu(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,         \
+                    const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
 #ifdef PNEUMO_HAVE_CUDA
-#define PNEUMO_LAYER_CUDA_BACKEND                                                              \
-  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, \
-                    bool training) override;                                                    \
-  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs,                \
-                     const Tensor& output, const Tensor& output_gradient,                       \
-                     const std::vector<Tensor*>& input_gradients) override;
+#define PNEUMO_LAYER_CUDA_BACKEND                                                                              \
+  void forward_cuda(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training) \
+      override;                                                                                                \
+  void backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor& output,         \
+                     const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) override;
 #else
 #define PNEUMO_LAYER_CUDA_BACKEND
 #endif

@@ -22,21 +22,17 @@ Shape LeakyReLU::output_shape(const std::vector<Shape>& inputs) const {
   return inputs[0];
 }
 
-int64_t LeakyReLU::forward_flops(const std::vector<Shape>& inputs) const {
-  return shape_count(output_shape(inputs));
-}
+int64_t LeakyReLU::forward_flops(const std::vector<Shape>& inputs) const { return shape_count(output_shape(inputs)); }
 
-void LeakyReLU::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output,
-                            bool) {
+void LeakyReLU::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {
   leaky_relu_forward_cpu(output.data(), inputs[0]->data(), slope_, output.count());
 }
 
 void LeakyReLU::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, const Tensor&,
-                             const Tensor& output_gradient,
-                             const std::vector<Tensor*>& input_gradients) {
+                             const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   if (!input_gradients[0]) return;
-  leaky_relu_backward_cpu(input_gradients[0]->data(), inputs[0]->data(), output_gradient.data(),
-                          slope_, output_gradient.count());
+  leaky_relu_backward_cpu(input_gradients[0]->data(), inputs[0]->data(), output_gradient.data(), slope_,
+                          output_gradient.count());
 }
 
 void leaky_relu_forward_cpu(float* output, const float* input, float slope, int64_t count) {
@@ -45,11 +41,10 @@ void leaky_relu_forward_cpu(float* output, const float* input, float slope, int6
   });
 }
 
-void leaky_relu_backward_cpu(float* input_gradient, const float* input,
-                             const float* output_gradient, float slope, int64_t count) {
+void leaky_relu_backward_cpu(float* input_gradient, const float* input, const float* output_gradient, float slope,
+                             int64_t count) {
   parallel_for(count, kElementsPerChunk, [=](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      input_gradient[i] += leaky_relu_gradient(input[i], output_gradient[i], slope);
+    for (int64_t i = begin; i < end; ++i) input_gradient[i] += leaky_relu_gradient(input[i], output_gradient[i], slope);
   });
 }
 

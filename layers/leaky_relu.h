@@ -22,18 +22,17 @@ class LeakyReLU : public Layer {
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
 
- private:
-  float slope_;
+      private : float slope_;
 };
 
 // CPU: output (count) OVERWRITTEN from input (count).
 void leaky_relu_forward_cpu(float* output, const float* input, float slope, int64_t count);
 // CPU: input_gradient (count) += d/dx of leaky_relu at input (count) times output_gradient (count).
-void leaky_relu_backward_cpu(float* input_gradient, const float* input,
-                             const float* output_gradient, float slope, int64_t count);
+void leaky_relu_backward_cpu(float* input_gradient, const float* input, const float* output_gradient, float slope,
+                             int64_t count);
 // CUDA (layers/leaky_relu.cu): the same contracts on device pointers.
 void leaky_relu_forward_cuda(float* output, const float* input, float slope, int64_t count);
-void leaky_relu_backward_cuda(float* input_gradient, const float* input,
-                              const float* output_gradient, float slope, int64_t count);
+void leaky_relu_backward_cuda(float* input_gradient, const float* input, const float* output_gradient, float slope,
+                              int64_t count);
 
 }  // namespace pneumo

@@ -16,12 +16,11 @@ namespace {
 // so the result does not depend on the thread count.
 constexpr int64_t kReductionChunk = 8192;
 
-void require_loss_inputs(Context& context, const Tensor& predictions, const Tensor& targets,
-                         const char* what) {
+void require_loss_inputs(Context& context, const Tensor& predictions, const Tensor& targets, const char* what) {
   const std::string name(what);
   require_nhwc(predictions.shape(), name + " predictions");
-  PNEUMO_REQUIRE(predictions.C() == 1, name + ": predictions must be (N,H,W,1), got " +
-                                           shape_string(predictions.shape()));
+  PNEUMO_REQUIRE(predictions.C() == 1,
+                 name + ": predictions must be (N,H,W,1), got " + shape_string(predictions.shape()));
   require_shape(targets, predictions.shape(), (name + " targets").c_str());
   require_device(predictions, context.device(), (name + " predictions").c_str());
   require_device(targets, context.device(), (name + " targets").c_str());
@@ -32,8 +31,7 @@ void require_loss_inputs(Context& context, const Tensor& predictions, const Tens
 LossValues loss_values_from_sums(const IouBceSums& sums, int64_t count) {
   LossValues values;
   values.bce = sums.bce_sum / static_cast<double>(count);
-  values.iou_loss = 1.0 - (sums.intersection + 1.0) /
-                              (sums.target_sum + sums.prediction_sum - sums.intersection + 1.0);
+  values.iou_loss = 1.0 - (sums.intersection + 1.0) / (sums.target_sum + sums.prediction_sum - sums.intersection + 1.0);
   values.loss = 0.5 * values.bce + 0.5 * values.iou_loss;
   return values;
 }
@@ -74,16 +72,15 @@ IouBceSums iou_bce_sums_cpu(const float* predictions, const float* targets, int6
   return total;
 }
 
-void iou_bce_gradient_cpu(float* gradient, const float* predictions, const float* targets,
-                          int64_t count, IouBceGradientScalars scalars) {
+void iou_bce_gradient_cpu(float* gradient, const float* predictions, const float* targets, int64_t count,
+                          IouBceGradientScalars scalars) {
   parallel_for(count, 1 << 14, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      gradient[i] = iou_bce_gradient(predictions[i], targets[i], scalars);
+    for (int64_t i = begin; i < end; ++i) gradient[i] = iou_bce_gradient(predictions[i], targets[i], scalars);
   });
 }
 
-void segmentation_metric_sums_cpu(ImageMetricSums* sums, const float* predictions,
-                                  const float* targets, int64_t images, int64_t pixels_per_image) {
+void segmentation_metric_sums_cpu(ImageMetricSums* sums, const float* predictions, const float* targets, int64_t images,
+                                  int64_t pixels_per_image) {
   parallel_for(images, 1, [&](int64_t image_begin, int64_t image_end) {
     for (int64_t image = image_begin; image < image_end; ++image) {
       const float* p = predictions + image * pixels_per_image;
@@ -114,8 +111,7 @@ IouBceSums iou_bce_loss_sums(Context& context, const Tensor& predictions, const 
 }
 
 LossValues iou_bce_loss_from_sums(Context& context, const IouBceSums& batch_sums, int64_t batch_count,
-                                  const Tensor& predictions, const Tensor& targets,
-                                  Tensor* prediction_gradient) {
+                                  const Tensor& predictions, const Tensor& targets, Tensor* prediction_gradient) {
   PNEUMO_REQUIRE(batch_count >= predictions.count(),
                  "iou_bce_loss_from_sums: the batch has " + std::to_string(batch_count) +
                      " elements, fewer than this slice's " + std::to_string(predictions.count()));
@@ -156,12 +152,10 @@ std::vector<ImageMetricSums> segmentation_metric_sums(Context& context, const Te
   const int64_t pixels_per_image = predictions.H() * predictions.W();
   std::vector<ImageMetricSums> sums(static_cast<size_t>(images));
   if (context.device() == Device::CPU) {
-    segmentation_metric_sums_cpu(sums.data(), predictions.data(), targets.data(), images,
-                                 pixels_per_image);
+    segmentation_metric_sums_cpu(sums.data(), predictions.data(), targets.data(), images, pixels_per_image);
   } else {
 #ifdef PNEUMO_HAVE_CUDA
-    segmentation_metric_sums_cuda(context, sums.data(), predictions.data(), targets.data(), images,
-                                  pixels_per_image);
+    segmentation_metric_sums_cuda(context, sums.data(), predictions.data(), targets.data(), images, pixels_per_image);
 #else
     throw_no_cuda_backend("segmentation_metrics");
 #endif
@@ -183,8 +177,7 @@ SegmentationMetrics metrics_from_sums(const std::vector<ImageMetricSums>& images
   return metrics;
 }
 
-SegmentationMetrics segmentation_metrics(Context& context, const Tensor& predictions,
-                                         const Tensor& targets) {
+SegmentationMetrics segmentation_metrics(Context& context, const Tensor& predictions, const Tensor& targets) {
   return metrics_from_sums(segmentation_metric_sums(context, predictions, targets));
 }
 

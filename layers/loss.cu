@@ -18,13 +18,12 @@ namespace pneumo {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr int kMaxSumBlocks = 1024;       // blocks of the loss sums (a fixed grid for a count)
-constexpr int kMaxBlocksPerImage = 32;    // blocks per image of the metric sums
+constexpr int kMaxSumBlocks = 1024;     // blocks of the loss sums (a fixed grid for a count)
+constexpr int kMaxBlocksPerImage = 32;  // blocks per image of the metric sums
 
 // Tree-sums each of `kValues` per-thread values over the block; thread 0 writes them to `out`.
 template <int kValues>
-__device__ void block_sum(double (&shared)[kValues][kBlock], const double (&local)[kValues],
-                          double* out) {
+__device__ void block_sum(double (&shared)[kValues][kBlock], const double (&local)[kValues], double* out) {
   for (int k = 0; k < kValues; ++k) shared[k][threadIdx.x] = local[k];
   __syncthreads();
   for (int stride = kBlock / 2; stride > 0; stride >>= 1) {
@@ -38,8 +37,7 @@ __device__ void block_sum(double (&shared)[kValues][kBlock], const double (&loca
 
 // partials: (gridDim.x, 4) = bce_sum, intersection, target_sum, prediction_sum per block.
 template <typename Index>
-__global__ void iou_bce_sums_kernel(double* partials, const float* predictions,
-                                    const float* targets, Index count) {
+__global__ void iou_bce_sums_kernel(double* partials, const float* predictions, const float* targets, Index count) {
   __shared__ double shared[4][kBlock];
   double local[4] = {0, 0, 0, 0};
   for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>()) {
@@ -53,8 +51,7 @@ __global__ void iou_bce_sums_kernel(double* partials, const float* predictions,
 }
 
 template <typename Index>
-__global__ void iou_bce_gradient_kernel(float* gradient, const float* predictions,
-                                        const float* targets, Index count,
+__global__ void iou_bce_gradient_kernel(float* gradient, const float* predictions, const float* targets, Index count,
                                         IouBceGradientScalars scalars) {
   for (Index i = grid_stride_first<Index>(); i < count; i += grid_stride_step<Index>())
     gradient[i] = iou_bce_gradient(predictions[i], targets[i], scalars);
@@ -63,15 +60,14 @@ __global__ void iou_bce_gradient_kernel(float* gradient, const float* prediction
 // grid (blocks_per_image, images); partials: (images, blocks_per_image, 4) = intersection,
 // target_sum, prediction_sum, correct_pixels.
 template <typename Index>
-__global__ void segmentation_metric_sums_kernel(double* partials, const float* predictions,
-                                                const float* targets, Index pixels_per_image) {
+__global__ void segmentation_metric_sums_kernel(double* partials, const float* predictions, const float* targets,
+                                                Index pixels_per_image) {
   __shared__ double shared[4][kBlock];
   const long long image = blockIdx.y;  // image offsets stay 64-bit: the batch may be large
   const float* p = predictions + image * pixels_per_image;
   const float* y = targets + image * pixels_per_image;
   double local[4] = {0, 0, 0, 0};
-  for (Index i = grid_stride_first<Index>(); i < pixels_per_image;
-       i += grid_stride_step<Index>()) {
+  for (Index i = grid_stride_first<Index>(); i < pixels_per_image; i += grid_stride_step<Index>()) {
     const float rounded = rounded_prediction(p[i]);
     local[0] += static_cast<double>(y[i]) * rounded;
     local[1] += y[i];
@@ -83,15 +79,13 @@ __global__ void segmentation_metric_sums_kernel(double* partials, const float* p
 
 }  // namespace
 
-IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const float* targets,
-                             int64_t count) {
+IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const float* targets, int64_t count) {
   const int blocks = std::min(grid_size_for(count, kBlock), kMaxSumBlocks);
   const size_t partial_bytes = sizeof(double) * 4 * static_cast<size_t>(blocks);
   double* partials = static_cast<double*>(context.cuda().workspace(partial_bytes));
   launch_with_index(count, blocks, kBlock, [&](auto index) {
     using Index = decltype(index);
-    iou_bce_sums_kernel<Index><<<blocks, kBlock>>>(partials, predictions, targets,
-                                                   static_cast<Index>(count));
+    iou_bce_sums_kernel<Index><<<blocks, kBlock>>>(partials, predictions, targets, static_cast<Index>(count));
   });
   PNEUMO_CUDA_CHECK_LAUNCH();
   std::vector<double> host(4 * static_cast<size_t>(blocks));
@@ -106,30 +100,28 @@ IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const f
   return sums;
 }
 
-void iou_bce_gradient_cuda(float* gradient, const float* predictions, const float* targets,
-                           int64_t count, IouBceGradientScalars scalars) {
+void iou_bce_gradient_cuda(float* gradient, const float* predictions, const float* targets, int64_t count,
+                           IouBceGradientScalars scalars) {
   const int blocks = grid_size_for(count, kBlock);
   launch_with_index(count, blocks, kBlock, [&](auto index) {
     using Index = decltype(index);
-    iou_bce_gradient_kernel<Index><<<blocks, kBlock>>>(gradient, predictions, targets,
-                                                       static_cast<Index>(count), scalars);
+    iou_bce_gradient_kernel<Index>
+        <<<blocks, kBlock>>>(gradient, predictions, targets, static_cast<Index>(count), scalars);
   });
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
-void segmentation_metric_sums_cuda(Context& context, ImageMetricSums* sums,
-                                   const float* predictions, const float* targets, int64_t images,
-                                   int64_t pixels_per_image) {
-  PNEUMO_REQUIRE(images <= 65535, "segmentation_metrics: at most 65535 images per call on CUDA, got " +
-                                      std::to_string(images));
+void segmentation_metric_sums_cuda(Context& context, ImageMetricSums* sums, const float* predictions,
+                                   const float* targets, int64_t images, int64_t pixels_per_image) {
+  PNEUMO_REQUIRE(images <= 65535,
+                 "segmentation_metrics: at most 65535 images per call on CUDA, got " + std::to_string(images));
   const int blocks_per_image = std::min(grid_size_for(pixels_per_image, kBlock), kMaxBlocksPerImage);
   const size_t partial_count = 4 * static_cast<size_t>(blocks_per_image) * static_cast<size_t>(images);
   double* partials = static_cast<double*>(context.cuda().workspace(sizeof(double) * partial_count));
   launch_with_index(pixels_per_image, blocks_per_image, kBlock, [&](auto index) {
     using Index = decltype(index);
-    segmentation_metric_sums_kernel<Index>
-        <<<dim3(blocks_per_image, static_cast<unsigned>(images)), kBlock>>>(
-            partials, predictions, targets, static_cast<Index>(pixels_per_image));
+    segmentation_metric_sums_kernel<Index><<<dim3(blocks_per_image, static_cast<unsigned>(images)), kBlock>>>(
+        partials, predictions, targets, static_cast<Index>(pixels_per_image));
   });
   PNEUMO_CUDA_CHECK_LAUNCH();
   std::vector<double> host(partial_count);

@@ -41,8 +41,7 @@ IouBceSums iou_bce_loss_sums(Context& context, const Tensor& predictions, const 
 //     count: the loss values and, when prediction_gradient is non-null, the gradient of this
 //     slice's predictions (OVERWRITTEN), which is this slice of the whole batch's gradient.
 LossValues iou_bce_loss_from_sums(Context& context, const IouBceSums& batch_sums, int64_t batch_count,
-                                  const Tensor& predictions, const Tensor& targets,
-                                  Tensor* prediction_gradient);
+                                  const Tensor& predictions, const Tensor& targets, Tensor* prediction_gradient);
 
 struct SegmentationMetrics {
   double accuracy = 0;  // Keras binary accuracy
@@ -65,8 +64,7 @@ std::vector<ImageMetricSums> segmentation_metric_sums(Context& context, const Te
                                                       const Tensor& targets);
 // accuracy = sum correct / sum pixels; mean_iou = mean of iou() over the images.
 SegmentationMetrics metrics_from_sums(const std::vector<ImageMetricSums>& images);
-SegmentationMetrics segmentation_metrics(Context& context, const Tensor& predictions,
-                                         const Tensor& targets);
+SegmentationMetrics segmentation_metrics(Context& context, const Tensor& predictions, const Tensor& targets);
 
 // ---- back-end functions underneath (pointers on the named device; count = N*H*W) ------------
 
@@ -82,22 +80,20 @@ IouBceGradientScalars gradient_scalars_from_sums(const IouBceSums& sums, int64_t
 
 IouBceSums iou_bce_sums_cpu(const float* predictions, const float* targets, int64_t count);
 // Overwrites gradient[i] = iou_bce_gradient(predictions[i], targets[i], scalars).
-void iou_bce_gradient_cpu(float* gradient, const float* predictions, const float* targets,
-                          int64_t count, IouBceGradientScalars scalars);
+void iou_bce_gradient_cpu(float* gradient, const float* predictions, const float* targets, int64_t count,
+                          IouBceGradientScalars scalars);
 // images = N, pixels_per_image = H*W; writes `images` entries to sums.
-void segmentation_metric_sums_cpu(ImageMetricSums* sums, const float* predictions,
-                                  const float* targets, int64_t images, int64_t pixels_per_image);
+void segmentation_metric_sums_cpu(ImageMetricSums* sums, const float* predictions, const float* targets, int64_t images,
+                                  int64_t pixels_per_image);
 
 #ifdef PNEUMO_HAVE_CUDA
 // layers/loss.cu. The sums use the context's shared workspace for block partials and return
 // after copying them to the host (synchronous).
-IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const float* targets,
-                             int64_t count);
-void iou_bce_gradient_cuda(float* gradient, const float* predictions, const float* targets,
-                           int64_t count, IouBceGradientScalars scalars);
-void segmentation_metric_sums_cuda(Context& context, ImageMetricSums* sums,
-                                   const float* predictions, const float* targets, int64_t images,
-                                   int64_t pixels_per_image);
+IouBceSums iou_bce_sums_cuda(Context& context, const float* predictions, const float* targets, int64_t count);
+void iou_bce_gradient_cuda(float* gradient, const float* predictions, const float* targets, int64_t count,
+                           IouBceGradientScalars scalars);
+void segmentation_metric_sums_cuda(Context& context, ImageMetricSums* sums, const float* predictions,
+                                   const float* targets, int64_t images, int64_t pixels_per_image);
 #endif
 
 }  // namespace pneumo

@@ -23,17 +23,14 @@ class MaxPool2d : public Layer {
 };
 
 // CPU: output (N,H/2,W/2,C) OVERWRITTEN with the window maxima of input (N,H,W,C).
-void max_pool_forward_cpu(float* output, const float* input, int64_t N, int64_t H, int64_t W,
-                          int64_t C);
+void max_pool_forward_cpu(float* output, const float* input, int64_t N, int64_t H, int64_t W, int64_t C);
 // CPU: input_gradient (N,H,W,C) += output_gradient (N,H/2,W/2,C) routed to each window's first
 // maximum in input (N,H,W,C).
-void max_pool_backward_cpu(float* input_gradient, const float* input, const float* output_gradient,
-                           int64_t N, int64_t H, int64_t W, int64_t C);
+void max_pool_backward_cpu(float* input_gradient, const float* input, const float* output_gradient, int64_t N,
+                           int64_t H, int64_t W, int64_t C);
 // CUDA (layers/max_pool.cu): the same contracts on device pointers.
-void max_pool_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W,
-                           int64_t C);
-void max_pool_backward_cuda(float* input_gradient, const float* input,
-                            const float* output_gradient, int64_t N, int64_t H, int64_t W,
-                            int64_t C);
+void max_pool_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W, int64_t C);
+void max_pool_backward_cuda(float* input_gradient, const float* input, const float* output_gradient, int64_t N,
+                            int64_t H, int64_t W, int64_t C);
 
 }  // namespace pneumo

@@ -45,8 +45,7 @@ void validate_network_config(const NetworkConfig& config) {
   if (config.depth < 1 || config.depth > kMaxNetworkDepth)
     fail("depth must be in 1.." + std::to_string(kMaxNetworkDepth) + ", got " + std::to_string(config.depth));
   if (config.channels < 1 || config.channels > kMaxNetworkChannels)
-    fail("channels must be in 1.." + std::to_string(kMaxNetworkChannels) + ", got " +
-         std::to_string(config.channels));
+    fail("channels must be in 1.." + std::to_string(kMaxNetworkChannels) + ", got " + std::to_string(config.channels));
   if (config.n_blocks < 0 || config.n_blocks > kMaxNetworkBlocks)
     fail("n_blocks must be in 0.." + std::to_string(kMaxNetworkBlocks) + ", got " + std::to_string(config.n_blocks));
   if (!(config.dropout >= 0.0f && config.dropout < 1.0f))
@@ -136,16 +135,16 @@ void Network::plan_in_place() {
       if (i < 0) continue;
       const NetworkNode& input = nodes_[static_cast<size_t>(i)];
       if (node.layer->can_overwrite_input(static_cast<int>(k)) && readers[static_cast<size_t>(i)] == 1 &&
-          !input.layer->backward_reads_output() && input.overwrites < 0 &&
-          input.image_shape == node.image_shape) {
+          !input.layer->backward_reads_output() && input.overwrites < 0 && input.image_shape == node.image_shape) {
         node.overwrites = i;
         break;
       }
     }
     // Fusion (CPU): a LeakyReLU in place over a batch norm is applied by the batch norm's pass.
     auto* relu = dynamic_cast<LeakyReLU*>(node.layer.get());
-    auto* batch_norm = node.overwrites < 0 ? nullptr
-        : dynamic_cast<BatchNorm2d*>(nodes_[static_cast<size_t>(node.overwrites)].layer.get());
+    auto* batch_norm = node.overwrites < 0
+                           ? nullptr
+                           : dynamic_cast<BatchNorm2d*>(nodes_[static_cast<size_t>(node.overwrites)].layer.get());
     if (relu && batch_norm && store_.device() == Device::CPU) {
       batch_norm->set_fused_leaky_relu(relu->slope());
       node.fused = true;
@@ -196,9 +195,7 @@ void Network::set_cudnn_search(CudnnSearch search) {
     if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_cudnn_search(search);
 }
 
-Shape Network::input_shape(int64_t batch) const {
-  return {batch, config_.input_size, config_.input_size, 1};
-}
+Shape Network::input_shape(int64_t batch) const { return {batch, config_.input_size, config_.input_size, 1}; }
 
 void Network::set_dropout_step(uint64_t step, int64_t first_image) {
   for (auto& node : nodes_)
@@ -314,7 +311,7 @@ void Network::begin_backward(const Tensor& output_gradient, Tensor* input_gradie
     input_gradient_ = *input_gradient;
   }
   nodes_.back().output_gradient = Tensor();  // never pool the caller's tensor
-  for (auto& node : nodes_)  // left over only if an earlier backward threw
+  for (auto& node : nodes_)                  // left over only if an earlier backward threw
     if (!node.output_gradient.empty()) release_gradient(node.output_gradient);
   nodes_.back().output_gradient = output_gradient;  // the caller's tensor; read-only here
 }
@@ -353,8 +350,7 @@ void Network::backward(Context& context, const Tensor& output_gradient, Tensor* 
   end_backward();
 }
 
-void Network::backward(Context& context, const Tensor& output_gradient,
-                       const std::function<void(int)>& after_node) {
+void Network::backward(Context& context, const Tensor& output_gradient, const std::function<void(int)>& after_node) {
   PNEUMO_REQUIRE(context.device() == device(), "Network::backward: context and network devices differ");
   begin_backward(output_gradient, nullptr);
   for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
@@ -421,12 +417,11 @@ MemoryBudget training_memory_budget(const Network& network, int64_t batch) {
     std::vector<Shape> inputs;
     bool input_gradient = false;
     for (int i : node.inputs) {
-      inputs.push_back(i < 0 ? network.input_shape(batch)
-                             : batch_shape(nodes[static_cast<size_t>(i)].image_shape));
+      inputs.push_back(i < 0 ? network.input_shape(batch) : batch_shape(nodes[static_cast<size_t>(i)].image_shape));
       input_gradient = input_gradient || i >= 0;
     }
-    budget.layer_scratch = std::max(budget.layer_scratch,
-                                    node.layer->scratch_floats(inputs, network.device(), input_gradient));
+    budget.layer_scratch =
+        std::max(budget.layer_scratch, node.layer->scratch_floats(inputs, network.device(), input_gradient));
   }
   // The gradient pool of Network::backward, replayed on sizes: a node's gradient buffer is taken
   // (from the pool, or newly allocated) when its first consumer runs backward and returned after
@@ -482,14 +477,13 @@ std::string format_memory_budget(const MemoryBudget& budget, int64_t batch) {
 std::string format_summary(const ModelSummary& summary) {
   std::ostringstream text;
   char line[256];
-  std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12s %8s %16s\n", "node", "kind", "output",
-                "parameters", "state", "forward FLOPs");
+  std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12s %8s %16s\n", "node", "kind", "output", "parameters", "state",
+                "forward FLOPs");
   text << line << std::string(91, '-') << "\n";
   for (const auto& row : summary.rows) {
-    std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12lld %8lld %16lld\n", row.name.c_str(),
-                  row.kind.c_str(), shape_string(row.output_shape).c_str(),
-                  static_cast<long long>(row.parameters), static_cast<long long>(row.state),
-                  static_cast<long long>(row.flops));
+    std::snprintf(line, sizeof line, "%-18s %-12s %-20s %12lld %8lld %16lld\n", row.name.c_str(), row.kind.c_str(),
+                  shape_string(row.output_shape).c_str(), static_cast<long long>(row.parameters),
+                  static_cast<long long>(row.state), static_cast<long long>(row.flops));
     text << line;
   }
   text << std::string(91, '-') << "\n";
@@ -498,8 +492,7 @@ std::string format_summary(const ModelSummary& summary) {
                 "trainable parameters %lld, non-trainable state %lld, total %lld\n"
                 "forward %.3f GFLOPs per image (%.3f for the batch of %lld); training step ~3x\n"
                 "activations %.1f MiB for the batch (float32 outputs of every node)\n",
-                static_cast<long long>(summary.trainable_parameters),
-                static_cast<long long>(summary.state_values),
+                static_cast<long long>(summary.trainable_parameters), static_cast<long long>(summary.state_values),
                 static_cast<long long>(summary.trainable_parameters + summary.state_values), gflops,
                 gflops * static_cast<double>(summary.batch), static_cast<long long>(summary.batch),
                 static_cast<double>(summary.activation_values) * 4.0 / (1024.0 * 1024.0));

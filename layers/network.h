@@ -62,17 +62,17 @@ struct NetworkParameterCounts {
 NetworkParameterCounts network_parameter_counts(const NetworkConfig& config);
 
 struct NetworkNode {
-  std::string name;            // e.g. "block2_1.conv1"; parameters are name + "." + relative
+  std::string name;  // e.g. "block2_1.conv1"; parameters are name + "." + relative
   std::unique_ptr<Layer> layer;
-  std::vector<int> inputs;     // indices of earlier nodes; -1 is the network's image input
-  Shape image_shape;           // output shape for one image, (1,H,W,C)
-  Tensor output;               // (N,H,W,C), a leading view of a buffer for the largest batch
-                               // (in place: the same buffer as output of node `overwrites`)
-  int overwrites = -1;         // in place: the input node whose buffer this node writes its
-                               // output over (plan_in_place), -1 when it has its own
-  bool fused = false;          // CPU: its producer (a batch norm) already applied this
-                               // LeakyReLU in place, so forward skips it (plan_in_place)
-  Tensor output_gradient;      // (N,H,W,C), d loss / d output; only live during backward
+  std::vector<int> inputs;  // indices of earlier nodes; -1 is the network's image input
+  Shape image_shape;        // output shape for one image, (1,H,W,C)
+  Tensor output;            // (N,H,W,C), a leading view of a buffer for the largest batch
+                            // (in place: the same buffer as output of node `overwrites`)
+  int overwrites = -1;      // in place: the input node whose buffer this node writes its
+                            // output over (plan_in_place), -1 when it has its own
+  bool fused = false;       // CPU: its producer (a batch norm) already applied this
+                            // LeakyReLU in place, so forward skips it (plan_in_place)
+  Tensor output_gradient;   // (N,H,W,C), d loss / d output; only live during backward
 };
 
 class Network {
@@ -156,25 +156,25 @@ class Network {
   std::vector<NetworkNode> nodes_;
   ParameterStore store_;
   bool in_place_ = true;
-  int64_t batch_ = 0;                 // batch size of the current outputs (leading views)
-  int64_t capacity_batch_ = 0;        // largest batch seen: what the buffers are allocated for
-  Tensor output_gradient_buffer_;     // (N,S,S,1)
-  Tensor images_;                     // view of the current forward's images
-  Tensor input_gradient_;             // view of the caller's input gradient, or empty
+  int64_t batch_ = 0;              // batch size of the current outputs (leading views)
+  int64_t capacity_batch_ = 0;     // largest batch seen: what the buffers are allocated for
+  Tensor output_gradient_buffer_;  // (N,S,S,1)
+  Tensor images_;                  // view of the current forward's images
+  Tensor input_gradient_;          // view of the caller's input gradient, or empty
   // Activation gradients are only live between the last consumer's backward and the node's own
   // backward, so they come from a pool of reusable buffers (zeroed when handed out) instead of
   // one buffer per node: a few buffers serve the whole backward pass.
   std::vector<Tensor> gradient_pool_;
-  std::vector<int> last_consumer_;    // per node: highest index of a node that reads it
+  std::vector<int> last_consumer_;  // per node: highest index of a node that reads it
 };
 
 // One row per node of the model summary, for `batch` images.
 struct SummaryRow {
   std::string name, kind;
   Shape output_shape;
-  int64_t parameters = 0;   // trainable
-  int64_t state = 0;        // non-trainable (running statistics)
-  int64_t flops = 0;        // forward FLOPs for the batch (multiply-add = 2)
+  int64_t parameters = 0;  // trainable
+  int64_t state = 0;       // non-trainable (running statistics)
+  int64_t flops = 0;       // forward FLOPs for the batch (multiply-add = 2)
 };
 
 struct ModelSummary {
@@ -202,8 +202,8 @@ struct MemoryBudget {
   int64_t adam_m = 0, adam_v = 0;    // (P) each
   int64_t batch_tensors = 0;         // the step's images and masks (N,S,S,1) each
   int64_t total() const {
-    return activations + activation_gradients + layer_scratch + parameters + state + gradients +
-           adam_m + adam_v + batch_tensors;
+    return activations + activation_gradients + layer_scratch + parameters + state + gradients + adam_m + adam_v +
+           batch_tensors;
   }
 };
 MemoryBudget training_memory_budget(const Network& network, int64_t batch);

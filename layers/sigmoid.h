@@ -22,11 +22,9 @@ class Sigmoid : public Layer {
 // CPU: output (count) OVERWRITTEN with sigmoid(input (count)).
 void sigmoid_forward_cpu(float* output, const float* input, int64_t count);
 // CPU: input_gradient (count) += output_gradient * output * (1 - output), all (count).
-void sigmoid_backward_cpu(float* input_gradient, const float* output, const float* output_gradient,
-                          int64_t count);
+void sigmoid_backward_cpu(float* input_gradient, const float* output, const float* output_gradient, int64_t count);
 // CUDA (layers/sigmoid.cu): the same contracts on device pointers.
 void sigmoid_forward_cuda(float* output, const float* input, int64_t count);
-void sigmoid_backward_cuda(float* input_gradient, const float* output,
-                           const float* output_gradient, int64_t count);
+void sigmoid_backward_cuda(float* input_gradient, const float* output, const float* output_gradient, int64_t count);
 
 }  // namespace pneumo

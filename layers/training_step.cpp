@@ -17,12 +17,12 @@ void require_batch(const Network& network, const Tensor& images, const Tensor& m
 }
 }  // namespace
 
-StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images,
-                      const Tensor& masks, float learning_rate) {
+StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images, const Tensor& masks,
+                      float learning_rate) {
   require_batch(network, images, masks);
   ParameterStore& store = network.parameters();
   store.zero_gradients();
-  network.set_dropout_step(static_cast<uint64_t>(adam.step_count()));  // the masks of this step
+  network.set_dropout_step(static_cast<uint64_t>(adam.step_count()));                 // the masks of this step
   const Tensor& probabilities = network.forward(context, images, /*training=*/true);  // (N,S,S,1)
   Tensor& probability_gradient = network.output_gradient_buffer();                    // (N,S,S,1)
   StepResult result;
@@ -33,8 +33,7 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   return result;
 }
 
-StepResult evaluate_batch(Context& context, Network& network, const Tensor& images,
-                          const Tensor& masks) {
+StepResult evaluate_batch(Context& context, Network& network, const Tensor& images, const Tensor& masks) {
   require_batch(network, images, masks);
   const Tensor& probabilities = network.forward(context, images, /*training=*/false);
   StepResult result;
@@ -47,9 +46,7 @@ StepResult evaluate_batch(Context& context, Network& network, const Tensor& imag
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // The four loss sums of this slice (zero when it has no images), summed over the ranks.
 IouBceSums global_loss_sums(Context& context, Communicator& communicator, const Tensor& probabilities,
@@ -65,8 +62,8 @@ IouBceSums global_loss_sums(Context& context, Communicator& communicator, const 
 }  // namespace
 
 std::vector<ImageMetricSums> gather_image_metric_sums(Communicator& communicator,
-                                                      const std::vector<ImageMetricSums>& local,
-                                                      int64_t first_image, int64_t batch_images) {
+                                                      const std::vector<ImageMetricSums>& local, int64_t first_image,
+                                                      int64_t batch_images) {
   const int64_t count = static_cast<int64_t>(local.size());
   PNEUMO_REQUIRE(first_image >= 0 && first_image + count <= batch_images,
                  "gather_image_metric_sums: images [" + std::to_string(first_image) + ", " +
@@ -91,9 +88,8 @@ std::vector<ImageMetricSums> gather_image_metric_sums(Communicator& communicator
   return result;
 }
 
-StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images,
-                      const Tensor& masks, float learning_rate, Communicator& communicator,
-                      StepTimes* times) {
+StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images, const Tensor& masks,
+                      float learning_rate, Communicator& communicator, StepTimes* times) {
   if (communicator.size() == 1 && !times) return train_step(context, network, adam, images, masks, learning_rate);
   const auto step_start = Clock::now();
   double communication = 0;
@@ -108,12 +104,12 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   Tensor& probability_gradient = network.output_gradient_buffer();                    // (n,S,S,1)
   StepResult result;
   const IouBceSums sums = global_loss_sums(context, communicator, probabilities, masks, &communication);
-  result.loss = iou_bce_loss_from_sums(context, sums, probabilities.count() * communicator.size(), probabilities,
-                                       masks, &probability_gradient);
+  result.loss = iou_bce_loss_from_sums(context, sums, probabilities.count() * communicator.size(), probabilities, masks,
+                                       &probability_gradient);
   const std::vector<ImageMetricSums> local = segmentation_metric_sums(context, probabilities, masks);
   auto start = Clock::now();
-  result.metrics = metrics_from_sums(
-      gather_image_metric_sums(communicator, local, slice * communicator.rank(), batch_images));
+  result.metrics =
+      metrics_from_sums(gather_image_metric_sums(communicator, local, slice * communicator.rank(), batch_images));
   communication += seconds_since(start);
   Tensor& gradients = store.gradients();  // (P), summed over the ranks below
   const int64_t bucket = communicator.gradient_bucket_floats();
@@ -154,9 +150,8 @@ StepResult train_step(Context& context, Network& network, Adam& adam, const Tens
   return result;
 }
 
-StepResult evaluate_batch(Context& context, Network& network, const Tensor& images,
-                          const Tensor& masks, Communicator& communicator, int64_t first_image,
-                          int64_t batch_images) {
+StepResult evaluate_batch(Context& context, Network& network, const Tensor& images, const Tensor& masks,
+                          Communicator& communicator, int64_t first_image, int64_t batch_images) {
   if (communicator.size() == 1 && first_image == 0 && !images.empty() && images.N() == batch_images)
     return evaluate_batch(context, network, images, masks);
   const Tensor* probabilities = nullptr;

@@ -20,12 +20,11 @@ struct StepResult {
 // Zeroes the parameter gradients, runs a training forward (batch statistics; running
 // statistics updated), the loss and d loss / d probabilities, backward (ACCUMULATES parameter
 // gradients), then one Adam step at `learning_rate`.
-StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images,
-                      const Tensor& masks, float learning_rate);
+StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images, const Tensor& masks,
+                      float learning_rate);
 
 // Inference forward (running statistics) + loss + metrics; parameters and state are unchanged.
-StepResult evaluate_batch(Context& context, Network& network, const Tensor& images,
-                          const Tensor& masks);
+StepResult evaluate_batch(Context& context, Network& network, const Tensor& images, const Tensor& masks);
 
 // ---- data parallel (engine/distributed.md) ---------------------------------------------------
 // The same step with the global batch split over the ranks of `communicator`: images and masks
@@ -39,22 +38,20 @@ struct StepTimes {
   double communication_seconds = 0;  // in collectives (allreduce of gradients, loss and metric sums)
   double total_seconds = 0;
 };
-StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images,
-                      const Tensor& masks, float learning_rate, Communicator& communicator,
-                      StepTimes* times = nullptr);
+StepResult train_step(Context& context, Network& network, Adam& adam, const Tensor& images, const Tensor& masks,
+                      float learning_rate, Communicator& communicator, StepTimes* times = nullptr);
 
 // Inference on a slice of an evaluation batch of batch_images images: this rank holds images
 // [first_image, first_image + images.N()) (an empty `images` tensor: none); the result is the
 // whole batch's loss and metrics, equal on every rank.
-StepResult evaluate_batch(Context& context, Network& network, const Tensor& images,
-                          const Tensor& masks, Communicator& communicator, int64_t first_image,
-                          int64_t batch_images);
+StepResult evaluate_batch(Context& context, Network& network, const Tensor& images, const Tensor& masks,
+                          Communicator& communicator, int64_t first_image, int64_t batch_images);
 
 // Every image's metric sums of a batch of batch_images images, on every rank, from each rank's
 // own images [first_image, first_image + local.size()): exact (each entry comes from one rank;
 // the others add zeros).
 std::vector<ImageMetricSums> gather_image_metric_sums(Communicator& communicator,
-                                                      const std::vector<ImageMetricSums>& local,
-                                                      int64_t first_image, int64_t batch_images);
+                                                      const std::vector<ImageMetricSums>& local, int64_t first_image,
+                                                      int64_t batch_images);
 
 }  // namespace pneumo

@@ -20,20 +20,19 @@ class Upsample : public Layer {
  protected:
   PNEUMO_LAYER_BACKENDS  // forward_cpu, backward_cpu (+ forward_cuda, backward_cuda): layers/layer.h
 
- private:
-  int factor_;
+      private : int factor_;
 };
 
 // CPU: output (N,H*factor,W*factor,C) OVERWRITTEN with copies of input (N,H,W,C).
-void upsample_forward_cpu(float* output, const float* input, int64_t N, int64_t H, int64_t W,
-                          int64_t C, int64_t factor);
+void upsample_forward_cpu(float* output, const float* input, int64_t N, int64_t H, int64_t W, int64_t C,
+                          int64_t factor);
 // CPU: input_gradient (N,H,W,C) += block sums of output_gradient (N,H*factor,W*factor,C).
-void upsample_backward_cpu(float* input_gradient, const float* output_gradient, int64_t N,
-                           int64_t H, int64_t W, int64_t C, int64_t factor);
-// CUDA (layers/upsample.cu): the same contracts on device pointers.
-void upsample_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W,
+void upsample_backward_cpu(float* input_gradient, const float* output_gradient, int64_t N, int64_t H, int64_t W,
                            int64_t C, int64_t factor);
-void upsample_backward_cuda(float* input_gradient, const float* output_gradient, int64_t N,
-                            int64_t H, int64_t W, int64_t C, int64_t factor);
+// CUDA (layers/upsample.cu): the same contracts on device pointers.
+void upsample_forward_cuda(float* output, const float* input, int64_t N, int64_t H, int64_t W, int64_t C,
+                           int64_t factor);
+void upsample_backward_cuda(float* input_gradient, const float* output_gradient, int64_t N, int64_t H, int64_t W,
+                            int64_t C, int64_t factor);
 
 }  // namespace pneumo

@@ -70,8 +70,7 @@ ChannelStatistics reference_statistics(const Tensor& input) {
 
 // y = gamma * (x - mean) / sqrt(variance + epsilon) + beta, in double.
 std::vector<double> reference_output(const Tensor& input, const std::vector<double>& mean,
-                                     const std::vector<double>& variance,
-                                     const std::vector<float>& gamma,
+                                     const std::vector<double>& variance, const std::vector<float>& gamma,
                                      const std::vector<float>& beta, double epsilon) {
   const int64_t C = input.C();
   std::vector<double> output(static_cast<size_t>(input.count()));
@@ -142,20 +141,18 @@ TEST_CASE("BatchNorm2d training forward matches hand-computed statistics; runnin
 
   // Training normalizes with the batch mean and the BIASED variance.
   check_close(forward(layer, context, first, true).to_vector(),
-              reference_output(first, first_statistics.mean, first_statistics.biased_variance,
-                               gamma, beta, 1e-3),
-              2e-6, 0.0, "training output, step 1");
+              reference_output(first, first_statistics.mean, first_statistics.biased_variance, gamma, beta, 1e-3), 2e-6,
+              0.0, "training output, step 1");
   check_close(forward(layer, context, second, true).to_vector(),
-              reference_output(second, second_statistics.mean, second_statistics.biased_variance,
-                               gamma, beta, 1e-3),
+              reference_output(second, second_statistics.mean, second_statistics.biased_variance, gamma, beta, 1e-3),
               2e-6, 0.0, "training output, step 2");
 
   // Running statistics: momentum 0.9, unbiased variance, from zeros / ones.
   std::vector<double> running_mean(C), running_var(C);
   for (int64_t c = 0; c < C; ++c) {
     running_mean[c] = 0.9 * (0.9 * 0.0 + 0.1 * first_statistics.mean[c]) + 0.1 * second_statistics.mean[c];
-    running_var[c] = 0.9 * (0.9 * 1.0 + 0.1 * first_statistics.unbiased_variance[c]) +
-                     0.1 * second_statistics.unbiased_variance[c];
+    running_var[c] =
+        0.9 * (0.9 * 1.0 + 0.1 * first_statistics.unbiased_variance[c]) + 0.1 * second_statistics.unbiased_variance[c];
   }
   check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6, 0.0, "running_mean");
   check_close(store.entry("bn.running_var").value.to_vector(), running_var, 1e-6, 0.0, "running_var");
@@ -163,8 +160,7 @@ TEST_CASE("BatchNorm2d training forward matches hand-computed statistics; runnin
   // Inference uses the running statistics and leaves them unchanged.
   Tensor third = channel_varied_input({1, 2, 2, C}, generator);
   check_close(forward(layer, context, third, false).to_vector(),
-              reference_output(third, running_mean, running_var, gamma, beta, 1e-3), 2e-6, 0.0,
-              "inference output");
+              reference_output(third, running_mean, running_var, gamma, beta, 1e-3), 2e-6, 0.0, "inference output");
   check_close(store.entry("bn.running_mean").value.to_vector(), running_mean, 1e-6, 0.0,
               "running_mean after inference");
 }
@@ -181,8 +177,8 @@ TEST_CASE("BatchNorm2d statistics stay accurate for activations with a large mea
   // The float input itself is quantized to ~1e-3 near 1e4, and x - mean loses at most that: a
   // one-pass E[x^2] - E[x]^2 in float would be off by O(10) in the variance.
   check_close(forward(layer, context, input, true).to_vector(),
-              reference_output(input, statistics.mean, statistics.biased_variance,
-                               std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f), 1e-3),
+              reference_output(input, statistics.mean, statistics.biased_variance, std::vector<float>(C, 1.0f),
+                               std::vector<float>(C, 0.0f), 1e-3),
               2e-3, 0.0, "normalized output");
   std::vector<float> running_var = store.entry("bn.running_var").value.to_vector();
   for (int64_t c = 0; c < C; ++c)
@@ -202,8 +198,8 @@ TEST_CASE("BatchNorm2d statistics: a drifting large mean, channel tiles with a t
     input.data()[i] += 1.0e3f + 5.0f * static_cast<float>(i / C) + static_cast<float>(i % C);
   ChannelStatistics statistics = reference_statistics(input);
   check_close(forward(layer, context, input, true).to_vector(),
-              reference_output(input, statistics.mean, statistics.biased_variance,
-                               std::vector<float>(C, 1.0f), std::vector<float>(C, 0.0f), 1e-3),
+              reference_output(input, statistics.mean, statistics.biased_variance, std::vector<float>(C, 1.0f),
+                               std::vector<float>(C, 0.0f), 1e-3),
               1e-4, 0.0, "normalized output");
   std::vector<float> running_mean = store.entry("bn.running_mean").value.to_vector();
   std::vector<float> running_var = store.entry("bn.running_var").value.to_vector();
@@ -237,10 +233,9 @@ TEST_CASE("BatchNorm2d backward passes the gradient checker (input, gamma, beta;
     auto objective = [&] { return probe_objective(forward(layer, context, input, training), probe); };
     Tensor gamma = store.entry("bn.gamma").value;
     Tensor beta = store.entry("bn.beta").value;
-    for (auto [values, analytic, name] :
-         {std::tuple<Tensor*, Tensor*, const char*>{&input, &input_gradient, "input"},
-          {&gamma, &gamma_gradient, "gamma"},
-          {&beta, &beta_gradient, "beta"}}) {
+    for (auto [values, analytic, name] : {std::tuple<Tensor*, Tensor*, const char*>{&input, &input_gradient, "input"},
+                                          {&gamma, &gamma_gradient, "gamma"},
+                                          {&beta, &beta_gradient, "beta"}}) {
       GradientCheckResult result = check_gradient(objective, *values, *analytic, name);
       CHECK_MESSAGE(result.ok, result.message);
     }
@@ -305,8 +300,8 @@ TEST_CASE("BatchNorm2d CPU results do not depend on the thread count") {
 
 TEST_CASE("BatchNorm2d rejects bad shapes, a one-value batch in training, and unbound use") {
   BatchNorm2d layer(4);
-  CHECK_THROWS_WITH_AS(layer.output_shape({{2, 3, 3, 5}}),
-                       "BatchNorm2d: expected 4 channels, got input (2,3,3,5)", Error);
+  CHECK_THROWS_WITH_AS(layer.output_shape({{2, 3, 3, 5}}), "BatchNorm2d: expected 4 channels, got input (2,3,3,5)",
+                       Error);
   CHECK_THROWS_AS(layer.output_shape({{2, 3, 4}}), Error);
   CHECK_THROWS_AS(layer.output_shape({{2, 3, 3, 4}, {2, 3, 3, 4}}), Error);
   CHECK(layer.forward_flops({{2, 3, 3, 4}}) == 4 * 72);
@@ -320,7 +315,7 @@ TEST_CASE("BatchNorm2d rejects bad shapes, a one-value batch in training, and un
   CHECK_THROWS_AS(layer.forward(context, {&input}, output, true), Error);  // not bound
   ParameterStore store = make_store(layer, Device::CPU);
   CHECK_THROWS_AS(layer.forward(context, {&input}, output, true), Error);  // one value per channel
-  layer.forward(context, {&input}, output, false);                          // fine in inference
+  layer.forward(context, {&input}, output, false);                         // fine in inference
 }
 
 PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, backward, inference (GPU)") {
@@ -335,9 +330,8 @@ PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, b
     bool wide_index;
   };
   for (const ParityCase& parity_case :
-       {ParityCase{{2, 3, 5, 7}, false}, ParityCase{{4, 64, 64, 37}, false},
-        ParityCase{{8, 16, 16, 512}, false}, ParityCase{{2, 128, 160, 3}, false},
-        ParityCase{{2, 3, 5, 7}, true}}) {
+       {ParityCase{{2, 3, 5, 7}, false}, ParityCase{{4, 64, 64, 37}, false}, ParityCase{{8, 16, 16, 512}, false},
+        ParityCase{{2, 128, 160, 3}, false}, ParityCase{{2, 3, 5, 7}, true}}) {
     const Shape shape = parity_case.shape;
     pneumo::testing::ForceWideCudaIndex wide(parity_case.wide_index);
     CAPTURE(shape_string(shape));
@@ -373,10 +367,9 @@ PNEUMO_GPU_TEST_CASE("BatchNorm2d CPU vs CUDA parity: training, running stats, b
       check_close(cuda_output.to_vector(), as_double(cpu_output.to_vector()), 1e-4, 1e-4, "output");
       check_close(cuda_store.state().to_vector(), as_double(cpu_store.state().to_vector()), 1e-5, 1e-5,
                   "running statistics");
-      check_close(cuda_gradient.to_vector(), as_double(cpu_gradient.to_vector()), 1e-4, 1e-4,
-                  "input gradient");
-      check_close(cuda_store.gradients().to_vector(), as_double(cpu_store.gradients().to_vector()),
-                  1e-2, 1e-4, "gamma and beta gradients");
+      check_close(cuda_gradient.to_vector(), as_double(cpu_gradient.to_vector()), 1e-4, 1e-4, "input gradient");
+      check_close(cuda_store.gradients().to_vector(), as_double(cpu_store.gradients().to_vector()), 1e-2, 1e-4,
+                  "gamma and beta gradients");
 
       // Deterministic: the same call again gives bit-identical results on the GPU.
       Tensor again = forward(cuda_layer, cuda, cuda_input, training);
@@ -461,7 +454,7 @@ Tensor stacked(const Tensor& first, const Tensor& second) {
 
 // max |a - b| / (1e-3 + |b|) <= tolerance: a relative check with a floor for values near 0.
 void check_relative_close(const std::vector<float>& a, const std::vector<float>& b, double tolerance,
-                 const char* what) {
+                          const char* what) {
   REQUIRE(a.size() == b.size());
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i)
@@ -522,10 +515,11 @@ void check_synchronized_equals_stacked_batch(Device device) {
 
   check_relative_close(stacked(outputs[0], outputs[1]).to_vector(), single_output.to_vector(), 1e-5, "outputs");
   check_relative_close(stacked(gradients[0], gradients[1]).to_vector(), single_gradient.to_vector(), 1e-4,
-              "input gradients");
+                       "input gradients");
   for (const char* name : {"bn.running_mean", "bn.running_var"})
     for (int r = 0; r < 2; ++r)
-      check_relative_close(stores[r]->entry(name).value.to_vector(), single_store.entry(name).value.to_vector(), 1e-6, name);
+      check_relative_close(stores[r]->entry(name).value.to_vector(), single_store.entry(name).value.to_vector(), 1e-6,
+                           name);
   for (const char* name : {"bn.gamma", "bn.beta"}) {
     std::vector<float> sum = stores[0]->entry(name).gradient.to_vector();
     const std::vector<float> other_rank = stores[1]->entry(name).gradient.to_vector();

@@ -82,8 +82,7 @@ void check_against_flood_fill(const Mask& mask, const std::string& what) {
   CHECK(labels == expected);
 }
 
-std::vector<ComponentBounds> naive_bounds(const std::vector<int32_t>& labels, int height, int width,
-                                          int count) {
+std::vector<ComponentBounds> naive_bounds(const std::vector<int32_t>& labels, int height, int width, int count) {
   std::vector<ComponentBounds> bounds;
   for (int label = 1; label <= count; ++label) {
     ComponentBounds box{width, height, -1, -1};
@@ -103,8 +102,7 @@ std::vector<ComponentBounds> naive_bounds(const std::vector<int32_t>& labels, in
 bool same_bounds(const std::vector<ComponentBounds>& a, const std::vector<ComponentBounds>& b) {
   if (a.size() != b.size()) return false;
   for (size_t k = 0; k < a.size(); ++k)
-    if (a[k].min_x != b[k].min_x || a[k].min_y != b[k].min_y || a[k].max_x != b[k].max_x ||
-        a[k].max_y != b[k].max_y)
+    if (a[k].min_x != b[k].min_x || a[k].min_y != b[k].min_y || a[k].max_x != b[k].max_x || a[k].max_y != b[k].max_y)
       return false;
   return true;
 }
@@ -116,8 +114,10 @@ Mask spiral_mask(int size) {
   while (top <= bottom && left <= right) {
     for (int x = left; x <= right; ++x) mask.at(top, x) = 1;
     for (int y = top; y <= bottom; ++y) mask.at(y, right) = 1;
-    if (bottom - top >= 2) for (int x = left; x <= right; ++x) mask.at(bottom, x) = 1;
-    if (right - left >= 2) for (int y = top + 2; y <= bottom; ++y) mask.at(y, left) = 1;
+    if (bottom - top >= 2)
+      for (int x = left; x <= right; ++x) mask.at(bottom, x) = 1;
+    if (right - left >= 2)
+      for (int y = top + 2; y <= bottom; ++y) mask.at(y, left) = 1;
     if (left + 2 <= right) mask.at(top + 2, left + 1) = 1;  // step inward
     top += 2;
     left += 2;
@@ -128,7 +128,7 @@ Mask spiral_mask(int size) {
 }
 
 // The sizes and densities the random tests sweep.
-const std::vector<std::pair<int, int>> kSizes = {{1, 1},  {1, 37},  {37, 1},   {2, 2},  {5, 7},
+const std::vector<std::pair<int, int>> kSizes = {{1, 1},   {1, 37},  {37, 1},  {2, 2},    {5, 7},
                                                  {16, 16}, {33, 65}, {64, 64}, {100, 31}, {129, 257}};
 std::vector<double> densities() {
   std::vector<double> values;
@@ -142,8 +142,7 @@ TEST_CASE("CPU labelling equals a naive flood fill on random masks of many densi
   uint32_t seed = 1;
   for (auto [height, width] : kSizes)
     for (double density : densities())
-      check_against_flood_fill(random_mask(height, width, density, seed++),
-                               "density " + std::to_string(density));
+      check_against_flood_fill(random_mask(height, width, density, seed++), "density " + std::to_string(density));
 }
 
 TEST_CASE("CPU labelling: hand-made edge cases with known counts") {
@@ -245,8 +244,7 @@ TEST_CASE("CPU component bounds equal a naive scan") {
     Mask mask = random_mask(70, 90, density, seed++);
     int count = 0;
     std::vector<int32_t> labels = cpu_labels(mask, count);
-    CHECK(same_bounds(pneumo::component_bounds_cpu(labels.data(), 70, 90, count),
-                      naive_bounds(labels, 70, 90, count)));
+    CHECK(same_bounds(pneumo::component_bounds_cpu(labels.data(), 70, 90, count), naive_bounds(labels, 70, 90, count)));
   }
 }
 
@@ -290,14 +288,12 @@ void check_gpu_equals_cpu(const std::vector<Mask>& batch, const std::string& wha
   pneumo::Memory device_labels(Device::CUDA, masks.size() * sizeof(int32_t));
   pneumo::Memory device_counts(Device::CUDA, count * sizeof(int32_t));
   pneumo::copy_bytes(device_masks.data(), Device::CUDA, masks.data(), Device::CPU, masks.size());
-  pneumo::label_components_cuda(static_cast<const uint8_t*>(device_masks.data()), count, height,
-                                width, static_cast<int32_t*>(device_labels.data()),
+  pneumo::label_components_cuda(static_cast<const uint8_t*>(device_masks.data()), count, height, width,
+                                static_cast<int32_t*>(device_labels.data()),
                                 static_cast<int32_t*>(device_counts.data()));
   std::vector<int32_t> labels(masks.size()), counts(count);
-  pneumo::copy_bytes(labels.data(), Device::CPU, device_labels.data(), Device::CUDA,
-                     labels.size() * sizeof(int32_t));
-  pneumo::copy_bytes(counts.data(), Device::CPU, device_counts.data(), Device::CUDA,
-                     counts.size() * sizeof(int32_t));
+  pneumo::copy_bytes(labels.data(), Device::CPU, device_labels.data(), Device::CUDA, labels.size() * sizeof(int32_t));
+  pneumo::copy_bytes(counts.data(), Device::CPU, device_counts.data(), Device::CUDA, counts.size() * sizeof(int32_t));
   CHECK(counts == expected_counts);
   CHECK(labels == expected_labels);
 
@@ -307,21 +303,19 @@ void check_gpu_equals_cpu(const std::vector<Mask>& batch, const std::string& wha
   for (int n = 0; n < count; ++n) {
     offsets[n] = total;
     total += expected_counts[n];
-    std::vector<ComponentBounds> image_bounds = pneumo::component_bounds_cpu(
-        expected_labels.data() + n * pixels, height, width, expected_counts[n]);
+    std::vector<ComponentBounds> image_bounds =
+        pneumo::component_bounds_cpu(expected_labels.data() + n * pixels, height, width, expected_counts[n]);
     expected_bounds.insert(expected_bounds.end(), image_bounds.begin(), image_bounds.end());
   }
   if (total == 0) return;
   pneumo::Memory device_offsets(Device::CUDA, count * sizeof(int32_t));
   pneumo::Memory device_bounds(Device::CUDA, total * sizeof(ComponentBounds));
-  pneumo::copy_bytes(device_offsets.data(), Device::CUDA, offsets.data(), Device::CPU,
-                     count * sizeof(int32_t));
-  pneumo::component_bounds_cuda(static_cast<const int32_t*>(device_labels.data()), count, height,
-                                width, static_cast<const int32_t*>(device_offsets.data()), total,
+  pneumo::copy_bytes(device_offsets.data(), Device::CUDA, offsets.data(), Device::CPU, count * sizeof(int32_t));
+  pneumo::component_bounds_cuda(static_cast<const int32_t*>(device_labels.data()), count, height, width,
+                                static_cast<const int32_t*>(device_offsets.data()), total,
                                 static_cast<ComponentBounds*>(device_bounds.data()));
   std::vector<ComponentBounds> bounds(total);
-  pneumo::copy_bytes(bounds.data(), Device::CPU, device_bounds.data(), Device::CUDA,
-                     total * sizeof(ComponentBounds));
+  pneumo::copy_bytes(bounds.data(), Device::CPU, device_bounds.data(), Device::CUDA, total * sizeof(ComponentBounds));
   CHECK(same_bounds(bounds, expected_bounds));
 }
 

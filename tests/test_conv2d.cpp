@@ -39,8 +39,7 @@ struct BoundConv {
   ParameterStore store;
   Tensor weight, weight_gradient, bias, bias_gradient;  // (K,R,S,C), (K,R,S,C), (K), (K)
   BoundConv(Device device, const Conv2dGeometry& g, bool has_bias, uint64_t seed)
-      : layer(g.C, g.K, g.kernel_size, has_bias),
-        store(device, prefixed(layer.parameter_specs()), seed) {
+      : layer(g.C, g.K, g.kernel_size, has_bias), store(device, prefixed(layer.parameter_specs()), seed) {
     layer.bind_parameters(store, "conv");
     weight = store.entry("conv.weight").value;
     weight_gradient = store.entry("conv.weight").gradient;
@@ -60,8 +59,8 @@ Shape output_shape(const Conv2dGeometry& g) { return {g.N, g.H, g.W, g.K}; }
 
 std::string describe(const Conv2dGeometry& g, bool bias) {
   std::ostringstream text;
-  text << "N=" << g.N << " H=" << g.H << " W=" << g.W << " C=" << g.C << " K=" << g.K
-       << " kernel=" << g.kernel_size << (bias ? " bias" : " no bias");
+  text << "N=" << g.N << " H=" << g.H << " W=" << g.W << " C=" << g.C << " K=" << g.K << " kernel=" << g.kernel_size
+       << (bias ? " bias" : " no bias");
   return text.str();
 }
 
@@ -91,9 +90,9 @@ std::vector<double> naive_forward(const Conv2dGeometry& g, const std::vector<flo
 
 // Naive gradients of the same convolution for output gradient dy (N,H,W,K): dx (N,H,W,C),
 // dw (K,R,S,C), db (K).
-void naive_backward(const Conv2dGeometry& g, const std::vector<float>& input,
-                    const std::vector<float>& weight, const std::vector<float>& dy,
-                    std::vector<double>& dx, std::vector<double>& dw, std::vector<double>& db) {
+void naive_backward(const Conv2dGeometry& g, const std::vector<float>& input, const std::vector<float>& weight,
+                    const std::vector<float>& dy, std::vector<double>& dx, std::vector<double>& dw,
+                    std::vector<double>& db) {
   const int64_t R = g.kernel_size, pad = R / 2;
   dx.assign(static_cast<size_t>(g.N * g.H * g.W * g.C), 0.0);
   dw.assign(static_cast<size_t>(g.K * R * R * g.C), 0.0);
@@ -125,8 +124,7 @@ const ConvDirection kDirections[] = {ConvDirection::Forward, ConvDirection::Inpu
 
 // Sets each direction of `layer` to `algorithm` where it can run shape g, to reference
 // elsewhere; returns why each direction that fell to reference could not run.
-std::vector<std::string> use_algorithm(Conv2d& layer, ConvAlgorithm algorithm,
-                                       const Conv2dGeometry& g) {
+std::vector<std::string> use_algorithm(Conv2d& layer, ConvAlgorithm algorithm, const Conv2dGeometry& g) {
   std::vector<std::string> reasons;
   for (ConvDirection direction : kDirections) {
     const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, g);
@@ -142,8 +140,7 @@ struct SkipList {
   std::string test;
   std::map<std::string, std::set<std::string>> shapes;  // "algorithm: reason" -> shapes
   std::set<std::string> all_shapes;
-  void add(ConvAlgorithm algorithm, const std::string& shape,
-           const std::vector<std::string>& reasons) {
+  void add(ConvAlgorithm algorithm, const std::string& shape, const std::vector<std::string>& reasons) {
     all_shapes.insert(shape);
     for (std::string reason : reasons) {
       reason = reason.substr(0, reason.find(", got"));  // the rule, not this shape's numbers
@@ -152,8 +149,8 @@ struct SkipList {
   }
   ~SkipList() {
     for (const auto& [line, skipped_shapes] : shapes) {
-      std::printf("SKIPPED (%s, %zu of %zu shapes ran reference there) %s\n", test.c_str(),
-                  skipped_shapes.size(), all_shapes.size(), line.c_str());
+      std::printf("SKIPPED (%s, %zu of %zu shapes ran reference there) %s\n", test.c_str(), skipped_shapes.size(),
+                  all_shapes.size(), line.c_str());
       MESSAGE("SKIPPED " << line);
     }
   }
@@ -179,10 +176,9 @@ double winograd_beta(int m) {
     }
     return beta;
   }
-  const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0},
-                           {0, 1, -1, 8, -8, 1}};
+  const double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
   const double G_norm[6] = {0.25, 0.5, 0.5, 7.0 / 24, 7.0 / 24, 1};  // rows of G, L1 norms
-  const double BT_norm[6] = {10, 10, 10, 6, 6, 10};                   // rows of B^T, L1 norms
+  const double BT_norm[6] = {10, 10, 10, 6, 6, 10};                  // rows of B^T, L1 norms
   double beta = 0;
   for (const auto& row : AT) {
     double sum = 0;
@@ -213,31 +209,32 @@ double winograd_tolerance(int m, int64_t channels, double max_input, double max_
 double winograd_weight_beta(int m) {
   const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   const double A2_norm[4] = {1, 2, 2, 1}, BT2_norm[4] = {2, 2, 2, 2};
-  const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                           {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                           {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const double G4[6][3] = {{0.25, 0, 0},
+                           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                           {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                           {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                           {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                           {0, 0, 1}};
   const double A4_norm[6] = {1, 4, 4, 15, 15, 1}, BT4_norm[6] = {10, 10, 10, 6, 6, 10};
   double beta = 0;
   for (int r = 0; r < 3; ++r) {
     double sum = 0;
     for (int a = 0; a < m + 2; ++a)
-      sum += m == 2 ? std::fabs(G2[a][r]) * A2_norm[a] * BT2_norm[a]
-                    : std::fabs(G4[a][r]) * A4_norm[a] * BT4_norm[a];
+      sum += m == 2 ? std::fabs(G2[a][r]) * A2_norm[a] * BT2_norm[a] : std::fabs(G4[a][r]) * A4_norm[a] * BT4_norm[a];
     beta = std::max(beta, sum);
   }
   return beta;
 }
 
-double winograd_weight_tolerance(int m, const Conv2dGeometry& g, double max_input,
-                                 double max_output_gradient) {
+double winograd_weight_tolerance(int m, const Conv2dGeometry& g, double max_input, double max_output_gradient) {
   const double tiles = double(g.N) * ((g.H + m - 1) / m) * ((g.W + m - 1) / m);
   const double u = 0x1p-24, beta = winograd_weight_beta(m), root = std::sqrt(tiles);
   return u * beta * beta * max_input * max_output_gradient * root * (4 * (m + 2) + root);
 }
 
 // The weight gradient's absolute tolerance: `plain`, or the Winograd bound above.
-double weight_tolerance_for(ConvAlgorithm algorithm, double plain, const Conv2dGeometry& g,
-                            double max_input, double max_output_gradient) {
+double weight_tolerance_for(ConvAlgorithm algorithm, double plain, const Conv2dGeometry& g, double max_input,
+                            double max_output_gradient) {
   if (algorithm == ConvAlgorithm::Winograd2)
     return std::max(plain, winograd_weight_tolerance(2, g, max_input, max_output_gradient));
   if (algorithm == ConvAlgorithm::Winograd4)
@@ -247,8 +244,7 @@ double weight_tolerance_for(ConvAlgorithm algorithm, double plain, const Conv2dG
 
 // Absolute tolerance of `algorithm` for one direction: the fixed fp32 tolerance `plain` of the
 // summing algorithms, or the Winograd bound for `channels` summed channels.
-double tolerance_for(ConvAlgorithm algorithm, double plain, int64_t channels, double max_input,
-                     double max_filter) {
+double tolerance_for(ConvAlgorithm algorithm, double plain, int64_t channels, double max_input, double max_filter) {
   if (algorithm == ConvAlgorithm::Winograd2)
     return std::max(plain, winograd_tolerance(2, channels, max_input, max_filter));
   if (algorithm == ConvAlgorithm::Winograd4)
@@ -257,13 +253,13 @@ double tolerance_for(ConvAlgorithm algorithm, double plain, int64_t channels, do
 }
 
 const std::vector<std::pair<Conv2dGeometry, bool>> kShapes = {
-    {{1, 5, 5, 3, 4, 3}, true},    // 3x3, square, with bias
-    {{2, 7, 4, 5, 3, 3}, false},   // 3x3, H != W, C > K, batch > 1
-    {{3, 4, 9, 8, 6, 1}, true},    // 1x1, H != W, with bias
-    {{2, 6, 5, 16, 1, 1}, false},  // 1x1 to one channel (the network's output head)
-    {{2, 3, 11, 1, 12, 3}, false}, // one input channel (the network's first conv)
-    {{1, 1, 1, 2, 3, 3}, true},    // a single pixel: every neighbour is padding
-    {{2, 2, 3, 4, 5, 3}, true},    // smaller than the kernel in H
+    {{1, 5, 5, 3, 4, 3}, true},     // 3x3, square, with bias
+    {{2, 7, 4, 5, 3, 3}, false},    // 3x3, H != W, C > K, batch > 1
+    {{3, 4, 9, 8, 6, 1}, true},     // 1x1, H != W, with bias
+    {{2, 6, 5, 16, 1, 1}, false},   // 1x1 to one channel (the network's output head)
+    {{2, 3, 11, 1, 12, 3}, false},  // one input channel (the network's first conv)
+    {{1, 1, 1, 2, 3, 3}, true},     // a single pixel: every neighbour is padding
+    {{2, 2, 3, 4, 5, 3}, true},     // smaller than the kernel in H
 };
 
 }  // namespace
@@ -288,8 +284,7 @@ TEST_CASE("Conv2d forward matches a naive direct convolution, every algorithm") 
       check_close(output.to_vector(), naive_forward(g, x, w, bias),
                   tolerance_for(algorithm, 1e-5, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
       CHECK(conv.layer.forward_flops({input_shape(g)}) ==
-            2 * g.N * g.H * g.W * g.K * g.kernel_size * g.kernel_size * g.C +
-                (has_bias ? g.N * g.H * g.W * g.K : 0));
+            2 * g.N * g.H * g.W * g.K * g.kernel_size * g.kernel_size * g.C + (has_bias ? g.N * g.H * g.W * g.K : 0));
     }
   }
 }
@@ -297,35 +292,35 @@ TEST_CASE("Conv2d forward matches a naive direct convolution, every algorithm") 
 TEST_CASE("Conv2d backward passes the finite-difference gradient check, every algorithm") {
   SkipList skipped{"gradient check", {}, {}};
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
-  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
-  std::mt19937_64 generator(12);
-  for (const auto& [g, has_bias] : kShapes) {
-    CAPTURE(describe(g, has_bias));
-    BoundConv conv(Device::CPU, g, has_bias, 6);
-    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
-    conv.weight.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
-    if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
-    Tensor input = random_tensor(input_shape(g), generator);
-    Tensor probe = random_tensor(output_shape(g), generator);
-    Tensor output(Device::CPU, output_shape(g));
-    Tensor input_gradient(Device::CPU, input_shape(g));
-    Context context(Device::CPU);
-    conv.layer.forward(context, {&input}, output, true);
-    conv.layer.backward(context, {&input}, output, probe, {&input_gradient});
-    auto objective = [&] {
+    std::mt19937_64 generator(12);
+    for (const auto& [g, has_bias] : kShapes) {
+      CAPTURE(describe(g, has_bias));
+      BoundConv conv(Device::CPU, g, has_bias, 6);
+      skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
+      conv.weight.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
+      if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
+      Tensor input = random_tensor(input_shape(g), generator);
+      Tensor probe = random_tensor(output_shape(g), generator);
+      Tensor output(Device::CPU, output_shape(g));
+      Tensor input_gradient(Device::CPU, input_shape(g));
+      Context context(Device::CPU);
       conv.layer.forward(context, {&input}, output, true);
-      return probe_objective(output, probe);
-    };
-    auto result = check_gradient(objective, input, input_gradient, "input");
-    CHECK_MESSAGE(result.ok, result.message);
-    result = check_gradient(objective, conv.weight, conv.weight_gradient, "weight");
-    CHECK_MESSAGE(result.ok, result.message);
-    if (has_bias) {
-      result = check_gradient(objective, conv.bias, conv.bias_gradient, "bias");
+      conv.layer.backward(context, {&input}, output, probe, {&input_gradient});
+      auto objective = [&] {
+        conv.layer.forward(context, {&input}, output, true);
+        return probe_objective(output, probe);
+      };
+      auto result = check_gradient(objective, input, input_gradient, "input");
       CHECK_MESSAGE(result.ok, result.message);
+      result = check_gradient(objective, conv.weight, conv.weight_gradient, "weight");
+      CHECK_MESSAGE(result.ok, result.message);
+      if (has_bias) {
+        result = check_gradient(objective, conv.bias, conv.bias_gradient, "bias");
+        CHECK_MESSAGE(result.ok, result.message);
+      }
     }
-  }
   }
 }
 
@@ -355,14 +350,11 @@ TEST_CASE("Conv2d on a batch larger than one im2col chunk matches the naive conv
     Context context(Device::CPU);
     conv.layer.forward(context, {&input}, output, true);
     conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
-    check_close(output.to_vector(), y, tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)),
-                1e-5, "output");
-    check_close(input_gradient.to_vector(), dx,
-                tolerance_for(algorithm, 1e-4, g.K, max_abs(dy), max_abs(w)), 1e-5,
+    check_close(output.to_vector(), y, tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
+    check_close(input_gradient.to_vector(), dx, tolerance_for(algorithm, 1e-4, g.K, max_abs(dy), max_abs(w)), 1e-5,
                 "input gradient");
-    check_close(conv.weight_gradient.to_vector(), dw,
-                weight_tolerance_for(algorithm, 1e-3, g, max_abs(x), max_abs(dy)), 1e-5,
-                "weight gradient");
+    check_close(conv.weight_gradient.to_vector(), dw, weight_tolerance_for(algorithm, 1e-3, g, max_abs(x), max_abs(dy)),
+                1e-5, "weight gradient");
     check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
   }
 }
@@ -386,49 +378,46 @@ TEST_CASE("Conv2d 32k-channel and one-channel shapes match naive and accumulate,
   };
   SkipList skipped{"32k channels", {}, {}};
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
-  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
-  std::mt19937_64 generator(15);
-  for (const auto& [g, has_bias] : shapes) {
-    CAPTURE(describe(g, has_bias));
-    BoundConv conv(Device::CPU, g, has_bias, 9);
-    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
-    if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
-    Tensor input = random_tensor(input_shape(g), generator);
-    Tensor output_gradient = random_tensor(output_shape(g), generator);
-    Tensor output = random_tensor(output_shape(g), generator);  // garbage: forward overwrites
-    Context context(Device::CPU);
-    conv.layer.forward(context, {&input}, output, true);
-    const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
-    const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
-    check_close(output.to_vector(), naive_forward(g, x, w, bias),
-                tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
-    // Gradients start from random values: backward must add to them.
-    Tensor input_gradient = random_tensor(input_shape(g), generator);
-    conv.weight_gradient.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
-    if (has_bias) conv.bias_gradient.set_values(random_tensor({g.K}, generator).to_vector());
-    const std::vector<float> start_input = input_gradient.to_vector();
-    const std::vector<float> start_weight = conv.weight_gradient.to_vector();
-    const std::vector<float> start_bias =
-        has_bias ? conv.bias_gradient.to_vector() : std::vector<float>{};
-    conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
-    std::vector<double> dx, dw, db;
-    naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
-    for (size_t i = 0; i < dx.size(); ++i) dx[i] += start_input[i];
-    for (size_t i = 0; i < dw.size(); ++i) dw[i] += start_weight[i];
-    check_close(input_gradient.to_vector(), dx,
-                tolerance_for(algorithm, 1e-4, g.K, max_abs(output_gradient.to_vector()),
-                              max_abs(w)),
-                1e-5, "input gradient");
-    check_close(conv.weight_gradient.to_vector(), dw,
-                weight_tolerance_for(algorithm, 1e-3, g, max_abs(x),
-                                     max_abs(output_gradient.to_vector())),
-                1e-5, "weight gradient");
-    if (has_bias) {
-      for (size_t i = 0; i < db.size(); ++i) db[i] += start_bias[i];
-      check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
+    std::mt19937_64 generator(15);
+    for (const auto& [g, has_bias] : shapes) {
+      CAPTURE(describe(g, has_bias));
+      BoundConv conv(Device::CPU, g, has_bias, 9);
+      skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
+      if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
+      Tensor input = random_tensor(input_shape(g), generator);
+      Tensor output_gradient = random_tensor(output_shape(g), generator);
+      Tensor output = random_tensor(output_shape(g), generator);  // garbage: forward overwrites
+      Context context(Device::CPU);
+      conv.layer.forward(context, {&input}, output, true);
+      const std::vector<float> x = input.to_vector(), w = conv.weight.to_vector();
+      const std::vector<float> bias = has_bias ? conv.bias.to_vector() : std::vector<float>{};
+      check_close(output.to_vector(), naive_forward(g, x, w, bias),
+                  tolerance_for(algorithm, 1e-4, g.C, max_abs(x), max_abs(w)), 1e-5, "output");
+      // Gradients start from random values: backward must add to them.
+      Tensor input_gradient = random_tensor(input_shape(g), generator);
+      conv.weight_gradient.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
+      if (has_bias) conv.bias_gradient.set_values(random_tensor({g.K}, generator).to_vector());
+      const std::vector<float> start_input = input_gradient.to_vector();
+      const std::vector<float> start_weight = conv.weight_gradient.to_vector();
+      const std::vector<float> start_bias = has_bias ? conv.bias_gradient.to_vector() : std::vector<float>{};
+      conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+      std::vector<double> dx, dw, db;
+      naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
+      for (size_t i = 0; i < dx.size(); ++i) dx[i] += start_input[i];
+      for (size_t i = 0; i < dw.size(); ++i) dw[i] += start_weight[i];
+      check_close(input_gradient.to_vector(), dx,
+                  tolerance_for(algorithm, 1e-4, g.K, max_abs(output_gradient.to_vector()), max_abs(w)), 1e-5,
+                  "input gradient");
+      check_close(conv.weight_gradient.to_vector(), dw,
+                  weight_tolerance_for(algorithm, 1e-3, g, max_abs(x), max_abs(output_gradient.to_vector())), 1e-5,
+                  "weight gradient");
+      if (has_bias) {
+        for (size_t i = 0; i < db.size(); ++i) db[i] += start_bias[i];
+        check_close(conv.bias_gradient.to_vector(), db, 1e-3, 1e-5, "bias gradient");
+      }
     }
-  }
   }
 }
 
@@ -444,10 +433,9 @@ TEST_CASE("Conv2d with constant weights prepares its filter once, the same outpu
       CAPTURE(describe(g, has_bias));
       BoundConv conv(Device::CPU, g, has_bias, 9);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
-      const ConvAlgorithm ran =
-          conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty()
-              ? algorithm
-              : ConvAlgorithm::Reference;
+      const ConvAlgorithm ran = conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty()
+                                    ? algorithm
+                                    : ConvAlgorithm::Reference;
       if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
       Tensor input = random_tensor(input_shape(g), generator);
       Tensor output(Device::CPU, output_shape(g));
@@ -470,8 +458,10 @@ TEST_CASE("Conv2d with constant weights prepares its filter once, the same outpu
       for (float& value : new_weight) value = -0.5f * value + 0.01f;
       conv.weight.set_values(new_weight);
       conv.layer.forward(context, {&input}, output, false);
-      if (conv2d_prepared_filter_floats(g, ran) > 0) CHECK(output.to_vector() == plain);
-      else CHECK(output.to_vector() != plain);
+      if (conv2d_prepared_filter_floats(g, ran) > 0)
+        CHECK(output.to_vector() == plain);
+      else
+        CHECK(output.to_vector() != plain);
       // ...and turning constant weights off drops it: the new weights run.
       conv.layer.set_constant_weights(false);
       CHECK(conv.layer.prepared_filter_floats() == 0);
@@ -495,41 +485,37 @@ TEST_CASE("Conv2d with constant weights prepares its filter once, the same outpu
 TEST_CASE("Conv2d backward accumulates into every gradient, every algorithm") {
   SkipList skipped{"accumulate", {}, {}};
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
-  const std::string algorithm_name = conv_algorithm_name(algorithm);
+    const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
-  std::mt19937_64 generator(14);
-  for (const auto& [g, has_bias] : kShapes) {
-    CAPTURE(describe(g, has_bias));
-    BoundConv conv(Device::CPU, g, has_bias, 8);
-    skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
-    Tensor input = random_tensor(input_shape(g), generator);
-    Tensor output_gradient = random_tensor(output_shape(g), generator);
-    Tensor output(Device::CPU, output_shape(g));
-    Tensor input_gradient(Device::CPU, input_shape(g));
-    Context context(Device::CPU);
-    conv.layer.forward(context, {&input}, output, true);
-    conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
-    const std::vector<float> once_input = input_gradient.to_vector();
-    const std::vector<float> once_weight = conv.weight_gradient.to_vector();
-    const std::vector<float> once_bias =
-        has_bias ? conv.bias_gradient.to_vector() : std::vector<float>{};
-    conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
-    auto doubled = [](std::vector<float> values) {
-      for (float& value : values) value *= 2.0f;
-      return values;
-    };
-    check_close(input_gradient.to_vector(), doubled(once_input), 1e-6, 1e-5, "input gradient x2");
-    check_close(conv.weight_gradient.to_vector(), doubled(once_weight), 1e-6, 1e-5,
-                "weight gradient x2");
-    if (has_bias)
-      check_close(conv.bias_gradient.to_vector(), doubled(once_bias), 1e-6, 1e-5,
-                  "bias gradient x2");
-    // A null input gradient skips d input but still accumulates the parameter gradients.
-    conv.layer.backward(context, {&input}, output, output_gradient, {nullptr});
-    std::vector<float> tripled = once_weight;
-    for (float& value : tripled) value *= 3.0f;
-    check_close(conv.weight_gradient.to_vector(), tripled, 1e-6, 1e-5, "weight gradient x3");
-  }
+    std::mt19937_64 generator(14);
+    for (const auto& [g, has_bias] : kShapes) {
+      CAPTURE(describe(g, has_bias));
+      BoundConv conv(Device::CPU, g, has_bias, 8);
+      skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
+      Tensor input = random_tensor(input_shape(g), generator);
+      Tensor output_gradient = random_tensor(output_shape(g), generator);
+      Tensor output(Device::CPU, output_shape(g));
+      Tensor input_gradient(Device::CPU, input_shape(g));
+      Context context(Device::CPU);
+      conv.layer.forward(context, {&input}, output, true);
+      conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+      const std::vector<float> once_input = input_gradient.to_vector();
+      const std::vector<float> once_weight = conv.weight_gradient.to_vector();
+      const std::vector<float> once_bias = has_bias ? conv.bias_gradient.to_vector() : std::vector<float>{};
+      conv.layer.backward(context, {&input}, output, output_gradient, {&input_gradient});
+      auto doubled = [](std::vector<float> values) {
+        for (float& value : values) value *= 2.0f;
+        return values;
+      };
+      check_close(input_gradient.to_vector(), doubled(once_input), 1e-6, 1e-5, "input gradient x2");
+      check_close(conv.weight_gradient.to_vector(), doubled(once_weight), 1e-6, 1e-5, "weight gradient x2");
+      if (has_bias) check_close(conv.bias_gradient.to_vector(), doubled(once_bias), 1e-6, 1e-5, "bias gradient x2");
+      // A null input gradient skips d input but still accumulates the parameter gradients.
+      conv.layer.backward(context, {&input}, output, output_gradient, {nullptr});
+      std::vector<float> tripled = once_weight;
+      for (float& value : tripled) value *= 3.0f;
+      check_close(conv.weight_gradient.to_vector(), tripled, 1e-6, 1e-5, "weight gradient x3");
+    }
   }
 }
 
@@ -550,16 +536,13 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
     std::vector<float> scratch;
     std::vector<float> expected_y(static_cast<size_t>(g.N * g.H * g.W * g.K));
     std::vector<float> expected_dx(x.size(), 0.0f);
-    conv2d_forward_cpu(expected_y.data(), x.data(), w.data(), nullptr, g,
-                       ConvAlgorithm::Reference, scratch);
-    conv2d_input_gradient_cpu(expected_dx.data(), dy.data(), w.data(), g,
-                              ConvAlgorithm::Reference, scratch);
+    conv2d_forward_cpu(expected_y.data(), x.data(), w.data(), nullptr, g, ConvAlgorithm::Reference, scratch);
+    conv2d_input_gradient_cpu(expected_dx.data(), dy.data(), w.data(), g, ConvAlgorithm::Reference, scratch);
     std::vector<float> expected_dw(w.size(), 0.0f);
-    conv2d_weight_gradient_cpu(expected_dw.data(), nullptr, dy.data(), x.data(), g,
-                               ConvAlgorithm::Reference, scratch);
+    conv2d_weight_gradient_cpu(expected_dw.data(), nullptr, dy.data(), x.data(), g, ConvAlgorithm::Reference, scratch);
     for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
       const std::string algorithm_name = conv_algorithm_name(algorithm);
-    CAPTURE(algorithm_name);
+      CAPTURE(algorithm_name);
       const int m = algorithm == ConvAlgorithm::Winograd2 ? 2 : 4;
       std::vector<float> y(expected_y.size()), dx(x.size(), 0.0f);
       conv2d_forward_cpu(y.data(), x.data(), w.data(), nullptr, g, algorithm, scratch);
@@ -571,9 +554,9 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
         forward_error = std::max(forward_error, std::fabs(double(y[i]) - expected_y[i]));
       for (size_t i = 0; i < dx.size(); ++i)
         backward_error = std::max(backward_error, std::fabs(double(dx[i]) - expected_dx[i]));
-      MESSAGE(std::string(conv_algorithm_name(algorithm)) << " " << describe(g, false) << ": max error "
-              << forward_error << " (bound " << forward_tolerance << "), input gradient "
-              << backward_error << " (bound " << backward_tolerance << "), largest output "
+      MESSAGE(std::string(conv_algorithm_name(algorithm))
+              << " " << describe(g, false) << ": max error " << forward_error << " (bound " << forward_tolerance
+              << "), input gradient " << backward_error << " (bound " << backward_tolerance << "), largest output "
               << max_abs(expected_y));
       CHECK(forward_error <= forward_tolerance);
       CHECK(backward_error <= backward_tolerance);
@@ -585,8 +568,9 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
       double weight_error = 0;
       for (size_t i = 0; i < dw.size(); ++i)
         weight_error = std::max(weight_error, std::fabs(double(dw[i]) - expected_dw[i]));
-      MESSAGE(std::string(conv_algorithm_name(algorithm)) << " weight gradient: max error " << weight_error
-              << " (bound " << weight_tolerance << "), largest " << max_abs(expected_dw));
+      MESSAGE(std::string(conv_algorithm_name(algorithm))
+              << " weight gradient: max error " << weight_error << " (bound " << weight_tolerance << "), largest "
+              << max_abs(expected_dw));
       CHECK(weight_error <= weight_tolerance);
       CHECK(weight_tolerance < 0.05 * max_abs(expected_dw));
     }
@@ -596,20 +580,20 @@ TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel
 TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
   const Conv2dGeometry one_by_one{1, 4, 4, 32, 32, 1}, odd{1, 4, 4, 3, 5, 3};
   std::vector<float> scratch, buffer(4096, 0.0f);
-  CHECK_THROWS_WITH_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr,
-                                          one_by_one, ConvAlgorithm::Winograd4, scratch),
+  CHECK_THROWS_WITH_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, one_by_one,
+                                          ConvAlgorithm::Winograd4, scratch),
                        "Conv2d forward of 1x4x4x32 -> 32, 1x1: algorithm 'winograd4' cannot run "
                        "it: winograd4 runs 3x3 convolutions only, this one is 1x1",
                        Error);
-  CHECK_THROWS_AS(conv2d_weight_gradient_cpu(buffer.data(), nullptr, buffer.data(), buffer.data(),
-                                             one_by_one, ConvAlgorithm::Winograd2, scratch),
+  CHECK_THROWS_AS(conv2d_weight_gradient_cpu(buffer.data(), nullptr, buffer.data(), buffer.data(), one_by_one,
+                                             ConvAlgorithm::Winograd2, scratch),
                   Error);
-  CHECK_THROWS_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd,
-                                     ConvAlgorithm::Direct, scratch),
-                  Error);
-  CHECK_THROWS_AS(conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd,
-                                     ConvAlgorithm::Auto, scratch),
-                  Error);
+  CHECK_THROWS_AS(
+      conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd, ConvAlgorithm::Direct, scratch),
+      Error);
+  CHECK_THROWS_AS(
+      conv2d_forward_cpu(buffer.data(), buffer.data(), buffer.data(), nullptr, odd, ConvAlgorithm::Auto, scratch),
+      Error);
   CHECK(parse_conv_algorithms("winograd4,direct") ==
         std::vector<ConvAlgorithm>{ConvAlgorithm::Winograd4, ConvAlgorithm::Direct});
   CHECK_THROWS_WITH_AS(parse_conv_algorithm("fft"),
@@ -618,11 +602,9 @@ TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
                        Error);
   CHECK_THROWS_AS(parse_conv_algorithms("gemm,"), Error);
   // A preference list takes the first that runs; a strict single name does not fall back.
-  CHECK(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4, ConvAlgorithm::Gemm},
-                                      ConvDirection::Forward, one_by_one) == ConvAlgorithm::Gemm);
-  CHECK_THROWS_AS(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4}, ConvDirection::Forward,
-                                                one_by_one),
-                  Error);
+  CHECK(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4, ConvAlgorithm::Gemm}, ConvDirection::Forward,
+                                      one_by_one) == ConvAlgorithm::Gemm);
+  CHECK_THROWS_AS(first_runnable_conv_algorithm({ConvAlgorithm::Winograd4}, ConvDirection::Forward, one_by_one), Error);
   // A layer forced to an algorithm that cannot run its shape fails at run time, by name.
   BoundConv conv(Device::CPU, one_by_one, false, 3);
   conv.layer.set_conv_algorithm(ConvAlgorithm::Winograd2);
@@ -650,11 +632,10 @@ TEST_CASE("Conv2d auto picks a runnable algorithm per direction and remembers it
   naive_backward(g, x, w, output_gradient.to_vector(), dx, dw, db);
   // Auto's timing runs went to throw-away buffers: the gradients were added exactly once.
   check_close(input_gradient.to_vector(), dx,
-              winograd_tolerance(4, g.K, max_abs(output_gradient.to_vector()), max_abs(w)), 1e-5,
-              "input gradient");
+              winograd_tolerance(4, g.K, max_abs(output_gradient.to_vector()), max_abs(w)), 1e-5, "input gradient");
   check_close(conv.weight_gradient.to_vector(), dw,
-              winograd_weight_tolerance(4, g, max_abs(x), max_abs(output_gradient.to_vector())),
-              1e-5, "weight gradient");
+              winograd_weight_tolerance(4, g, max_abs(x), max_abs(output_gradient.to_vector())), 1e-5,
+              "weight gradient");
   const std::vector<ConvTuningRecord> records = conv_tuning_records();
   CHECK(records.size() == 3);
   for (const ConvTuningRecord& record : records) {
@@ -672,8 +653,8 @@ TEST_CASE("Conv2d rejects bad configurations and inputs") {
   const Conv2dGeometry g{2, 6, 6, 3, 4, 3};
   BoundConv conv(Device::CPU, g, true, 9);
   CHECK(conv.layer.output_shape({{2, 6, 6, 3}}) == Shape{2, 6, 6, 4});
-  CHECK_THROWS_WITH_AS(conv.layer.output_shape({{2, 6, 6, 5}}),
-                       "Conv2d: input (2,6,6,5) has 5 channels, expected 3", Error);
+  CHECK_THROWS_WITH_AS(conv.layer.output_shape({{2, 6, 6, 5}}), "Conv2d: input (2,6,6,5) has 5 channels, expected 3",
+                       Error);
   CHECK_THROWS_AS(conv.layer.output_shape({{2, 6, 6}}), Error);
   CHECK_THROWS_AS(conv.layer.output_shape({{2, 6, 6, 3}, {2, 6, 6, 3}}), Error);
   Context context(Device::CPU);
@@ -706,8 +687,7 @@ namespace {
 
 // Runs forward and backward of the same layer on the CPU and on the GPU and compares outputs and
 // every gradient: |gpu - cpu| <= tolerance * max(1, max |cpu|) per tensor.
-void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_tf32,
-                            double tolerance) {
+void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_tf32, double tolerance) {
   CAPTURE(describe(g, has_bias));
   CAPTURE(allow_tf32);
   std::mt19937_64 generator(15);
@@ -724,8 +704,7 @@ void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_t
   const Tensor start_gradient = random_tensor(input_shape(g), generator);  // accumulated onto
   // The parameter gradients start non-zero too, so an overwrite (beta = 0) instead of an
   // accumulation in cuDNN's backward filter or the bias GEMV fails the comparison.
-  const Tensor start_weight_gradient =
-      random_tensor({g.K, g.kernel_size, g.kernel_size, g.C}, generator);
+  const Tensor start_weight_gradient = random_tensor({g.K, g.kernel_size, g.kernel_size, g.C}, generator);
   cpu.weight_gradient.copy_from(start_weight_gradient);
   gpu.weight_gradient.copy_from(start_weight_gradient);
   if (has_bias) {
@@ -745,8 +724,7 @@ void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_t
   Tensor gpu_output(Device::CUDA, output_shape(g));
   Tensor gpu_input_gradient = start_gradient.to(Device::CUDA);
   gpu.layer.forward(gpu_context, {&gpu_input}, gpu_output, true);
-  gpu.layer.backward(gpu_context, {&gpu_input}, gpu_output, gpu_output_gradient,
-                     {&gpu_input_gradient});
+  gpu.layer.backward(gpu_context, {&gpu_input}, gpu_output, gpu_output_gradient, {&gpu_input_gradient});
   gpu_context.synchronize();
 
   auto compare = [&](const Tensor& on_gpu, const Tensor& on_cpu, const char* what) {
@@ -815,13 +793,13 @@ struct FakeWorkspaceQuery {
 
 TEST_CASE("cuDNN algorithm choice walks the heuristic's order past every unusable candidate") {
   const std::vector<ConvAlgorithmCandidate> candidates = {
-      candidate(1, "IMPLICIT_PRECOMP_GEMM", false),                    // heuristic: not supported
-      candidate(6, "WINOGRAD"),                                        // workspace query fails
+      candidate(1, "IMPLICIT_PRECOMP_GEMM", false),                          // heuristic: not supported
+      candidate(6, "WINOGRAD"),                                              // workspace query fails
       candidate(7, "WINOGRAD_NONFUSED", true, ConvAlgorithmMath::TensorOp),  // TF32 while off
-      candidate(4, "FFT"),                                             // workspace over the limit
-      candidate(2, "GEMM", true, ConvAlgorithmMath::TensorOpConversion),  // fp16: never
-      candidate(0, "IMPLICIT_GEMM"),                                   // usable
-      candidate(3, "DIRECT"),                                          // never reached
+      candidate(4, "FFT"),                                                   // workspace over the limit
+      candidate(2, "GEMM", true, ConvAlgorithmMath::TensorOpConversion),     // fp16: never
+      candidate(0, "IMPLICIT_GEMM"),                                         // usable
+      candidate(3, "DIRECT"),                                                // never reached
   };
   FakeWorkspaceQuery fake;
   fake.failures[6] = "CUDNN_STATUS_NOT_SUPPORTED";
@@ -877,14 +855,12 @@ TEST_CASE("cuDNN algorithm choice: deterministic mode passes over non-determinis
 }
 
 TEST_CASE("cuDNN algorithm choice: when nothing is usable the error names layer, shape and tries") {
-  const std::vector<ConvAlgorithmCandidate> candidates = {candidate(1, "ALGO_1", false),
-                                                          candidate(0, "ALGO_0")};
+  const std::vector<ConvAlgorithmCandidate> candidates = {candidate(1, "ALGO_1", false), candidate(0, "ALGO_0")};
   FakeWorkspaceQuery fake;
   fake.failures[0] = "CUDNN_STATUS_BAD_PARAM";
   const ConvAlgorithmChoice choice = choose_conv_algorithm(candidates, false, 1 << 30, fake.callback());
   CHECK(choice.index == -1);
-  CHECK(no_conv_algorithm_message("block1_1.conv1", "backward-data", "input (2,3,3,1) K=32 kernel=3",
-                                  choice) ==
+  CHECK(no_conv_algorithm_message("block1_1.conv1", "backward-data", "input (2,3,3,1) K=32 kernel=3", choice) ==
         "cuDNN has no usable backward-data convolution algorithm for Conv2d block1_1.conv1 "
         "input (2,3,3,1) K=32 kernel=3; tried ALGO_1 (1): heuristic status "
         "CUDNN_STATUS_NOT_SUPPORTED; ALGO_0 (0): workspace query failed with CUDNN_STATUS_BAD_PARAM");

@@ -54,9 +54,7 @@ ConvTuningRecord timed_record(ConvDirection direction, const Conv2dGeometry& geo
   return choice.record;
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 // The message of the pneumo::Error that reading `path` as the tuning file throws, or "".
 std::string load_error(const std::string& path) {
@@ -69,9 +67,7 @@ std::string load_error(const std::string& path) {
   return "";
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A message fit for a terminal: one line, no control bytes, at most 400 bytes.
 bool one_short_line(const std::string& message) {
@@ -152,9 +148,8 @@ TEST_CASE("the tuning file round-trips through a path with spaces, quotes, ';' a
     CHECK(record.source == path);
   }
   // The file's choice is auto's answer for its shape now, without timing.
-  const ConvAutoChoice read = conv_auto_choice(ConvDirection::Forward, forward, [](ConvAlgorithm) {
-    FAIL("a shape of the tuning file was timed again");
-  });
+  const ConvAutoChoice read = conv_auto_choice(
+      ConvDirection::Forward, forward, [](ConvAlgorithm) { FAIL("a shape of the tuning file was timed again"); });
   CHECK(!read.timed_now);
   CHECK(read.record.algorithm == first.algorithm);
   CHECK(read.record.source == path);
@@ -185,7 +180,8 @@ TEST_CASE("a missing tuning file is no tuning; one that is not a small text file
     const int writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // let the reader go
     if (writer >= 0) ::close(writer);
   }
-  CHECK(reading.get() == quoted_folder + "/fifo.txt': is not a regular file (a device, FIFO or socket); expected a file");
+  CHECK(reading.get() ==
+        quoted_folder + "/fifo.txt': is not a regular file (a device, FIFO or socket); expected a file");
 
   // 100 MB on one line: refused by its size, not echoed back.
   const fs::path huge = root.path / "huge.txt";
@@ -220,14 +216,17 @@ TEST_CASE("a bad tuning-file line is named by number, its bytes escaped and cut 
 
   // Terminal escapes and binary bytes in a line: escaped, never raw.
   std::string message = error_for(std::string("# comment\nforward 1 8 \x1b[2J\x07\xff\x00 4\n", 32));
-  CHECK(message == file + " line 2: expected 'direction N H W C K kernel threads isa algorithm ms', "
-                          "got 'forward 1 8 \\x1b[2J\\x07\\xff\\x00 4'");
+  CHECK(message == file +
+                       " line 2: expected 'direction N H W C K kernel threads isa algorithm ms', "
+                       "got 'forward 1 8 \\x1b[2J\\x07\\xff\\x00 4'");
   message = error_for("forward 1 8 8 4 4 3 1 avx2 \x1b]0;owned\x07 0.1\n");
-  CHECK(message == file + " line 1: unknown algorithm '\\x1b]0;owned\\x07' (expected one of "
-                          "reference,gemm,direct,winograd2,winograd4)");
+  CHECK(message == file +
+                       " line 1: unknown algorithm '\\x1b]0;owned\\x07' (expected one of "
+                       "reference,gemm,direct,winograd2,winograd4)");
   message = error_for("\x1b[31mforward 1 8 8 4 4 3 1 avx2 gemm 0.1\n");
-  CHECK(message == file + " line 1: unknown direction '\\x1b[31mforward' (expected forward, "
-                          "input-gradient or weight-gradient)");
+  CHECK(message == file +
+                       " line 1: unknown direction '\\x1b[31mforward' (expected forward, "
+                       "input-gradient or weight-gradient)");
   // auto is not a choice a file can record.
   CHECK(error_for("forward 1 8 8 4 4 3 1 avx2 auto 0.1\n") ==
         file + " line 1: unknown algorithm 'auto' (expected one of reference,gemm,direct,winograd2,winograd4)");
@@ -252,11 +251,12 @@ TEST_CASE("auto's own read of PNEUMO_CONV_TUNING fails the same way, naming the 
   const Conv2dGeometry g{1, 8, 8, 4, 4, 3};
   bool timed = false;
   CHECK_THROWS_WITH_AS(conv_auto_choice(ConvDirection::Forward, g, [&](ConvAlgorithm) { timed = true; }),
-                       ("tuning file '" + root.path.string() + "': is a folder; expected a file").c_str(),
-                       Error);
+                       ("tuning file '" + root.path.string() + "': is a folder; expected a file").c_str(), Error);
   CHECK(!timed);  // not silently timed instead
-  if (before) ::setenv("PNEUMO_CONV_TUNING", saved.c_str(), 1);
-  else ::unsetenv("PNEUMO_CONV_TUNING");
+  if (before)
+    ::setenv("PNEUMO_CONV_TUNING", saved.c_str(), 1);
+  else
+    ::unsetenv("PNEUMO_CONV_TUNING");
   clear_conv_tuning(true);
 }
 
@@ -265,8 +265,8 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
   const fs::path path = root.path / "t.txt";
   const std::string machine = " " + std::to_string(cpu_thread_count()) + " " + cpu_isa_name(cpu_isa());
   // winograd needs a 3x3 kernel: neither entry (this layer at batch 1 and at batch 3) can run.
-  write_text(path, "forward 1 8 8 4 4 1" + machine + " winograd4 0.500\n" +
-                   "forward 3 8 8 4 4 1" + machine + " winograd2 0.250\n");
+  write_text(path, "forward 1 8 8 4 4 1" + machine + " winograd4 0.500\n" + "forward 3 8 8 4 4 1" + machine +
+                       " winograd2 0.250\n");
   clear_conv_tuning(false);
   load_conv_tuning_file(path.string());
   REQUIRE(conv_tuning_records().size() == 2);
@@ -293,7 +293,7 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
   const std::string file = "conv auto: tuning file '" + path.string() + "': entry ";
   CHECK(said == file + "'forward 1 8 8 4 4 1" + machine + " winograd4' cannot run forward of " +
                     "1x8x8x4 -> 4, 1x1 (winograd4 runs 3x3 convolutions only, this one is 1x1); timing it instead\n" +
-                file + "'forward 3 8 8 4 4 1" + machine + " winograd2' cannot run forward of " +
+                    file + "'forward 3 8 8 4 4 1" + machine + " winograd2' cannot run forward of " +
                     "3x8x8x4 -> 4, 1x1 (winograd2 runs 3x3 convolutions only, this one is 1x1); timing it instead\n");
   clear_conv_tuning(true);
 }

@@ -26,11 +26,10 @@ Tensor forward(Dropout& layer, Context& context, const Tensor& input, bool train
 }
 
 // Backward with output_gradient = probe into a zeroed input gradient (`passes` times).
-Tensor backward(Dropout& layer, Context& context, const Tensor& input, const Tensor& output,
-                const Tensor& probe, int passes = 1) {
+Tensor backward(Dropout& layer, Context& context, const Tensor& input, const Tensor& output, const Tensor& probe,
+                int passes = 1) {
   Tensor input_gradient(context.device(), input.shape());
-  for (int pass = 0; pass < passes; ++pass)
-    layer.backward(context, {&input}, output, probe, {&input_gradient});
+  for (int pass = 0; pass < passes; ++pass) layer.backward(context, {&input}, output, probe, {&input_gradient});
   return input_gradient;
 }
 
@@ -46,8 +45,10 @@ TEST_CASE("Dropout drops a rate share of elements and scales the rest by 1/(1-ra
     const float scale = 1.0f / (1.0f - rate);
     int64_t dropped = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-      if (y[i] == 0.0f) ++dropped;
-      else REQUIRE(y[i] == x[i] * scale);
+      if (y[i] == 0.0f)
+        ++dropped;
+      else
+        REQUIRE(y[i] == x[i] * scale);
     }
     // Binomial(n, rate): the share lies within 5 standard deviations.
     const double n = static_cast<double>(x.size());
@@ -124,7 +125,8 @@ TEST_CASE("Dropout backward: the gradient checker, the forward's mask, accumulat
   const std::vector<float> y = output.to_vector(), dx = analytic.to_vector(), dy = probe.to_vector();
   int64_t kept = 0;
   for (size_t i = 0; i < y.size(); ++i) {
-    if (y[i] == 0.0f) REQUIRE(dx[i] == 0.0f);
+    if (y[i] == 0.0f)
+      REQUIRE(dx[i] == 0.0f);
     else {
       REQUIRE(dx[i] == dy[i] * (1.0f / 0.6f));
       ++kept;

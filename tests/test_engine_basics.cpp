@@ -103,8 +103,7 @@ TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
         for (int k = 0; k < K; ++k)
           for (int n = 0; n < N; ++n) b[tb ? n * K + k : k * N + n] = B[k * N + n];
         std::vector<float> C(M * N, 1.0f);
-        cpu_sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, C.data(),
-                  N);
+        cpu_sgemm(ta, tb, M, N, K, 2.0f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, C.data(), N);
         int wrong = 0;
         for (int m = 0; m < M; ++m)
           for (int n = 0; n < N; ++n) {
@@ -154,9 +153,10 @@ TEST_CASE("parallel_for covers every index exactly once and propagates exception
     });
     for (int hit : hits) CHECK(hit == 1);
   }
-  CHECK_THROWS_WITH_AS(parallel_for(100, 1, [](int64_t begin, int64_t) {
-                         if (begin > 0) throw Error("chunk failed");
-                       }),
+  CHECK_THROWS_WITH_AS(parallel_for(100, 1,
+                                    [](int64_t begin, int64_t) {
+                                      if (begin > 0) throw Error("chunk failed");
+                                    }),
                        "chunk failed", Error);
 }
 
@@ -164,8 +164,8 @@ TEST_CASE("OpenBLAS runs a kernel set that matches the CPU") {
   std::string kernels = openblas_kernel_name();
   MESSAGE("OpenBLAS kernels: " << kernels);
 #if defined(PNEUMO_HAVE_OPENBLAS) && defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2") && (std::getenv("OPENBLAS_CORETYPE") == nullptr ||
-                                          std::getenv("PNEUMO_OPENBLAS_SELECTED") != nullptr))
+  if (__builtin_cpu_supports("avx2") &&
+      (std::getenv("OPENBLAS_CORETYPE") == nullptr || std::getenv("PNEUMO_OPENBLAS_SELECTED") != nullptr))
     CHECK(kernels != "Prescott");
 #endif
 }

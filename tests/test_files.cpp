@@ -45,7 +45,8 @@ std::string error_of(const std::function<void()>& action) {
 
 // A fresh folder under the system's temporary folder whose name is hostile to shells.
 std::string scratch_folder(const std::string& test) {
-  const std::string folder = (fs::temp_directory_path() / ("pneumo test_files " + test + " Ann's $(x) \xc3\xa9\xff")).string();
+  const std::string folder =
+      (fs::temp_directory_path() / ("pneumo test_files " + test + " Ann's $(x) \xc3\xa9\xff")).string();
   fs::remove_all(folder);
   return folder;
 }
@@ -81,8 +82,9 @@ TEST_CASE("an atomic write that fails leaves the old file and no temporary") {
   CHECK(read_all(path) == "old");
   CHECK(names_in(root) == std::vector<std::string>{"kept.txt"});
   // A missing folder, a folder as the target, an empty path: one line naming the path.
-  CHECK(error_of([&] { write_file_atomic(root + "/missing/x.txt", std::string("x")); }).find("the folder does not exist") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          write_file_atomic(root + "/missing/x.txt", std::string("x"));
+        }).find("the folder does not exist") != std::string::npos);
   make_directories(root + "/a_folder");
   CHECK(error_of([&] { write_file_atomic(root + "/a_folder", std::string("x")); }) ==
         root + "/a_folder: is a folder; expected a file path to write");
@@ -103,7 +105,8 @@ TEST_CASE("read_regular_file refuses folders, FIFOs and oversized files, naming 
   CHECK(error_of([&] { read_regular_file(fifo); }).find("is not a regular file") != std::string::npos);
   write_file_atomic(root + "/big", std::string(100, 'x'));
   CHECK(read_regular_file(root + "/big", 100) == std::string(100, 'x'));
-  CHECK(error_of([&] { read_regular_file(root + "/big", 99); }).find("100 bytes, more than the 99") != std::string::npos);
+  CHECK(error_of([&] { read_regular_file(root + "/big", 99); }).find("100 bytes, more than the 99") !=
+        std::string::npos);
   CHECK(error_of([&] { read_regular_file(root + "/none"); }).find(root + "/none: cannot open") == 0);
   fs::remove_all(root);
 }
@@ -121,15 +124,18 @@ TEST_CASE("same_file and require_outputs_distinct see through links and refuse a
   CHECK(same_file(root + "/new.onnx", root + "/sub/../new.onnx"));  // neither exists yet
   CHECK_FALSE(same_file(input, root + "/other"));
   CHECK_FALSE(same_file("", input));
-  CHECK(error_of([&] { require_outputs_distinct({{"--onnx", root + "/link"}}, {{"--checkpoint", input}}); })
-            .find("--onnx '") == 0);
-  CHECK(error_of([&] { require_outputs_distinct({{"--onnx", root + "/link"}}, {{"--checkpoint", input}}); })
-            .find("is the same file as the input --checkpoint") != std::string::npos);
+  CHECK(error_of([&] {
+          require_outputs_distinct({{"--onnx", root + "/link"}}, {{"--checkpoint", input}});
+        }).find("--onnx '") == 0);
+  CHECK(error_of([&] {
+          require_outputs_distinct({{"--onnx", root + "/link"}}, {{"--checkpoint", input}});
+        }).find("is the same file as the input --checkpoint") != std::string::npos);
   CHECK(error_of([&] {
           require_outputs_distinct({{"--onnx", root + "/m.onnx"}, {"--reference-out", root + "/sub/../m.onnx"}}, {});
         }).find("is the same file as --onnx") != std::string::npos);
-  CHECK(error_of([&] { require_outputs_distinct({{"--out", root + "/x.csv"}, {"--labels", ""}}, {{"--labels", ""}}); })
-            .empty());
+  CHECK(error_of([&] {
+          require_outputs_distinct({{"--out", root + "/x.csv"}, {"--labels", ""}}, {{"--labels", ""}});
+        }).empty());
   CHECK(read_all(input) == "weights");
   fs::remove_all(root);
 }
@@ -138,9 +144,9 @@ TEST_CASE("stale temporaries of dead writers go, live ones stay") {
   const std::string root = scratch_folder("stale");
   make_directories(root);
   const std::string own = "best.safetensors.tmp-" + std::to_string(::getpid()) + "-0";
-  for (const std::string name : {std::string("best.safetensors.tmp-999999999-1"), std::string("curves.png.tmp.999999999.0"),
-                                 std::string("config.txt.tmp"), own, std::string("notes.txt"),
-                                 std::string("x.tmp-abc")})
+  for (const std::string name :
+       {std::string("best.safetensors.tmp-999999999-1"), std::string("curves.png.tmp.999999999.0"),
+        std::string("config.txt.tmp"), own, std::string("notes.txt"), std::string("x.tmp-abc")})
     write_file_atomic(root + "/" + name, std::string("x"));
   CHECK(remove_stale_temporary_files_in(root) == 3);
   CHECK(names_in(root) == std::vector<std::string>{own, "notes.txt", "x.tmp-abc"});

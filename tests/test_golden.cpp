@@ -65,7 +65,7 @@ void run_golden(Device device, const Tolerances& tolerance) {
     engine_names.insert(entry.spec.name);
     const SafetensorsTensor& initial = tensor(golden, "initial." + entry.spec.name);
     REQUIRE(initial.shape == entry.spec.shape);
-    Tensor value = entry.value;  // a view into the store
+    Tensor value = entry.value;          // a view into the store
     value.set_values(initial.floats());  // host -> device
   }
   CHECK(fixture_names == engine_names);
@@ -135,7 +135,8 @@ void run_golden(Device device, const Tolerances& tolerance) {
     } else {
       for (size_t i = 0; i < actual.size(); ++i) {
         INFO(entry.spec.name << "[" << i << "] " << actual[i] << " reference " << expected[i]);
-        CHECK(std::fabs(double(actual[i]) - expected[i]) <= tolerance.state * std::max(1.0, std::fabs(double(expected[i]))));
+        CHECK(std::fabs(double(actual[i]) - expected[i]) <=
+              tolerance.state * std::max(1.0, std::fabs(double(expected[i]))));
       }
     }
   }
@@ -169,17 +170,13 @@ TEST_CASE("the network matches PyTorch with every CPU convolution algorithm (CPU
     // on the output and loss. Adam's step m / sqrt(v) is scale-free, so on near-zero gradient
     // entries that error can move a weight by a fraction of the learning rate (1e-3): loss and
     // weights get 10x / 0.1 lr, the rest stays.
-    const bool winograd =
-        algorithm == ConvAlgorithm::Winograd2 || algorithm == ConvAlgorithm::Winograd4;
+    const bool winograd = algorithm == ConvAlgorithm::Winograd2 || algorithm == ConvAlgorithm::Winograd4;
     run_golden(Device::CPU, winograd ? Tolerances{1e-4, 1e-5, 1e-3, 1e-4, 1e-6, 1e-4, 1e-4}
                                      : Tolerances{1e-5, 1e-6, 1e-4, 3e-5, 1e-6, 1e-5, 1e-5});
     if (algorithm == ConvAlgorithm::Direct &&
-        !conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 32, 32, 3})
-             .empty())
+        !conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 32, 32, 3}).empty())
       std::printf("SKIPPED (golden) direct: %s\n",
-                  conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward,
-                                                    {1, 8, 8, 32, 32, 3})
-                      .c_str());
+                  conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 32, 32, 3}).c_str());
   }
   set_default_conv_algorithms(saved);
 }

@@ -65,8 +65,9 @@ struct Tolerances {
 
 void run_keras_steps(Device device, const Tolerances& tolerance) {
   const SafetensorsContents fixture = read_safetensors(pneumo::testing::fixture_path("peers/keras_steps.safetensors"));
-  const NetworkConfig config{metadata_integer(fixture, "network.input_size"), metadata_integer(fixture, "network.channels"),
-                             metadata_integer(fixture, "network.n_blocks"), metadata_integer(fixture, "network.depth"), 0.0f};
+  const NetworkConfig config{
+      metadata_integer(fixture, "network.input_size"), metadata_integer(fixture, "network.channels"),
+      metadata_integer(fixture, "network.n_blocks"), metadata_integer(fixture, "network.depth"), 0.0f};
   const int64_t batch = metadata_integer(fixture, "batch_size"), steps = metadata_integer(fixture, "batches");
   REQUIRE(steps == 30);
   const float learning_rate = 1e-3f;
@@ -75,11 +76,12 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
   for (const auto& entry : network.parameters().entries()) {
     const SafetensorsTensor& initial = tensor(fixture, "initial." + entry.spec.name);
     REQUIRE(initial.shape == entry.spec.shape);
-    Tensor value = entry.value;  // a view into the store
+    Tensor value = entry.value;          // a view into the store
     value.set_values(initial.floats());  // host -> device
   }
   const int64_t S = config.input_size, per_batch = batch * S * S;
-  const std::vector<float> all_images = tensor(fixture, "images").floats(), all_masks = tensor(fixture, "masks").floats();
+  const std::vector<float> all_images = tensor(fixture, "images").floats(),
+                           all_masks = tensor(fixture, "masks").floats();
   REQUIRE(static_cast<int64_t>(all_images.size()) == steps * per_batch);
   const std::vector<float> keras_loss = tensor(fixture, "keras.loss").floats();
   const std::vector<float> keras_accuracy = tensor(fixture, "keras.accuracy").floats();
@@ -91,9 +93,11 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
   const double nudged_iou = max_difference(tensor(fixture, "keras_nudged.mean_iou").floats(), keras_iou);
   double nudged_weight = 0, nudged_state = 0;
   for (const auto& entry : network.parameters().entries()) {
-    const double drift = max_difference(tensor(fixture, "keras_nudged.final." + entry.spec.name).floats(),
-                                        tensor(fixture, "keras.final." + entry.spec.name).floats(), !entry.spec.trainable);
-    (entry.spec.trainable ? nudged_weight : nudged_state) = std::max(entry.spec.trainable ? nudged_weight : nudged_state, drift);
+    const double drift =
+        max_difference(tensor(fixture, "keras_nudged.final." + entry.spec.name).floats(),
+                       tensor(fixture, "keras.final." + entry.spec.name).floats(), !entry.spec.trainable);
+    (entry.spec.trainable ? nudged_weight : nudged_state) =
+        std::max(entry.spec.trainable ? nudged_weight : nudged_state, drift);
   }
   REQUIRE(nudged_loss > 0);
   REQUIRE(nudged_weight > 0);
@@ -102,8 +106,10 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
   Tensor images(device, Shape{batch, S, S, 1}), masks(device, Shape{batch, S, S, 1});  // (N,S,S,1)
   double worst_loss = 0, worst_accuracy = 0, worst_iou = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    images.set_values(std::vector<float>(all_images.begin() + step * per_batch, all_images.begin() + (step + 1) * per_batch));
-    masks.set_values(std::vector<float>(all_masks.begin() + step * per_batch, all_masks.begin() + (step + 1) * per_batch));
+    images.set_values(
+        std::vector<float>(all_images.begin() + step * per_batch, all_images.begin() + (step + 1) * per_batch));
+    masks.set_values(
+        std::vector<float>(all_masks.begin() + step * per_batch, all_masks.begin() + (step + 1) * per_batch));
     const StepResult result = train_step(context, network, adam, images, masks, learning_rate);
     const double loss_error = std::fabs(result.loss.loss - keras_loss[step]);
     const double accuracy_error = std::fabs(result.metrics.accuracy - keras_accuracy[step]);
@@ -112,8 +118,8 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
     worst_accuracy = std::max(worst_accuracy, accuracy_error);
     worst_iou = std::max(worst_iou, iou_error);
     INFO("step " << step + 1 << ": loss " << result.loss.loss << " keras " << keras_loss[step] << ", accuracy "
-                 << result.metrics.accuracy << " keras " << keras_accuracy[step] << ", mean IoU " << result.metrics.mean_iou
-                 << " keras " << keras_iou[step]);
+                 << result.metrics.accuracy << " keras " << keras_accuracy[step] << ", mean IoU "
+                 << result.metrics.mean_iou << " keras " << keras_iou[step]);
     if (step < 10) {
       CHECK(loss_error <= tolerance.early);
       CHECK(accuracy_error <= tolerance.early);
@@ -132,10 +138,12 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
     const std::vector<float> actual = entry.value.to_vector();
     const double error = max_difference(actual, expected, !entry.spec.trainable);
     INFO(entry.spec.name << ": max " << (entry.spec.trainable ? "" : "relative ") << "difference " << error
-                         << " (moved by up to " << max_difference(expected, tensor(fixture, "initial." + entry.spec.name).floats())
+                         << " (moved by up to "
+                         << max_difference(expected, tensor(fixture, "initial." + entry.spec.name).floats())
                          << " in 30 steps)");
     CHECK(max_difference(expected, tensor(fixture, "initial." + entry.spec.name).floats()) > 0);
-    (entry.spec.trainable ? worst_weight : worst_state) = std::max(entry.spec.trainable ? worst_weight : worst_state, error);
+    (entry.spec.trainable ? worst_weight : worst_state) =
+        std::max(entry.spec.trainable ? worst_weight : worst_state, error);
     if (entry.spec.name.size() > 11 && entry.spec.name.compare(entry.spec.name.size() - 11, 11, "running_var") == 0) {
       const std::vector<float> biased = tensor(fixture, "keras3_biased.final." + entry.spec.name).floats();
       for (size_t i = 0; i < actual.size(); ++i) {
@@ -144,10 +152,11 @@ void run_keras_steps(Device device, const Tolerances& tolerance) {
       }
     }
   }
-  MESSAGE("pneumo vs Keras over 30 steps: max |loss diff| " << worst_loss << ", accuracy " << worst_accuracy << ", mean IoU "
-          << worst_iou << ", weights " << worst_weight << ", running statistics (relative) " << worst_state
-          << "; Keras vs nudged Keras: loss " << nudged_loss << ", weights " << nudged_weight << ", running statistics "
-          << nudged_state << "; running variances: summed distance to the notebook's Keras " << bessel_distance
+  MESSAGE("pneumo vs Keras over 30 steps: max |loss diff| "
+          << worst_loss << ", accuracy " << worst_accuracy << ", mean IoU " << worst_iou << ", weights " << worst_weight
+          << ", running statistics (relative) " << worst_state << "; Keras vs nudged Keras: loss " << nudged_loss
+          << ", weights " << nudged_weight << ", running statistics " << nudged_state
+          << "; running variances: summed distance to the notebook's Keras " << bessel_distance
           << ", to Keras 3's biased update " << biased_distance);
   CHECK(worst_weight <= tolerance.drift_scale * nudged_weight);
   CHECK(worst_state <= tolerance.drift_scale * nudged_state);

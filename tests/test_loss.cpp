@@ -89,8 +89,8 @@ NaiveLoss naive_iou_bce(const std::vector<float>& p, const std::vector<float>& y
     const bool inside = p[i] >= low && p[i] <= high;
     const double bce_gradient = inside ? (p[i] - y[i]) / (static_cast<double>(p[i]) * (1.0 - p[i])) : 0.0;
     // d/dp of -(I+1)/D: -(y D - (I+1)(1-y)) / D^2
-    const double iou_gradient = -(y[i] * denominator - (intersection + 1.0) * (1.0 - y[i])) /
-                                (denominator * denominator);
+    const double iou_gradient =
+        -(y[i] * denominator - (intersection + 1.0) * (1.0 - y[i])) / (denominator * denominator);
     result.gradient.push_back(0.5 * bce_gradient / count + 0.5 * iou_gradient);
   }
   return result;
@@ -166,9 +166,8 @@ TEST_CASE("iou_bce_loss gradient passes the shared finite-difference checker") {
   options.step = 1e-3;
   options.absolute_tolerance = 2e-5;
   options.relative_tolerance = 1e-3;
-  const auto result = testing::check_gradient(
-      [&] { return iou_bce_loss(context, predictions, targets, nullptr).loss; }, predictions,
-      gradient, "iou_bce_loss predictions", options);
+  const auto result = testing::check_gradient([&] { return iou_bce_loss(context, predictions, targets, nullptr).loss; },
+                                              predictions, gradient, "iou_bce_loss predictions", options);
   CHECK_MESSAGE(result.ok, result.message);
   CHECK(result.checked == 32);
 }
@@ -191,7 +190,7 @@ TEST_CASE("binary cross-entropy clips p=0 and p=1 to Keras's epsilon, with zero 
   target.data()[0] = 0.0f;
   values = iou_bce_loss(context, prediction, target, &gradient);
   CHECK(values.bce == doctest::Approx(23.0 * std::log(2.0)).epsilon(1e-14));
-  CHECK(values.iou_loss == 0.5);  // (0 + 1) / (0 + 1 - 0 + 1)
+  CHECK(values.iou_loss == 0.5);        // (0 + 1) / (0 + 1 - 0 + 1)
   CHECK(gradient.data()[0] == 0.125f);  // 0.5 * (1 * 1 - 0) / 4
   // p = 0, y = 0: tiny loss, not NaN.
   prediction.data()[0] = 0.0f;
@@ -269,8 +268,7 @@ PNEUMO_GPU_TEST_CASE("CUDA loss, gradient and metrics match the CPU") {
   CHECK(cuda_values.iou_loss == doctest::Approx(cpu_values.iou_loss).epsilon(1e-12));
   const std::vector<float> from_cuda = cuda_gradient.to_vector();
   for (int64_t i = 0; i < cpu_gradient.count(); ++i)
-    CHECK(from_cuda[static_cast<size_t>(i)] ==
-          doctest::Approx(cpu_gradient.data()[i]).epsilon(1e-6));
+    CHECK(from_cuda[static_cast<size_t>(i)] == doctest::Approx(cpu_gradient.data()[i]).epsilon(1e-6));
   // Deterministic: the same inputs give the same bits.
   const LossValues again = iou_bce_loss(cuda, cuda_predictions, cuda_targets, nullptr);
   CHECK(again.loss == cuda_values.loss);

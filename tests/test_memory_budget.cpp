@@ -58,9 +58,8 @@ TEST_CASE("the memory budget adds up to the measured peak of two training steps"
   run_steps(network, batch, 2);
   const int64_t growth = proc_status_bytes("VmHWM") - rss_before;
   const double predicted = static_cast<double>(budget.total()) * 4.0;
-  std::printf("memory budget %.1f MiB, measured peak growth %.1f MiB (ratio %.3f)\n",
-              predicted / kMiB, static_cast<double>(growth) / kMiB,
-              static_cast<double>(growth) / predicted);
+  std::printf("memory budget %.1f MiB, measured peak growth %.1f MiB (ratio %.3f)\n", predicted / kMiB,
+              static_cast<double>(growth) / kMiB, static_cast<double>(growth) / predicted);
   // The margin: 5% of the budget, plus 48 MiB for what the budget leaves out (the thread pool's
   // stacks, OpenBLAS's buffers, the allocator's slack, the loss's and batch norm's small partials).
   CHECK(static_cast<double>(growth) >= 0.95 * predicted);

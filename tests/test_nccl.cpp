@@ -72,7 +72,8 @@ PNEUMO_GPU_TEST_CASE("NCCL with one rank: allreduce of known buffers, buckets on
   CHECK(host[2] == 3.25);
 }
 
-PNEUMO_GPU_TEST_CASE("NCCL with one rank: the data-parallel step with buckets and synchronized batch norm equals the plain step (GPU)") {
+PNEUMO_GPU_TEST_CASE(
+    "NCCL with one rank: the data-parallel step with buckets and synchronized batch norm equals the plain step (GPU)") {
   PNEUMO_REQUIRE_GPU_OR_SKIP();
   REQUIRE_MESSAGE(nccl_compiled(), "this build has no NCCL (nccl.h / libnccl not found at configure time)");
   for (const int64_t bucket_floats : {int64_t{0}, int64_t{1000}}) {

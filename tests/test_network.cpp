@@ -24,9 +24,9 @@
 #include "tests/support/fixtures.h"
 #include "tests/support/gradient_check.h"
 
+using pneumo::testing::check_gradient;
 using pneumo::testing::max_abs;
 using pneumo::testing::max_abs_difference;
-using pneumo::testing::check_gradient;
 using pneumo::testing::probe_objective;
 using pneumo::testing::random_tensor;
 
@@ -127,8 +127,7 @@ TEST_CASE("shapes, node order and FLOPs through the notebook graph") {
 
 TEST_CASE("bad configurations and inputs are rejected with a message") {
   CHECK_THROWS_WITH_AS(Network(Device::CPU, NetworkConfig{100, 4, 1, 3, 0}, 1),
-                       "network config: input_size must be a multiple of 2^depth = 8 in 8..16384, got 100",
-                       Error);
+                       "network config: input_size must be a multiple of 2^depth = 8 in 8..16384, got 100", Error);
   CHECK_THROWS_AS(Network(Device::CPU, NetworkConfig{64, 0, 1, 3, 0}, 1), Error);
   Network network(Device::CPU, kTiny, 1);
   Context context(Device::CPU);
@@ -236,8 +235,8 @@ TEST_CASE("the loss falls over 30 steps on bright squares -> masks (CPU)") {
   for (int step = 0; step < 30; ++step)
     losses.push_back(train_step(context, network, adam, images, masks, 1e-2f).loss.loss);
   const StepResult evaluated = evaluate_batch(context, network, images, masks);
-  INFO("first loss " << losses.front() << ", last " << losses.back() << ", evaluated "
-                     << evaluated.loss.loss << " mean IoU " << evaluated.metrics.mean_iou);
+  INFO("first loss " << losses.front() << ", last " << losses.back() << ", evaluated " << evaluated.loss.loss
+                     << " mean IoU " << evaluated.metrics.mean_iou);
   CHECK(losses.back() < 0.6 * losses.front());
   // Inference uses the running statistics, which trail the weights (momentum 0.9): lower than at
   // the start, not as low as the training loss.
@@ -277,8 +276,8 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
   const std::vector<ConvAlgorithm> saved = default_conv_algorithms();
   std::string saved_origin = default_conv_algorithms_origin();  // "<origin> <list>"
   saved_origin.resize(saved_origin.size() - conv_algorithms_name(saved).size() - 1);
-  for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd4, ConvAlgorithm::Winograd2,
-                                  ConvAlgorithm::Direct, ConvAlgorithm::Gemm}) {
+  for (ConvAlgorithm algorithm :
+       {ConvAlgorithm::Winograd4, ConvAlgorithm::Winograd2, ConvAlgorithm::Direct, ConvAlgorithm::Gemm}) {
     const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
     // The algorithm wherever it runs the shape, gemm elsewhere (the 1x1 convolutions: Winograd).
@@ -289,8 +288,7 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
     const std::vector<float> plain = network.forward(context, images, false).to_vector();
     network.set_constant_weights(true);
     CHECK(network.constant_weights());
-    for (int call = 0; call < 2; ++call)
-      CHECK(network.forward(context, images, false).to_vector() == plain);
+    for (int call = 0; call < 2; ++call) CHECK(network.forward(context, images, false).to_vector() == plain);
     // Each convolution keeps exactly the filter its algorithm prepares: Winograd's U or the
     // direct packing where that algorithm runs the shape (on this CPU), nothing for gemm.
     int64_t kept = 0, expected = 0;
@@ -310,7 +308,8 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
     CHECK_THROWS_WITH_AS(network.forward(context, images, true),
                          doctest::Contains("Network::forward (training): the weights are declared constant"), Error);
     CHECK_THROWS_WITH_AS(load_checkpoint("any.safetensors", network.parameters()),
-                         doctest::Contains("load_checkpoint any.safetensors: the weights are declared constant"), Error);
+                         doctest::Contains("load_checkpoint any.safetensors: the weights are declared constant"),
+                         Error);
     CHECK_THROWS_WITH_AS(network.parameters().copy_from(network.parameters()),
                          doctest::Contains("copy_from: the weights are declared constant"), Error);
     CHECK(network.forward(context, images, false).to_vector() == plain);
@@ -327,7 +326,8 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
   set_default_conv_algorithms(saved, saved_origin);
 }
 
-TEST_CASE("in place: each ReLU over (and fused into) its batch norm, each Add over its conv2; the same step bit for bit") {
+TEST_CASE(
+    "in place: each ReLU over (and fused into) its batch norm, each Add over its conv2; the same step bit for bit") {
   const NetworkConfig config{32, 4, 2, 2, 0.0f};
   Context context(Device::CPU);
   Tensor images, masks;
@@ -357,13 +357,15 @@ TEST_CASE("in place: each ReLU over (and fused into) its batch norm, each Add ov
     if (kind == "LeakyReLU") {
       ++relus;
       REQUIRE(node.overwrites == node.inputs[0]);
-      const auto* batch_norm = dynamic_cast<const BatchNorm2d*>(shared.nodes()[static_cast<size_t>(node.inputs[0])].layer.get());
+      const auto* batch_norm =
+          dynamic_cast<const BatchNorm2d*>(shared.nodes()[static_cast<size_t>(node.inputs[0])].layer.get());
       REQUIRE(batch_norm != nullptr);
       CHECK(batch_norm->fused_leaky_relu() == std::optional<float>(0.0f));
     } else if (kind == "Add") {
       ++adds;
       REQUIRE(node.overwrites == node.inputs[0]);
-      CHECK(shared.nodes()[static_cast<size_t>(node.inputs[0])].name == node.name.substr(0, node.name.size() - 3) + "conv2");
+      CHECK(shared.nodes()[static_cast<size_t>(node.inputs[0])].name ==
+            node.name.substr(0, node.name.size() - 3) + "conv2");
     } else {
       CHECK(node.overwrites == -1);
     }
@@ -390,7 +392,8 @@ TEST_CASE("in place: each ReLU over (and fused into) its batch norm, each Add ov
   shared.set_in_place(false);
   for (const NetworkNode& node : shared.nodes()) {
     CHECK(!node.fused);
-    if (const auto* batch_norm = dynamic_cast<const BatchNorm2d*>(node.layer.get())) CHECK(!batch_norm->fused_leaky_relu());
+    if (const auto* batch_norm = dynamic_cast<const BatchNorm2d*>(node.layer.get()))
+      CHECK(!batch_norm->fused_leaky_relu());
   }
 }
 
@@ -425,8 +428,7 @@ PNEUMO_GPU_TEST_CASE("CPU and CUDA agree on a whole training step (GPU)") {
   double sum = 0;
   for (size_t i = 0; i < values_cpu.size(); ++i) sum += std::fabs(double(values_cpu[i]) - values_cuda[i]);
   CHECK(sum / values_cpu.size() < 2e-5);
-  CHECK(max_abs_difference(on_cpu.parameters().state().to_vector(),
-                           on_cuda.parameters().state().to_vector()) < 1e-4);
+  CHECK(max_abs_difference(on_cpu.parameters().state().to_vector(), on_cuda.parameters().state().to_vector()) < 1e-4);
 }
 
 TEST_CASE("--dropout: one node per block, the same parameter names, masks per step, exact resume") {
@@ -451,8 +453,7 @@ TEST_CASE("--dropout: one node per block, the same parameter names, masks per st
   Tensor images, masks;
   square_batch(2, 32, 3, images, masks);
   // Inference ignores dropout; training draws a new mask each step.
-  CHECK(with_dropout.forward(context, images, false).to_vector() ==
-        plain.forward(context, images, false).to_vector());
+  CHECK(with_dropout.forward(context, images, false).to_vector() == plain.forward(context, images, false).to_vector());
   with_dropout.set_dropout_step(0);
   const std::vector<float> step0 = with_dropout.forward(context, images, true).to_vector();
   with_dropout.set_dropout_step(1);

@@ -50,9 +50,8 @@ struct ForwardBackward {
 };
 
 // Forward, then `passes` backward passes with output_gradient = probe into zeroed gradients.
-ForwardBackward run_forward_backward(Layer& layer, Context& context,
-                                     const std::vector<Tensor>& inputs, const Tensor& probe,
-                                     int passes = 1) {
+ForwardBackward run_forward_backward(Layer& layer, Context& context, const std::vector<Tensor>& inputs,
+                                     const Tensor& probe, int passes = 1) {
   ForwardBackward result;
   result.output = run_forward(layer, context, inputs);
   std::vector<Tensor*> gradient_pointers;
@@ -78,8 +77,7 @@ void check_input_gradients(Layer& layer, std::vector<Tensor> inputs, std::mt1993
 }
 
 // Backward twice into the same gradients must give exactly twice one backward.
-void check_backward_accumulates(Layer& layer, const std::vector<Tensor>& inputs,
-                                std::mt19937_64& generator) {
+void check_backward_accumulates(Layer& layer, const std::vector<Tensor>& inputs, std::mt19937_64& generator) {
   Context context(Device::CPU);
   Tensor probe = random_tensor(layer.output_shape(shapes_of(inputs)), generator);
   ForwardBackward once = run_forward_backward(layer, context, inputs, probe, 1);
@@ -105,14 +103,12 @@ void check_cpu_cuda_parity(Layer& cpu_layer, Layer& cuda_layer, const std::vecto
   std::vector<Tensor> cuda_inputs;
   for (const Tensor& input : inputs) cuda_inputs.push_back(input.to(Device::CUDA));
   ForwardBackward expected = run_forward_backward(cpu_layer, cpu, inputs, probe, 2);
-  ForwardBackward actual = run_forward_backward(cuda_layer, cuda, cuda_inputs,
-                                                probe.to(Device::CUDA), 2);
+  ForwardBackward actual = run_forward_backward(cuda_layer, cuda, cuda_inputs, probe.to(Device::CUDA), 2);
   cuda.synchronize();
-  check_close(actual.output.to_vector(), expected.output.to_vector(), absolute, relative,
-              "forward output");
+  check_close(actual.output.to_vector(), expected.output.to_vector(), absolute, relative, "forward output");
   for (size_t i = 0; i < inputs.size(); ++i)
-    check_close(actual.input_gradients[i].to_vector(), expected.input_gradients[i].to_vector(),
-                absolute, relative, "input gradient");
+    check_close(actual.input_gradients[i].to_vector(), expected.input_gradients[i].to_vector(), absolute, relative,
+                "input gradient");
 }
 
 // Values of magnitude in [0.1, 1] with random signs: at least 10 steps of 1e-2 from the kink.
@@ -205,8 +201,7 @@ TEST_CASE("Sigmoid forward matches 1/(1+exp(-x)) in double and is stable for lar
   Tensor input = random_tensor({2, 3, 4, 5}, generator, -8.0f, 8.0f);
   std::vector<float> output = run_forward(layer, context, {input}).to_vector();
   for (int64_t i = 0; i < input.count(); ++i)
-    CHECK(output[i] == doctest::Approx(1.0 / (1.0 + std::exp(-double(input.data()[i]))))
-                           .epsilon(1e-6));
+    CHECK(output[i] == doctest::Approx(1.0 / (1.0 + std::exp(-double(input.data()[i])))).epsilon(1e-6));
   Tensor extreme(Device::CPU, {1, 1, 1, 6});
   extreme.set_values({-1000.0f, -100.0f, -30.0f, 30.0f, 100.0f, 1000.0f});
   std::vector<float> y = run_forward(layer, context, {extreme}).to_vector();
@@ -224,8 +219,7 @@ TEST_CASE("Sigmoid backward: gradient check, saved-output formula, accumulates")
   std::mt19937_64 generator(5);
   Sigmoid layer;
   check_input_gradients(layer, {random_tensor({2, 3, 4, 5}, generator, -4.0f, 4.0f)}, generator);
-  check_backward_accumulates(layer, {random_tensor({2, 3, 4, 5}, generator, -4.0f, 4.0f)},
-                             generator);
+  check_backward_accumulates(layer, {random_tensor({2, 3, 4, 5}, generator, -4.0f, 4.0f)}, generator);
   // Backward reads only the saved output: dy * y * (1 - y); the input (NaN here) is not read.
   Context context(Device::CPU);
   Tensor unread_input(Device::CPU, {1, 1, 1, 2});
@@ -310,8 +304,7 @@ TEST_CASE("Add backward into both gradients in one pass, also when they are one 
 TEST_CASE("Add rejects different shapes and wrong input counts") {
   Add layer;
   CHECK_THROWS_WITH_AS(layer.output_shape({{1, 4, 4, 2}, {1, 4, 4, 3}}),
-                       "Add: the two inputs must have the same shape, got (1,4,4,2) and (1,4,4,3)",
-                       Error);
+                       "Add: the two inputs must have the same shape, got (1,4,4,2) and (1,4,4,3)", Error);
   CHECK_THROWS_AS(layer.output_shape({{1, 4, 4, 2}}), Error);
   CHECK_THROWS_AS(layer.output_shape({{1, 4, 2}, {1, 4, 2}}), Error);
   CHECK(layer.forward_flops({{1, 4, 4, 2}, {1, 4, 4, 2}}) == 32);
@@ -336,9 +329,7 @@ TEST_CASE("MaxPool2d forward matches a naive loop and floors odd sizes") {
   Tensor input = random_tensor({2, 5, 7, 3}, generator);
   CHECK(layer.output_shape({input.shape()}) == Shape{2, 2, 3, 3});
   std::vector<float> output = run_forward(layer, context, {input}).to_vector();
-  auto at = [&](int64_t n, int64_t h, int64_t w, int64_t c) {
-    return input.data()[((n * 5 + h) * 7 + w) * 3 + c];
-  };
+  auto at = [&](int64_t n, int64_t h, int64_t w, int64_t c) { return input.data()[((n * 5 + h) * 7 + w) * 3 + c]; };
   for (int64_t n = 0; n < 2; ++n)
     for (int64_t oh = 0; oh < 2; ++oh)
       for (int64_t ow = 0; ow < 3; ++ow)
@@ -361,16 +352,12 @@ TEST_CASE("MaxPool2d backward: gradient check on distinct values, first-max tie 
   // (1,3,5,1): one row and one column are floored away. Windows: all equal (tie -> top-left),
   // right pair tied (-> top-right), bottom pair tied at the max (-> bottom-left).
   Tensor input(Device::CPU, {1, 3, 5, 1});
-  input.set_values({1, 1, 0, 2, 9,
-                    1, 1, 2, 0, 9,
-                    9, 9, 9, 9, 9});
+  input.set_values({1, 1, 0, 2, 9, 1, 1, 2, 0, 9, 9, 9, 9, 9, 9});
   Tensor probe(Device::CPU, {1, 1, 2, 1});
   probe.set_values({10.0f, 20.0f});
   ForwardBackward run = run_forward_backward(layer, context, {input}, probe);
   CHECK(run.output.to_vector() == std::vector<float>{1, 2});
-  CHECK(run.input_gradients[0].to_vector() == std::vector<float>{10, 0, 0, 20, 0,
-                                                                  0, 0, 0, 0, 0,
-                                                                  0, 0, 0, 0, 0});
+  CHECK(run.input_gradients[0].to_vector() == std::vector<float>{10, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
   Tensor bottom(Device::CPU, {1, 2, 2, 1});
   bottom.set_values({0, 1, 3, 3});
   Tensor one(Device::CPU, {1, 1, 1, 1});
@@ -392,8 +379,7 @@ PNEUMO_GPU_TEST_CASE("MaxPool2d CPU vs CUDA parity, including ties (GPU)") {
   std::mt19937_64 generator(11);
   MaxPool2d cpu_layer, cuda_layer;
   // Comparisons and routed adds only: exact.
-  check_cpu_cuda_parity(cpu_layer, cuda_layer, {random_tensor({4, 64, 63, 64}, generator)},
-                        generator, 0.0, 0.0);
+  check_cpu_cuda_parity(cpu_layer, cuda_layer, {random_tensor({4, 64, 63, 64}, generator)}, generator, 0.0, 0.0);
   // Small integers: many tied windows, which must route to the same position on both.
   Tensor ties = random_tensor({2, 17, 16, 5}, generator, 0.0f, 3.0f);
   for (int64_t i = 0; i < ties.count(); ++i) ties.data()[i] = std::floor(ties.data()[i]);
@@ -416,16 +402,14 @@ TEST_CASE("Upsample forward copies nearest neighbours; backward sums the blocks"
     for (int64_t y = 0; y < 9; ++y)
       for (int64_t x = 0; x < 12; ++x)
         for (int64_t c = 0; c < 5; ++c)
-          CHECK(output[((n * 9 + y) * 12 + x) * 5 + c] ==
-                input.data()[((n * 3 + y / 3) * 4 + x / 3) * 5 + c]);
+          CHECK(output[((n * 9 + y) * 12 + x) * 5 + c] == input.data()[((n * 3 + y / 3) * 4 + x / 3) * 5 + c]);
   for (int64_t n = 0; n < 2; ++n)
     for (int64_t h = 0; h < 3; ++h)
       for (int64_t w = 0; w < 4; ++w)
         for (int64_t c = 0; c < 5; ++c) {
           double expected = 0;
           for (int64_t i = 0; i < 3; ++i)
-            for (int64_t j = 0; j < 3; ++j)
-              expected += probe.data()[((n * 9 + 3 * h + i) * 12 + 3 * w + j) * 5 + c];
+            for (int64_t j = 0; j < 3; ++j) expected += probe.data()[((n * 9 + 3 * h + i) * 12 + 3 * w + j) * 5 + c];
           CHECK(gradient[((n * 3 + h) * 4 + w) * 5 + c] == doctest::Approx(expected).epsilon(1e-6));
         }
   check_input_gradients(layer, {random_tensor({1, 2, 3, 2}, generator)}, generator);
@@ -445,11 +429,9 @@ PNEUMO_GPU_TEST_CASE("Upsample CPU vs CUDA parity (GPU)") {
   std::mt19937_64 generator(13);
   Upsample cpu_notebook(16), cuda_notebook(16);  // the notebook's output layer
   // Block sums are added in the same order on both back ends, but nvcc may contract into FMA.
-  check_cpu_cuda_parity(cpu_notebook, cuda_notebook, {random_tensor({4, 16, 16, 1}, generator)},
-                        generator, 1e-5, 1e-5);
+  check_cpu_cuda_parity(cpu_notebook, cuda_notebook, {random_tensor({4, 16, 16, 1}, generator)}, generator, 1e-5, 1e-5);
   Upsample cpu_two(2), cuda_two(2);
-  check_cpu_cuda_parity(cpu_two, cuda_two, {random_tensor({2, 9, 7, 7}, generator)}, generator,
-                        1e-5, 1e-5);
+  check_cpu_cuda_parity(cpu_two, cuda_two, {random_tensor({2, 9, 7, 7}, generator)}, generator, 1e-5, 1e-5);
 }
 
 PNEUMO_GPU_TEST_CASE("Pointwise, pool and upsample kernels: the 64-bit index path matches the CPU (GPU)") {
@@ -462,8 +444,7 @@ PNEUMO_GPU_TEST_CASE("Pointwise, pool and upsample kernels: the 64-bit index pat
   Sigmoid cpu_sigmoid, cuda_sigmoid;
   check_cpu_cuda_parity(cpu_sigmoid, cuda_sigmoid, {input}, generator, 1e-6, 1e-6);
   Add cpu_add, cuda_add;
-  check_cpu_cuda_parity(cpu_add, cuda_add, {input, random_tensor({2, 9, 7, 5}, generator)},
-                        generator, 0.0, 0.0);
+  check_cpu_cuda_parity(cpu_add, cuda_add, {input, random_tensor({2, 9, 7, 5}, generator)}, generator, 0.0, 0.0);
   MaxPool2d cpu_pool, cuda_pool;
   check_cpu_cuda_parity(cpu_pool, cuda_pool, {input}, generator, 0.0, 0.0);
   Upsample cpu_upsample(3), cuda_upsample(3);
@@ -476,8 +457,7 @@ TEST_CASE("Layer contract: the base validates count, nulls, shapes and gradient 
   Add add;
   Tensor a(Device::CPU, {1, 2, 2, 3}), b(Device::CPU, {1, 2, 2, 3}), out(Device::CPU, {1, 2, 2, 3});
   Tensor wrong(Device::CPU, {1, 2, 2, 4});
-  CHECK_THROWS_WITH_AS(add.forward(context, {&a}, out, true), "Add::forward: expected 2 input(s), got 1",
-                       Error);
+  CHECK_THROWS_WITH_AS(add.forward(context, {&a}, out, true), "Add::forward: expected 2 input(s), got 1", Error);
   CHECK_THROWS_WITH_AS(add.forward(context, {&a, nullptr}, out, true), "Add::forward: input 1 is null", Error);
   CHECK_THROWS_AS(add.forward(context, {&a, &b}, wrong, true), Error);
   add.forward(context, {&a, &b}, out, true);

@@ -72,18 +72,14 @@ std::string error_of(const std::function<void()>& action) {
   return "";
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-bool python_with_numpy() {
-  return run_process({"/usr/bin/python3", "-c", "import numpy"}, "", true) == 0;
-}
+bool python_with_numpy() { return run_process({"/usr/bin/python3", "-c", "import numpy"}, "", true) == 0; }
 
 SafetensorsContents sample_contents() {
   SafetensorsContents contents;
-  const float specials[6] = {1.5f, -0.0f, std::numeric_limits<float>::infinity(),
-                             std::numeric_limits<float>::denorm_min(), -3.25e-20f, 7.0f};
+  const float specials[6] = {
+      1.5f, -0.0f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::denorm_min(), -3.25e-20f, 7.0f};
   contents.tensors.push_back(SafetensorsTensor::from_floats("block1.conv1.weight", {2, 1, 1, 3}, specials));
   float nan_payload;
   const uint32_t nan_bits = 0x7fc01234u;  // a NaN with a payload must survive bit for bit
@@ -169,7 +165,8 @@ with open(theirs, "wb") as f:
   std::string line, all;
   while (std::getline(lines, line)) all += line + "\n";
   CHECK(contains(all, "metadata_step 1234\n"));
-  CHECK(contains(all, "block1.conv1.weight F32 (2, 1, 1, 3) 1.5 -0.0 inf 1.401298464324817e-45 -3.2500000584216616e-20 7.0\n"));
+  CHECK(contains(
+      all, "block1.conv1.weight F32 (2, 1, 1, 3) 1.5 -0.0 inf 1.401298464324817e-45 -3.2500000584216616e-20 7.0\n"));
   CHECK(contains(all, "scalar F32 () nan\n"));
   CHECK(contains(all, "counts I64 (3,) -1.0 0.0 1099511627776.0\n"));
   CHECK(contains(all, "empty F32 (0, 4) \n"));
@@ -206,20 +203,39 @@ TEST_CASE("damaged safetensors files each give a clear error naming the file") {
       {"truncated", full.substr(0, full.size() - 4), "data holds only 12 bytes (truncated?)"},
       {"huge_header_length", huge_length, "exceeds the limit"},
       {"header_past_end", past_end, "runs past the end"},
-      {"bad_json", header_with(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]})"), "bad safetensors header JSON"},
-      {"bad_json_escape", header_with(R"({"a\q":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})"), "unknown escape"},
-      {"float_in_shape", header_with(R"({"a":{"dtype":"F32","shape":[2.0,2],"data_offsets":[0,16]}})"), "non-integer number"},
+      {"bad_json", header_with(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]})"),
+       "bad safetensors header JSON"},
+      {"bad_json_escape", header_with(R"({"a\q":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})"),
+       "unknown escape"},
+      {"float_in_shape", header_with(R"({"a":{"dtype":"F32","shape":[2.0,2],"data_offsets":[0,16]}})"),
+       "non-integer number"},
       {"not_json", header_with("not json at all"), "does not start with a JSON object"},
-      {"duplicate", header_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})"), "duplicate key \"a\""},
-      {"wrong_dtype", header_with(R"({"a":{"dtype":"F16","shape":[2,4],"data_offsets":[0,16]}})"), "tensor 'a' has dtype 'F16'; only F32 and I64 are supported"},
-      {"wrong_shape", header_with(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})"), "tensor 'a' of shape (2,3) and dtype F32 does not match its 16 data bytes"},
+      {"duplicate",
+       header_with(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})"),
+       "duplicate key \"a\""},
+      {"wrong_dtype", header_with(R"({"a":{"dtype":"F16","shape":[2,4],"data_offsets":[0,16]}})"),
+       "tensor 'a' has dtype 'F16'; only F32 and I64 are supported"},
+      {"wrong_shape", header_with(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})"),
+       "tensor 'a' of shape (2,3) and dtype F32 does not match its 16 data bytes"},
       {"trailing", full + "xxxx", "4 trailing bytes after the last tensor's data"},
-      {"gap", header_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})"), "tensor 'b' data starts at byte 12, expected 8"},
-      {"overlap", header_with(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})"), "must be contiguous"},
-      {"reversed_offsets", header_with(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[16,0]}})"), "end before they begin"},
+      {"gap",
+       header_with(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})"),
+       "tensor 'b' data starts at byte 12, expected 8"},
+      {"overlap",
+       header_with(
+           R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})"),
+       "must be contiguous"},
+      {"reversed_offsets", header_with(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[16,0]}})"),
+       "end before they begin"},
       {"missing_field", header_with(R"({"a":{"dtype":"F32","shape":[4]}})"), "needs dtype, shape and data_offsets"},
-      {"metadata_number", header_with(R"({"__metadata__":{"step":3},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})"), "__metadata__ value for 'step' must be a string"},
-      {"shape_overflow", header_with(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}})"), "does not match its 16 data bytes"},
+      {"metadata_number",
+       header_with(R"({"__metadata__":{"step":3},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})"),
+       "__metadata__ value for 'step' must be a string"},
+      {"shape_overflow",
+       header_with(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}})"),
+       "does not match its 16 data bytes"},
   };
   for (const Damage& damage : damages) {
     INFO("damage " << damage.name);
@@ -246,7 +262,8 @@ TEST_CASE("safetensors writes are atomic and validate their input") {
 
   SafetensorsContents bad = first;
   bad.tensors[0].shape = {3};  // 8 bytes for 3 floats
-  CHECK(contains(error_of([&] { write_safetensors(path, bad); }), "tensor 'x' of shape (3) holds 8 bytes, expected 12"));
+  CHECK(
+      contains(error_of([&] { write_safetensors(path, bad); }), "tensor 'x' of shape (3) holds 8 bytes, expected 12"));
   SafetensorsContents duplicate = first;
   duplicate.tensors.push_back(first.tensors[0]);
   CHECK(contains(error_of([&] { write_safetensors(path, duplicate); }), "two tensors named 'x'"));

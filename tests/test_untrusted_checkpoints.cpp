@@ -66,8 +66,8 @@ TEST_CASE("counters at INT64_MAX are refused on load") {
   for (const char* name : {"next_batch_int64_max.safetensors", "partial_batches_int64_max.safetensors"}) {
     const CheckpointInfo info = read_checkpoint_info(untrusted(name));
     const std::string key = std::string(name).find("next") == 0 ? "run.next_batch" : "run.partial_batches";
-    CHECK_THROWS_WITH_AS(checkpoint_counter(info.metadata, key, name),
-                         doctest::Contains("should be an integer in 0.."), Error);
+    CHECK_THROWS_WITH_AS(checkpoint_counter(info.metadata, key, name), doctest::Contains("should be an integer in 0.."),
+                         Error);
   }
   CHECK(checkpoint_counter({{"k", "281474976710656"}}, "k", "x") == kMaxCheckpointCounter);
   CHECK_THROWS_AS(checkpoint_counter({{"k", "281474976710657"}}, "k", "x"), Error);
@@ -98,8 +98,8 @@ TEST_CASE("checkpoint tensors are checked against the configuration before the n
 }
 
 TEST_CASE("network_parameter_counts equals the built network's counts") {
-  for (const NetworkConfig& config : {kTinyNetwork, NetworkConfig{64, 4, 1, 3, 0}, NetworkConfig{256, 32, 2, 4, 0},
-                                      NetworkConfig{32, 3, 0, 5, 0}}) {
+  for (const NetworkConfig& config :
+       {kTinyNetwork, NetworkConfig{64, 4, 1, 3, 0}, NetworkConfig{256, 32, 2, 4, 0}, NetworkConfig{32, 3, 0, 5, 0}}) {
     Network network(Device::CPU, config, 1);
     const NetworkParameterCounts counts = network_parameter_counts(config);
     CHECK(counts.trainable == network.trainable_parameter_count());

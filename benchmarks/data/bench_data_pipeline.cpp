@@ -39,7 +39,8 @@ double median(std::vector<double> values) {
 }
 
 void declare_options(pneumo::cli::Arguments& arguments) {
-  arguments.option("data", "DIR", "", "dataset in the RSNA layout (default: synthetic images in /tmp/pneumo_bench_data)");
+  arguments.option("data", "DIR", "",
+                   "dataset in the RSNA layout (default: synthetic images in /tmp/pneumo_bench_data)");
   arguments.option("images", "N", "256", "images to time (and to synthesize without --data)");
 }
 
@@ -75,7 +76,8 @@ int time_pipeline(const pneumo::cli::Arguments& arguments) {
     std::vector<double> rates;
     for (int round = 0; round < 3; ++round) {
       const double seconds = seconds_of([&] {
-        for (size_t i = 0; i < count; ++i) pneumo::load_resized_image(pneumo::dicom_path(layout.train_images, ids[i]), 256);
+        for (size_t i = 0; i < count; ++i)
+          pneumo::load_resized_image(pneumo::dicom_path(layout.train_images, ids[i]), 256);
       });
       rates.push_back(count / seconds);
     }
@@ -99,7 +101,8 @@ int time_pipeline(const pneumo::cli::Arguments& arguments) {
       });
       rates.push_back(images / seconds);
     }
-    std::printf("loader without cache (decode+resize+masks), %d workers: median %.1f images/s\n", threads, median(rates));
+    std::printf("loader without cache (decode+resize+masks), %d workers: median %.1f images/s\n", threads,
+                median(rates));
   }
   // 3. cache build.
   const std::string cache_path = "/tmp/pneumo_bench_" + std::to_string(::getpid()) + ".pneumocache";
@@ -127,12 +130,15 @@ int time_pipeline(const pneumo::cli::Arguments& arguments) {
           pneumo::Batch batch;
           while (loader.next(batch)) images += batch.size;
         });
-        if (epoch == 0) first = images / seconds;
-        else rates.push_back(images / seconds);
+        if (epoch == 0)
+          first = images / seconds;
+        else
+          rates.push_back(images / seconds);
       }
-      std::printf("cache-fed train batches 32x256x256 (flip, masks), %d worker%s: median %.0f images/s "
-                  "(first epoch, masks computed: %.0f images/s)\n",
-                  workers, workers == 1 ? "" : "s", median(rates), first);
+      std::printf(
+          "cache-fed train batches 32x256x256 (flip, masks), %d worker%s: median %.0f images/s "
+          "(first epoch, masks computed: %.0f images/s)\n",
+          workers, workers == 1 ? "" : "s", median(rates), first);
     }
   }
   std::remove(cache_path.c_str());

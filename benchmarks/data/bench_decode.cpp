@@ -58,8 +58,8 @@ Timing median_wall_and_cpu_ms(int runs, const std::function<void()>& body) {
 }
 
 void declare_options(pneumo::cli::Arguments& arguments) {
-  arguments.positionals("FILES", "1024x1024 JPEG-baseline DICOMs to decode (none: only the resize and mask timings)",
-                        0, 1u << 20);
+  arguments.positionals("FILES", "1024x1024 JPEG-baseline DICOMs to decode (none: only the resize and mask timings)", 0,
+                        1u << 20);
 }
 
 int time_decoding(const pneumo::cli::Arguments& arguments) {
@@ -78,24 +78,23 @@ int time_decoding(const pneumo::cli::Arguments& arguments) {
       Timing decode = median_wall_and_cpu_ms(50, [&] { sink = sink + pneumo::read_dicom(path, decoder).pixels[0]; });
       Timing both = median_wall_and_cpu_ms(50, [&] {
         pneumo::Image decoded = pneumo::read_dicom(path, decoder);
-        sink = sink + pneumo::resize_like_skimage(decoded.pixels.data(), decoded.height, decoded.width, 256, 256, false)[0];
+        sink = sink +
+               pneumo::resize_like_skimage(decoded.pixels.data(), decoded.height, decoded.width, 256, 256, false)[0];
       });
-      std::printf("  %s read_dicom: median %.2f ms (cpu %.2f ms); read_dicom + resize to 256, 1 thread: "
-                  "median %.2f ms (cpu %.2f ms) = %.0f images/s per core\n",
-                  name, decode.wall_ms, decode.cpu_ms, both.wall_ms, both.cpu_ms, 1000.0 / both.cpu_ms);
+      std::printf(
+          "  %s read_dicom: median %.2f ms (cpu %.2f ms); read_dicom + resize to 256, 1 thread: "
+          "median %.2f ms (cpu %.2f ms) = %.0f images/s per core\n",
+          name, decode.wall_ms, decode.cpu_ms, both.wall_ms, both.cpu_ms, 1000.0 / both.cpu_ms);
     }
   }
-  double one = median_ms(50, [&] {
-    sink = sink + pneumo::resize_like_skimage(image.data(), 1024, 1024, 256, 256, false)[0];
-  });
+  double one =
+      median_ms(50, [&] { sink = sink + pneumo::resize_like_skimage(image.data(), 1024, 1024, 256, 256, false)[0]; });
   std::printf("resize 1024 -> 256, 1 thread: median %.2f ms\n", one);
-  double all = median_ms(50, [&] {
-    sink = sink + pneumo::resize_like_skimage(image.data(), 1024, 1024, 256, 256, true)[0];
-  });
+  double all =
+      median_ms(50, [&] { sink = sink + pneumo::resize_like_skimage(image.data(), 1024, 1024, 256, 256, true)[0]; });
   std::printf("resize 1024 -> 256, %d threads: median %.2f ms\n", pneumo::cpu_thread_count(), all);
-  double up = median_ms(20, [&] {
-    sink = sink + pneumo::resize_like_skimage(probability.data(), 256, 256, 1024, 1024, false)[0];
-  });
+  double up = median_ms(
+      20, [&] { sink = sink + pneumo::resize_like_skimage(probability.data(), 256, 256, 1024, 1024, false)[0]; });
   std::printf("resize 256 -> 1024, 1 thread: median %.2f ms\n", up);
   std::vector<pneumo::Box> boxes = {{264, 152, 213, 379}, {562, 152, 256, 453}};
   double mask = median_ms(50, [&] { sink = sink + pneumo::box_mask(boxes, 1024, 1024, 256, false)[0]; });

@@ -59,8 +59,8 @@ std::vector<float> make_maps(int count) {
 
 // numpy .npy version 1.0: magic, header length, a Python dict literal padded to 64 bytes.
 void write_npy(const std::string& path, const std::vector<float>& values, int count) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(count) +
-                       ", " + std::to_string(kMapSize) + ", " + std::to_string(kMapSize) + "), }";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(count) + ", " +
+                       std::to_string(kMapSize) + ", " + std::to_string(kMapSize) + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::FILE* file = std::fopen(path.c_str(), "wb");
@@ -79,8 +79,7 @@ void write_boxes(const std::string& path, const std::vector<std::vector<pneumo::
   PNEUMO_REQUIRE(file != nullptr, "cannot write " + path);
   for (size_t n = 0; n < boxes.size(); ++n)
     for (const pneumo::ScoredBox& b : boxes[n])
-      std::fprintf(file, "%zu %.9g %d %d %d %d\n", n, b.confidence, b.box.x, b.box.y, b.box.width,
-                   b.box.height);
+      std::fprintf(file, "%zu %.9g %d %d %d %d\n", n, b.confidence, b.box.x, b.box.y, b.box.width, b.box.height);
   PNEUMO_REQUIRE(std::fclose(file) == 0, "write to " + path + " failed");
 }
 
@@ -140,8 +139,8 @@ int time_postprocess(const pneumo::cli::Arguments& arguments) {
   const double all_threads = median(batch_times);
   if (!boxes_out.empty()) write_boxes(boxes_out, cpu_boxes);
 
-  std::printf("post-processing %d maps 256x256 -> 1024x1024 (%zu boxes, %.2f per map)\n", count,
-              total_boxes, static_cast<double>(total_boxes) / count);
+  std::printf("post-processing %d maps 256x256 -> 1024x1024 (%zu boxes, %.2f per map)\n", count, total_boxes,
+              static_cast<double>(total_boxes) / count);
   std::printf("  resize alone, 1 thread:        median %.3f ms/image\n", median(resize_times));
   std::printf("  labelling alone, 1 thread:     median %.3f ms/image\n", median(label_times));
   std::printf("RESULT cpu_1_thread_ms_per_image %.4f\n", one_thread);
@@ -171,9 +170,8 @@ int time_postprocess(const pneumo::cli::Arguments& arguments) {
       same = a[k].box == b[k].box && std::fabs(a[k].confidence - b[k].confidence) <= 1e-6f;
     mismatched += same ? 0 : 1;
   }
-  std::printf("RESULT gpu_batch_%d_ms_per_image %.4f (%s; %zu of %d maps differ from the CPU)\n",
-              count, median(gpu_times), pneumo::describe_device(pneumo::Device::CUDA).c_str(),
-              mismatched, count);
+  std::printf("RESULT gpu_batch_%d_ms_per_image %.4f (%s; %zu of %d maps differ from the CPU)\n", count,
+              median(gpu_times), pneumo::describe_device(pneumo::Device::CUDA).c_str(), mismatched, count);
   return mismatched == 0 ? 0 : 1;
 }
 

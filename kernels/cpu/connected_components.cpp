@@ -49,8 +49,7 @@ int64_t provisional_label_capacity(int height, int width) {
   return static_cast<int64_t>((height + 1) / 2) * ((width + 1) / 2) + 1;
 }
 
-int label_with_scratch(const uint8_t* mask, int height, int width, int32_t* labels,
-                       std::vector<int32_t>& parent) {
+int label_with_scratch(const uint8_t* mask, int height, int width, int32_t* labels, std::vector<int32_t>& parent) {
   const int64_t capacity = provisional_label_capacity(height, width);
   if (static_cast<int64_t>(parent.size()) < capacity) parent.resize(static_cast<size_t>(capacity));
   int32_t* p = parent.data();
@@ -123,9 +122,8 @@ int label_with_scratch(const uint8_t* mask, int height, int width, int32_t* labe
 }
 
 void require_mask_shape(int height, int width) {
-  PNEUMO_REQUIRE(height > 0 && width > 0,
-                 "connected components: mask size must be positive, got " +
-                     std::to_string(height) + "x" + std::to_string(width));
+  PNEUMO_REQUIRE(height > 0 && width > 0, "connected components: mask size must be positive, got " +
+                                              std::to_string(height) + "x" + std::to_string(width));
   PNEUMO_REQUIRE(static_cast<int64_t>(height) * width < std::numeric_limits<int32_t>::max(),
                  "connected components: mask too large for 32-bit labels");
 }
@@ -138,8 +136,8 @@ int label_components_cpu(const uint8_t* mask, int height, int width, int32_t* la
   return label_with_scratch(mask, height, width, labels, parent);
 }
 
-void label_components_batch_cpu(const uint8_t* masks, int count, int height, int width,
-                                int32_t* labels, int32_t* component_counts) {
+void label_components_batch_cpu(const uint8_t* masks, int count, int height, int width, int32_t* labels,
+                                int32_t* component_counts) {
   require_mask_shape(height, width);
   PNEUMO_REQUIRE(count >= 0, "connected components: negative batch size");
   const int64_t pixel_count = static_cast<int64_t>(height) * width;
@@ -152,19 +150,16 @@ void label_components_batch_cpu(const uint8_t* masks, int count, int height, int
   });
 }
 
-std::vector<ComponentBounds> component_bounds_cpu(const int32_t* labels, int height, int width,
-                                                  int component_count) {
-  std::vector<ComponentBounds> bounds(static_cast<size_t>(component_count),
-                                      ComponentBounds{width, height, -1, -1});
+std::vector<ComponentBounds> component_bounds_cpu(const int32_t* labels, int height, int width, int component_count) {
+  std::vector<ComponentBounds> bounds(static_cast<size_t>(component_count), ComponentBounds{width, height, -1, -1});
   // Row by row, one update per run of equal labels.
   for (int y = 0; y < height; ++y) {
     const int32_t* row = labels + static_cast<int64_t>(y) * width;
     for (int x = 0; x < width; ++x) {
       const int32_t label = row[x];
       if (!label) continue;
-      PNEUMO_REQUIRE(label > 0 && label <= component_count,
-                     "component_bounds_cpu: label " + std::to_string(label) + " outside 1.." +
-                         std::to_string(component_count));
+      PNEUMO_REQUIRE(label > 0 && label <= component_count, "component_bounds_cpu: label " + std::to_string(label) +
+                                                                " outside 1.." + std::to_string(component_count));
       const int run_start = x;
       while (x + 1 < width && row[x + 1] == label) ++x;
       ComponentBounds& box = bounds[static_cast<size_t>(label - 1)];

@@ -42,8 +42,7 @@ void pad_image_cpu(float* padded, const float* image, int64_t N, int64_t H, int6
       }
       const float* source = image + (n * H + h) * W * C;  // (W, C)
       std::memset(destination, 0, sizeof(float) * C);
-      for (int64_t w = 0; w < W; ++w)
-        std::memcpy(destination + (w + 1) * stride, source + w * C, sizeof(float) * C);
+      for (int64_t w = 0; w < W; ++w) std::memcpy(destination + (w + 1) * stride, source + w * C, sizeof(float) * C);
       std::memset(destination + (W + 1) * stride, 0, sizeof(float) * C);
     }
   });
@@ -55,8 +54,7 @@ int64_t direct_group_width(int64_t O) {
 
 int64_t direct_slice_channels(int kernel_size) { return kernel_size == 3 ? 16 : 128; }
 
-void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R,
-                        bool input_gradient) {
+void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R, bool input_gradient) {
   const int64_t taps = int64_t{R} * R;
   const int64_t O = input_gradient ? C : K, I = input_gradient ? K : C;
   const int64_t width = direct_group_width(O), slice = direct_slice_channels(R);
@@ -72,11 +70,9 @@ void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C
           float* destination = run + (tap * (slice_end - slice_begin) + i - slice_begin) * width;
           if (input_gradient) {
             // output channel o = c of the flipped filter: weight[i = k, R-1-.., R-1-.., c]
-            std::memcpy(destination, weight + (i * taps + (taps - 1 - tap)) * C + group * width,
-                        sizeof(float) * width);
+            std::memcpy(destination, weight + (i * taps + (taps - 1 - tap)) * C + group * width, sizeof(float) * width);
           } else {
-            for (int64_t o = 0; o < width; ++o)
-              destination[o] = weight[((group * width + o) * taps + tap) * C + i];
+            for (int64_t o = 0; o < width; ++o) destination[o] = weight[((group * width + o) * taps + tap) * C + i];
           }
         }
     }
@@ -111,42 +107,40 @@ constexpr int kTilePixels32 = 6, kTilePixels64 = 6, kForwardVectors = 2, kWeight
 namespace {
 
 [[noreturn]] void throw_no_direct_kernels(const char* what) {
-  throw Error(std::string(what) + ": the direct kernels need AVX2+FMA or AVX-512 (this CPU, "
-              "with PNEUMO_CPU_ISA, offers " + cpu_isa_name(cpu_isa()) + ")");
+  throw Error(std::string(what) +
+              ": the direct kernels need AVX2+FMA or AVX-512 (this CPU, "
+              "with PNEUMO_CPU_ISA, offers " +
+              cpu_isa_name(cpu_isa()) + ")");
 }
 
 }  // namespace
 
-void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input,
-                                     const float* output_gradient, int64_t N, int64_t H,
-                                     int64_t W, int64_t C, int64_t K, int kernel_size,
+void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input, const float* output_gradient,
+                                     int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int kernel_size,
                                      float* partials) {
 #ifdef PNEUMO_DIRECT_CONV_X86
   if (cpu_isa() == CpuIsa::Avx512)
-    return avx512_kernels::conv_weight_gradient_direct(weight_gradient, input, output_gradient, N,
-                                                       H, W, C, K, kernel_size, partials);
+    return avx512_kernels::conv_weight_gradient_direct(weight_gradient, input, output_gradient, N, H, W, C, K,
+                                                       kernel_size, partials);
   if (cpu_isa() == CpuIsa::Avx2)
-    return avx2_kernels::conv_weight_gradient_direct(weight_gradient, input, output_gradient, N, H,
-                                                     W, C, K, kernel_size, partials);
+    return avx2_kernels::conv_weight_gradient_direct(weight_gradient, input, output_gradient, N, H, W, C, K,
+                                                     kernel_size, partials);
 #endif
-  (void)weight_gradient, (void)input, (void)output_gradient, (void)N, (void)H, (void)W, (void)C,
-      (void)K, (void)kernel_size, (void)partials;
+  (void)weight_gradient, (void)input, (void)output_gradient, (void)N, (void)H, (void)W, (void)C, (void)K,
+      (void)kernel_size, (void)partials;
   throw_no_direct_kernels("conv_weight_gradient_direct_cpu");
 }
 
-void conv_direct_cpu(float* output, const float* input, const float* packed, const float* bias,
-                     int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int kernel_size,
-                     bool accumulate) {
+void conv_direct_cpu(float* output, const float* input, const float* packed, const float* bias, int64_t N, int64_t H,
+                     int64_t W, int64_t C, int64_t O, int kernel_size, bool accumulate) {
 #ifdef PNEUMO_DIRECT_CONV_X86
   if (cpu_isa() == CpuIsa::Avx512)
-    return avx512_kernels::conv_direct(output, input, packed, bias, N, H, W, C, O, kernel_size,
-                                       accumulate);
+    return avx512_kernels::conv_direct(output, input, packed, bias, N, H, W, C, O, kernel_size, accumulate);
   if (cpu_isa() == CpuIsa::Avx2)
-    return avx2_kernels::conv_direct(output, input, packed, bias, N, H, W, C, O, kernel_size,
-                                     accumulate);
+    return avx2_kernels::conv_direct(output, input, packed, bias, N, H, W, C, O, kernel_size, accumulate);
 #endif
-  (void)output, (void)input, (void)packed, (void)bias, (void)N, (void)H, (void)W, (void)C,
-      (void)O, (void)kernel_size, (void)accumulate;
+  (void)output, (void)input, (void)packed, (void)bias, (void)N, (void)H, (void)W, (void)C, (void)O, (void)kernel_size,
+      (void)accumulate;
   throw_no_direct_kernels("conv_direct_cpu");
 }
 

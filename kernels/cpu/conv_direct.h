@@ -40,26 +40,23 @@ int64_t direct_slice_channels(int kernel_size);
 // itself. input_gradient: O = C, I = K, the spatially flipped, in/out-swapped filter
 // [c, i, j, k] = weight[k, R-1-i, R-1-j, c], whose 'same' convolution with d output is
 // d input. Threaded.
-void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R,
-                        bool input_gradient);
+void pack_direct_filter(float* packed, const float* weight, int64_t K, int64_t C, int R, bool input_gradient);
 
 // output (N,H,W,O) (+)= bias (O, may be null) + sum over i,j<R, c<C of
 // input[n, h+i, w+j, c] * filter[o, i, j, c], with the filter packed by pack_direct_filter.
 // kernel_size R = 3: input is pad_image_cpu's padded image; R = 1: input is the (N,H,W,C)
 // image. Threaded over pixel groups and output-channel groups. Requires
 // conv_direct_supported(O).
-void conv_direct_cpu(float* output, const float* input, const float* packed, const float* bias,
-                     int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int kernel_size,
-                     bool accumulate);
+void conv_direct_cpu(float* output, const float* input, const float* packed, const float* bias, int64_t N, int64_t H,
+                     int64_t W, int64_t C, int64_t O, int kernel_size, bool accumulate);
 
 // weight_gradient (K,R,R,C) += sum over pixels of output_gradient (N,H,W,K)[n,h,w,k] *
 // input[n, h+i, w+j, c] (ACCUMULATES). R = 3: input is pad_image_cpu's padded image; R = 1:
 // the (N,H,W,C) image. `partials` must hold (cpu_thread_count()-1) * K*R*R*C floats: each
 // extra thread sums its rows there, then they are added in. Requires conv_direct_supported(C):
 // the same rule over input channels (the kernel's vector width), AVX2 or AVX-512.
-void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input,
-                                     const float* output_gradient, int64_t N, int64_t H,
-                                     int64_t W, int64_t C, int64_t K, int kernel_size,
+void conv_weight_gradient_direct_cpu(float* weight_gradient, const float* input, const float* output_gradient,
+                                     int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int kernel_size,
                                      float* partials);
 
 }  // namespace pneumo

@@ -36,19 +36,16 @@ struct Matrices<2> {
 
 template <>
 struct Matrices<4> {
-  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
-                                     {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
-                                     {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
   static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                                      {1.0 / 24, 1.0 / 12, 1.0 / 6},
                                      {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                      {0, 0, 1}};
-  static constexpr float AT[4][6] = {{1, 1, 1, 1, 1, 0},
-                                     {0, 1, -1, 2, -2, 0},
-                                     {0, 1, 1, 4, 4, 0},
-                                     {0, 1, -1, 8, -8, 1}};
+  static constexpr float AT[4][6] = {
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
   static constexpr float A[6][4] = {{1, 0, 0, 0}, {1, 1, 1, 1},   {1, -1, 1, -1},
                                     {1, 2, 4, 8}, {1, -2, 4, -8}, {0, 0, 0, 1}};
 };
@@ -187,9 +184,8 @@ int64_t chunk_tiles(int m, int64_t I, int64_t O) {
 }
 
 template <int m>
-void run_winograd(float* output, const float* input, const float* transformed, const float* bias,
-                  int64_t N, int64_t H, int64_t W, int64_t I, int64_t O, bool accumulate,
-                  float* scratch) {
+void run_winograd(float* output, const float* input, const float* transformed, const float* bias, int64_t N, int64_t H,
+                  int64_t W, int64_t I, int64_t O, bool accumulate, float* scratch) {
   constexpr int64_t alpha2 = int64_t{m + 2} * (m + 2);
   const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
   const int64_t total_tiles = N * grid.tiles_h * grid.tiles_w;
@@ -204,21 +200,24 @@ void run_winograd(float* output, const float* input, const float* transformed, c
   // Worker j runs blocks j, j + threads, ... in its own V and product buffers.
   parallel_for(threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
-      float* V = scratch + j * per_thread;  // (a*a, rows, I)
+      float* V = scratch + j * per_thread;      // (a*a, rows, I)
       float* products = V + alpha2 * rows * I;  // (a*a, rows, OB), frequency outer (a*a, rows, O)
       for (int64_t block = j; block < blocks; block += threads) {
         const int64_t first = block * T, count = std::min(T, total_tiles - first);
         switch (kernels) {
 #ifdef PNEUMO_WINOGRAD_X86
           case Kernels::Avx512:
-            winograd_avx512::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows, frequency_outer, accumulate, V, products);
+            winograd_avx512::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows,
+                                               frequency_outer, accumulate, V, products);
             break;
           case Kernels::Avx2:
-            winograd_avx2::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows, frequency_outer, accumulate, V, products);
+            winograd_avx2::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows,
+                                             frequency_outer, accumulate, V, products);
             break;
 #endif
           default:
-            winograd_scalar::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows, frequency_outer, accumulate, V, products);
+            winograd_scalar::winograd_block<m>(output, input, transformed, bias, grid, I, O, first, count, rows,
+                                               frequency_outer, accumulate, V, products);
         }
       }
     }
@@ -226,16 +225,16 @@ void run_winograd(float* output, const float* input, const float* transformed, c
 }
 
 template <int m>
-void run_weight_gradient(float* weight_gradient, const float* input, const float* output_gradient,
-                         int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, float* scratch) {
+void run_weight_gradient(float* weight_gradient, const float* input, const float* output_gradient, int64_t N, int64_t H,
+                         int64_t W, int64_t C, int64_t K, float* scratch) {
   constexpr int a = m + 2;
   constexpr int64_t alpha2 = int64_t{a} * a;
   const TileGrid grid{H, W, (H + m - 1) / m, (W + m - 1) / m};
   const int64_t total_tiles = N * grid.tiles_h * grid.tiles_w;
   const int64_t I = C, O = K, T = chunk_tiles(m, I, O), rows = slab_rows(T);
-  float* dU = scratch;                // (a*a, I, O)
-  float* V = dU + alpha2 * I * O;     // (a*a, rows, I)
-  float* Z = V + alpha2 * rows * I;   // (a*a, rows, O)
+  float* dU = scratch;               // (a*a, I, O)
+  float* V = dU + alpha2 * I * O;    // (a*a, rows, I)
+  float* Z = V + alpha2 * rows * I;  // (a*a, rows, O)
   std::memset(dU, 0, sizeof(float) * alpha2 * I * O);
   const Kernels kernels = kernels_for(I, O);
   for (int64_t first = 0; first < total_tiles; first += T) {
@@ -276,7 +275,9 @@ void run_weight_gradient(float* weight_gradient, const float* input, const float
     const int64_t k_begin = begin * lanes, k_end = std::min(K, end * lanes);
     switch (kernels) {
 #ifdef PNEUMO_WINOGRAD_X86
-      case Kernels::Avx512: winograd_avx512::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end); break;
+      case Kernels::Avx512:
+        winograd_avx512::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end);
+        break;
       case Kernels::Avx2: winograd_avx2::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end); break;
 #endif
       default: winograd_scalar::weight_output_transform<m>(weight_gradient, dU, C, K, k_begin, k_end);
@@ -287,8 +288,7 @@ void run_weight_gradient(float* weight_gradient, const float* input, const float
 // U (a*a, O / OB, I, OB) = G g G^T for every (input channel i, output channel o), in double,
 // threaded over (panel, input channel) rows (conv_winograd_kernels.inc, filter_transform).
 template <int m>
-void transform_filter(float* transformed, const float* weight, int64_t K, int64_t C,
-                      bool input_gradient) {
+void transform_filter(float* transformed, const float* weight, int64_t K, int64_t C, bool input_gradient) {
   const int64_t I = input_gradient ? K : C, O = input_gradient ? C : K;
   const int64_t OB = panel_width(I, O);
   const Kernels kernels = kernels_for(I, O);
@@ -297,15 +297,24 @@ void transform_filter(float* transformed, const float* weight, int64_t K, int64_
   const int64_t total = (O + OB - 1) / OB * I;
   const int threads = cpu_thread_count();
   parallel_for(threads, 1, [&](int64_t first_worker, int64_t last_worker) {
-    std::vector<float> local(static_cast<size_t>((m + 2) * (m + 2) * winograd_scalar::kFilterRows * OB));  // (a*a, rows, OB)
+    std::vector<float> local(
+        static_cast<size_t>((m + 2) * (m + 2) * winograd_scalar::kFilterRows * OB));  // (a*a, rows, OB)
     for (int64_t worker = first_worker; worker < last_worker; ++worker) {
       const int64_t begin = worker * total / threads, end = (worker + 1) * total / threads;
       switch (kernels) {
 #ifdef PNEUMO_WINOGRAD_X86
-        case Kernels::Avx512: winograd_avx512::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data()); break;
-        case Kernels::Avx2: winograd_avx2::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data()); break;
+        case Kernels::Avx512:
+          winograd_avx512::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end,
+                                               local.data());
+          break;
+        case Kernels::Avx2:
+          winograd_avx2::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end,
+                                             local.data());
+          break;
 #endif
-        default: winograd_scalar::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end, local.data());
+        default:
+          winograd_scalar::filter_transform<m>(transformed, weight, C, I, O, OB, input_gradient, begin, end,
+                                               local.data());
       }
     }
   });
@@ -313,14 +322,14 @@ void transform_filter(float* transformed, const float* weight, int64_t K, int64_
 
 }  // namespace
 
-int64_t winograd_filter_floats(int m, int64_t I, int64_t O) {
-  return int64_t{m + 2} * (m + 2) * I * O;
-}
+int64_t winograd_filter_floats(int m, int64_t I, int64_t O) { return int64_t{m + 2} * (m + 2) * I * O; }
 
-void winograd_transform_filter(float* transformed, const float* weight, int64_t K, int64_t C,
-                               int m, bool input_gradient) {
-  if (m == 2) transform_filter<2>(transformed, weight, K, C, input_gradient);
-  else transform_filter<4>(transformed, weight, K, C, input_gradient);
+void winograd_transform_filter(float* transformed, const float* weight, int64_t K, int64_t C, int m,
+                               bool input_gradient) {
+  if (m == 2)
+    transform_filter<2>(transformed, weight, K, C, input_gradient);
+  else
+    transform_filter<4>(transformed, weight, K, C, input_gradient);
 }
 
 int64_t winograd_scratch_floats(int m, int64_t I, int64_t O) {
@@ -329,11 +338,12 @@ int64_t winograd_scratch_floats(int m, int64_t I, int64_t O) {
   return cpu_thread_count() * thread_block_floats(m, I, O, large ? kMaxBlockTiles : kSmallBlockTiles, large);
 }
 
-void conv_winograd_cpu(float* output, const float* input, const float* transformed,
-                       const float* bias, int64_t N, int64_t H, int64_t W, int64_t I, int64_t O,
-                       int m, bool accumulate, float* scratch) {
-  if (m == 2) run_winograd<2>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
-  else run_winograd<4>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
+void conv_winograd_cpu(float* output, const float* input, const float* transformed, const float* bias, int64_t N,
+                       int64_t H, int64_t W, int64_t I, int64_t O, int m, bool accumulate, float* scratch) {
+  if (m == 2)
+    run_winograd<2>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
+  else
+    run_winograd<4>(output, input, transformed, bias, N, H, W, I, O, accumulate, scratch);
 }
 
 int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K) {
@@ -341,11 +351,12 @@ int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K) {
   return alpha2 * (C * K + slab_rows(chunk_tiles(m, C, K)) * (C + K));
 }
 
-void conv_winograd_weight_gradient_cpu(float* weight_gradient, const float* input,
-                                       const float* output_gradient, int64_t N, int64_t H,
-                                       int64_t W, int64_t C, int64_t K, int m, float* scratch) {
-  if (m == 2) run_weight_gradient<2>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
-  else run_weight_gradient<4>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
+void conv_winograd_weight_gradient_cpu(float* weight_gradient, const float* input, const float* output_gradient,
+                                       int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int m, float* scratch) {
+  if (m == 2)
+    run_weight_gradient<2>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
+  else
+    run_weight_gradient<4>(weight_gradient, input, output_gradient, N, H, W, C, K, scratch);
 }
 
 }  // namespace pneumo

@@ -30,8 +30,8 @@ int64_t winograd_filter_floats(int m, int64_t I, int64_t O);
 // panels of output channels ((m+2)^2, O / OB, I, OB; OB set by the vector width that runs
 // this I and O). Forward: g[r][s] = weight[o, r, s, i]; input_gradient: g[r][s] =
 // weight[i, 2-r, 2-s, o]. Threaded.
-void winograd_transform_filter(float* transformed, const float* weight, int64_t K, int64_t C,
-                               int m, bool input_gradient);
+void winograd_transform_filter(float* transformed, const float* weight, int64_t K, int64_t C, int m,
+                               bool input_gradient);
 
 // Floats of scratch conv_winograd_cpu needs for I -> O channels (each thread's block of
 // transformed inputs and products, about 0.5-1 MiB per thread).
@@ -40,9 +40,8 @@ int64_t winograd_scratch_floats(int m, int64_t I, int64_t O);
 // output (N,H,W,O) (+)= bias (O, may be null) + the 3x3 'same' convolution of input (N,H,W,I)
 // with the filter whose transform is `transformed`. m = 2 or 4. Threaded over blocks of tiles;
 // each output element is computed by one thread, so results do not depend on the thread count.
-void conv_winograd_cpu(float* output, const float* input, const float* transformed,
-                       const float* bias, int64_t N, int64_t H, int64_t W, int64_t I, int64_t O,
-                       int m, bool accumulate, float* scratch);
+void conv_winograd_cpu(float* output, const float* input, const float* transformed, const float* bias, int64_t N,
+                       int64_t H, int64_t W, int64_t I, int64_t O, int m, bool accumulate, float* scratch);
 
 // Floats of scratch conv_winograd_weight_gradient_cpu needs: (m+2)^2 * (C*K + (chunk+1)*(C+K)).
 int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K);
@@ -50,8 +49,7 @@ int64_t winograd_weight_gradient_scratch_floats(int m, int64_t C, int64_t K);
 // weight_gradient (K,3,3,C) += the gradient of the 3x3 'same' convolution of input (N,H,W,C)
 // given output_gradient (N,H,W,K). m = 2 or 4. Threaded over tiles (transforms) and over the
 // (m+2)^2 frequency points (products); each sum runs in a fixed order, independent of threads.
-void conv_winograd_weight_gradient_cpu(float* weight_gradient, const float* input,
-                                       const float* output_gradient, int64_t N, int64_t H,
-                                       int64_t W, int64_t C, int64_t K, int m, float* scratch);
+void conv_winograd_weight_gradient_cpu(float* weight_gradient, const float* input, const float* output_gradient,
+                                       int64_t N, int64_t H, int64_t W, int64_t C, int64_t K, int m, float* scratch);
 
 }  // namespace pneumo

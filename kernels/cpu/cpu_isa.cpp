@@ -23,9 +23,12 @@ CpuIsa read_cpu_isa() {
   if (!cap || !*cap) return hardware;
   const std::string value = cap;
   CpuIsa wanted;
-  if (value == "avx512") wanted = CpuIsa::Avx512;
-  else if (value == "avx2") wanted = CpuIsa::Avx2;
-  else if (value == "scalar") wanted = CpuIsa::Scalar;
+  if (value == "avx512")
+    wanted = CpuIsa::Avx512;
+  else if (value == "avx2")
+    wanted = CpuIsa::Avx2;
+  else if (value == "scalar")
+    wanted = CpuIsa::Scalar;
   else
     throw Error("PNEUMO_CPU_ISA='" + value + "': expected avx512, avx2 or scalar");
   return static_cast<int>(wanted) < static_cast<int>(hardware) ? wanted : hardware;

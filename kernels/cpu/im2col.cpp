@@ -7,8 +7,8 @@
 
 namespace pneumo {
 
-void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, int64_t C,
-                     int kernel_size, int64_t first_row, int64_t row_count) {
+void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, int64_t C, int kernel_size,
+                     int64_t first_row, int64_t row_count) {
   const int64_t R = kernel_size, pad = kernel_size / 2;
   const int64_t column_width = R * R * C;  // one column row: (kh, kw, c)
   // Threaded over image rows on the engine's pool.
@@ -34,8 +34,7 @@ void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, i
           if (kw_begin > 0) std::memset(destination, 0, sizeof(float) * kw_begin * C);
           std::memcpy(destination + kw_begin * C, source_row + (w + kw_begin - pad) * C,
                       sizeof(float) * (kw_end - kw_begin) * C);
-          if (kw_end < R)
-            std::memset(destination + kw_end * C, 0, sizeof(float) * (R - kw_end) * C);
+          if (kw_end < R) std::memset(destination + kw_end * C, 0, sizeof(float) * (R - kw_end) * C);
         }
       }
     }

@@ -11,7 +11,7 @@ namespace pneumo {
 // g % H of image g / H), so a chunk may span images. columns: (row_count*W, R*R*C) with each row
 // laid out (kh, kw, c), matching a (K,R,S,C) weight read as (K, R*S*C). kernel_size R is odd;
 // padding R/2. Threaded over rows with parallel_for (engine/cpu_threads.h).
-void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, int64_t C,
-                     int kernel_size, int64_t first_row, int64_t row_count);
+void im2col_same_cpu(float* columns, const float* image, int64_t H, int64_t W, int64_t C, int kernel_size,
+                     int64_t first_row, int64_t row_count);
 
 }  // namespace pneumo

@@ -88,8 +88,7 @@ __global__ void local_merge_kernel(const uint8_t* masks, int height, int width, 
     if (ty > 0) {
       if (tx > 0 && tile_mask[ty - 1][tx - 1]) union_sets(tile_parent, local, local - kTileWidth - 1);
       if (tile_mask[ty - 1][tx]) union_sets(tile_parent, local, local - kTileWidth);
-      if (tx + 1 < kTileWidth && tile_mask[ty - 1][tx + 1])
-        union_sets(tile_parent, local, local - kTileWidth + 1);
+      if (tx + 1 < kTileWidth && tile_mask[ty - 1][tx + 1]) union_sets(tile_parent, local, local - kTileWidth + 1);
     }
   }
   __syncthreads();
@@ -99,8 +98,7 @@ __global__ void local_merge_kernel(const uint8_t* masks, int height, int width, 
     // Tile-local raster order maps monotonically onto image raster order, so the tile root
     // (smallest local index) is also the smallest image index of its tile component.
     const int root = find_root(tile_parent, local);
-    value = (blockIdx.y * kTileHeight + root / kTileWidth) * width + blockIdx.x * kTileWidth +
-            root % kTileWidth;
+    value = (blockIdx.y * kTileHeight + root / kTileWidth) * width + blockIdx.x * kTileWidth + root % kTileWidth;
   }
   parents[image_offset + y * width + x] = value;
 }
@@ -132,8 +130,7 @@ __global__ void boundary_merge_kernel(const uint8_t* masks, int height, int widt
 }
 
 // Grid over all N*H*W pixels. Every foreground pixel points straight at its root afterwards.
-__global__ void compress_kernel(const uint8_t* masks, long long total, int pixels_per_image,
-                                int32_t* parents) {
+__global__ void compress_kernel(const uint8_t* masks, long long total, int pixels_per_image, int32_t* parents) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     if (!masks[i]) continue;
@@ -145,15 +142,14 @@ __global__ void compress_kernel(const uint8_t* masks, long long total, int pixel
   }
 }
 
-__device__ bool is_root(const uint8_t* masks, const int32_t* parents, long long image_offset,
-                        int index) {
+__device__ bool is_root(const uint8_t* masks, const int32_t* parents, long long image_offset, int index) {
   return masks[image_offset + index] != 0 && parents[image_offset + index] == index;
 }
 
 // One warp per image row (N*H rows, 8 rows per 256-thread block): row_counts[row] = number of
 // component roots (first pixels) in the row.
-__global__ void count_roots_per_row_kernel(const uint8_t* masks, const int32_t* parents, int count,
-                                           int height, int width, int32_t* row_counts) {
+__global__ void count_roots_per_row_kernel(const uint8_t* masks, const int32_t* parents, int count, int height,
+                                           int width, int32_t* row_counts) {
   const int lane = threadIdx.x % 32;
   const long long row = blockIdx.x * (blockDim.x / 32LL) + threadIdx.x / 32;
   if (row >= static_cast<long long>(count) * height) return;  // whole warp leaves together
@@ -170,8 +166,8 @@ __global__ void count_roots_per_row_kernel(const uint8_t* masks, const int32_t* 
 
 // One 1024-thread block per image: row_offsets (N,H) = exclusive prefix sum of row_counts over
 // the image's rows; component_counts[n] = the image's total.
-__global__ void scan_rows_per_image_kernel(const int32_t* row_counts, int height,
-                                           int32_t* row_offsets, int32_t* component_counts) {
+__global__ void scan_rows_per_image_kernel(const int32_t* row_counts, int height, int32_t* row_offsets,
+                                           int32_t* component_counts) {
   __shared__ int32_t warp_totals[32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const long long base = static_cast<long long>(blockIdx.x) * height;
@@ -207,8 +203,8 @@ __global__ void scan_rows_per_image_kernel(const int32_t* row_counts, int height
 
 // One warp per row, as count_roots_per_row: each root gets -(its rank in the image + 1), the
 // negative sign marking "final label" for spread_root_labels.
-__global__ void label_roots_kernel(const uint8_t* masks, int count, int height, int width,
-                                   const int32_t* row_offsets, int32_t* labels) {
+__global__ void label_roots_kernel(const uint8_t* masks, int count, int height, int width, const int32_t* row_offsets,
+                                   int32_t* labels) {
   const int lane = threadIdx.x % 32;
   const long long row = blockIdx.x * (blockDim.x / 32LL) + threadIdx.x / 32;
   if (row >= static_cast<long long>(count) * height) return;
@@ -230,8 +226,8 @@ __global__ void label_roots_kernel(const uint8_t* masks, int count, int height, 
 // Grid over all pixels: background -> 0; a non-root foreground pixel holds its root's index and
 // takes the root's final label (positive). Roots (negative) are left for the next kernel, so
 // every value read here is stable during the launch.
-__global__ void spread_root_labels_kernel(const uint8_t* masks, long long total,
-                                          int pixels_per_image, int32_t* labels) {
+__global__ void spread_root_labels_kernel(const uint8_t* masks, long long total, int pixels_per_image,
+                                          int32_t* labels) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     if (!masks[i]) {
@@ -260,8 +256,8 @@ __global__ void initialize_bounds_kernel(int total_components, ComponentBounds* 
 // Grid (ceil(W/32), ceil(H/8), N), block (32,8): each warp covers 32 consecutive pixels of one
 // row. Lanes with the same component are grouped with __match_any_sync; the group's lowest lane
 // updates the component's bounds once with the group's leftmost and rightmost x.
-__global__ void component_bounds_kernel(const int32_t* labels, int height, int width,
-                                        const int32_t* component_offsets, ComponentBounds* bounds) {
+__global__ void component_bounds_kernel(const int32_t* labels, int height, int width, const int32_t* component_offsets,
+                                        ComponentBounds* bounds) {
   const int lane = threadIdx.x;
   const int x = blockIdx.x * 32 + lane;
   const int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -290,11 +286,11 @@ int blocks_for(long long count, int block) {
 
 }  // namespace
 
-void label_components_cuda(const uint8_t* masks, int count, int height, int width,
-                           int32_t* labels, int32_t* component_counts, int32_t* row_scratch) {
-  PNEUMO_REQUIRE(height > 0 && width > 0 && count >= 0,
-                 "label_components_cuda: bad batch shape (" + std::to_string(count) + "," +
-                     std::to_string(height) + "," + std::to_string(width) + ")");
+void label_components_cuda(const uint8_t* masks, int count, int height, int width, int32_t* labels,
+                           int32_t* component_counts, int32_t* row_scratch) {
+  PNEUMO_REQUIRE(height > 0 && width > 0 && count >= 0, "label_components_cuda: bad batch shape (" +
+                                                            std::to_string(count) + "," + std::to_string(height) + "," +
+                                                            std::to_string(width) + ")");
   PNEUMO_REQUIRE(static_cast<long long>(height) * width < INT_MAX,
                  "label_components_cuda: image too large for 32-bit labels");
   PNEUMO_REQUIRE(count <= 65535, "label_components_cuda: at most 65535 images per call");
@@ -303,8 +299,7 @@ void label_components_cuda(const uint8_t* masks, int count, int height, int widt
   const int pixels_per_image = height * width;
 
   const dim3 tile_block(kTileWidth, kTileHeight);
-  const dim3 tile_grid((width + kTileWidth - 1) / kTileWidth,
-                       (height + kTileHeight - 1) / kTileHeight, count);
+  const dim3 tile_grid((width + kTileWidth - 1) / kTileWidth, (height + kTileHeight - 1) / kTileHeight, count);
   local_merge_kernel<<<tile_grid, tile_block>>>(masks, height, width, labels);
   PNEUMO_CUDA_CHECK_LAUNCH();
   boundary_merge_kernel<<<tile_grid, tile_block>>>(masks, height, width, labels);
@@ -315,22 +310,18 @@ void label_components_cuda(const uint8_t* masks, int count, int height, int widt
   const long long rows = static_cast<long long>(count) * height;
   Memory own_scratch;  // only when the caller passed none; freed (synchronising) on return
   if (!row_scratch) {
-    own_scratch = Memory(Device::CUDA, label_components_row_scratch_count(count, height) *
-                                           sizeof(int32_t));
+    own_scratch = Memory(Device::CUDA, label_components_row_scratch_count(count, height) * sizeof(int32_t));
     row_scratch = static_cast<int32_t*>(own_scratch.data());
   }
   int32_t* row_counts_data = row_scratch;          // (N,H)
   int32_t* row_offsets_data = row_scratch + rows;  // (N,H)
-  const int rows_per_block = 8;  // 256 threads, one warp per row
+  const int rows_per_block = 8;                    // 256 threads, one warp per row
   const int row_blocks = static_cast<int>((rows + rows_per_block - 1) / rows_per_block);
-  count_roots_per_row_kernel<<<row_blocks, 32 * rows_per_block>>>(masks, labels, count, height,
-                                                                   width, row_counts_data);
+  count_roots_per_row_kernel<<<row_blocks, 32 * rows_per_block>>>(masks, labels, count, height, width, row_counts_data);
   PNEUMO_CUDA_CHECK_LAUNCH();
-  scan_rows_per_image_kernel<<<count, 1024>>>(row_counts_data, height, row_offsets_data,
-                                              component_counts);
+  scan_rows_per_image_kernel<<<count, 1024>>>(row_counts_data, height, row_offsets_data, component_counts);
   PNEUMO_CUDA_CHECK_LAUNCH();
-  label_roots_kernel<<<row_blocks, 32 * rows_per_block>>>(masks, count, height, width,
-                                                          row_offsets_data, labels);
+  label_roots_kernel<<<row_blocks, 32 * rows_per_block>>>(masks, count, height, width, row_offsets_data, labels);
   PNEUMO_CUDA_CHECK_LAUNCH();
   spread_root_labels_kernel<<<blocks_for(total, 256), 256>>>(masks, total, pixels_per_image, labels);
   PNEUMO_CUDA_CHECK_LAUNCH();
@@ -339,9 +330,8 @@ void label_components_cuda(const uint8_t* masks, int count, int height, int widt
   // own_scratch, if any, is freed when this returns; cudaFree waits for the kernels.
 }
 
-void component_bounds_cuda(const int32_t* labels, int count, int height, int width,
-                           const int32_t* component_offsets, int total_components,
-                           ComponentBounds* bounds) {
+void component_bounds_cuda(const int32_t* labels, int count, int height, int width, const int32_t* component_offsets,
+                           int total_components, ComponentBounds* bounds) {
   PNEUMO_REQUIRE(height > 0 && width > 0 && count >= 0 && count <= 65535 && total_components >= 0,
                  "component_bounds_cuda: bad batch shape");
   if (count == 0 || total_components == 0) return;

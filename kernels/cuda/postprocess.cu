@@ -24,19 +24,18 @@ constexpr int kMeanBlock = 256;
 // float is already inside [min, max].
 // Index is int32_t when the output batch (and so the smaller input batch) allows it.
 template <typename Index>
-__global__ void upscale_threshold_kernel(const float* probabilities, int count, int height,
-                                         int width, int output_height, int output_width,
-                                         double row_scale, double column_scale, float threshold,
-                                         float* resized, uint8_t* masks) {
+__global__ void upscale_threshold_kernel(const float* probabilities, int count, int height, int width,
+                                         int output_height, int output_width, double row_scale, double column_scale,
+                                         float threshold, float* resized, uint8_t* masks) {
   const Index pixels_per_image = static_cast<Index>(output_height) * output_width;
   const Index total = pixels_per_image * count;
   for (Index i = grid_stride_first<Index>(); i < total; i += grid_stride_step<Index>()) {
     const Index n = i / pixels_per_image;
     const int pixel = static_cast<int>(i - n * pixels_per_image);
     const int out_y = pixel / output_width, out_x = pixel % output_width;
-    const float value = resize_bilinear_sample(
-        probabilities + n * height * static_cast<Index>(width), height, width,
-        resize_source_coordinate(out_y, row_scale), resize_source_coordinate(out_x, column_scale));
+    const float value = resize_bilinear_sample(probabilities + n * height * static_cast<Index>(width), height, width,
+                                               resize_source_coordinate(out_y, row_scale),
+                                               resize_source_coordinate(out_x, column_scale));
     resized[i] = value;
     masks[i] = value > threshold ? 1 : 0;
   }
@@ -44,8 +43,7 @@ __global__ void upscale_threshold_kernel(const float* probabilities, int count, 
 
 // One block per component k: mean_probabilities[k] = mean of the image's resized map over the
 // component's whole bounding rectangle (not only its pixels), summed in double.
-__global__ void rectangle_mean_kernel(const float* resized, int height, int width,
-                                      const int32_t* component_images,
+__global__ void rectangle_mean_kernel(const float* resized, int height, int width, const int32_t* component_images,
                                       const ComponentBounds* bounds, float* mean_probabilities) {
   __shared__ double partial[kMeanBlock];
   const int k = blockIdx.x;
@@ -106,16 +104,14 @@ PostprocessBuffers& postprocess_buffers() {
 
 }  // namespace
 
-ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height,
-                                                 int width, int output_height, int output_width,
-                                                 float threshold) {
-  PNEUMO_REQUIRE(count >= 0 && height > 0 && width > 0,
-                 "GPU post-processing: bad map batch shape (" + std::to_string(count) + "," +
-                     std::to_string(height) + "," + std::to_string(width) + ")");
+ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int count, int height, int width,
+                                                 int output_height, int output_width, float threshold) {
+  PNEUMO_REQUIRE(count >= 0 && height > 0 && width > 0, "GPU post-processing: bad map batch shape (" +
+                                                            std::to_string(count) + "," + std::to_string(height) + "," +
+                                                            std::to_string(width) + ")");
   PNEUMO_REQUIRE(output_height >= height && output_width >= width,
-                 "GPU post-processing upscales only: " + std::to_string(height) + "x" +
-                     std::to_string(width) + " -> " + std::to_string(output_height) + "x" +
-                     std::to_string(output_width));
+                 "GPU post-processing upscales only: " + std::to_string(height) + "x" + std::to_string(width) + " -> " +
+                     std::to_string(output_height) + "x" + std::to_string(output_width));
   ComponentBoxBatch result;
   result.component_counts.assign(static_cast<size_t>(count), 0);
   result.component_offsets.assign(static_cast<size_t>(count), 0);
@@ -123,30 +119,26 @@ ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int
 
   const long long total = static_cast<long long>(count) * output_height * output_width;
   PostprocessBuffers& buffers = postprocess_buffers();
-  auto* resized_data = static_cast<float*>(
-      grown(buffers.resized, static_cast<size_t>(total) * sizeof(float)));                // (N,H,W)
-  auto* masks_data = static_cast<uint8_t*>(grown(buffers.masks, static_cast<size_t>(total)));  // (N,H,W)
-  auto* labels_data = static_cast<int32_t*>(
-      grown(buffers.labels, static_cast<size_t>(total) * sizeof(int32_t)));             // (N,H,W)
-  auto* counts_data = static_cast<int32_t*>(
-      grown(buffers.counts, static_cast<size_t>(count) * sizeof(int32_t)));             // (N)
-  auto* row_scratch = static_cast<int32_t*>(grown(
-      buffers.row_scratch,
-      label_components_row_scratch_count(count, output_height) * sizeof(int32_t)));
+  auto* resized_data =
+      static_cast<float*>(grown(buffers.resized, static_cast<size_t>(total) * sizeof(float)));  // (N,H,W)
+  auto* masks_data = static_cast<uint8_t*>(grown(buffers.masks, static_cast<size_t>(total)));   // (N,H,W)
+  auto* labels_data =
+      static_cast<int32_t*>(grown(buffers.labels, static_cast<size_t>(total) * sizeof(int32_t)));  // (N,H,W)
+  auto* counts_data =
+      static_cast<int32_t*>(grown(buffers.counts, static_cast<size_t>(count) * sizeof(int32_t)));  // (N)
+  auto* row_scratch = static_cast<int32_t*>(
+      grown(buffers.row_scratch, label_components_row_scratch_count(count, output_height) * sizeof(int32_t)));
 
   const double row_scale = static_cast<double>(height) / static_cast<double>(output_height);
   const double column_scale = static_cast<double>(width) / static_cast<double>(output_width);
   const int blocks = grid_stride_blocks(total, 256);
   launch_with_index(total, blocks, 256, [&](auto index) {
     using Index = decltype(index);
-    upscale_threshold_kernel<Index><<<blocks, 256>>>(probabilities, count, height, width,
-                                                     output_height, output_width, row_scale,
-                                                     column_scale, threshold, resized_data,
-                                                     masks_data);
+    upscale_threshold_kernel<Index><<<blocks, 256>>>(probabilities, count, height, width, output_height, output_width,
+                                                     row_scale, column_scale, threshold, resized_data, masks_data);
   });
   PNEUMO_CUDA_CHECK_LAUNCH();
-  label_components_cuda(masks_data, count, output_height, output_width, labels_data, counts_data,
-                        row_scratch);
+  label_components_cuda(masks_data, count, output_height, output_width, labels_data, counts_data, row_scratch);
 
   copy_bytes(result.component_counts.data(), Device::CPU, counts_data, Device::CUDA,
              static_cast<size_t>(count) * sizeof(int32_t));
@@ -163,19 +155,16 @@ ComponentBoxBatch probability_maps_to_boxes_cuda(const float* probabilities, int
   const size_t components = static_cast<size_t>(total_components);
   auto* offsets_data =
       static_cast<int32_t*>(grown(buffers.offsets, static_cast<size_t>(count) * sizeof(int32_t)));  // (N)
-  auto* images_data = static_cast<int32_t*>(grown(buffers.images, components * sizeof(int32_t)));  // (K)
-  auto* bounds_data = static_cast<ComponentBounds*>(
-      grown(buffers.bounds, components * sizeof(ComponentBounds)));                                // (K)
-  auto* means_data = static_cast<float*>(grown(buffers.means, components * sizeof(float)));      // (K)
+  auto* images_data = static_cast<int32_t*>(grown(buffers.images, components * sizeof(int32_t)));   // (K)
+  auto* bounds_data =
+      static_cast<ComponentBounds*>(grown(buffers.bounds, components * sizeof(ComponentBounds)));  // (K)
+  auto* means_data = static_cast<float*>(grown(buffers.means, components * sizeof(float)));        // (K)
   copy_bytes(offsets_data, Device::CUDA, result.component_offsets.data(), Device::CPU,
              static_cast<size_t>(count) * sizeof(int32_t));
-  copy_bytes(images_data, Device::CUDA, component_images.data(), Device::CPU,
-             components * sizeof(int32_t));
-  component_bounds_cuda(labels_data, count, output_height, output_width, offsets_data,
-                        total_components, bounds_data);
-  rectangle_mean_kernel<<<total_components, kMeanBlock>>>(resized_data, output_height,
-                                                          output_width, images_data, bounds_data,
-                                                          means_data);
+  copy_bytes(images_data, Device::CUDA, component_images.data(), Device::CPU, components * sizeof(int32_t));
+  component_bounds_cuda(labels_data, count, output_height, output_width, offsets_data, total_components, bounds_data);
+  rectangle_mean_kernel<<<total_components, kMeanBlock>>>(resized_data, output_height, output_width, images_data,
+                                                          bounds_data, means_data);
   PNEUMO_CUDA_CHECK_LAUNCH();
 
   result.bounds.resize(static_cast<size_t>(total_components));

@@ -140,7 +140,9 @@ TEST_CASE("the numbers on the inspect page are recomputed from the step's tensor
   const InspectedStep step = inspect_training_step(context, network, adam, batch.images, batch.masks, 1e-2f);
   const std::string html = inspect_page_html(step, make_source(batch));
   const auto stats = page_stats(html);
-  auto close = [](double page, double expected) { return std::fabs(page - expected) <= 1e-6 * std::max(1e-12, std::fabs(expected)) + 1e-12; };
+  auto close = [](double page, double expected) {
+    return std::fabs(page - expected) <= 1e-6 * std::max(1e-12, std::fabs(expected)) + 1e-12;
+  };
 
   // A ReLU's activation statistics, from its output tensor (untouched by backward and Adam).
   {
@@ -195,7 +197,8 @@ TEST_CASE("the inspected step is exactly train_step") {
   Adam adam_inspected, adam_trained;
   const Batch batch = make_batch();
   for (int repeat = 0; repeat < 2; ++repeat) {
-    const InspectedStep step = inspect_training_step(context, inspected, adam_inspected, batch.images, batch.masks, 3e-3f);
+    const InspectedStep step =
+        inspect_training_step(context, inspected, adam_inspected, batch.images, batch.masks, 3e-3f);
     const StepResult result = train_step(context, trained, adam_trained, batch.images, batch.masks, 3e-3f);
     CHECK(step.loss.loss == result.loss.loss);
     CHECK(step.adam_step == adam_trained.step_count());
@@ -227,7 +230,9 @@ TEST_CASE("the inspect page is well-formed, self-contained and has one section p
     const size_t at = html.find("data-node=\"" + name + "\"");
     const std::string section = html.substr(at, html.find("</section>", at) - at);
     size_t pictures = 0;
-    for (size_t p = section.find("src=\"data:image/png;base64,"); p != std::string::npos; p = section.find("src=\"data:image/png;base64,", p + 1)) ++pictures;
+    for (size_t p = section.find("src=\"data:image/png;base64,"); p != std::string::npos;
+         p = section.find("src=\"data:image/png;base64,", p + 1))
+      ++pictures;
     CHECK_MESSAGE(pictures == 2, name);
     CHECK_MESSAGE(section.find("forward: ") != std::string::npos, name);
     CHECK_MESSAGE(section.find("href=\"../layers/") != std::string::npos, name);
@@ -263,7 +268,8 @@ TEST_CASE("the training recorder's statistics and their page") {
   }
   CHECK(rows[relu].activation_mean == doctest::Approx(sum / output.size()).epsilon(1e-9));
   CHECK(rows[relu].zero_fraction == doctest::Approx(zeros / output.size()).epsilon(1e-12));
-  CHECK(rows[relu].dead_unit_fraction == doctest::Approx(static_cast<double>(std::count(alive.begin(), alive.end(), false)) / channels));
+  CHECK(rows[relu].dead_unit_fraction ==
+        doctest::Approx(static_cast<double>(std::count(alive.begin(), alive.end(), false)) / channels));
   const int conv = node_index(network, "block1_1.conv2");
   const ParameterEntry& entry = network.parameters().entry("block1_1.conv2.weight");
   CHECK(rows[conv].has_parameters);

@@ -120,7 +120,9 @@ TEST_CASE("a histogram bar of known count fills exactly its pixels") {
   CHECK(area.y_min == 0);
   CHECK(area.y_max >= 100);
   auto pixel_x = [&](double v) { return area.left + (v - area.x_min) / (area.x_max - area.x_min) * area.width; };
-  auto pixel_y = [&](double v) { return area.top + area.height - (v - area.y_min) / (area.y_max - area.y_min) * area.height; };
+  auto pixel_y = [&](double v) {
+    return area.top + area.height - (v - area.y_min) / (area.y_max - area.y_min) * area.height;
+  };
   const int bottom = area.top + area.height;
   // Bar 2 (count 100): bar colour from just below its top to just above the axis, in its middle
   // column; background just above its top.

@@ -36,9 +36,7 @@
 
 namespace {
 
-std::string dicom_path(const std::string& name) {
-  return pneumo::testing::fixture_path("data/dicom/" + name);
-}
+std::string dicom_path(const std::string& name) { return pneumo::testing::fixture_path("data/dicom/" + name); }
 
 struct Stored {
   int height = 0, width = 0;
@@ -75,8 +73,7 @@ double max_error_levels(const pneumo::Image& image, const Stored& expected, int 
   return worst;
 }
 
-std::string error_of(const std::string& path,
-                     pneumo::JpegDecoder decoder = pneumo::JpegDecoder::libjpeg_turbo) {
+std::string error_of(const std::string& path, pneumo::JpegDecoder decoder = pneumo::JpegDecoder::libjpeg_turbo) {
   try {
     pneumo::read_dicom(path, decoder);
   } catch (const pneumo::Error& error) {
@@ -119,15 +116,15 @@ void register_jpeg_encoders() {
   static std::once_flag once;
   std::call_once(once, [] {
     DJEncoderRegistration::registerCodecs(ECC_lossyYCbCr, EUC_never, OFFalse, 0, 0,
-                                          /*fragment size, KB*/ 16, /*offset table*/ OFTrue,
-                                          ESS_444, OFFalse, OFFalse, 0, 0, 0.0, 0.0, 0, 0, 0, 0,
+                                          /*fragment size, KB*/ 16, /*offset table*/ OFTrue, ESS_444, OFFalse, OFFalse,
+                                          0, 0, 0.0, 0.0, 0, 0, 0, 0,
                                           /*use pixel values (+sp)*/ OFFalse);
   });
 }
 
 // Writes an 8-bit MONOCHROME2 image as a JPEG (baseline or extended) DICOM with DCMTK's encoder.
-void write_jpeg_dicom(const std::string& path, const std::vector<uint8_t>& pixels, int height,
-                      int width, E_TransferSyntax syntax, int quality) {
+void write_jpeg_dicom(const std::string& path, const std::vector<uint8_t>& pixels, int height, int width,
+                      E_TransferSyntax syntax, int quality) {
   register_jpeg_encoders();
   DcmFileFormat file;
   DcmDataset* dataset = file.getDataset();
@@ -259,13 +256,12 @@ TEST_CASE("lossy syntaxes: JPEG baseline (the RSNA syntax), JPEG extended 12-bit
   CHECK(versus_pydicom <= 1e-3);  // identical
   CHECK(versus_source <= 1.0 + 1e-3);
   pneumo::Image textured = pneumo::read_dicom(dicom_path("u8_jpeg_baseline_q75.dcm"));
-  double textured_versus_pydicom =
-      max_error_levels(textured, read_expected("expected_u8_jpeg_baseline_q75.arr"), 8);
+  double textured_versus_pydicom = max_error_levels(textured, read_expected("expected_u8_jpeg_baseline_q75.arr"), 8);
   double textured_loss = max_error_levels(textured, read_expected("expected_u8.arr"), 8);
-  MESSAGE("JPEG baseline q75 texture: max error vs pydicom " << textured_versus_pydicom
-          << ", vs source " << textured_loss << " levels");
+  MESSAGE("JPEG baseline q75 texture: max error vs pydicom " << textured_versus_pydicom << ", vs source "
+                                                             << textured_loss << " levels");
   CHECK(textured_versus_pydicom <= 1e-3);  // identical
-  CHECK(textured_loss > 4.0);  // the fixture really is lossy
+  CHECK(textured_loss > 4.0);              // the fixture really is lossy
   // Extended 12-bit at quality 95 on a smooth ramp: within 2 of 4095 levels of the source.
   pneumo::Image extended = pneumo::read_dicom(dicom_path("u12_jpeg_extended.dcm"));
   double extended_error = max_error_levels(extended, read_expected("expected_u12_smooth.arr"), 12);
@@ -299,7 +295,7 @@ TEST_CASE("unreadable files give one-line errors naming the file and the reason"
 }
 
 TEST_CASE("concurrent reads from many threads give the same pixels") {
-  const char* files[] = {"u8_jpeg_baseline.dcm", "u8_rle.dcm", "u16_jpegls_lossless.dcm",
+  const char* files[] = {"u8_jpeg_baseline.dcm",  "u8_rle.dcm",      "u16_jpegls_lossless.dcm",
                          "u12_jpeg_lossless.dcm", "u8_deflated.dcm", "error_jpeg2000.dcm"};
   std::vector<std::vector<float>> sequential;
   for (const char* file : files) {
@@ -403,27 +399,31 @@ TEST_CASE("corrupt JPEG streams give one-line errors naming the file, never a cr
          bytes.resize(bytes.size() / 2);
          return bytes;
        },
-       {}, "Premature end of JPEG file"},
+       {},
+       "Premature end of JPEG file"},
       {"garbage_all.dcm",
        [](std::vector<uint8_t> bytes) {
          Random random{7};
          for (uint8_t& byte : bytes) byte = random.next();
          return bytes;
        },
-       {}, "Not a JPEG file"},
+       {},
+       "Not a JPEG file"},
       {"garbage_entropy.dcm",
        [](std::vector<uint8_t> bytes) {
          Random random{99};
          for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = random.next();
          return bytes;
        },
-       {}, "Corrupt JPEG data"},
+       {},
+       "Corrupt JPEG data"},
       {"only_header.dcm",
        [](std::vector<uint8_t> bytes) {
          bytes.resize(8);
          return bytes;
        },
-       {}, "cannot decode the JPEG pixel data"},
+       {},
+       "cannot decode the JPEG pixel data"},
       {"wrong_rows.dcm", [](std::vector<uint8_t> bytes) { return bytes; },
        [](DcmDataset* dataset) { REQUIRE(dataset->putAndInsertUint16(DCM_Rows, 32).good()); },
        "the JPEG stream is 64x48 with 1 component(s), but the tags say 64x32"},
@@ -450,8 +450,8 @@ TEST_CASE("the libjpeg-turbo path is thread-safe: 8 threads, good and corrupt fi
     bytes.resize(bytes.size() * 2 / 3);
     return bytes;
   });
-  const std::vector<std::string> files = {dicom_path("u8_jpeg_baseline.dcm"),
-                                          dicom_path("u8_jpeg_baseline_q75.dcm"), big, truncated};
+  const std::vector<std::string> files = {dicom_path("u8_jpeg_baseline.dcm"), dicom_path("u8_jpeg_baseline_q75.dcm"),
+                                          big, truncated};
   struct Result {
     std::vector<float> pixels;
     std::string error;
@@ -500,8 +500,9 @@ TEST_CASE("issue 10: tags claiming 65535 x 65535 are refused before any allocati
   }
   // Under a lowered limit an ordinary 64x48 file is refused the same way, then read again.
   pneumo::set_max_image_pixels(1000);
-  CHECK(error_of(dicom_path("u8_jpeg_baseline.dcm")).find("above the limit of 1000 (raise it with --max-image-pixels)") !=
-        std::string::npos);
+  CHECK(
+      error_of(dicom_path("u8_jpeg_baseline.dcm")).find("above the limit of 1000 (raise it with --max-image-pixels)") !=
+      std::string::npos);
   pneumo::set_max_image_pixels(pneumo::kDefaultMaxImagePixels);
   CHECK(pneumo::read_dicom(dicom_path("u8_jpeg_baseline.dcm")).pixels.size() == 64 * 48);
   CHECK_THROWS_AS(pneumo::set_max_image_pixels(0), pneumo::Error);

@@ -26,9 +26,7 @@
 
 namespace {
 
-std::string matrix_path(const std::string& name) {
-  return pneumo::testing::fixture_path("data/dicom_matrix/" + name);
-}
+std::string matrix_path(const std::string& name) { return pneumo::testing::fixture_path("data/dicom_matrix/" + name); }
 
 struct Entry {
   std::string file;
@@ -133,7 +131,8 @@ TEST_CASE("the documented [0,1] mapping, by hand on the matrix's extremes") {
   const pneumo::Image u12 = pneumo::read_dicom(matrix_path("u12_explicit_le.dcm"));
   // u12 and s12 hold the same pattern shifted by 2048, so their [0,1] values agree.
   double worst = 0;
-  for (size_t i = 0; i < u12.pixels.size(); ++i) worst = std::max(worst, std::fabs(double(u12.pixels[i]) - s12.pixels[i]));
+  for (size_t i = 0; i < u12.pixels.size(); ++i)
+    worst = std::max(worst, std::fabs(double(u12.pixels[i]) - s12.pixels[i]));
   CHECK(worst < 1e-7);
   // Rescale 0.5 x - 1024 alone still spans the stored range: extremes 0 and 1.
   CHECK(first_two("s16_rescale.dcm") == std::pair<float, float>(0.0f, 1.0f));
@@ -156,9 +155,10 @@ TEST_CASE("damaged copies of every matrix file: a one-line error or a valid imag
     const std::vector<char> whole = read_bytes(matrix_path(entry.file));
     REQUIRE(whole.size() > 400);
     std::vector<std::pair<std::string, std::vector<char>>> copies;
-    for (size_t keep : {whole.size() / 8, whole.size() / 3, whole.size() / 2, whole.size() * 3 / 4,
-                        whole.size() - 64, whole.size() - 7, whole.size() - 1}) {
-      copies.emplace_back("truncated to " + std::to_string(keep), std::vector<char>(whole.begin(), whole.begin() + keep));
+    for (size_t keep : {whole.size() / 8, whole.size() / 3, whole.size() / 2, whole.size() * 3 / 4, whole.size() - 64,
+                        whole.size() - 7, whole.size() - 1}) {
+      copies.emplace_back("truncated to " + std::to_string(keep),
+                          std::vector<char>(whole.begin(), whole.begin() + keep));
     }
     // Flipped bytes: in the header (tags, lengths), at the start of the pixel data (codec headers
     // sit there) and inside it; a 64-byte run of 0xff in the middle of the pixel data.

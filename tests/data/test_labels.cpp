@@ -106,7 +106,7 @@ TEST_CASE("malformed rows name the file, the line and the field") {
     INFO("rows: " << test.rows << "message: " << message);
     CHECK(message.find(test.expected) != std::string::npos);
     CHECK(message.find("pneumo_test_labels_") != std::string::npos);  // names the file
-    CHECK(message.find('\n') == std::string::npos);                    // one line
+    CHECK(message.find('\n') == std::string::npos);                   // one line
   }
   CHECK(label_error("patientId,x,y,w,h,Target\n").find(":1: header: expected") != std::string::npos);
   CHECK(label_error("").find("empty file") != std::string::npos);
@@ -140,7 +140,8 @@ TEST_CASE("detailed class info") {
     return "";
   };
   CHECK(error_of("patientId,class\na,Pneumonia\n").find(":2: field class: expected") != std::string::npos);
-  CHECK(error_of("patientId,class\na,Normal\na,Lung Opacity\n").find(":3: field class: 'a' is 'Lung Opacity' here but 'Normal' on line 2") != std::string::npos);
+  CHECK(error_of("patientId,class\na,Normal\na,Lung Opacity\n")
+            .find(":3: field class: 'a' is 'Lung Opacity' here but 'Normal' on line 2") != std::string::npos);
   CHECK(error_of("patientId,class\na,Normal,x\n").find(":2: expected 2 fields") != std::string::npos);
   CHECK(error_of("patientId,label\n").find(":1: header") != std::string::npos);
   std::remove(path.c_str());

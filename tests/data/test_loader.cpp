@@ -103,7 +103,8 @@ TEST_CASE("split: sizes, disjoint halves, seeded") {
   std::vector<std::string> reversed(ids.rbegin(), ids.rend());
   CHECK(pneumo::split_patients(reversed, 3, 1).validation == split.validation);
   bool differs = false;
-  for (uint64_t seed = 2; seed < 6; ++seed) differs = differs || pneumo::split_patients(ids, 3, seed).validation != split.validation;
+  for (uint64_t seed = 2; seed < 6; ++seed)
+    differs = differs || pneumo::split_patients(ids, 3, seed).validation != split.validation;
   CHECK(differs);
   CHECK(pneumo::validation_size(26684, 2560, 0.0) == 2560);
   CHECK(pneumo::validation_size(10, -1, 0.25) == 3);  // round(2.5) away from zero
@@ -115,8 +116,8 @@ TEST_CASE("the batches are byte-identical with 1 and 4 workers, from files or fr
   const pneumo::LabelSet& labels = fixture().labels;
   pneumo::BatchLoader one(labels.patient_ids, &labels, pneumo::LoaderMode::Train, loader_config(1));
   pneumo::BatchLoader four(labels.patient_ids, &labels, pneumo::LoaderMode::Train, loader_config(4));
-  const pneumo::ImageCache cache = pneumo::ImageCache::open_or_build(
-      fixture().root + "/train.pneumocache", fixture().images, kSize, false);
+  const pneumo::ImageCache cache =
+      pneumo::ImageCache::open_or_build(fixture().root + "/train.pneumocache", fixture().images, kSize, false);
   pneumo::LoaderConfig cached_config = loader_config(3);
   cached_config.cache = &cache;
   pneumo::BatchLoader cached(labels.patient_ids, &labels, pneumo::LoaderMode::Train, cached_config);
@@ -157,7 +158,8 @@ TEST_CASE("train yields full batches only and reshuffles every epoch; evaluate a
   CHECK(batches[2].size == 2);
   CHECK(batches[2].masks.size() == 2u * kSize * kSize);
   std::vector<std::string> order;
-  for (const pneumo::Batch& batch : batches) order.insert(order.end(), batch.patient_ids.begin(), batch.patient_ids.end());
+  for (const pneumo::Batch& batch : batches)
+    order.insert(order.end(), batch.patient_ids.begin(), batch.patient_ids.end());
   CHECK(order == labels.patient_ids);  // given order, every image
 
   pneumo::BatchLoader predict(labels.patient_ids, nullptr, pneumo::LoaderMode::Predict, loader_config(2, 3));
@@ -173,12 +175,12 @@ TEST_CASE("images and masks: exactly decode+resize and box_mask, flipped togethe
   pneumo::BatchLoader evaluate(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate, loader_config(2));
   std::map<std::string, std::pair<std::vector<float>, std::vector<float>>> plain;  // id -> (image, mask)
   for (const pneumo::Batch& batch : epoch_batches(evaluate, 0))
-    for (int64_t i = 0; i < batch.size; ++i) plain[batch.patient_ids[i]] = {plane(batch.images, i), plane(batch.masks, i)};
+    for (int64_t i = 0; i < batch.size; ++i)
+      plain[batch.patient_ids[i]] = {plane(batch.images, i), plane(batch.masks, i)};
   // Unflipped: what decode + resize and box_mask give.
   int positives = 0;
   for (const auto& [id, pair] : plain) {
-    const pneumo::ResizedImage image =
-        pneumo::load_resized_image(pneumo::dicom_path(fixture().images, id), kSize);
+    const pneumo::ResizedImage image = pneumo::load_resized_image(pneumo::dicom_path(fixture().images, id), kSize);
     CHECK(pair.first == image.pixels);
     CHECK(pair.second == pneumo::box_mask(labels.boxes_for(id), 128, 128, kSize));
     positives += labels.boxes_for(id).empty() ? 0 : 1;
@@ -261,8 +263,7 @@ TEST_CASE("the worker count is bounded: outside 1..256 a one-line error naming i
     INFO("workers " << workers);
     CHECK(message == "batch loader: workers must be in 1..256, got " + std::to_string(workers));
   }
-  pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate,
-                             loader_config(256));
+  pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate, loader_config(256));
   CHECK(epoch_batches(loader, 0).size() == 3);
 }
 
@@ -279,8 +280,7 @@ TEST_CASE("a worker thread that cannot start is a pneumo::Error, not std::termin
     const rlimit address_space{limit, limit};
     if (::setrlimit(RLIMIT_AS, &address_space) != 0) ::_exit(3);
     try {
-      pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate,
-                                 loader_config(256));
+      pneumo::BatchLoader loader(labels.patient_ids, &labels, pneumo::LoaderMode::Evaluate, loader_config(256));
       ::_exit(2);  // every thread started: the limit did not bite
     } catch (const pneumo::Error& error) {
       const std::string message = error.what();

@@ -80,8 +80,7 @@ TEST_CASE("several boxes: a worked example") {
   // t = 0.70, 0.75 (2 thresholds):   TP 1, FP 2, FN 1 -> 1/4.
   // Average = (6 * 2/3 + 2 * 1/4) / 8 = 4.5 / 8 = 0.5625.
   const std::vector<Box> truth = {{0, 0, 100, 100}, {200, 200, 50, 50}};
-  const std::vector<ScoredBox> predictions = {scored(0.3f, {500, 500, 10, 10}),
-                                              scored(0.9f, {0, 0, 100, 80}),
+  const std::vector<ScoredBox> predictions = {scored(0.3f, {500, 500, 10, 10}), scored(0.9f, {0, 0, 100, 80}),
                                               scored(0.8f, {210, 200, 50, 50})};
   CHECK(image_average(truth, predictions) == doctest::Approx(0.5625).epsilon(1e-12));
 }

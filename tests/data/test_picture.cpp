@@ -76,8 +76,7 @@ TEST_CASE("rectangles: outline drawn inwards with thickness") {
         std::vector<std::string>{".......", ".#####.", ".#...#.", ".#...#.", ".#####.", "......."});
   Picture thick(6, 6, kBlack);
   thick.draw_rect(0, 0, 6, 6, kWhite, 2);
-  CHECK(as_text(thick, kWhite) ==
-        std::vector<std::string>{"######", "######", "##..##", "##..##", "######", "######"});
+  CHECK(as_text(thick, kWhite) == std::vector<std::string>{"######", "######", "##..##", "##..##", "######", "######"});
   Picture clipped(4, 4, kBlack);
   clipped.draw_rect(2, 2, 10, 10, kWhite);  // only the top and left edges are visible
   CHECK(as_text(clipped, kWhite) == std::vector<std::string>{"....", "....", "..##", "..#."});
@@ -86,8 +85,7 @@ TEST_CASE("rectangles: outline drawn inwards with thickness") {
 TEST_CASE("lines: end points included, all octants, thickness") {
   Picture picture(5, 5, kBlack);
   picture.draw_line(0, 0, 4, 4, kWhite);
-  CHECK(as_text(picture, kWhite) ==
-        std::vector<std::string>{"#....", ".#...", "..#..", "...#.", "....#"});
+  CHECK(as_text(picture, kWhite) == std::vector<std::string>{"#....", ".#...", "..#..", "...#.", "....#"});
   Picture shallow(5, 3, kBlack);
   shallow.draw_line(4, 2, 0, 0, kWhite);  // reversed direction, slope 1/2
   CHECK(count_color(shallow, kWhite) == 5);
@@ -96,8 +94,7 @@ TEST_CASE("lines: end points included, all octants, thickness") {
   CHECK(shallow.get(2, 1) == kWhite);
   Picture thick(5, 5, kBlack);
   thick.draw_line(1, 2, 3, 2, kWhite, 3);
-  CHECK(as_text(thick, kWhite) ==
-        std::vector<std::string>{".....", "#####", "#####", "#####", "....."});
+  CHECK(as_text(thick, kWhite) == std::vector<std::string>{".....", "#####", "#####", "#####", "....."});
   Picture outside(3, 3, kBlack);
   outside.draw_line(-5, 1, 10, 1, kWhite);  // clipped, no crash
   CHECK(as_text(outside, kWhite) == std::vector<std::string>{"...", "###", "..."});
@@ -107,8 +104,7 @@ TEST_CASE("text: the glyph of 'A', scale, sizes, unknown characters") {
   Picture picture(12, 10, kBlack);
   picture.draw_text(0, 0, "A", kWhite);
   std::vector<std::string> text = as_text(picture, kWhite);
-  const std::vector<std::string> expected_a = {".###.", "#...#", "#...#", "#####",
-                                               "#...#", "#...#", "#...#"};
+  const std::vector<std::string> expected_a = {".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"};
   for (int row = 0; row < 7; ++row) CHECK(text[row].substr(0, 5) == expected_a[row]);
   CHECK(count_color(picture, kWhite) == 18);
   CHECK(Picture::text_width("A") == 5);
@@ -197,8 +193,7 @@ TEST_CASE("PNG: saved atomically and read back identically") {
   stbi_image_free(data);
   std::remove(path.c_str());
   CHECK_THROWS_WITH_AS(picture.save_png("/nonexistent-folder/x.png"),
-                       doctest::Contains("/nonexistent-folder/x.png: cannot create the temporary file"),
-                       pneumo::Error);
+                       doctest::Contains("/nonexistent-folder/x.png: cannot create the temporary file"), pneumo::Error);
 }
 
 TEST_CASE("render_dicom: image, label box and predicted box with its confidence") {

@@ -42,9 +42,8 @@ std::vector<ReferenceCase> read_reference() {
     }
     REQUIRE(word == "map");
     ReferenceCase reference;
-    file >> reference.name >> reference.height >> reference.width >>
-        reference.options.output_height >> reference.options.output_width >>
-        reference.options.threshold;
+    file >> reference.name >> reference.height >> reference.width >> reference.options.output_height >>
+        reference.options.output_width >> reference.options.threshold;
     reference.probabilities.resize(static_cast<size_t>(reference.height) * reference.width);
     for (float& value : reference.probabilities) file >> value;
     int count = 0;
@@ -64,15 +63,14 @@ std::vector<ReferenceCase> read_reference() {
 std::string describe(const std::vector<ScoredBox>& boxes) {
   std::ostringstream text;
   for (const ScoredBox& b : boxes)
-    text << "[" << b.confidence << " " << b.box.x << " " << b.box.y << " " << b.box.width << " "
-         << b.box.height << "] ";
+    text << "[" << b.confidence << " " << b.box.x << " " << b.box.y << " " << b.box.width << " " << b.box.height
+         << "] ";
   return text.str();
 }
 
 // Boxes exactly; confidences within `tolerance` (skimage's np.mean sums float32 pairwise, we sum
 // in double: they differ by float rounding, ~1e-7 = one float ulp near 0.5).
-void check_same_boxes(const std::vector<ScoredBox>& actual, const std::vector<ScoredBox>& expected,
-                      float tolerance) {
+void check_same_boxes(const std::vector<ScoredBox>& actual, const std::vector<ScoredBox>& expected, float tolerance) {
   INFO("actual:   " << describe(actual));
   INFO("expected: " << describe(expected));
   REQUIRE(actual.size() == expected.size());
@@ -82,8 +80,7 @@ void check_same_boxes(const std::vector<ScoredBox>& actual, const std::vector<Sc
   }
 }
 
-pneumo::Tensor map_batch(const std::vector<std::vector<float>>& maps, int height, int width,
-                         pneumo::Device device) {
+pneumo::Tensor map_batch(const std::vector<std::vector<float>>& maps, int height, int width, pneumo::Device device) {
   std::vector<float> values;
   for (const auto& map : maps) values.insert(values.end(), map.begin(), map.end());
   pneumo::Tensor tensor(device, {static_cast<int64_t>(maps.size()), height, width, 1});
@@ -121,8 +118,8 @@ TEST_CASE("post-processing equals the notebook's skimage cell on the committed m
   int total_boxes = 0;
   for (const ReferenceCase& reference : cases) {
     INFO("map " << reference.name);
-    std::vector<ScoredBox> boxes = pneumo::boxes_from_probability_map(
-        reference.probabilities.data(), reference.height, reference.width, reference.options);
+    std::vector<ScoredBox> boxes = pneumo::boxes_from_probability_map(reference.probabilities.data(), reference.height,
+                                                                      reference.width, reference.options);
     check_same_boxes(boxes, reference.boxes, 5e-7f);  // measured: at most 1 float ulp (1.2e-7)
     total_boxes += static_cast<int>(reference.boxes.size());
   }
@@ -191,8 +188,7 @@ PNEUMO_GPU_TEST_CASE("GPU post-processing equals the CPU: boxes exactly, confide
   pneumo::testing::ForceWideCudaIndex wide(wide_index);
   for (const ReferenceCase& reference : read_reference()) {
     INFO("map " << reference.name);
-    pneumo::Tensor map = map_batch({reference.probabilities}, reference.height, reference.width,
-                                   pneumo::Device::CUDA);
+    pneumo::Tensor map = map_batch({reference.probabilities}, reference.height, reference.width, pneumo::Device::CUDA);
     std::vector<std::vector<ScoredBox>> gpu = pneumo::boxes_from_probability_maps(map, reference.options);
     REQUIRE(gpu.size() == 1);
     check_same_boxes(gpu[0], reference.boxes, 1e-6f);

@@ -55,13 +55,12 @@ double max_abs_difference(const std::vector<float>& a, const std::vector<float>&
   return worst;
 }
 
-void check_case(const char* name, const std::vector<float>& input, int height, int width,
-                int out_height, int out_width) {
+void check_case(const char* name, const std::vector<float>& input, int height, int width, int out_height,
+                int out_width) {
   Array reference = read_array(name);
   REQUIRE(reference.shape == std::vector<uint32_t>{uint32_t(out_height), uint32_t(out_width)});
   for (bool threads : {true, false}) {
-    std::vector<float> ours =
-        pneumo::resize_like_skimage(input.data(), height, width, out_height, out_width, threads);
+    std::vector<float> ours = pneumo::resize_like_skimage(input.data(), height, width, out_height, out_width, threads);
     double error = max_abs_difference(ours, reference.as<float>());
     INFO(std::string(name) << " threads=" << threads << " max abs error " << error);
     CHECK(error <= kTolerance);
@@ -107,8 +106,7 @@ TEST_CASE("upscaling probability maps matches skimage") {
   double worst = 0.0;
   for (size_t i = 0; i < row_indices.size(); ++i)
     for (int x = 0; x < 1024; ++x)
-      worst = std::max(worst, std::fabs(double(ours[row_indices[i] * 1024 + x]) -
-                                        expected[i * 1024 + x]));
+      worst = std::max(worst, std::fabs(double(ours[row_indices[i] * 1024 + x]) - expected[i * 1024 + x]));
   INFO("max abs error " << worst);
   CHECK(worst <= kTolerance);
 
@@ -116,9 +114,8 @@ TEST_CASE("upscaling probability maps matches skimage") {
   double sample_worst = 0.0;
   for (int y = 0; y < 1024; ++y)
     for (int x = 0; x < 1024; ++x) {
-      float sample = pneumo::resize_bilinear_sample(
-          input.data(), 256, 256, pneumo::resize_source_coordinate(y, 0.25),
-          pneumo::resize_source_coordinate(x, 0.25));
+      float sample = pneumo::resize_bilinear_sample(input.data(), 256, 256, pneumo::resize_source_coordinate(y, 0.25),
+                                                    pneumo::resize_source_coordinate(x, 0.25));
       sample_worst = std::max(sample_worst, std::fabs(double(sample) - ours[y * 1024 + x]));
     }
   CHECK(sample_worst <= 1e-7);
@@ -133,8 +130,7 @@ TEST_CASE("same size is the identity, constant images stay constant") {
   std::vector<float> input = pattern_probability(9, 11);
   CHECK(pneumo::resize_like_skimage(input.data(), 9, 11, 9, 11) == input);
   std::vector<float> constant(50 * 40, 0.25f);
-  for (float value : pneumo::resize_like_skimage(constant.data(), 50, 40, 13, 77))
-    CHECK(value == 0.25f);
+  for (float value : pneumo::resize_like_skimage(constant.data(), 50, 40, 13, 77)) CHECK(value == 0.25f);
   CHECK_THROWS_AS(pneumo::resize_like_skimage(input.data(), 9, 11, 0, 5), pneumo::Error);
 }
 
@@ -145,9 +141,11 @@ TEST_CASE("box masks match skimage's resize(...) > 0.5, ties included") {
     std::vector<pneumo::Box> boxes;
   };
   std::vector<MaskCase> cases = {
-      {"mask_1024_to_256.arr", 1024, 1024, 256,
-       {{264, 152, 213, 379}, {562, 152, 256, 453}, {900, 850, 200, 300}, {-20, 10, 60, 50},
-        {2, 602, 50, 46}}},
+      {"mask_1024_to_256.arr",
+       1024,
+       1024,
+       256,
+       {{264, 152, 213, 379}, {562, 152, 256, 453}, {900, 850, 200, 300}, {-20, 10, 60, 50}, {2, 602, 50, 46}}},
       {"mask_600x800_to_128.arr", 600, 800, 128, {{100, 50, 300, 200}, {450, 333, 123, 250}}},
   };
   for (const MaskCase& test : cases) {

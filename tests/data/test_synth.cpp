@@ -204,8 +204,8 @@ TEST_CASE("rendered images look like chest X-rays: dark background, dark lungs, 
     // The middle of an opacity is brighter than the same spot would be in the clear lung: it
     // is at least as bright as the body's soft tissue near the bottom.
     for (const pneumo::Box& box : image.boxes) {
-      const double inside = mean(box.x + box.width / 3, box.y + box.height / 3, std::max(1, box.width / 3),
-                                 std::max(1, box.height / 3));
+      const double inside =
+          mean(box.x + box.width / 3, box.y + box.height / 3, std::max(1, box.width / 3), std::max(1, box.height / 3));
       CHECK(inside > mean(0, 0, 8, 8) + 60);
     }
   }
@@ -228,8 +228,9 @@ TEST_CASE("synth refuses a non-empty output folder and leaves it as it was; an e
   } catch (const pneumo::Error& error) {
     message = error.what();
   }
-  CHECK(message == "'" + config.out_dir + "': exists and is not empty; synth writes a dataset only into a new or "
-                   "empty folder (choose another --out or remove this one first)");
+  CHECK(message == "'" + config.out_dir +
+                       "': exists and is not empty; synth writes a dataset only into a new or "
+                       "empty folder (choose another --out or remove this one first)");
   CHECK(all_files(config.out_dir) ==
         std::map<std::string, std::string>{{"stage_2_train_labels.csv", "an older dataset's labels\n"}});
   // An empty folder (given with a trailing slash) receives the dataset; no partial folder is left.

@@ -28,15 +28,15 @@ bool clean_line(const std::string& message) {
 }  // namespace
 
 TEST_CASE("control bytes in a label file's fields are escaped in the error") {
-  const std::string message = error_of([](const std::string& path) { pneumo::read_labels(path); },
-                                       "labels_control_bytes.csv");
+  const std::string message =
+      error_of([](const std::string& path) { pneumo::read_labels(path); }, "labels_control_bytes.csv");
   CHECK_MESSAGE(message.find(":2: field Target: expected 0 or 1, got '\\x1b7'") != std::string::npos, message);
   CHECK(clean_line(message));
 }
 
 TEST_CASE("control bytes in a submission's patientId are escaped and the id shortened") {
-  const std::string message = error_of([](const std::string& path) { pneumo::read_submission(path); },
-                                       "submission_control_bytes.csv");
+  const std::string message =
+      error_of([](const std::string& path) { pneumo::read_submission(path); }, "submission_control_bytes.csv");
   CHECK_MESSAGE(message.find("got 'id\\x1b]0;owned\\x07yyy") != std::string::npos, message);
   CHECK(message.find("... (112 bytes)") != std::string::npos);
   CHECK(clean_line(message));

@@ -48,7 +48,7 @@ struct Options {
   int64_t global_batch = 6;
   bool synchronized = true;
   bool expect_equal = true;
-  bool cuda = false;  // the NCCL path: every rank on its GPU, gradients summed by NCCL
+  bool cuda = false;          // the NCCL path: every rank on its GPU, gradients summed by NCCL
   int64_t bucket_floats = 0;  // > 0: gradient buckets overlapped with the backward pass
   float dropout = 0.0f;       // > 0: every rank must draw its slice of the one-process mask, each step
 };
@@ -108,13 +108,20 @@ int main(int argc, char** argv) {
   Options options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--steps") options.steps = std::stoi(value);
-    else if (key == "--batch") options.global_batch = std::stoll(value);
-    else if (key == "--bn") options.synchronized = value == "global";
-    else if (key == "--expect") options.expect_equal = value == "equal";
-    else if (key == "--device") options.cuda = value == "cuda";
-    else if (key == "--buckets") options.bucket_floats = std::stoll(value);
-    else if (key == "--dropout") options.dropout = std::stof(value);
+    if (key == "--steps")
+      options.steps = std::stoi(value);
+    else if (key == "--batch")
+      options.global_batch = std::stoll(value);
+    else if (key == "--bn")
+      options.synchronized = value == "global";
+    else if (key == "--expect")
+      options.expect_equal = value == "equal";
+    else if (key == "--device")
+      options.cuda = value == "cuda";
+    else if (key == "--buckets")
+      options.bucket_floats = std::stoll(value);
+    else if (key == "--dropout")
+      options.dropout = std::stof(value);
     else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return 2;
@@ -163,8 +170,9 @@ int main(int argc, char** argv) {
                        communicator->name().c_str());
           return 1;
         }
-      if (rank == 0) std::printf("known buffers: allreduce and two buckets over %d rank(s) (%s): ok\n", ranks,
-                                 communicator->name().c_str());
+      if (rank == 0)
+        std::printf("known buffers: allreduce and two buckets over %d rank(s) (%s): ok\n", ranks,
+                    communicator->name().c_str());
     }
     set_cpu_thread_count(1);
     if (options.global_batch % ranks != 0) {
@@ -203,9 +211,10 @@ int main(int argc, char** argv) {
                                                 mask_values.begin() + (rank + 1) * slice * pixels));
       const StepResult one = train_step(context, reference, reference_adam, images, masks, learning_rate);
       StepTimes times;  // also with one rank: the data-parallel path, its collectives really called
-      const StepResult many = train_step(context, parallel, parallel_adam, slice_images, slice_masks, learning_rate,
-                                         *communicator, &times);
-      for (const auto& [a, b] : {std::pair{one.loss.loss, many.loss.loss}, {one.metrics.accuracy, many.metrics.accuracy},
+      const StepResult many =
+          train_step(context, parallel, parallel_adam, slice_images, slice_masks, learning_rate, *communicator, &times);
+      for (const auto& [a, b] : {std::pair{one.loss.loss, many.loss.loss},
+                                 {one.metrics.accuracy, many.metrics.accuracy},
                                  {one.metrics.mean_iou, many.metrics.mean_iou}})
         worst_metric = std::max(worst_metric, std::fabs(a - b));
       if (rank == 0)
@@ -244,12 +253,13 @@ int main(int argc, char** argv) {
     const bool equal = values <= kTolerance && first_moment <= kTolerance && second_moment <= kTolerance &&
                        state <= kTolerance && worst_metric <= 1e-6;
     if (rank == 0)
-      std::printf("[%s] %d ranks, %d steps, global batch %lld, batch norm %s: largest difference from 1 process: "
-                  "parameter change %.3g, Adam m %.3g, Adam v %.3g, running-statistics change %.3g (relative "
-                  "L2 norms; tolerance %.0e), loss/metrics %.3g; ranks hold identical parameters: %s\n",
-                  communicator->name().c_str(), ranks, options.steps, static_cast<long long>(options.global_batch),
-                  options.synchronized ? "synchronized" : "per rank", values, first_moment, second_moment, state,
-                  kTolerance, worst_metric, ranks_agree ? "yes" : "NO");
+      std::printf(
+          "[%s] %d ranks, %d steps, global batch %lld, batch norm %s: largest difference from 1 process: "
+          "parameter change %.3g, Adam m %.3g, Adam v %.3g, running-statistics change %.3g (relative "
+          "L2 norms; tolerance %.0e), loss/metrics %.3g; ranks hold identical parameters: %s\n",
+          communicator->name().c_str(), ranks, options.steps, static_cast<long long>(options.global_batch),
+          options.synchronized ? "synchronized" : "per rank", values, first_moment, second_moment, state, kTolerance,
+          worst_metric, ranks_agree ? "yes" : "NO");
     bool pass;
     if (options.expect_equal) {
       pass = equal && ranks_agree;
@@ -257,7 +267,8 @@ int main(int argc, char** argv) {
       // Per-rank statistics: the running statistics and parameters differ far beyond the tolerance.
       pass = values > 50 * kTolerance;
     }
-    if (rank == 0) std::printf("%s (expected %s)\n", pass ? "PASS" : "FAIL", options.expect_equal ? "equal" : "different");
+    if (rank == 0)
+      std::printf("%s (expected %s)\n", pass ? "PASS" : "FAIL", options.expect_equal ? "equal" : "different");
     return pass ? 0 : 1;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "test_data_parallel: %s\n", error.what());

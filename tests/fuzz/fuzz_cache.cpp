@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
       pneumo::ImageCache cache = pneumo::ImageCache::open(path, images, image_size);
       for (const std::string& id : pneumo::list_dicom_ids(images)) cache.find(id);
-    } catch (const pneumo::Error&) {}
+    } catch (const pneumo::Error&) {
+    }
   }
   return 0;
 }

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pneumo::Image image = pneumo::read_dicom(path, decoder);
       for (float v : image.pixels)
         if (!(v >= 0.0f && v <= 1.0f)) __builtin_trap();  // the reader promises [0, 1]
-    } catch (const pneumo::Error&) {}
+    } catch (const pneumo::Error&) {
+    }
   }
   return 0;
 }

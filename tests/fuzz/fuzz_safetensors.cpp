@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pneumo::check_checkpoint_size(path, info, counts.trainable, counts.state);
     pneumo::Network network(pneumo::Device::CPU, tiny, 1);
     pneumo::load_checkpoint(path, network.parameters());
-  } catch (const pneumo::Error&) {}
+  } catch (const pneumo::Error&) {
+  }
   return 0;
 }

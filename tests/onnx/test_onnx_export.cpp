@@ -61,9 +61,7 @@ Loaded load_fixture(Network*& network_out, std::unique_ptr<Network>& owner) {
   return loaded;
 }
 
-std::string temporary_path(const char* name) {
-  return "/tmp/pneumo-test-" + std::to_string(::getpid()) + "-" + name;
-}
+std::string temporary_path(const char* name) { return "/tmp/pneumo-test-" + std::to_string(::getpid()) + "-" + name; }
 
 }  // namespace
 
@@ -96,9 +94,11 @@ TEST_CASE("the exported ONNX model carries the checkpoint and reproduces ONNX Ru
   std::map<std::string, std::string> op_of;
   for (const auto& node : graph.node()) op_of[node.name()] = node.op_type();
   REQUIRE(graph.node_size() == static_cast<int>(network->nodes().size()));
-  const std::map<std::string, std::string> expected_op{{"Conv2d", "Conv"}, {"BatchNorm2d", "BatchNormalization"},
-                                                        {"LeakyReLU", "LeakyRelu"}, {"MaxPool2d", "MaxPool"},
-                                                        {"Sigmoid", "Sigmoid"}, {"Add", "Add"}, {"Upsample", "Resize"}};
+  const std::map<std::string, std::string> expected_op{
+      {"Conv2d", "Conv"},         {"BatchNorm2d", "BatchNormalization"},
+      {"LeakyReLU", "LeakyRelu"}, {"MaxPool2d", "MaxPool"},
+      {"Sigmoid", "Sigmoid"},     {"Add", "Add"},
+      {"Upsample", "Resize"}};
   for (const auto& node : network->nodes()) CHECK(op_of[node.name] == expected_op.at(node.layer->kind()));
   for (const auto& node : graph.node())
     if (node.op_type() == "BatchNormalization") {

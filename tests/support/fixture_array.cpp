@@ -16,8 +16,7 @@ FixtureArray read_fixture_array(const std::string& path) {
   REQUIRE_MESSAGE(std::memcmp(magic, "PNA1", 4) == 0, path << ": not a PNA1 array");
   FixtureArray array;
   array.dtype = header[0];
-  REQUIRE_MESSAGE((array.dtype >= 1 && array.dtype <= 5),
-                  path << ": unknown dtype " << array.dtype);
+  REQUIRE_MESSAGE((array.dtype >= 1 && array.dtype <= 5), path << ": unknown dtype " << array.dtype);
   array.shape.resize(header[1]);
   file.read(reinterpret_cast<char*>(array.shape.data()), 4 * static_cast<std::streamsize>(header[1]));
   const int item = array.dtype == 2 ? 1 : array.dtype == 4 ? 8 : array.dtype == 5 ? 2 : 4;

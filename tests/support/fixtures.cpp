@@ -14,9 +14,7 @@ bool running_gpu_entry = false;  // set by main for `<binary> --gpu`
 
 void set_running_gpu_entry(bool gpu_entry) { running_gpu_entry = gpu_entry; }
 
-std::string fixture_path(const std::string& name) {
-  return std::string(PNEUMO_SOURCE_DIR) + "/tests/fixtures/" + name;
-}
+std::string fixture_path(const std::string& name) { return std::string(PNEUMO_SOURCE_DIR) + "/tests/fixtures/" + name; }
 
 bool gpu_available(const char* test_name) {
   // A GPU test outside the "gpu" suite would print SKIPPED and pass in the CPU entry: the old lie.

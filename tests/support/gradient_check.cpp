@@ -8,16 +8,14 @@
 
 namespace pneumo::testing {
 
-GradientCheckResult check_gradient(const std::function<double()>& objective, Tensor& values,
-                                   const Tensor& analytic, const std::string& what,
-                                   const GradientCheckOptions& options) {
+GradientCheckResult check_gradient(const std::function<double()>& objective, Tensor& values, const Tensor& analytic,
+                                   const std::string& what, const GradientCheckOptions& options) {
   require_device(values, Device::CPU, "check_gradient values");
   require_device(analytic, Device::CPU, "check_gradient analytic");
   PNEUMO_REQUIRE(values.count() == analytic.count(), "check_gradient: " + what + " count mismatch");
   GradientCheckResult result;
   const int64_t count = values.count();
-  const int64_t stride =
-      options.max_elements > 0 && count > options.max_elements ? count / options.max_elements : 1;
+  const int64_t stride = options.max_elements > 0 && count > options.max_elements ? count / options.max_elements : 1;
   float* data = values.data();
   const float* gradient = analytic.data();
   for (int64_t index = 0; index < count; index += stride) {
@@ -46,9 +44,8 @@ GradientCheckResult check_gradient(const std::function<double()>& objective, Ten
   }
   result.ok = result.failures == 0 && result.checked > 0;
   std::ostringstream message;
-  message << what << ": " << result.failures << " of " << result.checked
-          << " elements outside tolerance; worst at " << result.worst_index << ": analytic "
-          << result.worst_analytic << " numeric " << result.worst_numeric;
+  message << what << ": " << result.failures << " of " << result.checked << " elements outside tolerance; worst at "
+          << result.worst_index << ": analytic " << result.worst_analytic << " numeric " << result.worst_numeric;
   result.message = message.str();
   return result;
 }

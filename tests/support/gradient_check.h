@@ -20,10 +20,10 @@
 namespace pneumo::testing {
 
 struct GradientCheckOptions {
-  double step = 1e-2;           // perturbation h
+  double step = 1e-2;  // perturbation h
   double absolute_tolerance = 2e-3;
   double relative_tolerance = 2e-2;  // |analytic - numeric| <= abs + rel * max(|a|, |n|)
-  int64_t max_elements = 400;   // check at most this many elements (spread evenly); 0 = all
+  int64_t max_elements = 400;        // check at most this many elements (spread evenly); 0 = all
 };
 
 struct GradientCheckResult {
@@ -32,20 +32,18 @@ struct GradientCheckResult {
   int64_t failures = 0;
   int64_t worst_index = -1;
   double worst_analytic = 0, worst_numeric = 0, worst_excess = 0;  // at the worst element
-  std::string message;  // human-readable summary of the worst element
+  std::string message;                                             // human-readable summary of the worst element
 };
 
 // `values` is a CPU tensor that `objective` reads (an input, or a parameter view); `analytic` is
 // the CPU tensor holding dL/dvalues from the code under test. values are restored afterwards.
-GradientCheckResult check_gradient(const std::function<double()>& objective, Tensor& values,
-                                   const Tensor& analytic, const std::string& what,
-                                   const GradientCheckOptions& options = {});
+GradientCheckResult check_gradient(const std::function<double()>& objective, Tensor& values, const Tensor& analytic,
+                                   const std::string& what, const GradientCheckOptions& options = {});
 
 // sum(output * probe) in double: the usual objective, whose d/d output is `probe`.
 double probe_objective(const Tensor& output, const Tensor& probe);
 
 // A CPU tensor of the given shape filled with uniform values in [low, high) from `generator`.
-Tensor random_tensor(const Shape& shape, std::mt19937_64& generator, float low = -1.0f,
-                     float high = 1.0f);
+Tensor random_tensor(const Shape& shape, std::mt19937_64& generator, float low = -1.0f, float high = 1.0f);
 
 }  // namespace pneumo::testing

@@ -11,7 +11,6 @@ namespace pneumo::testing {
 // status (0..255), or -1 when it could not be started or ended by a signal. `stdout_path`
 // non-empty: the child's stdout is written to that file (created or truncated); `quiet`: its
 // stdout (when not redirected) and stderr go to /dev/null.
-int run_process(const std::vector<std::string>& argv, const std::string& stdout_path = "",
-                bool quiet = false);
+int run_process(const std::vector<std::string>& argv, const std::string& stdout_path = "", bool quiet = false);
 
 }  // namespace pneumo::testing
