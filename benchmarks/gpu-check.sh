@@ -103,7 +103,10 @@ stage_limit() {
 }
 # Runs "$@" under a hard limit of $1 seconds (TERM, then KILL 10 s later), in the background so
 # that a signal to this script is handled at once (bash runs traps only between commands, and
-# `wait` is one) and the stage's command is stopped with it.
+# `wait` is one) and the stage's command is stopped with it. timeout puts the command in a process
+# group of its own: whatever is left of that group afterwards (a hung test ctest gave up on) is
+# killed, and only that, never another process that happens to run the same binaries.
+LEFT_BEHIND=0
 limited() {
   local seconds=$1 status
   shift
@@ -111,6 +114,11 @@ limited() {
   CHILD=$!
   wait "$CHILD"
   status=$?
+  LEFT_BEHIND=0
+  if kill -0 -- "-$CHILD" 2>/dev/null; then
+    kill -KILL -- "-$CHILD" 2>/dev/null
+    LEFT_BEHIND=1
+  fi
   CHILD=""
   return $status
 }
@@ -134,7 +142,7 @@ finish() {
 # SIGTERM (the time limit of whoever runs the check) or SIGINT: stop the stage's command, say
 # where the check stopped, and finish.
 interrupted() {
-  [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null
+  [[ -n $CHILD ]] && { kill -TERM -- "-$CHILD" 2>/dev/null || kill -TERM "$CHILD" 2>/dev/null; }
   fail "stopped by SIG$1 during stage $STAGE (a time limit?): the stages after it did not run"
   finish
 }
@@ -357,7 +365,7 @@ run_tests() {
   note "running $label tests: $*"
   limited "$limit" "$@" > "$log" 2>&1
   status=$?
-  pkill -f "$BUILD_DIR/test_" 2>/dev/null && report "killed test processes left after ctest ($label)"
+  (( LEFT_BEHIND )) && report "killed test processes left after ctest ($label)"
   results=$(grep -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: ' "$log")
   summary=$(grep -E 'tests passed|tests failed' "$log" | tail -1)
   PASSED=$(grep -c ' Passed ' <<< "$results")
