@@ -61,6 +61,11 @@ class BatchNorm2d : public Layer {
   // (Network::plan_in_place): the same values, one pass fewer. Backward is unchanged (it never
   // reads the output). Unset (the default): the plain batch norm.
   void set_fused_leaky_relu(std::optional<float> slope) { fused_slope_ = slope; }
+  void configure(const LayerSettings& settings) override { set_communicator(settings.batch_norm_communicator); }
+  bool fuse_leaky_relu(std::optional<float> slope) override {
+    set_fused_leaky_relu(slope);
+    return true;
+  }
   std::optional<float> fused_leaky_relu() const { return fused_slope_; }
 
  protected:

@@ -182,6 +182,10 @@ class Conv2d : public Layer {
   // CUDA only: how cuDNN's algorithm is chosen per shape (heuristic, find = timed like PyTorch's
   // cudnn.benchmark, deterministic = the same bits every run); layers/conv2d_cudnn_algorithm.h.
   void set_cudnn_search(CudnnSearch search) { cudnn_search_ = search; }
+  void configure(const LayerSettings& settings) override {
+    set_allow_tf32(settings.allow_tf32);
+    set_cudnn_search(settings.cudnn_search);
+  }
   CudnnSearch cudnn_search() const { return cudnn_search_; }
   // CPU only: run this layer's `direction` (or every direction) with `algorithm` (Auto
   // included) instead of default_conv_algorithms(); throws at run time if it cannot.

@@ -30,6 +30,7 @@ class Dropout : public Layer {
     first_image_ = first_image;
   }
   uint64_t step() const { return step_; }
+  void configure(const LayerSettings& settings) override { set_step(settings.step, settings.first_image); }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
 

@@ -28,14 +28,29 @@
 //     CPU-vs-CUDA parity case (skipped without a GPU), and a teaching page layers/<name>.md.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/context.h"
 #include "engine/parameters.h"
 #include "engine/tensor.h"
+#include "layers/conv2d_cudnn_algorithm.h"
 
 namespace pneumo {
+
+class Communicator;  // engine/distributed.h
+
+// What the network tells every layer (Network::configure_layers): each layer takes the fields
+// that concern it and ignores the rest, so a new setting is a field here and an override in the
+// layers it concerns, never a cast to a concrete layer type in the graph.
+struct LayerSettings {
+  bool allow_tf32 = false;                            // Conv2d on CUDA: TF32 tensor cores
+  CudnnSearch cudnn_search = CudnnSearch::Heuristic;  // Conv2d on CUDA: how cuDNN's algorithm is chosen
+  Communicator* batch_norm_communicator = nullptr;    // BatchNorm2d: statistics over the ranks (null: alone)
+  uint64_t step = 0;                                  // Dropout: the step whose masks the next forward draws
+  int64_t first_image = 0;                            // Dropout: this rank's first image in the global batch
+};
 
 class Layer {
  public:
@@ -85,6 +100,16 @@ class Layer {
   // layer's parameters do not change, so forward may keep what it derives from them between
   // calls (a convolution's transformed filter); off drops what was kept. Default: nothing kept.
   virtual void set_constant_weights(bool constant) { (void)constant; }
+  // The network's settings (above); called whenever one changes. Default: none concern it.
+  virtual void configure(const LayerSettings& settings) { (void)settings; }
+  // Fusion (CPU): a LeakyReLU that runs in place over its producer's output offers its slope, and
+  // a producer that can apply it in its own pass (a batch norm) accepts: true when it will.
+  // fuse_leaky_relu(nullopt) undoes it. Defaults: no slope to offer, nothing accepted.
+  virtual std::optional<float> leaky_relu_slope() const { return std::nullopt; }
+  virtual bool fuse_leaky_relu(std::optional<float> slope) {
+    (void)slope;
+    return false;
+  }
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
   void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training);

@@ -13,6 +13,7 @@ class LeakyReLU : public Layer {
   explicit LeakyReLU(float slope);
   std::string kind() const override { return "LeakyReLU"; }
   float slope() const { return slope_; }
+  std::optional<float> leaky_relu_slope() const override { return slope_; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element
   // Backward reads its input only through the sign (x > 0), which the output shares when

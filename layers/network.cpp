@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "engine/check.h"
@@ -128,7 +129,7 @@ void Network::plan_in_place() {
   for (NetworkNode& node : nodes_) {
     node.overwrites = -1;
     node.fused = false;
-    if (auto* batch_norm = dynamic_cast<BatchNorm2d*>(node.layer.get())) batch_norm->set_fused_leaky_relu({});
+    node.layer->fuse_leaky_relu(std::nullopt);  // undo an earlier plan's fusion
     if (!in_place_) continue;
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       const int i = node.inputs[k];
@@ -140,15 +141,11 @@ void Network::plan_in_place() {
         break;
       }
     }
-    // Fusion (CPU): a LeakyReLU in place over a batch norm is applied by the batch norm's pass.
-    auto* relu = dynamic_cast<LeakyReLU*>(node.layer.get());
-    auto* batch_norm = node.overwrites < 0
-                           ? nullptr
-                           : dynamic_cast<BatchNorm2d*>(nodes_[static_cast<size_t>(node.overwrites)].layer.get());
-    if (relu && batch_norm && store_.device() == Device::CPU) {
-      batch_norm->set_fused_leaky_relu(relu->slope());
-      node.fused = true;
-    }
+    // Fusion (CPU): a LeakyReLU in place over a layer that can apply it in its own pass (a batch
+    // norm) is applied there (Layer::leaky_relu_slope, Layer::fuse_leaky_relu).
+    const std::optional<float> slope = node.layer->leaky_relu_slope();
+    if (slope && node.overwrites >= 0 && store_.device() == Device::CPU)
+      node.fused = nodes_[static_cast<size_t>(node.overwrites)].layer->fuse_leaky_relu(slope);
   }
 }
 
@@ -185,21 +182,26 @@ int Network::add_chain(const std::string& name, std::unique_ptr<Layer> layer, in
   return static_cast<int>(nodes_.size()) - 1;
 }
 
+void Network::configure_layers() {
+  for (NetworkNode& node : nodes_) node.layer->configure(layer_settings_);
+}
+
 void Network::set_allow_tf32(bool allow) {
-  for (NetworkNode& node : nodes_)
-    if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_allow_tf32(allow);
+  layer_settings_.allow_tf32 = allow;
+  configure_layers();
 }
 
 void Network::set_cudnn_search(CudnnSearch search) {
-  for (NetworkNode& node : nodes_)
-    if (auto* conv = dynamic_cast<Conv2d*>(node.layer.get())) conv->set_cudnn_search(search);
+  layer_settings_.cudnn_search = search;
+  configure_layers();
 }
 
 Shape Network::input_shape(int64_t batch) const { return {batch, config_.input_size, config_.input_size, 1}; }
 
 void Network::set_dropout_step(uint64_t step, int64_t first_image) {
-  for (auto& node : nodes_)
-    if (auto* dropout = dynamic_cast<Dropout*>(node.layer.get())) dropout->set_step(step, first_image);
+  layer_settings_.step = step;
+  layer_settings_.first_image = first_image;
+  configure_layers();
 }
 
 std::vector<Shape> Network::input_shapes(const NetworkNode& node, int64_t batch) const {
@@ -261,14 +263,9 @@ void Network::forward_node(Context& context, int index, bool training) {
   node.layer->forward(context, inputs, node.output, training);
 }
 
-int Network::set_batch_norm_communicator(Communicator* communicator) {
-  int count = 0;
-  for (NetworkNode& node : nodes_)
-    if (auto* batch_norm = dynamic_cast<BatchNorm2d*>(node.layer.get())) {
-      batch_norm->set_communicator(communicator);
-      ++count;
-    }
-  return count;
+void Network::set_batch_norm_communicator(Communicator* communicator) {
+  layer_settings_.batch_norm_communicator = communicator;
+  configure_layers();
 }
 
 const Tensor& Network::forward(Context& context, const Tensor& images, bool training) {

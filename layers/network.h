@@ -98,7 +98,7 @@ class Network {
   // Add over its conv2's output (Layer::can_overwrite_input), which saves those buffers. Results
   // are bit-identical either way, but the overwritten nodes' outputs then hold their
   // consumer's values: `pneumo inspect`, which draws every node's output, turns it off. On the
-  // CPU such a ReLU is also fused into its batch norm's pass (BatchNorm2d::set_fused_leaky_relu).
+  // CPU such a ReLU is also fused into its batch norm's pass (Layer::fuse_leaky_relu).
   void set_in_place(bool in_place);
   bool in_place() const { return in_place_; }
   // Constant weights, for inference (predict, evaluate, the inference benchmark): the CPU
@@ -129,8 +129,10 @@ class Network {
   int64_t gradient_offset(int index) const;
   const Tensor& output() const { return nodes_.back().output; }
   // Synchronized batch norm over the ranks of `communicator` (null: each process's own batch);
-  // see BatchNorm2d::set_communicator. Returns the number of batch-norm layers set.
-  int set_batch_norm_communicator(Communicator* communicator);
+  // see BatchNorm2d::set_communicator.
+  void set_batch_norm_communicator(Communicator* communicator);
+  // The settings every layer was last given (Layer::configure; the setters above change them).
+  const LayerSettings& layer_settings() const { return layer_settings_; }
   // (N,S,S,1) scratch for d loss / d probabilities, allocated with the outputs (the training
   // step writes the loss gradient here and passes it to backward).
   Tensor& output_gradient_buffer() { return output_gradient_buffer_; }
@@ -156,6 +158,8 @@ class Network {
   std::vector<NetworkNode> nodes_;
   ParameterStore store_;
   bool in_place_ = true;
+  LayerSettings layer_settings_;   // what every layer was told (configure_layers)
+  void configure_layers();         // Layer::configure(layer_settings_) on every node
   int64_t batch_ = 0;              // batch size of the current outputs (leading views)
   int64_t capacity_batch_ = 0;     // largest batch seen: what the buffers are allocated for
   Tensor output_gradient_buffer_;  // (N,S,S,1)
