@@ -453,9 +453,9 @@ ConvAutoChoice conv_auto_choice(ConvDirection direction, const Conv2dGeometry& g
     }
   }
   // Time every supported candidate but reference: a warm-up run (scratch, caches), then the
-  // timed run, skipped when the warm-up was already 5x slower than the best so far. (A warm-up
-  // may grow and first touch the shared scratch: at 3x, Winograd F(4x4) at 512 channels was
-  // once skipped after an 89 ms warm-up, 3.2x the best, though it runs in 19-23 ms.)
+  // timed run, skipped when the warm-up was already 5x slower than the best so far: a warm-up may
+  // grow and first touch the shared scratch, so a tighter bound skips candidates that win
+  // (benchmarks/README.md, "Tuning the CPU convolutions").
   using Clock = std::chrono::steady_clock;
   ConvTuningRecord record{direction, geometry, threads, isa, ConvAlgorithm::Gemm, 1e300, "timed", ""};
   for (ConvAlgorithm candidate : concrete_conv_algorithms()) {
