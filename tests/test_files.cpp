@@ -16,8 +16,10 @@
 
 #include "engine/check.h"
 #include "engine/files.h"
+#include "tests/support/compare.h"
 
 using namespace pneumo;
+using pneumo::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -32,15 +34,6 @@ std::vector<std::string> names_in(const std::string& folder) {
   for (const auto& entry : fs::directory_iterator(folder)) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
 }
 
 // A fresh folder under the system's temporary folder whose name is hostile to shells.

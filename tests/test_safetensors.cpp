@@ -18,10 +18,12 @@
 #include "engine/parameters.h"
 #include "engine/safetensors.h"
 #include "layers/checkpoint.h"
+#include "tests/support/compare.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/run_process.h"
 
 using namespace pneumo;
+using pneumo::testing::error_of;
 using pneumo::testing::run_process;
 namespace fs = std::filesystem;
 
@@ -60,16 +62,6 @@ std::string float_bytes(const std::vector<float>& values) {
   std::string bytes(values.size() * sizeof(float), '\0');
   std::memcpy(&bytes[0], values.data(), bytes.size());
   return bytes;
-}
-
-// The pneumo::Error message thrown by `action`, or "" when nothing was thrown.
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -2,7 +2,18 @@
 
 #include <algorithm>
 
+#include "engine/check.h"
+
 namespace pneumo::testing {
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
 
 double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
   REQUIRE(a.size() == b.size());

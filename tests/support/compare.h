@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ void check_close(const std::vector<float>& actual, const std::vector<Expected>& 
             << (expected.empty() ? 0.0 : static_cast<double>(expected[worst])));
   CHECK(failures == 0);
 }
+
+// The pneumo::Error message thrown by `action`, or "" when nothing was thrown (other exceptions
+// propagate and fail the test).
+std::string error_of(const std::function<void()>& action);
 
 // max |a[i] - b[i]| (the sizes must agree) and max |values[i]|.
 double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b);
