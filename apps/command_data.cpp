@@ -9,7 +9,7 @@
 
 namespace pneumo::cli {
 
-int run_synth(const std::vector<std::string>& argv) {
+int run_synth(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("synth",
                       "Writes a synthetic dataset in the RSNA layout: stage_2_train_labels.csv,\n"
                       "stage_2_detailed_class_info.csv, stage_2_train_images/<id>.dcm, stage_2_test_images/<id>.dcm,\n"
@@ -41,7 +41,7 @@ int run_synth(const std::vector<std::string>& argv) {
   return 0;
 }
 
-int run_explore(const std::vector<std::string>& argv) {
+int run_explore(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("explore",
                       "The notebook's exploration of a dataset in the RSNA layout: prints the number of images,\n"
                       "positive images, boxes per image and box sizes, and writes charts as PNG: boxes per image,\n"

@@ -21,7 +21,7 @@
 
 namespace pneumo::cli {
 
-int run_demo(const std::vector<std::string>& argv) {
+int run_demo(const std::vector<std::string>& argv, const ConvPolicy& conv_policy) {
   Arguments arguments("demo",
                       "Runs the notebook's whole pipeline on a synthetic dataset in the RSNA layout (1024x1024\n"
                       "JPEG-baseline DICOMs with boxes): synthesize it, explore it, train the CPU preset, predict\n"
@@ -80,7 +80,7 @@ int run_demo(const std::vector<std::string>& argv) {
   settings.data_dir = data_dir;
   settings.run_dir = out + "/run";
   settings.force_run_dir = true;  // the demo's folder: a rerun replaces its run
-  settings.conv_algorithms = conv_algorithms_name(default_conv_algorithms());
+  settings.conv_policy = conv_policy;
   settings.device = arguments.text("device");
   settings.seed = static_cast<uint64_t>(arguments.integer("seed"));
   settings.workers = arguments.integer("workers");
@@ -101,6 +101,7 @@ int run_demo(const std::vector<std::string>& argv) {
     predict.overlay_limit = 16;
     predict.labels = layout.test_labels;
     predict.workers = settings.workers;
+    predict.conv_policy = conv_policy;
     run_prediction(predict);
   }
 

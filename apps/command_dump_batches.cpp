@@ -19,7 +19,7 @@
 
 namespace pneumo::cli {
 
-int run_dump_batches(const std::vector<std::string>& argv) {
+int run_dump_batches(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("dump-batches",
                       "Writes the first --batches training batches of a dataset, as pneumo's loader builds them\n"
                       "(every labelled image, shuffled by --seed each epoch, no flips), and the initial weights of\n"

@@ -11,7 +11,7 @@
 
 namespace pneumo::cli {
 
-int run_evaluate(const std::vector<std::string>& argv) {
+int run_evaluate(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("evaluate",
                       "Scores a Kaggle submission (patientId,PredictionString) against a label file in the\n"
                       "stage_2_train_labels.csv format with the RSNA competition metric: mean over images of\n"

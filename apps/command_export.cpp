@@ -21,7 +21,7 @@
 
 namespace pneumo::cli {
 
-int run_export(const std::vector<std::string>& argv) {
+int run_export(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("export",
                       "Writes a checkpoint's network in inference form as an ONNX model (opset 13): input\n"
                       "'images' (N,1,S,S), output 'probabilities' (N,1,S,S); batch norm kept as\n"

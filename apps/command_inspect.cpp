@@ -62,7 +62,7 @@ int run_history_page(const std::string& run_dir, std::string out) {
 
 }  // namespace
 
-int run_inspect(const std::vector<std::string>& argv) {
+int run_inspect(const std::vector<std::string>& argv, const ConvPolicy& conv_policy) {
   Arguments arguments(
       "inspect",
       "Runs ONE training step (forward, loss, backward, one Adam update) of a network on one X-ray and\n"
@@ -125,6 +125,7 @@ int run_inspect(const std::vector<std::string>& argv) {
   const Device device = resolve_device(arguments.text("device"));
   Context context(device);
   Network network(device, config, static_cast<uint64_t>(arguments.integer("seed")));
+  network.set_conv_policy(conv_policy);
   Adam adam;
   if (!checkpoint.empty()) adam.set_step_count(load_checkpoint(checkpoint, network.parameters()).step);
 

@@ -7,7 +7,7 @@
 
 namespace pneumo::cli {
 
-int run_predict(const std::vector<std::string>& argv) {
+int run_predict(const std::vector<std::string>& argv, const ConvPolicy& conv_policy) {
   Arguments arguments("predict",
                       "Predicts pneumonia boxes for every DICOM in a folder and writes a Kaggle submission\n"
                       "(patientId,PredictionString; 'conf x y width height' per box). Each probability map is\n"
@@ -46,6 +46,7 @@ int run_predict(const std::vector<std::string>& argv) {
   settings.max_unreadable_fraction = arguments.number("max-unreadable");
   settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
   settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
+  settings.conv_policy = conv_policy;
   // Checked before any work: the submission replaces neither the checkpoint, the labels nor an image.
   require_outputs_distinct({{"--out", settings.out}},
                            {{"--checkpoint", settings.checkpoint}, {"--labels", settings.labels}});

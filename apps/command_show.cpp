@@ -21,7 +21,7 @@ std::string patient_id_of(const std::string& path) {
 }
 }  // namespace
 
-int run_show(const std::vector<std::string>& argv) {
+int run_show(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("show",
                       "Renders a DICOM to PNG (optionally resized), with the boxes of a label file (green)\n"
                       "and/or a submission (orange, with confidences) for that image drawn on it.");

@@ -8,6 +8,7 @@
 #include "apps/training.h"
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "engine/check.h"
 #include "layers/checkpoint.h"
 #include "layers/conv2d.h"
 #include "layers/network.h"
@@ -20,27 +21,26 @@ namespace {
 // for a conv reading the images, which Network::backward_node gives no gradient slot) and weight
 // gradient, each decided as the layer decides it at run time (Conv2d::explain_algorithm).
 void print_conv_algorithms(const Network& network, int64_t batch) {
-  const std::vector<ConvAlgorithm> algorithms = default_conv_algorithms();
-  if (std::find(algorithms.begin(), algorithms.end(), ConvAlgorithm::Auto) != algorithms.end()) {
+  const ConvPolicy& policy = network.conv_selector().policy();
+  if (policy.uses_auto()) {
     std::printf(
         "\nauto: timing every shape not in %s (each candidate twice on random data;\n"
         "tens of seconds at batch 8 on 2 cores)...\n",
-        conv_tuning_file_path().c_str());
+        policy.tuning_file.empty() ? "a tuning file (none named: --conv-tuning FILE or PNEUMO_CONV_TUNING)"
+                                   : quoted(policy.tuning_file, 200).c_str());
     std::fflush(stdout);
   }
   std::printf(
       "\nCPU convolution algorithms of one training step, batch %lld, %d threads, %s kernels, "
       "%s\n",
-      static_cast<long long>(batch), cpu_thread_count(), cpu_isa_name(cpu_isa()),
-      default_conv_algorithms_origin().c_str());
+      static_cast<long long>(batch), cpu_thread_count(), cpu_isa_name(cpu_isa()), policy.describe().c_str());
   std::string table;
   char line[160];
   for (const NetworkNode& node : network.nodes()) {
     const auto* conv = dynamic_cast<const Conv2d*>(node.layer.get());
     if (!conv) continue;
     const Shape input = network.input_shapes(node, batch).at(0);  // (N,H,W,C)
-    for (ConvDirection direction :
-         {ConvDirection::Forward, ConvDirection::InputGradient, ConvDirection::WeightGradient}) {
+    for (ConvDirection direction : kConvDirections) {
       if (direction == ConvDirection::InputGradient && node.inputs.at(0) < 0) continue;
       const ConvAlgorithmDecision decision = conv->explain_algorithm(direction, input);
       std::snprintf(line, sizeof line, "%-18s %-15s %-28s %-10s ", node.name.c_str(), conv_direction_name(direction),
@@ -54,7 +54,7 @@ void print_conv_algorithms(const Network& network, int64_t batch) {
 
 }  // namespace
 
-int run_summary(const std::vector<std::string>& argv) {
+int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_policy) {
   Arguments arguments("summary",
                       "Prints the network as a table: every layer's name, output shape, parameters and forward\n"
                       "FLOPs, then the totals, then the memory budget of one training step at --batch on the CPU.\n"
@@ -85,6 +85,7 @@ int run_summary(const std::vector<std::string>& argv) {
                                           arguments.text("checkpoint"));
   validate_network_config(config);
   Network network(Device::CPU, config, 0);
+  network.set_conv_policy(conv_policy);
   std::printf("create_network(input_size=%lld, channels=%lld, n_blocks=%lld, depth=%lld)\n",
               static_cast<long long>(config.input_size), static_cast<long long>(config.channels),
               static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth));

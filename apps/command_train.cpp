@@ -9,7 +9,7 @@
 
 namespace pneumo::cli {
 
-int run_train(const std::vector<std::string>& argv) {
+int run_train(const std::vector<std::string>& argv, const ConvPolicy& conv_policy) {
   Arguments arguments("train",
                       "Trains the notebook's residual segmentation network on a dataset in the RSNA layout\n"
                       "(stage_2_train_labels.csv + stage_2_train_images/, or the stage 1 names). Presets:\n"
@@ -73,18 +73,24 @@ int run_train(const std::vector<std::string>& argv) {
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
     settings.run_dir = arguments.text("resume");
-    // The run computes with the convolution setting it recorded; an explicit different
-    // --conv-algo is refused like any other setting, a different PNEUMO_CONV_ALGO is overridden
-    // (and the log says which setting runs).
-    const std::string current = conv_algorithms_name(default_conv_algorithms());
-    if (settings.conv_algorithms.empty()) {
-      settings.conv_algorithms = current;  // a run from before the setting was recorded
-    } else if (settings.conv_algorithms != current && default_conv_algorithms_origin().rfind("--conv-algo", 0) == 0) {
-      throw Error("--conv-algo " + current + " cannot be changed when resuming: the run computes with " +
-                  settings.conv_algorithms + " (conv_algorithms in " + settings.run_dir + "/config.txt)");
+    // The run computes with the convolution policy it recorded; an explicit different
+    // --conv-algo or --conv-tuning is refused like any other setting, a different
+    // PNEUMO_CONV_ALGO or PNEUMO_CONV_TUNING is overridden (and the log says which policy runs).
+    const std::string current = conv_algorithms_name(conv_policy.algorithms);
+    const std::string recorded = conv_algorithms_name(settings.conv_policy.algorithms);
+    if (settings.conv_policy.algorithms.empty()) {
+      settings.conv_policy = conv_policy;  // a run from before the setting was recorded
+    } else if (recorded != current && conv_policy.origin == "--conv-algo") {
+      throw Error("--conv-algo " + current + " cannot be changed when resuming: the run computes with " + recorded +
+                  " (conv_algorithms in " + settings.run_dir + "/config.txt)");
+    } else if (conv_policy.tuning_origin == "--conv-tuning" &&
+               conv_policy.tuning_file != settings.conv_policy.tuning_file) {
+      throw Error("--conv-tuning cannot be changed when resuming: the run reads " +
+                  (settings.conv_policy.tuning_file.empty() ? std::string("no tuning file")
+                                                            : quoted(settings.conv_policy.tuning_file, 200)) +
+                  " (conv_tuning in " + settings.run_dir + "/config.txt)");
     }
-    set_default_conv_algorithms(parse_conv_algorithms(settings.conv_algorithms),
-                                "conv_algorithms of " + settings.run_dir + "/config.txt:");
+    settings.conv_policy.report = conv_policy.report;
     if (arguments.has("device")) settings.device = arguments.text("device");
     if (arguments.has("workers")) settings.workers = arguments.integer("workers");
     if (arguments.has("cache-dir")) settings.cache_dir = arguments.text("cache-dir");
@@ -98,7 +104,7 @@ int run_train(const std::vector<std::string>& argv) {
     settings.data_dir = arguments.text("data");
     settings.run_dir = arguments.text("run-dir");
     settings.force_run_dir = arguments.has("force");
-    settings.conv_algorithms = conv_algorithms_name(default_conv_algorithms());
+    settings.conv_policy = conv_policy;
     settings.device = arguments.text("device");
     if (arguments.has("size")) settings.network.input_size = arguments.integer("size");
     if (arguments.has("channels")) settings.network.channels = arguments.integer("channels");

@@ -7,7 +7,7 @@
 
 namespace pneumo::cli {
 
-int run_version(const std::vector<std::string>& argv) {
+int run_version(const std::vector<std::string>& argv, const ConvPolicy&) {
   Arguments arguments("version",
                       "Prints the version, the git commit, the compiler, the back ends compiled in (CUDA\n"
                       "architectures and cuDNN/cuBLAS versions, OpenBLAS and its kernels, MPI, NCCL) and\n"

@@ -10,7 +10,7 @@
 #include "engine/blas_setup.h"
 #include "data/dicom.h"
 #include "engine/check.h"
-#include "layers/conv2d.h"
+#include "layers/conv_selection.h"
 
 namespace {
 
@@ -53,31 +53,50 @@ void print_usage(FILE* stream) {
                "  --conv-algo NAME[,NAME...]  reference, gemm, direct, winograd2, winograd4 or auto\n"
                "                              (also PNEUMO_CONV_ALGO); a list takes the first that runs a\n"
                "                              layer; default direct,gemm (auto times them: fastest)\n"
+               "  --conv-tuning FILE          the tuning file auto reads its choices from (pneumo tune\n"
+               "                              writes one; also PNEUMO_CONV_TUNING); none by default\n"
                "  --show-conv-algos           print each convolution's algorithm choice when made\n"
                "                              (pneumo summary --conv-algos: every choice up front)\n");
 }
 
-// Takes the process-wide convolution options out of the arguments (any command accepts them).
-std::vector<std::string> take_conv_options(std::vector<std::string> arguments) {
+// The CPU convolution policy of this process, built once: the environment's
+// (PNEUMO_CONV_ALGO, PNEUMO_CONV_TUNING, PNEUMO_CONV_ALGO_REPORT), then the options any command
+// accepts, which win; they are taken out of `arguments`. The command gets the value.
+pneumo::ConvPolicy take_conv_options(std::vector<std::string>& arguments) {
+  pneumo::ConvPolicy policy = pneumo::conv_policy_from_environment();
   std::vector<std::string> rest;
   for (size_t i = 0; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     if (argument == "--show-conv-algos") {
-      pneumo::set_conv_algorithm_report(true);
-    } else if (argument == "--conv-algo" || argument.rfind("--conv-algo=", 0) == 0) {
-      std::string value;
-      if (argument == "--conv-algo") {
-        if (i + 1 >= arguments.size()) throw pneumo::Error("--conv-algo needs a value, e.g. --conv-algo direct");
+      policy.report = true;
+      continue;
+    }
+    std::string option, value;
+    for (const std::string name : {"--conv-algo", "--conv-tuning"}) {
+      if (argument == name) {
+        if (i + 1 >= arguments.size())
+          throw pneumo::Error(name + " needs a value, e.g. " + name +
+                              (name == "--conv-algo" ? " direct" : " conv-tuning.txt"));
+        option = name;
         value = arguments[++i];
-      } else {
-        value = argument.substr(std::strlen("--conv-algo="));
+      } else if (argument.rfind(name + "=", 0) == 0) {
+        option = name;
+        value = argument.substr(name.size() + 1);
       }
-      pneumo::set_default_conv_algorithms(pneumo::parse_conv_algorithms(value), "--conv-algo");
+    }
+    if (option == "--conv-algo") {
+      policy.algorithms = pneumo::parse_conv_algorithms(value);
+      policy.origin = "--conv-algo";
+    } else if (option == "--conv-tuning") {
+      if (value.empty()) throw pneumo::cli::UsageError("--conv-tuning: expected a FILE, got an empty path");
+      policy.tuning_file = value;
+      policy.tuning_origin = "--conv-tuning";
     } else {
       rest.push_back(argument);
     }
   }
-  return rest;
+  arguments = rest;
+  return policy;
 }
 
 // An error is printed as one line whatever it quotes: a path holding a newline or a terminal
@@ -126,7 +145,8 @@ int main(int argc, char** argv) {
   for (const auto& command : commands) {
     if (std::strcmp(name, command.name) != 0) continue;
     try {
-      return command.run(take_conv_options(arguments));
+      const pneumo::ConvPolicy conv_policy = take_conv_options(arguments);
+      return command.run(arguments, conv_policy);
     } catch (const pneumo::cli::UsageError& error) {
       std::fprintf(stderr, "pneumo %s: error: %s\n", command.name, one_line(error.what()).c_str());
       return 2;

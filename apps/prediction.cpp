@@ -55,6 +55,7 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   network.set_constant_weights(true);  // filters transformed once, not once per batch
   network.set_allow_tf32(settings.tf32);
   network.set_cudnn_search(parse_cudnn_search(settings.cudnn));
+  network.set_conv_policy(settings.conv_policy);
   std::printf("device: %s\nmodel: %s (epoch %lld, input %lld, %lld parameters)\n", describe_device(device).c_str(),
               settings.checkpoint.c_str(), static_cast<long long>(info.epoch),
               static_cast<long long>(config.input_size), static_cast<long long>(network.trainable_parameter_count()));

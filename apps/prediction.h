@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "layers/conv_selection.h"
+
 namespace pneumo::cli {
 
 struct PredictSettings {
@@ -20,8 +22,10 @@ struct PredictSettings {
   int64_t workers = 4;
   double threshold = 0.5;
   double max_unreadable_fraction = 0.0;
-  bool tf32 = false;                // CUDA: TF32 tensor cores in cuDNN (off: full fp32)
-  std::string cudnn = "heuristic";  // CUDA: heuristic, find or deterministic (layers/conv2d_cudnn_algorithm.h)
+  bool tf32 = false;  // CUDA: TF32 tensor cores in cuDNN (off: full fp32)
+  std::string cudnn = "heuristic";
+  ConvPolicy conv_policy;  // CPU: how the convolutions choose their algorithms  // CUDA: heuristic, find or
+                           // deterministic (layers/conv2d_cudnn_algorithm.h)
 };
 
 struct PredictOutcome {

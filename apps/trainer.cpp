@@ -101,7 +101,7 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
     log_.silence();
   }
   log_.line("device: " + describe_device(device_));
-  if (device_ == Device::CPU) log_.line("CPU convolutions: " + default_conv_algorithms_origin());
+  if (device_ == Device::CPU) log_.line("CPU convolutions: " + settings_.conv_policy.describe());
   if (ranks > 1)
     log_.line("data parallel: " + std::to_string(ranks) + " ranks (" + communicator_->name() + "), " +
               std::to_string(settings_.batch_size / ranks) + " images of every batch of " +
@@ -113,6 +113,7 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
 
   prepare_data();
   network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
+  network_->set_conv_policy(settings_.conv_policy);
   network_->set_allow_tf32(settings_.tf32);
   network_->set_cudnn_search(parse_cudnn_search(settings_.cudnn));
   if (device_ == Device::CUDA)
@@ -302,7 +303,7 @@ void Trainer::restore(const std::string& path) {
   }
   const CheckpointInfo info = load_checkpoint(path, network_->parameters());
   // The convolution algorithms the run chose (auto times them on first use): the same again.
-  load_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
+  network_->conv_selector().load(settings_.run_dir + "/conv-algorithms.txt");
   adam_.set_step_count(info.step);
   state_.epoch = info.epoch;
   state_.next_batch = checkpoint_counter(info.metadata, "run.next_batch", path);
@@ -357,7 +358,7 @@ void Trainer::save(const std::string& path, const RunState& state) {
   for (const auto& [key, value] : settings_to_map(settings_))
     if (key.rfind("network.", 0) != 0 && !is_process_setting(key)) info.metadata["run.config." + key] = value;
   // The algorithms first: a checkpoint on disk always has the choices it was computed with.
-  write_conv_tuning_file(settings_.run_dir + "/conv-algorithms.txt");
+  network_->conv_selector().write(settings_.run_dir + "/conv-algorithms.txt");
   save_checkpoint(path, network_->parameters(), info);
 }
 

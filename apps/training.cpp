@@ -51,7 +51,8 @@ std::map<std::string, std::string> settings_to_map(const TrainSettings& settings
   values["threshold"] = exact_number(settings.threshold);
   values["max_unreadable_fraction"] = exact_number(settings.max_unreadable_fraction);
   values["batch_norm_statistics"] = settings.synchronized_batch_norm ? "global" : "per-rank";
-  values["conv_algorithms"] = settings.conv_algorithms;
+  values["conv_algorithms"] = conv_algorithms_name(settings.conv_policy.algorithms);
+  if (!settings.conv_policy.tuning_file.empty()) values["conv_tuning"] = settings.conv_policy.tuning_file;
   values["tf32"] = settings.tf32 ? "on" : "off";
   values["cudnn"] = settings.cudnn;
   add_network_metadata(values, settings.network);
@@ -115,8 +116,19 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   if (statistics != "global" && statistics != "per-rank")
     throw Error(source + ": field 'batch_norm_statistics' expects global or per-rank, got '" + statistics + "'");
   settings.synchronized_batch_norm = statistics == "global";
-  settings.conv_algorithms =
-      values.count("conv_algorithms") ? values.at("conv_algorithms") : "";  // absent before it was recorded
+  settings.conv_policy.algorithms.clear();  // absent before it was recorded: the resuming command's
+  if (values.count("conv_algorithms")) {
+    try {
+      settings.conv_policy.algorithms = parse_conv_algorithms(values.at("conv_algorithms"));
+    } catch (const Error& error) {
+      throw Error(source + ": field 'conv_algorithms': " + error.what());
+    }
+    settings.conv_policy.origin = "conv_algorithms of " + source + ":";
+  }
+  if (values.count("conv_tuning")) {
+    settings.conv_policy.tuning_file = values.at("conv_tuning");
+    settings.conv_policy.tuning_origin = "conv_tuning of " + source;
+  }
   // Absent in runs from before they were recorded: the defaults those runs had.
   const std::string tf32 = values.count("tf32") ? values.at("tf32") : "off";
   if (tf32 != "on" && tf32 != "off") throw Error(source + ": field 'tf32' expects on or off, got " + quoted(tf32, 60));

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "data/loader.h"
+#include "layers/conv_selection.h"
 #include "layers/network.h"
 
 namespace pneumo::cli {
@@ -50,9 +51,12 @@ struct TrainSettings {
   // Data-parallel runs: sum the gradients in buckets of this many MB overlapped with the backward
   // pass (0: one sum after it). Not part of config.txt: it changes speed, not the step.
   double gradient_bucket_mb = 0;  // > 0: per-layer statistics every K steps (apps/inspect_record.h)
-  // The CPU convolution setting the run computes with (layers/conv2d.h, e.g. "direct,gemm" or
-  // "auto"): recorded in config.txt and reused by --resume, so a resumed run computes the same.
-  std::string conv_algorithms;
+  // How the run's CPU convolutions choose their algorithms (layers/conv_selection.h): its list
+  // and tuning file are recorded in config.txt (conv_algorithms, conv_tuning) and reused by
+  // --resume, with the choices auto made (RUN/conv-algorithms.txt), so a resumed run computes
+  // the same. Read from a config.txt without conv_algorithms (a run from before it was
+  // recorded), the list is empty: the resuming command fills it in.
+  ConvPolicy conv_policy;
   // CUDA: TF32 tensor cores in cuDNN (off: full fp32) and how cuDNN's algorithms are chosen
   // (heuristic, find, deterministic: layers/conv2d_cudnn_algorithm.h). Part of the run (config.txt).
   bool tf32 = false;

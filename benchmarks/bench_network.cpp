@@ -47,6 +47,7 @@ struct Options {
   bool constant_weights = true;  // inference: filters prepared once (Network::set_constant_weights)
   bool tf32 = false;             // CUDA: let cuDNN use TF32 tensor cores
   CudnnSearch cudnn_search = CudnnSearch::Heuristic;  // CUDA: how cuDNN's algorithms are chosen
+  ConvPolicy conv_policy;  // CPU: the environment's (PNEUMO_CONV_ALGO, ...), then --conv-algo/--conv-tuning
 };
 
 void declare_options(cli::Arguments& arguments) {
@@ -67,6 +68,10 @@ void declare_options(cli::Arguments& arguments) {
   arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
                    "CUDA: cuDNN's algorithm per shape from its heuristic, timed (find, as PyTorch's "
                    "cudnn.benchmark=True), or deterministic ones only");
+  arguments.option("conv-algo", "NAME[,NAME...]", "",
+                   "CPU convolution algorithms, as pneumo's --conv-algo (default: PNEUMO_CONV_ALGO, else direct,gemm)");
+  arguments.option("conv-tuning", "FILE", "",
+                   "the tuning file auto reads (default: PNEUMO_CONV_TUNING, else none: auto times each shape)");
 }
 
 Options read_options(const cli::Arguments& arguments) {
@@ -83,6 +88,15 @@ Options read_options(const cli::Arguments& arguments) {
   options.constant_weights = !arguments.has("no-constant-weights");
   options.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
   options.cudnn_search = parse_cudnn_search(arguments.choice("cudnn", {"heuristic", "find", "deterministic"}));
+  options.conv_policy = conv_policy_from_environment();
+  if (!arguments.text("conv-algo").empty()) {
+    options.conv_policy.algorithms = parse_conv_algorithms(arguments.text("conv-algo"));
+    options.conv_policy.origin = "--conv-algo";
+  }
+  if (!arguments.text("conv-tuning").empty()) {
+    options.conv_policy.tuning_file = arguments.text("conv-tuning");
+    options.conv_policy.tuning_origin = "--conv-tuning";
+  }
   return options;
 }
 
@@ -214,6 +228,7 @@ int time_network(const cli::Arguments& arguments) {
   const Device device = resolve_device(options.device);
   Context context(device);
   Network network(device, options.config, 1);
+  network.set_conv_policy(options.conv_policy);
   network.set_allow_tf32(options.tf32);
   network.set_cudnn_search(options.cudnn_search);
   Adam adam(AdamConfig{});
@@ -238,6 +253,7 @@ int time_network(const cli::Arguments& arguments) {
                 kernels == "Prescott" || kernels == "prescott"
                     ? "  WARNING: generic SSE3 kernels; set OPENBLAS_CORETYPE=SkylakeX (or Haswell)"
                     : "");
+    std::printf("  CPU convolutions: %s\n", options.conv_policy.describe().c_str());
   }
   std::fflush(stdout);
 

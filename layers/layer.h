@@ -28,6 +28,7 @@
 //     CPU-vs-CUDA parity case (skipped without a GPU), and a teaching page layers/<name>.md.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@
 namespace pneumo {
 
 class Communicator;  // engine/distributed.h
+class ConvSelector;  // layers/conv_selection.h
 
 // What the network tells every layer (Network::configure_layers): each layer takes the fields
 // that concern it and ignores the rest, so a new setting is a field here and an override in the
@@ -50,6 +52,7 @@ struct LayerSettings {
   Communicator* batch_norm_communicator = nullptr;    // BatchNorm2d: statistics over the ranks (null: alone)
   uint64_t step = 0;                                  // Dropout: the step whose masks the next forward draws
   int64_t first_image = 0;                            // Dropout: this rank's first image in the global batch
+  std::shared_ptr<ConvSelector> conv_selector;        // Conv2d on the CPU: the policy and auto's memory
 };
 
 class Layer {

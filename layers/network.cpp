@@ -115,6 +115,7 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
     for (int i : nodes_[j].inputs)
       if (i >= 0) last_consumer_[static_cast<size_t>(i)] = static_cast<int>(j);
   plan_in_place();
+  set_conv_policy(ConvPolicy{});  // the default direct,gemm until the program names its own
 }
 
 // Node j may write over input node i's buffer when j offers to (Layer::can_overwrite_input), j
@@ -190,6 +191,13 @@ void Network::set_allow_tf32(bool allow) {
   layer_settings_.allow_tf32 = allow;
   configure_layers();
 }
+
+void Network::set_conv_policy(const ConvPolicy& policy) {
+  layer_settings_.conv_selector = std::make_shared<ConvSelector>(policy);
+  configure_layers();
+}
+
+ConvSelector& Network::conv_selector() const { return *layer_settings_.conv_selector; }
 
 void Network::set_cudnn_search(CudnnSearch search) {
   layer_settings_.cudnn_search = search;

@@ -26,6 +26,7 @@
 #include "engine/parameters.h"
 #include "engine/tensor.h"
 #include "layers/conv2d_cudnn_algorithm.h"
+#include "layers/conv_selection.h"
 #include "layers/layer.h"
 
 namespace pneumo {
@@ -94,6 +95,12 @@ class Network {
   void set_allow_tf32(bool allow);
   // CUDA only: how every convolution's cuDNN algorithm is chosen (Conv2d::set_cudnn_search).
   void set_cudnn_search(CudnnSearch search);
+  // CPU only: how every convolution's algorithm is chosen (layers/conv_selection.h). A new
+  // selector each call (auto's memory starts empty); the default policy (direct,gemm, no tuning
+  // file) until called. The program builds the policy once (apps/main.cpp) and passes it here.
+  void set_conv_policy(const ConvPolicy& policy);
+  // The policy and auto's memory of this network's convolutions (a run saves its records).
+  ConvSelector& conv_selector() const;
   // In place (on by default): a LeakyReLU writes over its batch norm's output and a residual
   // Add over its conv2's output (Layer::can_overwrite_input), which saves those buffers. Results
   // are bit-identical either way, but the overwritten nodes' outputs then hold their

@@ -614,7 +614,6 @@ TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
 }
 
 TEST_CASE("Conv2d auto picks a runnable algorithm per direction and remembers it") {
-  clear_conv_tuning(false);  // no tuning file: time
   const Conv2dGeometry g{2, 12, 12, 32, 32, 3};
   std::mt19937_64 generator(17);
   BoundConv conv(Device::CPU, g, true, 4);
@@ -636,14 +635,13 @@ TEST_CASE("Conv2d auto picks a runnable algorithm per direction and remembers it
   check_close(conv.weight_gradient.to_vector(), dw,
               winograd_weight_tolerance(4, g, max_abs(x), max_abs(output_gradient.to_vector())), 1e-5,
               "weight gradient");
-  const std::vector<ConvTuningRecord> records = conv_tuning_records();
+  const std::vector<ConvTuningRecord> records = conv.layer.selector().records();  // the layer's own
   CHECK(records.size() == 3);
   for (const ConvTuningRecord& record : records) {
     CHECK(record.algorithm != ConvAlgorithm::Reference);
     CHECK(conv_algorithm_unsupported_reason(record.algorithm, record.direction, g).empty());
     CHECK(record.source == "timed");
   }
-  clear_conv_tuning(true);
 }
 
 TEST_CASE("Conv2d rejects bad configurations and inputs") {

@@ -1,5 +1,6 @@
-// The convolution tuning file (layers/conv2d.h, `pneumo tune`, a run's conv-algorithms.txt):
-// written and read back through any path, never through a shell.
+// The convolution policy and tuning file (layers/conv_selection.h, `pneumo tune`, a run's
+// conv-algorithms.txt): written and read back through any path, never through a shell; read only
+// where the policy names it; auto's memory is the selector's, not the process's.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "layers/conv2d.h"
+#include "layers/conv_selection.h"
 
 using namespace pneumo;
 namespace fs = std::filesystem;
@@ -48,19 +51,19 @@ std::string read_text(const fs::path& path) {
 }
 
 // auto's choice for `geometry` timed on candidates that do nothing: a record of source "timed".
-ConvTuningRecord timed_record(ConvDirection direction, const Conv2dGeometry& geometry) {
-  const ConvAutoChoice choice = conv_auto_choice(direction, geometry, [](ConvAlgorithm) {});
+ConvTuningRecord timed_record(ConvSelector& selector, ConvDirection direction, const Conv2dGeometry& geometry) {
+  const ConvAutoChoice choice = selector.auto_choice(direction, geometry, [](ConvAlgorithm) {});
   REQUIRE(choice.timed_now);
   return choice.record;
 }
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-// The message of the pneumo::Error that reading `path` as the tuning file throws, or "".
-std::string load_error(const std::string& path) {
-  clear_conv_tuning(false);
+// The message of the pneumo::Error that reading `path` as a tuning file into `selector` throws,
+// or "".
+std::string load_error(ConvSelector& selector, const std::string& path) {
   try {
-    load_conv_tuning_file(path);
+    selector.load(path);
   } catch (const Error& error) {
     return error.what();
   }
@@ -112,11 +115,11 @@ TEST_CASE("the tuning file round-trips through a path with spaces, quotes, ';' a
   const fs::path folder = root.path / "runs/a';touch PWNED;'b \"c\" \xc3\xa9\xff $(touch PWNED2)";
   const std::string path = (folder / "t.txt").string();
   const fs::path working = fs::current_path();
-  clear_conv_tuning(false);
+  ConvSelector timing;
   const Conv2dGeometry forward{2, 8, 8, 32, 32, 3}, gradient{3, 4, 4, 16, 8, 1};
-  const ConvTuningRecord first = timed_record(ConvDirection::Forward, forward);
-  const ConvTuningRecord second = timed_record(ConvDirection::WeightGradient, gradient);
-  write_conv_tuning_file(path);
+  const ConvTuningRecord first = timed_record(timing, ConvDirection::Forward, forward);
+  const ConvTuningRecord second = timed_record(timing, ConvDirection::WeightGradient, gradient);
+  timing.write(path);
   CHECK(fs::is_directory(folder));  // the folder under exactly that name
   CHECK(!fs::exists(working / "PWNED"));
   CHECK(!fs::exists(working / "PWNED2"));
@@ -129,10 +132,10 @@ TEST_CASE("the tuning file round-trips through a path with spaces, quotes, ';' a
   CHECK(text.find(std::string("\nweight-gradient 3 4 4 16 8 1 ") + threads + " " + isa + " " +
                   conv_algorithm_name(second.algorithm) + " ") != std::string::npos);
 
-  clear_conv_tuning(false);
-  CHECK(conv_tuning_records().empty());
-  load_conv_tuning_file(path);
-  const std::vector<ConvTuningRecord> records = conv_tuning_records();
+  ConvSelector reading;
+  CHECK(reading.records().empty());
+  reading.load(path);
+  const std::vector<ConvTuningRecord> records = reading.records();
   REQUIRE(records.size() == 2);
   for (const ConvTuningRecord& record : records) {
     const ConvTuningRecord& written = record.direction == ConvDirection::Forward ? first : second;
@@ -148,22 +151,32 @@ TEST_CASE("the tuning file round-trips through a path with spaces, quotes, ';' a
     CHECK(record.source == path);
   }
   // The file's choice is auto's answer for its shape now, without timing.
-  const ConvAutoChoice read = conv_auto_choice(
+  const ConvAutoChoice read = reading.auto_choice(
       ConvDirection::Forward, forward, [](ConvAlgorithm) { FAIL("a shape of the tuning file was timed again"); });
   CHECK(!read.timed_now);
   CHECK(read.record.algorithm == first.algorithm);
   CHECK(read.record.source == path);
-  clear_conv_tuning(true);
+  // The same file named by a policy: auto's answer without timing, from the first call on.
+  ConvPolicy policy;
+  policy.algorithms = {ConvAlgorithm::Auto};
+  policy.tuning_file = path;
+  ConvSelector named(policy);
+  const ConvAutoChoice from_policy = named.auto_choice(
+      ConvDirection::Forward, forward, [](ConvAlgorithm) { FAIL("a shape of the policy's tuning file was timed"); });
+  CHECK(from_policy.record.algorithm == first.algorithm);
+  CHECK(from_policy.record.source == path);
 }
 
 TEST_CASE("a missing tuning file is no tuning; one that is not a small text file is an error naming it") {
   TemporaryFolder root("pneumo-conv-tuning-bad");
   const std::string folder = root.path.string();
+  ConvSelector selector;
+  const auto load_error = [&](const std::string& path) { return ::load_error(selector, path); };
   CHECK(load_error(folder + "/missing.txt") == "");
   CHECK(load_error(folder + "/no-folder/missing.txt") == "");
   fs::create_symlink(folder + "/nowhere", folder + "/dangling.txt");
   CHECK(load_error(folder + "/dangling.txt") == "");
-  CHECK(conv_tuning_records().empty());
+  CHECK(selector.records().empty());
 
   const std::string quoted_folder = "tuning file '" + folder;
   std::string message = load_error(folder);  // once silently no tuning
@@ -196,23 +209,24 @@ TEST_CASE("a missing tuning file is no tuning; one that is not a small text file
   message = load_error(odd);
   CHECK(message == quoted_folder + "/odd\\x0a\\x1b[2Jname': is a folder; expected a file");
   CHECK(one_short_line(message));
-  CHECK(conv_tuning_records().empty());
-  clear_conv_tuning(true);
+  CHECK(selector.records().empty());
 }
 
 TEST_CASE("a bad tuning-file line is named by number, its bytes escaped and cut short") {
   TemporaryFolder root("pneumo-conv-tuning-lines");
   const fs::path path = root.path / "t.txt";
   const std::string file = "tuning file '" + path.string() + "'";
+  std::unique_ptr<ConvSelector> selector;  // a fresh one per file
   const auto error_for = [&](const std::string& text) {
     write_text(path, text);
-    return load_error(path.string());
+    selector = std::make_unique<ConvSelector>();
+    return load_error(*selector, path.string());
   };
   // The well-formed line reads; each bad one below fails on its own line number.
   CHECK(error_for(std::string("# comment\n") + "forward 1 8 8 4 4 3 1 avx2 gemm 0.125\n") == "");
-  REQUIRE(conv_tuning_records().size() == 1);
-  CHECK(conv_tuning_records()[0].algorithm == ConvAlgorithm::Gemm);
-  CHECK(conv_tuning_records()[0].milliseconds == 0.125);
+  REQUIRE(selector->records().size() == 1);
+  CHECK(selector->records()[0].algorithm == ConvAlgorithm::Gemm);
+  CHECK(selector->records()[0].milliseconds == 0.125);
 
   // Terminal escapes and binary bytes in a line: escaped, never raw.
   std::string message = error_for(std::string("# comment\nforward 1 8 \x1b[2J\x07\xff\x00 4\n", 32));
@@ -239,25 +253,92 @@ TEST_CASE("a bad tuning-file line is named by number, its bytes escaped and cut 
   CHECK(one_short_line(message));
   CHECK(contains(message, " line 1: unknown algorithm 'yyy"));
   CHECK(contains(message, "yyy'... (1000000 bytes)"));
-  clear_conv_tuning(true);
 }
 
-TEST_CASE("auto's own read of PNEUMO_CONV_TUNING fails the same way, naming the file") {
+TEST_CASE("auto's own read of the policy's tuning file fails the same way, naming the file") {
   TemporaryFolder root("pneumo-conv-tuning-auto");
-  const char* before = std::getenv("PNEUMO_CONV_TUNING");
-  const std::string saved = before ? before : "";
-  ::setenv("PNEUMO_CONV_TUNING", root.path.c_str(), 1);  // a folder
-  clear_conv_tuning(true);
+  ConvPolicy policy;
+  policy.algorithms = {ConvAlgorithm::Auto};
+  policy.tuning_file = root.path.string();  // a folder
+  ConvSelector selector(policy);
   const Conv2dGeometry g{1, 8, 8, 4, 4, 3};
   bool timed = false;
-  CHECK_THROWS_WITH_AS(conv_auto_choice(ConvDirection::Forward, g, [&](ConvAlgorithm) { timed = true; }),
+  CHECK_THROWS_WITH_AS(selector.auto_choice(ConvDirection::Forward, g, [&](ConvAlgorithm) { timed = true; }),
                        ("tuning file '" + root.path.string() + "': is a folder; expected a file").c_str(), Error);
   CHECK(!timed);  // not silently timed instead
-  if (before)
-    ::setenv("PNEUMO_CONV_TUNING", saved.c_str(), 1);
-  else
-    ::unsetenv("PNEUMO_CONV_TUNING");
-  clear_conv_tuning(true);
+}
+
+// Sets an environment variable for the life of the object (unset when it was unset).
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment(const char* name, const std::string& value) : name_(name) {
+    const char* before = std::getenv(name);
+    had_ = before != nullptr;
+    if (had_) before_ = before;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnvironment() {
+    if (had_)
+      ::setenv(name_, before_.c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string before_;
+};
+
+TEST_CASE("no file the policy does not name is read: a tuning file in the home folder changes nothing") {
+  // `pneumo tune` writes here by default; once, auto read it in every process, so two runs of
+  // one command computed differently depending on a file the user never named.
+  TemporaryFolder root("pneumo-conv-tuning-home");
+  const ScopedEnvironment home("HOME", root.path.string());
+  const ScopedEnvironment cache("XDG_CACHE_HOME", (root.path / "cache").string());
+  const ScopedEnvironment no_tuning("PNEUMO_CONV_TUNING", "");
+  const std::string machine = " " + std::to_string(cpu_thread_count()) + " " + cpu_isa_name(cpu_isa());
+  const fs::path file = root.path / "cache/pneumo/conv-tuning.txt";
+  CHECK(default_conv_tuning_path() == file.string());  // where tune writes
+  fs::create_directories(file.parent_path());
+  // reference, which timing never picks: if it comes back, the file was read.
+  write_text(file, "forward 1 8 8 4 4 3" + machine + " reference 0.001\n");
+  const ConvPolicy environment = conv_policy_from_environment();
+  CHECK(environment.tuning_file.empty());
+  ConvPolicy policy = environment;
+  policy.algorithms = {ConvAlgorithm::Auto};
+  ConvSelector selector(policy);
+  int runs = 0;
+  const ConvAutoChoice choice =
+      selector.auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 3}, [&](ConvAlgorithm) { ++runs; });
+  CHECK(choice.timed_now);
+  CHECK(runs > 0);
+  CHECK(choice.record.algorithm != ConvAlgorithm::Reference);
+  // Named (PNEUMO_CONV_TUNING, as --conv-tuning does in apps/main.cpp), it is read and said so.
+  const ScopedEnvironment named("PNEUMO_CONV_TUNING", file.string());
+  ConvPolicy reading = conv_policy_from_environment();
+  CHECK(reading.tuning_file == file.string());
+  CHECK(reading.tuning_origin == "PNEUMO_CONV_TUNING");
+  reading.algorithms = {ConvAlgorithm::Auto};
+  CHECK(contains(reading.describe(), "auto reads tuning file '" + file.string() + "', named by PNEUMO_CONV_TUNING"));
+  ConvSelector from_file(reading);
+  CHECK(from_file
+            .auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 3},
+                         [](ConvAlgorithm) { FAIL("a shape of the named tuning file was timed"); })
+            .record.algorithm == ConvAlgorithm::Reference);
+}
+
+TEST_CASE("two selectors keep their own memory: one network's timing is not another's choice") {
+  ConvPolicy policy;
+  policy.algorithms = {ConvAlgorithm::Auto};
+  ConvSelector first(policy), second(policy);
+  int first_runs = 0, second_runs = 0;
+  first.auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 3}, [&](ConvAlgorithm) { ++first_runs; });
+  CHECK(first_runs > 0);
+  CHECK(first.records().size() == 1);
+  CHECK(second.records().empty());
+  second.auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 3}, [&](ConvAlgorithm) { ++second_runs; });
+  CHECK(second_runs == first_runs);  // timed again, not taken from the other selector
 }
 
 TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once, then timed") {
@@ -267,9 +348,9 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
   // winograd needs a 3x3 kernel: neither entry (this layer at batch 1 and at batch 3) can run.
   write_text(path, "forward 1 8 8 4 4 1" + machine + " winograd4 0.500\n" + "forward 3 8 8 4 4 1" + machine +
                        " winograd2 0.250\n");
-  clear_conv_tuning(false);
-  load_conv_tuning_file(path.string());
-  REQUIRE(conv_tuning_records().size() == 2);
+  ConvSelector selector;
+  selector.load(path.string());
+  REQUIRE(selector.records().size() == 2);
   int runs = 0;
   const auto count = [&](ConvAlgorithm algorithm) {
     CHECK(conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 4, 4, 1}) == "");
@@ -279,9 +360,9 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
   std::string said;
   {
     CapturedStderr captured(root.path / "stderr.txt");
-    first = conv_auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
-    again = conv_auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
-    other_batch = conv_auto_choice(ConvDirection::Forward, {5, 8, 8, 4, 4, 1}, count);
+    first = selector.auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
+    again = selector.auto_choice(ConvDirection::Forward, {1, 8, 8, 4, 4, 1}, count);
+    other_batch = selector.auto_choice(ConvDirection::Forward, {5, 8, 8, 4, 4, 1}, count);
     said = captured.text();
   }
   CHECK(first.timed_now);
@@ -295,5 +376,4 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
                     "1x8x8x4 -> 4, 1x1 (winograd4 runs 3x3 convolutions only, this one is 1x1); timing it instead\n" +
                     file + "'forward 3 8 8 4 4 1" + machine + " winograd2' cannot run forward of " +
                     "3x8x8x4 -> 4, 1x1 (winograd2 runs 3x3 convolutions only, this one is 1x1); timing it instead\n");
-  clear_conv_tuning(true);
 }

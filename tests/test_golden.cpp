@@ -51,10 +51,11 @@ const SafetensorsTensor& tensor(const SafetensorsContents& golden, const std::st
   return *found;
 }
 
-void run_golden(Device device, const Tolerances& tolerance) {
+void run_golden(Device device, const Tolerances& tolerance, const ConvPolicy& conv_policy = {}) {
   const SafetensorsContents golden = read_safetensors(pneumo::testing::fixture_path("golden_network.safetensors"));
   Context context(device);
   Network network(device, kGoldenConfig, 0);
+  network.set_conv_policy(conv_policy);
   ParameterStore& store = network.parameters();
 
   // Every engine parameter (state included) has an initial value in the fixture, and no more.
@@ -160,25 +161,26 @@ TEST_CASE("the network matches PyTorch with every CPU convolution algorithm (CPU
   // Each algorithm where it can run a layer's shape and direction, reference elsewhere (the
   // golden network has 2-32 channels: direct runs only its 32-channel layers, Winograd only the
   // 3x3 forward and input gradients). What an algorithm could not run anywhere is printed.
-  const std::vector<ConvAlgorithm> saved = default_conv_algorithms();
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
     const std::string name = conv_algorithm_name(algorithm);
     CAPTURE(name);
-    set_default_conv_algorithms({algorithm, ConvAlgorithm::Reference});
+    ConvPolicy policy;
+    policy.algorithms = {algorithm, ConvAlgorithm::Reference};
     // Winograd's rounding error bound is ~beta^2 = 64 (F(2x2)) to 2300 (F(4x4)) times the
     // transforms-free one (layers/conv2d.md, "Algorithms"); measured here it is ~10x direct's
     // on the output and loss. Adam's step m / sqrt(v) is scale-free, so on near-zero gradient
     // entries that error can move a weight by a fraction of the learning rate (1e-3): loss and
     // weights get 10x / 0.1 lr, the rest stays.
     const bool winograd = algorithm == ConvAlgorithm::Winograd2 || algorithm == ConvAlgorithm::Winograd4;
-    run_golden(Device::CPU, winograd ? Tolerances{1e-4, 1e-5, 1e-3, 1e-4, 1e-6, 1e-4, 1e-4}
-                                     : Tolerances{1e-5, 1e-6, 1e-4, 3e-5, 1e-6, 1e-5, 1e-5});
+    run_golden(Device::CPU,
+               winograd ? Tolerances{1e-4, 1e-5, 1e-3, 1e-4, 1e-6, 1e-4, 1e-4}
+                        : Tolerances{1e-5, 1e-6, 1e-4, 3e-5, 1e-6, 1e-5, 1e-5},
+               policy);
     if (algorithm == ConvAlgorithm::Direct &&
         !conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 32, 32, 3}).empty())
       std::printf("SKIPPED (golden) direct: %s\n",
                   conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, {1, 8, 8, 32, 32, 3}).c_str());
   }
-  set_default_conv_algorithms(saved);
 }
 
 PNEUMO_GPU_TEST_CASE("the network matches PyTorch: forward, loss, gradients, 3 Adam steps (GPU)") {

@@ -273,16 +273,15 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
   Context context(Device::CPU);
   Tensor images, masks;
   square_batch(3, 32, 12, images, masks);
-  const std::vector<ConvAlgorithm> saved = default_conv_algorithms();
-  std::string saved_origin = default_conv_algorithms_origin();  // "<origin> <list>"
-  saved_origin.resize(saved_origin.size() - conv_algorithms_name(saved).size() - 1);
   for (ConvAlgorithm algorithm :
        {ConvAlgorithm::Winograd4, ConvAlgorithm::Winograd2, ConvAlgorithm::Direct, ConvAlgorithm::Gemm}) {
     const std::string algorithm_name = conv_algorithm_name(algorithm);
     CAPTURE(algorithm_name);
     // The algorithm wherever it runs the shape, gemm elsewhere (the 1x1 convolutions: Winograd).
-    set_default_conv_algorithms({algorithm, ConvAlgorithm::Gemm}, "test");
+    ConvPolicy policy;
+    policy.algorithms = {algorithm, ConvAlgorithm::Gemm};
     Network network(Device::CPU, config, 3);
+    network.set_conv_policy(policy);
     Adam adam;
     train_step(context, network, adam, images, masks, 1e-2f);  // running statistics, not init
     const std::vector<float> plain = network.forward(context, images, false).to_vector();
@@ -323,7 +322,6 @@ TEST_CASE("constant weights: the same inference bit for bit, with filters kept; 
     network.set_constant_weights(true);
     CHECK(network.forward(context, images, false).to_vector() == after);
   }
-  set_default_conv_algorithms(saved, saved_origin);
 }
 
 TEST_CASE(

@@ -209,6 +209,21 @@ one_line_error "/dev/zero as PNEUMO_CONV_TUNING is an error naming it" "tuning f
 printf 'forward 1 32 32 1 4 3 1 avx2 \033]0;owned\007 0.5\n' > "$work/escape.txt"
 one_line_error "escape bytes in the tuning file are escaped in the error" "tuning file '$work/escape.txt' line 1: unknown algorithm '\\\\x1b\]0;owned\\\\x07'" env PNEUMO_CONV_TUNING="$work/escape.txt" "$pneumo" summary --conv-algos --conv-algo auto $tiny1
 
+# The policy names its tuning file or there is none: --conv-tuning reads one, a file in the home
+# folder (where `pneumo tune` writes by default) is never read unless named, and a run records
+# the file it read and refuses another on --resume.
+"$pneumo" summary --conv-algos --conv-algo auto --conv-tuning "$work/tuning.txt" $tiny > "$work/conv-option.log" 2>&1
+check "--conv-tuning FILE: auto reads it, and the summary's policy line says so" "[ \$? -eq 0 ] && [ -z \"\$(not_from_file $work/conv-option.log $work/tuning.txt)\" ] && grep -qF \"auto reads tuning file '$work/tuning.txt', named by --conv-tuning\" $work/conv-option.log"
+mkdir -p "$work/home"
+env -u PNEUMO_CONV_TUNING -u XDG_CACHE_HOME HOME="$work/home" "$pneumo" tune $tiny1 > "$work/tune-home.log" 2>&1
+env -u PNEUMO_CONV_TUNING -u XDG_CACHE_HOME HOME="$work/home" "$pneumo" summary --conv-algos --conv-algo auto $tiny1 > "$work/conv-home.log" 2>&1
+check "a tuning file in the home folder is written by tune but not read unless named: every shape timed" "[ -s $work/home/.cache/pneumo/conv-tuning.txt ] && [ \$(conv_rows $work/conv-home.log | grep -c 'auto: timed ') -eq 23 ] && grep -q 'no tuning file: auto times each new shape' $work/conv-home.log"
+"$pneumo" summary --conv-algos --conv-tuning "" $tiny1 > /dev/null 2> "$work/conv-empty.err"
+check "an empty --conv-tuning is a usage error" "[ \$? -eq 2 ] && grep -q 'conv-tuning: expected a FILE, got an empty path' $work/conv-empty.err"
+quote_run="$work/quotes/runs/c';touch PWNED;'d"
+check "a run records the tuning file its policy named (config.txt conv_tuning)" 'grep -qF "conv_tuning = " "$quote_run/config.txt" && grep -qF "no-tuning.txt" "$quote_run/config.txt"'
+one_line_error "--resume with another --conv-tuning is refused, naming the recorded one" "--conv-tuning cannot be changed when resuming: the run reads '$work/no-tuning.txt'" "$pneumo" train --resume "$quote_run" --conv-tuning "$work/tuning.txt"
+
 # --show-conv-algos: every layer's choice once (layer, direction; not again at another batch),
 # whatever made it: forced, a list, auto's tuning file or auto's timing (once only the timed).
 reported() { grep '^conv: ' "$1"; }
