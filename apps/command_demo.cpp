@@ -9,7 +9,7 @@
 #include "apps/commands.h"
 #include "apps/prediction.h"
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/training_run.h"
 #include "data/dataset.h"
 #include "data/explore.h"
 #include "data/labels.h"

@@ -7,7 +7,7 @@
 #include "apps/arguments.h"
 #include "apps/commands.h"
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "data/dataset.h"
 #include "data/labels.h"
 #include "data/loader.h"

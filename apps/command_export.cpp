@@ -8,7 +8,7 @@
 #include "apps/commands.h"
 #include "apps/onnx_export.h"
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "data/progress.h"

@@ -9,7 +9,7 @@
 #include "apps/inspect_record.h"
 #include "apps/inspect_step.h"
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "data/dataset.h"
 #include "data/dicom.h"
 #include "data/labels.h"

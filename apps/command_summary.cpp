@@ -5,7 +5,7 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "engine/check.h"

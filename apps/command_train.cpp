@@ -3,7 +3,7 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
-#include "apps/training.h"
+#include "apps/training_run.h"
 #include "engine/check.h"
 #include "layers/conv2d.h"
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "apps/validation.h"
 #include "data/cache.h"
 #include "data/dataset.h"

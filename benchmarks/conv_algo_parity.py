@@ -8,7 +8,7 @@ each setting reaches the reference setting's mAP within the run-to-run spread.
 
 Each RUN_DIR is a finished `pneumo train` run directory: its history.csv (one row per epoch,
 apps/learning_curves.h) gives the best validation mAP and the seconds per epoch, its
-conv-algorithms.txt (apps/trainer.h) the algorithms `auto` chose. The reference is the first
+conv-algorithms.txt (apps/training_run.h) the algorithms `auto` chose. The reference is the first
 --run's setting unless --reference names one. Criterion, for every other setting S:
 
     |mean(S) - mean(reference)| <= max(sd(reference), sd(S))      -> agree, else DIFFER

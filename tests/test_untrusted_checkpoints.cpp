@@ -34,7 +34,7 @@ std::string load_error(const std::string& name) {
   return "";
 }
 
-// The configuration a checkpoint's metadata names (as apps/training.cpp parses it).
+// The configuration a checkpoint's metadata names (as apps/run_settings.cpp parses it).
 NetworkConfig config_of(const CheckpointInfo& info) {
   NetworkConfig config;
   config.input_size = std::stoll(info.metadata.at("network.input_size"));

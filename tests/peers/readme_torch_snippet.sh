@@ -50,7 +50,7 @@ for name, value in weights.items():
     if "running_" not in name:
         checkpoint["adam_m/" + name] = np.zeros_like(value); checkpoint["adam_v/" + name] = np.zeros_like(value)
 meta = {k: v for k, v in meta.items() if k.startswith("network.")}
-# the fixture's metadata is what `pneumo train` wrote (apps/training.cpp add_network_metadata)
+# the fixture's metadata is what `pneumo train` wrote (apps/run_settings.cpp add_network_metadata)
 for key in ("network.bn_epsilon", "network.bn_momentum", "network.upsample", "network.input_scaling"):
     assert key in meta, f"onnx_reference.safetensors: checkpoint metadata lacks {key}"
 meta.update({"format": "pneumo-checkpoint", "format_version": "1", "step": "0", "epoch": "0"})

@@ -16,8 +16,9 @@
 //                  leaves `last` at the previous or the new epoch; --resume redraws history.csv
 //                  and the curves from it and redoes an unfinished epoch bit for bit, so best,
 //                  last, the history and the curves equal an uninterrupted run's.
-// run() strings them together; run_training (apps/training.h) makes the communicator of the job
-// and runs `Trainer(settings, resume, communicator).run()`.
+// run() strings them together; run_training (below) makes the communicator of the job and runs
+// `Trainer(settings, resume, communicator).run()`. The settings are apps/run_settings.h; one
+// step (forward, loss, backward, Adam) is layers/training_step.h.
 //
 // Data parallel (engine/distributed.md): under mpirun/srun every rank runs these same stages.
 // Each rank's loader draws the same global batches; rank r trains on its fixed slice of each
@@ -34,7 +35,7 @@
 #include "apps/inspect_record.h"
 #include "apps/learning_curves.h"
 #include "apps/run_files.h"
-#include "apps/training.h"
+#include "apps/run_settings.h"
 #include "data/cache.h"
 #include "data/dataset.h"
 #include "data/labels.h"
@@ -47,6 +48,13 @@
 #include "layers/training_step.h"
 
 namespace pneumo::cli {
+
+struct TrainOutcome {
+  std::string last_checkpoint, best_checkpoint;
+  double best_validation_map = 0;
+  int64_t epochs_done = 0;
+  bool interrupted = false;
+};
 
 // Running means of the per-batch values, as Keras reports training metrics.
 struct EpochSums {
@@ -122,5 +130,10 @@ class Trainer {
   Tensor images_, masks_;                       // (B/ranks,S,S,1) each: this rank's slice
   std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K
 };
+
+// Runs (or, with resume, continues) a training run: Trainer(settings, resume).run()
+// (the stages above). Ctrl-C saves `last` and returns with
+// interrupted = true; a non-finite loss throws pneumo::Error and keeps the last good checkpoint.
+TrainOutcome run_training(const TrainSettings& settings, bool resume);
 
 }  // namespace pneumo::cli

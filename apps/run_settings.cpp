@@ -1,4 +1,4 @@
-#include "apps/training.h"
+#include "apps/run_settings.h"
 
 #include <cmath>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "apps/trainer.h"
+#include "apps/training_run.h"
 
 #include <algorithm>
 #include <cmath>
@@ -465,7 +465,7 @@ void Trainer::end_epoch(double learning_rate, double seconds_training) {
   state_.epoch += 1;
   state_.next_batch = 0;
   state_.partial = EpochSums{};
-  // One commit (apps/trainer.h): what belongs to this epoch is written before `last`, the commit
+  // One commit (apps/training_run.h): what belongs to this epoch is written before `last`, the commit
   // point; a kill before it redoes the epoch on --resume (the same bytes again), a kill after it
   // leaves only views of `last` to redraw.
   if (improved) save(best_path_, state_);

@@ -1,6 +1,7 @@
-// Training runs from the CLI: settings (with the notebook's preset and a small CPU preset), the
-// epoch loop (progress bar, validation loss/accuracy/mean IoU and competition mAP), and the run
-// directory it fills:
+// A training run's settings: TrainSettings (with the notebook's preset and a small CPU preset),
+// their config.txt form (settings_to_map / settings_from_map, read back by --resume) and the
+// network's checkpoint metadata. The run itself (the epoch loop) is apps/training_run.h; one
+// step of it is layers/training_step.h. The run directory a run fills:
 //   config.txt            the settings used (key = value), read back by --resume
 //   history.csv           one row per finished epoch (rewritten from `last` on --resume)
 //   curves.png            learning curves: loss, accuracy, IoU (train and validation)
@@ -12,7 +13,7 @@
 //   log.txt               everything printed
 //   conv-algorithms.txt   the CPU convolution algorithm chosen per shape (reused by --resume)
 //   .pneumo.lock          held while a process trains here (a second one is refused)
-// An epoch ends in one commit (apps/trainer.h): best, then the validation grid, then `last`, which
+// An epoch ends in one commit (apps/training_run.h): best, then the validation grid, then `last`, which
 // carries the run's whole history; history.csv and curves.png are views of it, redrawn on --resume.
 #pragma once
 #include <cstdint>
@@ -80,18 +81,6 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
 void add_network_metadata(std::map<std::string, std::string>& metadata, const NetworkConfig& config);
 NetworkConfig network_config_from_metadata(const std::map<std::string, std::string>& metadata,
                                            const std::string& source);
-
-struct TrainOutcome {
-  std::string last_checkpoint, best_checkpoint;
-  double best_validation_map = 0;
-  int64_t epochs_done = 0;
-  bool interrupted = false;
-};
-
-// Runs (or, with resume, continues) a training run: Trainer(settings, resume).run()
-// (apps/trainer.h, the stages). Ctrl-C saves `last` and returns with
-// interrupted = true; a non-finite loss throws pneumo::Error and keeps the last good checkpoint.
-TrainOutcome run_training(const TrainSettings& settings, bool resume);
 
 // Typed fields of a key = value map (config.txt, checkpoint metadata); errors name the source
 // and the field.
