@@ -8,11 +8,11 @@
 #include <map>
 #include <set>
 
-#include "data/chart.h"
-#include "data/picture.h"
-#include "data/postprocess.h"
-#include "data/render.h"
-#include "data/resize.h"
+#include "data/presentation/chart.h"
+#include "data/presentation/picture.h"
+#include "data/evaluation/postprocess.h"
+#include "data/presentation/render.h"
+#include "data/input/resize.h"
 #include "engine/check.h"
 #include "kernels/connected_components.h"
 
@@ -259,7 +259,7 @@ std::string svg_lines(const std::string& title, const std::string& y_label, cons
   for (const auto& line : series)
     for (size_t i = 0; i < line.x.size(); ++i) {
       if (log_y && !(line.y[i] > 0)) continue;
-      if (!chartable(line.x[i]) || !chartable(line.y[i])) continue;  // non-finite or beyond +-1e300 (data/chart.h)
+      if (!chartable(line.x[i]) || !chartable(line.y[i])) continue;  // non-finite or beyond +-1e300 (data/presentation/chart.h)
       x_min = std::min(x_min, line.x[i]);
       x_max = std::max(x_max, line.x[i]);
       y_min = std::min(y_min, transform(line.y[i]));
@@ -719,7 +719,7 @@ std::string inspect_page_html(const InspectedStep& step, const InspectSource& so
           teaching_link(source, "layers/max_pool.md") + ", " + teaching_link(source, "layers/add.md") + ", " +
           teaching_link(source, "layers/sigmoid.md") + ", " + teaching_link(source, "layers/upsample.md") + ", " +
           teaching_link(source, "layers/loss.md") + ", " + teaching_link(source, "layers/adam.md") + ", " +
-          teaching_link(source, "data/postprocess.md") + ".</p>";
+          teaching_link(source, "data/evaluation/postprocess.md") + ".</p>";
   html += "</main></body></html>\n";
   return html;
 }

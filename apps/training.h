@@ -19,7 +19,7 @@
 #include <map>
 #include <string>
 
-#include "data/loader.h"
+#include "data/input/loader.h"
 #include "layers/network.h"
 
 namespace pneumo::cli {

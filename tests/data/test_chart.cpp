@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <unistd.h>
 
-#include "data/chart.h"
-#include "data/explore.h"
-#include "data/labels.h"
-#include "data/synth.h"
+#include "data/presentation/chart.h"
+#include "data/presentation/explore.h"
+#include "data/input/labels.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 
