@@ -1,5 +1,5 @@
-// Charts: a shared frame (title, axes, ticks, grid, labels) around a data area, filled by each
-// chart kind. Text uses Picture's 5x9 font at scale 2 (10x18 pixel glyphs) for legibility.
+// The PNG renderer of the charts: a shared frame (title, axes, ticks, grid, labels) around a data
+// area, filled by each chart kind. Text uses Picture's 5x9 font at scale 2 (10x18 pixel glyphs) for legibility.
 #include "data/presentation/chart.h"
 
 #include <algorithm>
@@ -43,6 +43,11 @@ std::string tick_text(double value, double step) {
 
 double tick_step(const std::vector<double>& ticks) { return ticks.size() > 1 ? ticks[1] - ticks[0] : 1.0; }
 
+// A y tick's text: the value, or on a log10 axis the power of ten it stands for ("1e-3").
+std::string y_tick_text(double tick, double step, bool decades) {
+  return decades ? "1e" + tick_text(tick, 1.0) : tick_text(tick, step);
+}
+
 struct Frame {
   PlotArea area;
   std::vector<double> x_ticks, y_ticks;
@@ -58,10 +63,11 @@ int to_y(const PlotArea& a, double v) {  // value axis pointing up
 // Chooses the data area inside (x0, y0, w, h) leaving room for the title, tick labels and axis
 // labels; the y tick labels' width decides the left margin.
 PlotArea layout(int x0, int y0, int w, int h, const std::string& title, const std::vector<double>& y_ticks, bool y_down,
-                const std::string& y_label, int right_margin) {
+                const std::string& y_label, int right_margin, bool y_decades = false) {
   int widest = 0;
   const double step = tick_step(y_ticks);
-  for (double tick : y_ticks) widest = std::max(widest, Picture::text_width(tick_text(tick, step), kTextScale));
+  for (double tick : y_ticks)
+    widest = std::max(widest, Picture::text_width(y_tick_text(tick, step, y_decades), kTextScale));
   PlotArea area;
   const int label_height = Picture::text_height(kTextScale);
   area.left = x0 + kPad + (y_label.empty() ? 0 : label_height + kPad) + widest + kTickLength + 4;
@@ -76,7 +82,7 @@ PlotArea layout(int x0, int y0, int w, int h, const std::string& title, const st
 // Title, grid, axes, ticks and labels around `area` (y ticks pointing up unless y_down).
 void draw_frame(Picture& picture, int x0, int y0, int w, const PlotArea& area, const std::string& title,
                 const std::string& x_label, const std::string& y_label, const std::vector<double>& x_ticks,
-                const std::vector<double>& y_ticks, bool y_down, bool grid) {
+                const std::vector<double>& y_ticks, bool y_down, bool grid, bool y_decades = false) {
   auto y_of = [&](double v) {
     return y_down ? area.top + static_cast<int>(std::lround((v - area.y_min) / (area.y_max - area.y_min) * area.height))
                   : to_y(area, v);
@@ -98,7 +104,7 @@ void draw_frame(Picture& picture, int x0, int y0, int w, const PlotArea& area, c
   for (double tick : y_ticks) {
     const int y = y_of(tick);
     picture.fill_rect(area.left - 1 - kTickLength, y, kTickLength, 1, kBlack);
-    const std::string text = tick_text(tick, y_step);
+    const std::string text = y_tick_text(tick, y_step, y_decades);
     picture.draw_text(area.left - kTickLength - 6 - Picture::text_width(text, kTextScale), y - text_height / 2, text,
                       kText, kTextScale);
   }
@@ -134,6 +140,19 @@ std::vector<double> histogram_counts(const std::vector<double>& values, const st
 }
 
 bool chartable(double value) { return std::fabs(value) <= kLargestChartValue; }
+
+bool axis_value(const LinePanel& panel, double y, double* drawn) {
+  if (!chartable(y) || (panel.y_scale == AxisScale::log10 && !(y > 0))) return false;
+  *drawn = panel.y_scale == AxisScale::log10 ? std::log10(y) : y;
+  return true;
+}
+
+std::vector<double> decade_ticks(double low_exponent, double high_exponent) {
+  std::vector<double> ticks;
+  const double every = std::max(1.0, std::ceil((high_exponent - low_exponent) / 8));
+  for (double e = low_exponent; e <= high_exponent + 1e-9; e += every) ticks.push_back(e);
+  return ticks;
+}
 
 std::vector<double> nice_ticks(double low, double high, int target) {
   // Bounded for any input: non-finite ends give the finite ones; a span too wide for a double
@@ -296,34 +315,41 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
     const LinePanel& panel = panels[p];
     const int x0 = static_cast<int>(p) * panel_width;
     double x_min = INFINITY, x_max = -INFINITY, y_min = INFINITY, y_max = -INFINITY;
+    const bool decades = panel.y_scale == AxisScale::log10;
     for (const LineSeries& series : panel.series) {
       PNEUMO_REQUIRE(series.x.size() == series.y.size(), "line chart: x and y differ in length");
       for (size_t i = 0; i < series.x.size(); ++i) {
-        if (!chartable(series.x[i]) || !chartable(series.y[i])) continue;
+        double y = 0;
+        if (!chartable(series.x[i]) || !axis_value(panel, series.y[i], &y)) continue;
         x_min = std::min(x_min, series.x[i]), x_max = std::max(x_max, series.x[i]);
-        y_min = std::min(y_min, series.y[i]), y_max = std::max(y_max, series.y[i]);
+        y_min = std::min(y_min, y), y_max = std::max(y_max, y);
       }
     }
     if (!(x_max >= x_min)) x_min = 0, x_max = 1, y_min = 0, y_max = 1;  // no data
     if (x_max == x_min) x_min -= 0.5, x_max += 0.5;
     if (y_max == y_min) y_min -= 0.5, y_max += 0.5;
-    const double y_pad = (y_max - y_min) * 0.06;
-    y_min -= y_pad, y_max += y_pad;
-    std::vector<double> y_ticks = nice_ticks(y_min, y_max, 6);
-    PlotArea area = layout(x0, 0, panel_width, panel_height, panel.title, y_ticks, false, panel.y_label, 20);
+    if (decades) y_min = std::floor(y_min), y_max = std::ceil(y_max);
+    if (panel.y_range_0_to_1) y_min = 0, y_max = 1;
+    if (!decades && !panel.y_range_0_to_1) {
+      const double y_pad = (y_max - y_min) * 0.06;
+      y_min -= y_pad, y_max += y_pad;
+    }
+    std::vector<double> y_ticks = decades ? decade_ticks(y_min, y_max) : nice_ticks(y_min, y_max, 6);
+    PlotArea area = layout(x0, 0, panel_width, panel_height, panel.title, y_ticks, false, panel.y_label, 20, decades);
     area.x_min = x_min, area.x_max = x_max, area.y_min = y_min, area.y_max = y_max;
     std::vector<double> x_ticks = nice_ticks(x_min, x_max, 6);
     draw_frame(picture, x0, 0, panel_width, area, panel.title, panel.x_label, panel.y_label, x_ticks, y_ticks, false,
-               true);
+               true, decades);
     for (const LineSeries& series : panel.series) {
       bool has_previous = false;
       int previous_x = 0, previous_y = 0;
       for (size_t i = 0; i < series.x.size(); ++i) {
-        if (!chartable(series.x[i]) || !chartable(series.y[i])) {
+        double value = 0;
+        if (!chartable(series.x[i]) || !axis_value(panel, series.y[i], &value)) {
           has_previous = false;
           continue;
         }
-        const int x = to_x(area, series.x[i]), y = to_y(area, series.y[i]);
+        const int x = to_x(area, series.x[i]), y = to_y(area, value);
         if (has_previous) picture.draw_line(previous_x, previous_y, x, y, series.color, 2);
         picture.fill_rect(x - 3, y - 3, 7, 7, series.color);
         previous_x = x, previous_y = y, has_previous = true;
@@ -346,14 +372,15 @@ Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width, 
         int hidden = 0;
         for (const LineSeries& series : panel.series)
           for (size_t i = 0; i < series.x.size(); ++i) {
-            if (!chartable(series.x[i]) || !chartable(series.y[i])) continue;
+            double value = 0, next_value = 0;
+            if (!chartable(series.x[i]) || !axis_value(panel, series.y[i], &value)) continue;
             const size_t next = i + 1 < series.x.size() ? i + 1 : i;
             const double next_x = chartable(series.x[next]) ? series.x[next] : series.x[i];
-            const double next_y = chartable(series.y[next]) ? series.y[next] : series.y[i];
+            const double next_y = axis_value(panel, series.y[next], &next_value) ? next_value : value;
             for (int k = 0; k < 16; ++k) {
               const double f = k / 16.0;
               const int x = to_x(area, series.x[i] + (next_x - series.x[i]) * f);
-              const int y = to_y(area, series.y[i] + (next_y - series.y[i]) * f);
+              const int y = to_y(area, value + (next_y - value) * f);
               hidden += x >= left - 4 && x < left + box_width + 4 && y >= top - 4 && y < top + box_height + 4;
             }
           }

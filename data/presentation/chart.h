@@ -1,6 +1,8 @@
-// Charts drawn onto a Picture (then save_png): histograms, heatmaps with a colour scale, and
-// side-by-side line-chart panels (learning curves). Data in, picture out; each chart has axes,
-// tick labels, axis labels, a title and, for lines, a legend.
+// Charts: histograms, heatmaps with a colour scale and line-chart panels (learning curves, layer
+// statistics). Each chart is a model (the data: title, axis labels, series) drawn by a renderer:
+// onto a Picture (then save_png; chart.cpp) or, for line panels, into an inline SVG element for
+// HTML pages (chart_svg.cpp). Both take their ticks from nice_ticks and draw only values within
+// +-kLargestChartValue; each chart has axes, tick labels, axis labels and a title.
 #pragma once
 #include <string>
 #include <vector>
@@ -39,13 +41,37 @@ struct LineSeries {
   std::vector<double> x, y;  // (points)
   Color color = {66, 114, 196};
 };
+enum class AxisScale { linear, log10 };
 struct LinePanel {
   std::string title, x_label, y_label;
   std::vector<LineSeries> series;
+  // log10: the axis shows log10 of the positive values (others are gaps), ticks at powers of ten
+  // labelled "1e-3"; the range is whole decades.
+  AxisScale y_scale = AxisScale::linear;
+  bool y_range_0_to_1 = false;  // the y axis always spans [0, 1] (shares), whatever the data
 };
-// Panels side by side, like the notebook's plt.subplot(131..133) learning curves.
+// The value a line panel draws on its y axis for `y` (y, or log10(y) on a log axis); false when
+// the point is a gap: not chartable, or y <= 0 on a log axis.
+bool axis_value(const LinePanel& panel, double y, double* drawn);
+// Ticks of a log10 axis spanning the whole decades [low_exponent, high_exponent]: every
+// exponent, or every k-th so that there are about 8.
+std::vector<double> decade_ticks(double low_exponent, double high_exponent);
+
+// PNG renderer: panels side by side, like the notebook's plt.subplot(131..133) learning curves;
+// each series with markers, each panel with a legend in its emptiest corner.
 Picture draw_line_panels(const std::vector<LinePanel>& panels, int panel_width = 560, int panel_height = 440,
                          std::vector<PlotArea>* areas = nullptr);
+
+// SVG renderer: one panel as an inline <svg class="lines"> element for HTML pages, one
+// <polyline> per series (its name as the line's tooltip), coordinates with 6 significant digits.
+// The page's CSS styles the classes "t" (title) and "a" (axis text). A panel without drawable
+// points says "no data". `area`, when given, receives where the data area landed (in SVG user
+// units) and which values its edges stand for, as PlotArea describes.
+std::string draw_line_panel_svg(const LinePanel& panel, int width = 920, int height = 340, PlotArea* area = nullptr);
+// Text for XML/HTML content and attribute values: & < > " escaped.
+std::string xml_escape(const std::string& text);
+// "#rrggbb" of a colour, for SVG and CSS.
+std::string css_color(Color color);
 
 // Helpers shared with callers.
 std::vector<double> linspace(double start, double stop, int count);  // numpy.linspace
