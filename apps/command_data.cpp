@@ -3,8 +3,8 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
-#include "data/explore.h"
-#include "data/synth.h"
+#include "data/presentation/explore.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 
 namespace pneumo::cli {

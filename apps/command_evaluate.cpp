@@ -4,9 +4,9 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
-#include "data/labels.h"
-#include "data/metric.h"
-#include "data/submission.h"
+#include "data/input/labels.h"
+#include "data/evaluation/metric.h"
+#include "data/evaluation/submission.h"
 #include "engine/check.h"
 
 namespace pneumo::cli {

@@ -3,9 +3,9 @@
 
 #include "apps/arguments.h"
 #include "apps/commands.h"
-#include "data/labels.h"
-#include "data/render.h"
-#include "data/submission.h"
+#include "data/input/labels.h"
+#include "data/presentation/render.h"
+#include "data/evaluation/submission.h"
 #include "engine/check.h"
 #include "engine/files.h"
 

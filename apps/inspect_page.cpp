@@ -8,11 +8,11 @@
 #include <map>
 #include <set>
 
-#include "data/chart.h"
-#include "data/picture.h"
-#include "data/postprocess.h"
-#include "data/render.h"
-#include "data/resize.h"
+#include "data/presentation/chart.h"
+#include "data/presentation/picture.h"
+#include "data/evaluation/postprocess.h"
+#include "data/presentation/render.h"
+#include "data/input/resize.h"
 #include "engine/check.h"
 #include "kernels/connected_components.h"
 
@@ -241,91 +241,6 @@ std::string svg_histogram(const TensorStatistics& statistics, const std::string&
   svg += "<text x=\"" + std::to_string(left + plot_w) + "\" y=\"" + std::to_string(height - 6) +
          "\" class=\"a\" text-anchor=\"end\">" + number(statistics.max) + "</text></svg>";
   return svg;
-}
-
-struct LineSeriesSvg {
-  std::string name;
-  std::string color;
-  std::vector<double> x, y;
-};
-
-// Lines over steps; log_y draws log10 of positive values (non-positive points are skipped).
-std::string svg_lines(const std::string& title, const std::string& y_label, const std::vector<LineSeriesSvg>& series,
-                      bool log_y, bool unit_range = false) {
-  const int width = 920, height = 340, left = 70, right = 20, top = 28, bottom = 40;
-  const int plot_w = width - left - right, plot_h = height - top - bottom;
-  double x_min = 1e300, x_max = -1e300, y_min = 1e300, y_max = -1e300;
-  auto transform = [log_y](double v) { return log_y ? std::log10(v) : v; };
-  for (const auto& line : series)
-    for (size_t i = 0; i < line.x.size(); ++i) {
-      if (log_y && !(line.y[i] > 0)) continue;
-      if (!chartable(line.x[i]) || !chartable(line.y[i])) continue;  // non-finite or beyond +-1e300 (data/chart.h)
-      x_min = std::min(x_min, line.x[i]);
-      x_max = std::max(x_max, line.x[i]);
-      y_min = std::min(y_min, transform(line.y[i]));
-      y_max = std::max(y_max, transform(line.y[i]));
-    }
-  std::string svg = "<svg class=\"lines\" width=\"" + std::to_string(width) + "\" height=\"" + std::to_string(height) +
-                    "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
-                    "\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\"><title>" + html_escape(title) + "</title>";
-  svg += "<text x=\"" + std::to_string(left) + "\" y=\"18\" class=\"t\">" + html_escape(title) + "</text>";
-  if (x_min > x_max) return svg + "<text x=\"80\" y=\"80\" class=\"a\">no data</text></svg>";
-  if (x_max == x_min) x_max = x_min + 1;
-  if (y_max == y_min) {
-    y_max += 0.5;
-    y_min -= 0.5;
-  }
-  if (log_y) {
-    y_min = std::floor(y_min);
-    y_max = std::ceil(y_max);
-  }
-  if (unit_range) {  // shares: always the whole 0..1
-    y_min = 0;
-    y_max = 1;
-  }
-  auto px = [&](double v) { return left + plot_w * (v - x_min) / (x_max - x_min); };
-  auto py = [&](double v) { return top + plot_h - plot_h * (v - y_min) / (y_max - y_min); };
-  std::vector<double> y_ticks;
-  if (log_y)
-    for (double e = y_min; e <= y_max + 1e-9; e += std::max(1.0, std::ceil((y_max - y_min) / 8))) y_ticks.push_back(e);
-  else
-    y_ticks = nice_ticks(y_min, y_max, 6);
-  for (double tick : y_ticks) {
-    if (tick < y_min - 1e-12 || tick > y_max + 1e-12) continue;
-    const std::string y = number(py(tick), 6);
-    svg += "<line x1=\"" + std::to_string(left) + "\" y1=\"" + y + "\" x2=\"" + std::to_string(left + plot_w) +
-           "\" y2=\"" + y + "\" stroke=\"#e4e4e4\"/>";
-    svg += "<text x=\"" + std::to_string(left - 6) + "\" y=\"" + number(py(tick) + 4, 6) +
-           "\" class=\"a\" text-anchor=\"end\">" + (log_y ? "1e" + number(tick, 3) : number(tick, 3)) + "</text>";
-  }
-  for (double tick : nice_ticks(x_min, x_max, 8)) {
-    if (tick < x_min - 1e-9 || tick > x_max + 1e-9) continue;
-    svg += "<text x=\"" + number(px(tick), 6) + "\" y=\"" + std::to_string(top + plot_h + 16) +
-           "\" class=\"a\" text-anchor=\"middle\">" + number(tick, 6) + "</text>";
-  }
-  svg += "<text x=\"" + std::to_string(left + plot_w / 2) + "\" y=\"" + std::to_string(height - 4) +
-         "\" class=\"a\" text-anchor=\"middle\">Adam step</text>";
-  svg += "<text x=\"14\" y=\"" + std::to_string(top + plot_h / 2) +
-         "\" class=\"a\" text-anchor=\"middle\" transform=\"rotate(-90 14 " + std::to_string(top + plot_h / 2) +
-         ")\">" + html_escape(y_label) + "</text>";
-  svg += "<rect x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(top) + "\" width=\"" +
-         std::to_string(plot_w) + "\" height=\"" + std::to_string(plot_h) + "\" fill=\"none\" stroke=\"#444\"/>";
-  for (const auto& line : series) {
-    std::string points;
-    for (size_t i = 0; i < line.x.size(); ++i) {
-      if ((log_y && !(line.y[i] > 0)) || !chartable(line.x[i]) || !chartable(line.y[i])) continue;
-      points += number(px(line.x[i]), 6) + "," + number(py(transform(line.y[i])), 6) + " ";
-    }
-    svg += "<polyline fill=\"none\" stroke=\"" + line.color + "\" stroke-width=\"1.3\" points=\"" + points +
-           "\"><title>" + html_escape(line.name) + "</title></polyline>";
-  }
-  return svg + "</svg>";
-}
-
-std::string css_color(Color color) {
-  char text[16];
-  std::snprintf(text, sizeof text, "#%02x%02x%02x", color.r, color.g, color.b);
-  return text;
 }
 
 const char* kStyle = R"(
@@ -611,20 +526,7 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
 
 }  // namespace
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string html_escape(const std::string& text) { return xml_escape(text); }
 
 LayerFunctions layer_functions(const std::string& kind, Device device) {
   const bool cpu = device == Device::CPU;
@@ -719,7 +621,7 @@ std::string inspect_page_html(const InspectedStep& step, const InspectSource& so
           teaching_link(source, "layers/max_pool.md") + ", " + teaching_link(source, "layers/add.md") + ", " +
           teaching_link(source, "layers/sigmoid.md") + ", " + teaching_link(source, "layers/upsample.md") + ", " +
           teaching_link(source, "layers/loss.md") + ", " + teaching_link(source, "layers/adam.md") + ", " +
-          teaching_link(source, "data/postprocess.md") + ".</p>";
+          teaching_link(source, "data/evaluation/postprocess.md") + ".</p>";
   html += "</main></body></html>\n";
   return html;
 }
@@ -735,15 +637,15 @@ std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>&
   std::set<int64_t> steps;
   for (const auto& row : rows) steps.insert(row.step);
   auto color_of = [&](size_t index) {
-    return css_color(viridis(order.size() > 1 ? 0.92 * static_cast<double>(index) / (order.size() - 1) : 0.0));
+    return viridis(order.size() > 1 ? 0.92 * static_cast<double>(index) / (order.size() - 1) : 0.0);
   };
   auto series_of = [&](const std::string& kind_filter, bool need_parameters, double LayerStatisticsRow::*field) {
-    std::vector<LineSeriesSvg> series;
+    std::vector<LineSeries> series;
     for (size_t i = 0; i < order.size(); ++i) {
       const auto& node_rows = by_node[order[i]];
       if (node_rows.empty() || (!kind_filter.empty() && node_rows.front()->kind != kind_filter)) continue;
       if (need_parameters && !node_rows.front()->has_parameters) continue;
-      LineSeriesSvg line;
+      LineSeries line;
       line.name = order[i];
       line.color = color_of(i);
       for (const LayerStatisticsRow* row : node_rows) {
@@ -798,8 +700,14 @@ std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>&
   };
   for (const Chart& chart : charts) {
     html += "<h2>" + std::string(chart.title) + "</h2><p class=\"what\">" + chart.explanation + "</p>";
-    html += svg_lines(chart.title, chart.y_label, series_of(chart.kind, chart.parameters, chart.field), chart.log_y,
-                      chart.field == &LayerStatisticsRow::dead_unit_fraction);
+    LinePanel panel;
+    panel.title = chart.title;
+    panel.x_label = "Adam step";
+    panel.y_label = chart.y_label;
+    panel.series = series_of(chart.kind, chart.parameters, chart.field);
+    panel.y_scale = chart.log_y ? AxisScale::log10 : AxisScale::linear;
+    panel.y_range_0_to_1 = chart.field == &LayerStatisticsRow::dead_unit_fraction;  // shares: always 0..1
+    html += draw_line_panel_svg(panel);
   }
   html += "</main></body></html>\n";
   return html;

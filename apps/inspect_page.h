@@ -12,8 +12,8 @@
 
 #include "apps/inspect_record.h"
 #include "apps/inspect_step.h"
-#include "data/dicom.h"
-#include "data/labels.h"
+#include "data/input/dicom.h"
+#include "data/input/labels.h"
 
 namespace pneumo::cli {
 

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "apps/run_files.h"
-#include "data/chart.h"
+#include "data/presentation/chart.h"
 #include "engine/check.h"
 
 namespace pneumo::cli {

@@ -8,7 +8,7 @@
 #include "apps/arguments.h"
 #include "apps/commands.h"
 #include "engine/blas_setup.h"
-#include "data/dicom.h"
+#include "data/input/dicom.h"
 #include "engine/check.h"
 #include "layers/conv_selection.h"
 
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> arguments(argv + 2, argv + argc);
   const char* name = !std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V") ? "version" : argv[1];
-  // --max-image-pixels N (any command that reads DICOMs): the decoder's size limit (data/dicom.h).
+  // --max-image-pixels N (any command that reads DICOMs): the decoder's size limit (data/input/dicom.h).
   for (size_t i = 0; i < arguments.size(); ++i)
     if (arguments[i] == "--max-image-pixels") {
       try {

@@ -192,7 +192,7 @@ void add_network_metadata(std::map<std::string, std::string>& metadata, const Ne
   metadata["network.input_scaling"] =
       "DICOM pixels mapped to [0,1]: plain unsigned files (RSNA's 8-bit) v / (2^BitsStored - 1), else the "
       "modality rescale, then the VOI window when the file has one, else the stored range (MONOCHROME1 "
-      "inverted; data/decoding.md); resized to input_size x input_size (scikit-image resize, bilinear, "
+      "inverted; data/input/decoding.md); resized to input_size x input_size (scikit-image resize, bilinear, "
       "mode=reflect); no mean/std normalisation";
   metadata["network.layout"] = "activations NHWC; conv weights (K,R,S,C); input (N,S,S,1)";
 }

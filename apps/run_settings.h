@@ -20,7 +20,7 @@
 #include <map>
 #include <string>
 
-#include "data/loader.h"
+#include "data/input/loader.h"
 #include "layers/conv_selection.h"
 #include "layers/network.h"
 

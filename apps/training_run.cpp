@@ -8,7 +8,7 @@
 #include <unordered_set>
 
 #include "apps/validation.h"
-#include "data/progress.h"
+#include "data/input/progress.h"
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
 #include "layers/checkpoint.h"

@@ -6,9 +6,9 @@
 #include <sstream>
 #include <type_traits>
 
-#include "data/picture.h"
-#include "data/postprocess.h"
-#include "data/render.h"
+#include "data/presentation/picture.h"
+#include "data/evaluation/postprocess.h"
+#include "data/presentation/render.h"
 #include "engine/check.h"
 #include "layers/training_step.h"
 

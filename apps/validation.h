@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "data/cache.h"
-#include "data/labels.h"
-#include "data/loader.h"
-#include "data/metric.h"
-#include "data/submission.h"
+#include "data/input/cache.h"
+#include "data/input/labels.h"
+#include "data/input/loader.h"
+#include "data/evaluation/metric.h"
+#include "data/evaluation/submission.h"
 #include "engine/context.h"
 #include "engine/distributed.h"
 #include "layers/network.h"

@@ -27,7 +27,7 @@
 #include "layers/conv2d.h"
 
 #ifdef PNEUMO_HAVE_DATA
-#include "data/chart.h"
+#include "data/presentation/chart.h"
 #endif
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

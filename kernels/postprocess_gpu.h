@@ -1,5 +1,5 @@
 // GPU post-processing of a batch of probability maps into boxes (CUDA builds only; the public
-// entry point is data/postprocess.h). Probability maps (N,S_h,S_w) on the device in; per image,
+// entry point is data/evaluation/postprocess.h). Probability maps (N,S_h,S_w) on the device in; per image,
 // the components' bounds and mean probability over each bounding rectangle out, on the host.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Per-element resize math shared by the CPU resize (data/resize.cpp) and CUDA kernels (e.g.
+// Per-element resize math shared by the CPU resize (data/input/resize.cpp) and CUDA kernels (e.g.
 // upscaling 256x256 probability maps to 1024x1024): scipy.ndimage's 'mirror' boundary, the
 // grid_mode=True sample coordinate of ndi.zoom, and one bilinear sample. Pure functions.
 #pragma once

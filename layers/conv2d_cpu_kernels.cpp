@@ -110,8 +110,8 @@ void reference_input_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g,
                                     g.kernel_size);
 }
 void reference_weight_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, ConvScratch&) {
-  conv_reference_weight_gradient_cpu(o.weight_gradient, o.bias_gradient, o.output_gradient, o.input, g.N, g.H, g.W,
-                                     g.C, g.K, g.kernel_size);
+  conv_reference_weight_gradient_cpu(o.weight_gradient, o.bias_gradient, o.output_gradient, o.input, g.N, g.H, g.W, g.C,
+                                     g.K, g.kernel_size);
 }
 
 // ---- gemm: im2col (in chunks of rows) + one GEMM per chunk ------------------------------------
@@ -158,7 +158,7 @@ void gemm_input_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, Conv
   const int64_t column_width = taps(g) * K;
   const int64_t chunk_rows = rows_per_chunk(g, column_width);
   float* columns = scratch.take(chunk_rows * W * column_width);  // (chunk_rows*W, R*R*K)
-  float* flipped = scratch.take(C * column_width);                // (C,R,S,K)
+  float* flipped = scratch.take(C * column_width);               // (C,R,S,K)
   flip_filter(flipped, o.weight, K, C, g.kernel_size);
   for (int64_t first = 0; first < g.N * g.H; first += chunk_rows) {
     const int64_t rows = std::min(chunk_rows, g.N * g.H - first);
@@ -187,8 +187,8 @@ void gemm_weight_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, Con
     const int64_t rows = std::min(chunk_rows, g.N * g.H - first);
     im2col_same_cpu(columns, o.input, g.H, W, C, g.kernel_size, first, rows);
     // weight_gradient (K, R*R*C) += output_gradient rows (rows*W, K)^T x columns (rows*W, R*R*C)
-    cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, o.output_gradient + first * W * K, K, columns,
-              column_width, 1.0f, o.weight_gradient, column_width);
+    cpu_sgemm(true, false, K, column_width, rows * W, 1.0f, o.output_gradient + first * W * K, K, columns, column_width,
+              1.0f, o.weight_gradient, column_width);
   }
 }
 
@@ -265,7 +265,7 @@ int64_t direct_input_gradient_scratch(const Conv2dGeometry& g, bool) {
 void direct_input_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, ConvScratch& scratch) {
   if (g.kernel_size == 3) {
     float* padded = scratch.take(padded_image_count(g.N, g.H, g.W, g.K));  // (N,H+2,W+2,K+16)
-    float* packed = scratch.take(9 * g.C * g.K);                             // (C*3*3*K), direct layout
+    float* packed = scratch.take(9 * g.C * g.K);                           // (C*3*3*K), direct layout
     pad_image_cpu(padded, o.output_gradient, g.N, g.H, g.W, g.K);
     pack_direct_filter(packed, o.weight, g.K, g.C, 3, true);
     conv_direct_cpu(o.input_gradient, padded, packed, nullptr, g.N, g.H, g.W, g.K, g.C, 3, true);
@@ -287,11 +287,10 @@ void direct_weight_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, C
     conv3x3_single_channel_weight_gradient_cpu(o.weight_gradient, o.output_gradient, o.input, g.N, g.H, g.W, g.K);
   } else if (g.kernel_size == 3) {
     // Direct kernel over the zero-padded input, per-thread partial sums.
-    float* padded = scratch.take(padded_image_count(g.N, g.H, g.W, g.C));         // (N,H+2,W+2,C+16)
+    float* padded = scratch.take(padded_image_count(g.N, g.H, g.W, g.C));      // (N,H+2,W+2,C+16)
     float* partials = scratch.take((cpu_thread_count() - 1) * g.K * 9 * g.C);  // (threads-1, K,3,3,C)
     pad_image_cpu(padded, o.input, g.N, g.H, g.W, g.C);
-    conv_weight_gradient_direct_cpu(o.weight_gradient, padded, o.output_gradient, g.N, g.H, g.W, g.C, g.K, 3,
-                                    partials);
+    conv_weight_gradient_direct_cpu(o.weight_gradient, padded, o.output_gradient, g.N, g.H, g.W, g.C, g.K, 3, partials);
   } else {
     // A GEMM with a very long inner dimension (all pixels), which the direct kernel runs
     // faster than OpenBLAS.
@@ -348,8 +347,7 @@ template <int m>
 void winograd_weight_gradient(const ConvCpuOperands& o, const Conv2dGeometry& g, ConvScratch& scratch) {
   if (o.bias_gradient) accumulate_bias_gradient_cpu(o.bias_gradient, o.output_gradient, g.pixels(), g.K);
   float* buffer = scratch.take(winograd_weight_gradient_scratch_floats(m, g.C, g.K));
-  conv_winograd_weight_gradient_cpu(o.weight_gradient, o.input, o.output_gradient, g.N, g.H, g.W, g.C, g.K, m,
-                                    buffer);
+  conv_winograd_weight_gradient_cpu(o.weight_gradient, o.input, o.output_gradient, g.N, g.H, g.W, g.C, g.K, m, buffer);
 }
 
 // ---- the table --------------------------------------------------------------------------------
@@ -391,7 +389,8 @@ const ConvCpuKernel& conv_cpu_kernel(ConvAlgorithm algorithm, ConvDirection dire
   for (const ConvCpuKernel& kernel : kKernels)
     if (kernel.algorithm == algorithm && kernel.direction == direction) return kernel;
   throw Error(std::string("no CPU convolution kernel for '") + conv_algorithm_name(algorithm) + "' " +
-              conv_direction_name(direction) + (algorithm == ConvAlgorithm::Auto ? " (auto is a choice, resolve it first)" : ""));
+              conv_direction_name(direction) +
+              (algorithm == ConvAlgorithm::Auto ? " (auto is a choice, resolve it first)" : ""));
 }
 
 std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirection direction,

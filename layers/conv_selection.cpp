@@ -185,8 +185,8 @@ ConvAlgorithm ConvSelector::decide(const std::string& layer, const ConvAlgorithm
   bool report = false;
   if (policy_.report) {
     std::ostringstream key;
-    key << layer << ' ' << conv_direction_name(direction) << ' ' << geometry.H << ' ' << geometry.W << ' '
-        << geometry.C << ' ' << geometry.K << ' ' << geometry.kernel_size;
+    key << layer << ' ' << conv_direction_name(direction) << ' ' << geometry.H << ' ' << geometry.W << ' ' << geometry.C
+        << ' ' << geometry.K << ' ' << geometry.kernel_size;
     std::lock_guard<std::mutex> lock(mutex_);
     report = choices_reported_.insert(key.str()).second;
   }
@@ -194,8 +194,8 @@ ConvAlgorithm ConvSelector::decide(const std::string& layer, const ConvAlgorithm
   if (report && !reason) reason = &reported_reason;
   ConvAlgorithm chosen;
   try {
-    chosen = first_runnable_conv_algorithm(own_algorithm ? std::vector<ConvAlgorithm>{*own_algorithm} : policy_.algorithms, direction,
-                       geometry);
+    chosen = first_runnable_conv_algorithm(
+        own_algorithm ? std::vector<ConvAlgorithm>{*own_algorithm} : policy_.algorithms, direction, geometry);
   } catch (const Error& error) {
     throw Error((layer.empty() ? std::string() : layer + ": ") + error.what());
   }

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "benchmarks/support/benchmark_main.h"
-#include "data/cache.h"
-#include "data/dataset.h"
-#include "data/labels.h"
-#include "data/loader.h"
-#include "data/synth.h"
+#include "data/input/cache.h"
+#include "data/input/dataset.h"
+#include "data/input/labels.h"
+#include "data/input/loader.h"
+#include "data/input/synth.h"
 #include "engine/cpu_threads.h"
 
 namespace {

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "benchmarks/support/benchmark_main.h"
-#include "data/dicom.h"
-#include "data/mask.h"
-#include "data/resize.h"
+#include "data/input/dicom.h"
+#include "data/input/mask.h"
+#include "data/input/resize.h"
 #include "engine/cpu_threads.h"
 
 namespace {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "benchmarks/support/benchmark_main.h"
-#include "data/postprocess.h"
-#include "data/resize.h"
+#include "data/evaluation/postprocess.h"
+#include "data/input/resize.h"
 #include "engine/check.h"
 #include "engine/context.h"
 #include "engine/cpu_threads.h"

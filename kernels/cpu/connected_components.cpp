@@ -1,5 +1,5 @@
 // CPU connected-component labelling: Wu, Otoo and Suzuki's scan-plus-array-union-find (SAUF),
-// 8-connectivity. See data/postprocess.md for a walk-through.
+// 8-connectivity. See data/evaluation/postprocess.md for a walk-through.
 #include "kernels/connected_components.h"
 
 #include <algorithm>

@@ -8,7 +8,7 @@
 //   4. count_roots_per_row, 5. scan_rows_per_image, 6. label_roots, 7. spread_root_labels,
 //   8. make_root_labels_positive
 // which gives skimage's numbering (1..n in raster order of first pixels) exactly, as on the CPU.
-// See data/postprocess.md.
+// See data/evaluation/postprocess.md.
 #include <climits>
 #include <string>
 

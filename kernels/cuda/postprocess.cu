@@ -1,6 +1,6 @@
 // CUDA post-processing: probability maps (N,S_h,S_w) -> upscaled maps and masks (N,H,W) ->
 // 8-connected components -> bounds and mean probability per bounding rectangle. The per-element
-// resize math is kernels/resize_math.h (shared with the CPU resize in data/resize.cpp).
+// resize math is kernels/resize_math.h (shared with the CPU resize in data/input/resize.cpp).
 #include <string>
 
 #include "engine/check.h"

@@ -194,7 +194,7 @@ def matrix_pattern(kind, smooth=False):
 
 
 def map_to_unit(stored, ds):
-    """data/decoding.md's mapping, written independently of data/dicom.cpp: stored -> [0,1] float32."""
+    """data/input/decoding.md's mapping, written independently of data/input/dicom.cpp: stored -> [0,1] float32."""
     bits = int(ds.BitsStored)
     signed = int(ds.PixelRepresentation) == 1
     monochrome1 = ds.PhotometricInterpretation == "MONOCHROME1"

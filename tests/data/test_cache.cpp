@@ -12,11 +12,11 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "data/cache.h"
-#include "data/dataset.h"
-#include "data/dicom.h"
-#include "data/resize.h"
-#include "data/synth.h"
+#include "data/input/cache.h"
+#include "data/input/dataset.h"
+#include "data/input/dicom.h"
+#include "data/input/resize.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -210,7 +210,7 @@ TEST_CASE("unreadable images are recorded in the cache with their reason") {
 }
 
 // ---- issue 10: untrusted cache files ----------------------------------------------------------
-// Layout offsets (data/cache.cpp): header slot_count 24, index_offset 64, index_bytes 72,
+// Layout offsets (data/input/cache.cpp): header slot_count 24, index_offset 64, index_bytes 72,
 // index_checksum 88, header_checksum 96; an index record is 56 bytes: id_length 4,
 // source_width 12, slot 24, then the id.
 

@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <unistd.h>
 
-#include "data/chart.h"
-#include "data/explore.h"
-#include "data/labels.h"
-#include "data/synth.h"
+#include "data/presentation/chart.h"
+#include "data/presentation/explore.h"
+#include "data/input/labels.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 
@@ -207,6 +207,30 @@ TEST_CASE("line panels draw every series in its colour, with a legend") {
     CHECK(a.y_min < *std::min_element(series.y.begin(), series.y.end()));
   }
   CHECK(count_color(picture, {255, 127, 14}) > 200);  // the second series and its legend sample
+}
+
+TEST_CASE("a log10 line panel draws log10 of the positive values on whole decades, a 0..1 panel spans 0..1") {
+  pneumo::LinePanel norms{"Gradient norm", "step", "|g|", {}};
+  norms.y_scale = pneumo::AxisScale::log10;
+  norms.series.push_back({"conv0", {1, 2, 3, 4}, {0.001, 0.1, -1, 10}, {200, 30, 30}});
+  pneumo::LinePanel shares{"Dead units", "step", "share", {}};
+  shares.y_range_0_to_1 = true;
+  shares.series.push_back({"relu", {1, 2}, {0.25, 0.5}, {30, 30, 200}});
+  std::vector<pneumo::PlotArea> areas;
+  const pneumo::Picture picture = pneumo::draw_line_panels({norms, shares}, 560, 440, &areas);
+  keep(picture, "lines_log.png");
+  REQUIRE(areas.size() == 2);
+  CHECK(areas[0].y_min == -3);  // log10(0.001), the non-positive -1 is a gap
+  CHECK(areas[0].y_max == 1);   // log10(10)
+  CHECK(areas[1].y_min == 0);
+  CHECK(areas[1].y_max == 1);
+  const pneumo::PlotArea& a = areas[0];
+  const double x = a.left + (2.0 - a.x_min) / (a.x_max - a.x_min) * a.width;  // the point (2, 0.1): log10 -1
+  const double y = a.top + a.height - (-1.0 - a.y_min) / (a.y_max - a.y_min) * a.height;
+  CHECK(picture.get(static_cast<int>(std::lround(x)), static_cast<int>(std::lround(y))) == pneumo::Color{200, 30, 30});
+  const pneumo::PlotArea& b = areas[1];
+  const double y_half = b.top + b.height - 0.5 * b.height;  // the point (2, 0.5)
+  CHECK(picture.get(b.left + b.width, static_cast<int>(std::lround(y_half))) == pneumo::Color{30, 30, 200});
 }
 
 TEST_CASE("explore prints the notebook's figures and writes its four charts") {

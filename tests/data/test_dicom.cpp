@@ -28,7 +28,7 @@
 #include <dcmtk/dcmjpeg/djencode.h>
 #include <dcmtk/dcmjpeg/djrploss.h>
 
-#include "data/dicom.h"
+#include "data/input/dicom.h"
 #include "engine/check.h"
 #include "tests/support/fixture_array.h"
 #include "tests/support/fixtures.h"

@@ -2,7 +2,7 @@
 // tests/data/make_dicom_fixtures.py with DCMTK's and OpenJPEG's command-line tools): every supported
 // transfer syntax x unsigned/signed 8/12/16-bit, MONOCHROME1, modality rescale and VOI windows.
 // Each file's expected [0,1] pixels come from an independent decoder (pydicom, or DCMTK's dcmdjpeg /
-// dcmdjpls where pydicom has none) mapped by the script's own implementation of data/decoding.md;
+// dcmdjpls where pydicom has none) mapped by the script's own implementation of data/input/decoding.md;
 // manifest.txt gives the allowed error (0 for lossless). Then damaged copies of every file
 // (truncated, bytes flipped) must give a one-line error or a valid image: never a signal or a hang.
 #include <algorithm>
@@ -18,7 +18,7 @@
 
 #include <unistd.h>
 
-#include "data/dicom.h"
+#include "data/input/dicom.h"
 #include "engine/check.h"
 #include "tests/support/fixture_array.h"
 #include "tests/support/fixtures.h"

@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <string>
 
-#include "data/labels.h"
+#include "data/input/labels.h"
 #include "engine/check.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"

@@ -11,12 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "data/cache.h"
-#include "data/dataset.h"
-#include "data/labels.h"
-#include "data/loader.h"
-#include "data/mask.h"
-#include "data/synth.h"
+#include "data/input/cache.h"
+#include "data/input/dataset.h"
+#include "data/input/labels.h"
+#include "data/input/loader.h"
+#include "data/input/mask.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 

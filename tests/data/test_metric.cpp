@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "data/metric.h"
+#include "data/evaluation/metric.h"
 #include "engine/check.h"
 
 namespace {

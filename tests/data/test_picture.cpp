@@ -7,9 +7,9 @@
 
 #include <unistd.h>
 
-#include "data/font.h"
-#include "data/picture.h"
-#include "data/render.h"
+#include "data/presentation/font.h"
+#include "data/presentation/picture.h"
+#include "data/presentation/render.h"
 #include "engine/check.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"

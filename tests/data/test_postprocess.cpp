@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "data/postprocess.h"
+#include "data/evaluation/postprocess.h"
 #include "engine/check.h"
 #include "engine/tensor.h"
 #include "tests/support/fixtures.h"

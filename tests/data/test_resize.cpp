@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "data/mask.h"
-#include "data/resize.h"
+#include "data/input/mask.h"
+#include "data/input/resize.h"
 #include "engine/check.h"
 #include "kernels/resize_math.h"
 #include "tests/support/fixture_array.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data/submission.h"
+#include "data/evaluation/submission.h"
 #include "engine/check.h"
 
 namespace {

@@ -15,10 +15,10 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
-#include "data/dataset.h"
-#include "data/dicom.h"
-#include "data/labels.h"
-#include "data/synth.h"
+#include "data/input/dataset.h"
+#include "data/input/dicom.h"
+#include "data/input/labels.h"
+#include "data/input/synth.h"
 #include "engine/check.h"
 #include "tests/third_party/doctest/doctest.h"
 

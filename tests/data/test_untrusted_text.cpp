@@ -2,8 +2,8 @@
 // quoted, escaped (\xNN), shortened (tests/fixtures/untrusted/*_control_bytes.csv).
 #include <string>
 
-#include "data/labels.h"
-#include "data/submission.h"
+#include "data/input/labels.h"
+#include "data/evaluation/submission.h"
 #include "engine/check.h"
 #include "tests/support/fixtures.h"
 #include "tests/third_party/doctest/doctest.h"

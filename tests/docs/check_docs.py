@@ -44,8 +44,8 @@ ALLOWED = {
     "cudnnConvolutionForward", "cudnnConvolutionBackwardData", "cudnnConvolutionBackwardFilter",
     "cudnnAddTensor", "cublasSgemv", "cudaMalloc", "cudaMemset", "cudaFree", "__host__", "__device__",
     "__global__", "__builtin_cpu_supports", "OPENBLAS_CORETYPE", "cblas_sgemm", "sched_yield",
-    "JDCT_IFAST",                        # libjpeg's DCT method constant (data/decoding.md)
-    "_to_ndimage_mode",                  # scikit-image's private helper that data/decoding.md quotes
+    "JDCT_IFAST",                        # libjpeg's DCT method constant (data/input/decoding.md)
+    "_to_ndimage_mode",                  # scikit-image's private helper that data/input/decoding.md quotes
     # the competition's public kernel and the safetensors format
     "__metadata__", "data_offsets", "PredictionString", "patientId",
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one teaching page's check script (layers/, data/, engine/ check_*.py) with /usr/bin/python3.
+# Runs one teaching page's check script (layers/, data/*/, engine/ check_*.py) with /usr/bin/python3.
 # Exit 77 (CTest: SKIPPED, see SKIP_RETURN_CODE in CMakeLists.txt) with the reason when python3
 # or a module the script imports (numpy, torch, skimage) is missing; otherwise the script's own
 # status (0: the page agrees with autograd or the independent implementation).

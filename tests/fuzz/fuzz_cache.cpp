@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "data/cache.h"
-#include "data/dataset.h"
+#include "data/input/cache.h"
+#include "data/input/dataset.h"
 #include "engine/check.h"
 #include "tests/fuzz/fuzz_input.h"
 

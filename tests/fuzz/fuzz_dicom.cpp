@@ -1,6 +1,6 @@
 // libFuzzer target: read_dicom (both JPEG decoders) on arbitrary bytes. The image limit is lowered
 // to 4 Mi pixels so a crafted size is refused before any large allocation.
-#include "data/dicom.h"
+#include "data/input/dicom.h"
 #include "engine/check.h"
 #include "tests/fuzz/fuzz_input.h"
 

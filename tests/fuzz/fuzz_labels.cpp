@@ -1,6 +1,6 @@
 // libFuzzer target: read_labels, read_class_info and read_submission on arbitrary bytes.
-#include "data/labels.h"
-#include "data/submission.h"
+#include "data/input/labels.h"
+#include "data/evaluation/submission.h"
 #include "engine/check.h"
 #include "tests/fuzz/fuzz_input.h"
 

@@ -68,7 +68,7 @@ fi
 root=$work/root
 dpkg -x "$deb" "$root"
 check "dpkg -x unpacks usr/bin/pneumo" "[ -x $root/usr/bin/pneumo ]"
-check "README and teaching pages in usr/share/doc/pneumo" "[ -f $root/usr/share/doc/pneumo/README.md ] && [ -f $root/usr/share/doc/pneumo/layers/conv2d.md ] && [ -f $root/usr/share/doc/pneumo/data/metric.md ]"
+check "README and teaching pages in usr/share/doc/pneumo" "[ -f $root/usr/share/doc/pneumo/README.md ] && [ -f $root/usr/share/doc/pneumo/layers/conv2d.md ] && [ -f $root/usr/share/doc/pneumo/data/evaluation/metric.md ]"
 check "comparison scripts in usr/share/pneumo/benchmarks" "[ -x $root/usr/share/pneumo/benchmarks/pytorch_network.py ] && [ -f $root/usr/share/pneumo/benchmarks/data/notebook_postprocess.py ]"
 check "benchmarks in usr/libexec/pneumo with usr/bin/pneumo-bench-* links" "[ -x $root/usr/libexec/pneumo/bench_network ] && [ -x $root/usr/bin/pneumo-bench-network ]"
 
