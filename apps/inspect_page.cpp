@@ -444,7 +444,7 @@ std::string boxes_section(const InspectedStep& step, const InspectSource& source
 
 std::string node_section(const InspectedStep& step, const NodeRecord& node, const InspectSource& source) {
   const int64_t H = node.output_shape[1], W = node.output_shape[2], C = node.output_shape[3];
-  const LayerFunctions functions = layer_functions(node.kind, step.device);
+  const LayerFunctions& functions = node.functions;  // from the layer that ran (Layer::functions)
   std::string html = "<section class=\"node\" id=\"node-" + html_escape(node.name) + "\" data-node=\"" +
                      html_escape(node.name) + "\"><h3>" + html_escape(node.name) + "<span class=\"kind\">" + node.kind +
                      "</span></h3><p class=\"what\">" + explanation(node.kind) + "</p>";
@@ -527,50 +527,6 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
 }  // namespace
 
 std::string html_escape(const std::string& text) { return xml_escape(text); }
-
-LayerFunctions layer_functions(const std::string& kind, Device device) {
-  const bool cpu = device == Device::CPU;
-  const std::string b = cpu ? "_cpu" : "_cuda";
-  if (kind == "Conv2d")
-    return {
-        cpu ? "Conv2d::forward_cpu -> conv2d_forward_cpu -> conv3x3_single_channel_forward_cpu (1 input channel) | "
-              "pad_image_cpu + conv_direct_cpu (direct 3x3 / 1x1) | im2col_same_cpu + cpu_sgemm"
-            : "Conv2d::forward_cuda -> conv2d_forward_cuda -> cudnnConvolutionForward (+ cudnnAddTensor for the bias)",
-        cpu ? "Conv2d::backward_cpu -> conv2d_backward_cpu -> cpu_sgemm | conv_direct_cpu (input gradient); "
-              "conv_weight_gradient_direct_cpu | conv3x3_single_channel_weight_gradient_cpu | im2col_same_cpu + "
-              "cpu_sgemm "
-              "(weight gradient); accumulate_bias_gradient_cpu"
-            : "Conv2d::backward_cuda -> conv2d_backward_cuda -> cudnnConvolutionBackwardData, "
-              "cudnnConvolutionBackwardFilter",
-        "layers/conv2d.md"};
-  if (kind == "BatchNorm2d")
-    return {"BatchNorm2d::forward" + b + " -> batch_norm_training_statistics" + b +
-                " (batch_norm_mean, batch_norm_biased_variance, "
-                "batch_norm_inverse_std, batch_norm_running_update) + batch_norm_normalize" +
-                b + " (batch_norm_output)",
-            "BatchNorm2d::backward" + b + " -> batch_norm_backward" + b + " (batch_norm_input_gradient)",
-            "layers/batch_norm.md"};
-  if (kind == "LeakyReLU")
-    return {"LeakyReLU::forward" + b + " -> leaky_relu_forward" + b + " -> leaky_relu (kernels/activation_math.h)",
-            "LeakyReLU::backward" + b + " -> leaky_relu_backward" + b + " -> leaky_relu_gradient",
-            "layers/leaky_relu.md"};
-  if (kind == "MaxPool2d")
-    return {"MaxPool2d::forward" + b + " -> max_pool_forward" + b + " -> max_pool_max (kernels/resample_math.h)",
-            "MaxPool2d::backward" + b + " -> max_pool_backward" + b + " -> max_pool_route_gradient",
-            "layers/max_pool.md"};
-  if (kind == "Upsample")
-    return {
-        "Upsample::forward" + b + " -> upsample_forward" + b + " -> upsample_source_index (kernels/resample_math.h)",
-        "Upsample::backward" + b + " -> upsample_backward" + b, "layers/upsample.md"};
-  if (kind == "Sigmoid")
-    return {"Sigmoid::forward" + b + " -> sigmoid_forward" + b + " -> sigmoid (kernels/activation_math.h)",
-            "Sigmoid::backward" + b + " -> sigmoid_backward" + b + " -> sigmoid_gradient", "layers/sigmoid.md"};
-  if (kind == "Add")
-    return {"Add::forward" + b + " -> add_forward" + b,
-            "Add::backward" + b + " -> " + (cpu ? "add_backward_both_cpu | add_backward_cpu" : "add_backward_cuda"),
-            "layers/add.md"};
-  return {kind + "::forward" + b, kind + "::backward" + b, "layers/layer.h"};
-}
 
 std::string inspect_page_html(const InspectedStep& step, const InspectSource& source) {
   PNEUMO_REQUIRE(!step.nodes.empty(), "inspect page: no nodes");

@@ -34,14 +34,6 @@ std::string inspect_page_html(const InspectedStep& step, const InspectSource& so
 // The over-training page of a run's inspect.csv rows.
 std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>& rows, const std::string& run_dir);
 
-// The names of the functions that compute a layer kind's forward and backward pass on a device
-// ("LeakyReLU::forward_cpu -> leaky_relu_forward_cpu -> leaky_relu (kernels/activation_math.h)"),
-// and its teaching page relative to the repository ("layers/leaky_relu.md").
-struct LayerFunctions {
-  std::string forward, backward, teaching_page;
-};
-LayerFunctions layer_functions(const std::string& kind, Device device);
-
 std::string html_escape(const std::string& text);
 
 }  // namespace pneumo::cli

@@ -214,6 +214,13 @@ InspectedStep inspect_training_step(Context& context, Network& network, Adam& ad
       bn.running_variance_after = slice(state_after, variance.offset, channels);
     }
   }
+  // What each node's code called, asked of the layer after the step (a convolution answers with
+  // the algorithms its selector decided during the step, and why).
+  for (int i = 0; i < count; ++i) {
+    const NetworkNode& node = nodes[static_cast<size_t>(i)];
+    step.nodes[static_cast<size_t>(i)].functions =
+        node.layer->functions(network.device(), network.input_shapes(node, images.N()));
+  }
   return step;
 }
 

@@ -52,6 +52,7 @@ struct BatchNormRecord {
 
 struct NodeRecord {
   std::string name, kind;
+  LayerFunctions functions;                // what its forward and backward called (Layer::functions)
   Shape output_shape;                      // (N,H,W,C) of this step
   std::vector<int> inputs;                 // node indices; -1 = the image
   int64_t parameter_count = 0, flops = 0;  // trainable parameters; forward FLOPs for the batch

@@ -61,4 +61,12 @@ void add_backward_both_cpu(float* first_gradient, float* second_gradient, const 
   });
 }
 
+LayerFunctions Add::functions(Device device, const std::vector<Shape>&) const {
+  const bool cpu = device == Device::CPU;
+  const std::string b = cpu ? "_cpu" : "_cuda";
+  return {"Add::forward" + b + " -> add_forward" + b,
+          "Add::backward" + b + " -> " + (cpu ? "add_backward_both_cpu | add_backward_cpu" : "add_backward_cuda"),
+          "layers/add.md"};
+}
+
 }  // namespace pneumo

@@ -330,4 +330,14 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
   });
 }
 
+LayerFunctions BatchNorm2d::functions(Device device, const std::vector<Shape>&) const {
+  const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
+  return {"BatchNorm2d::forward" + b + " -> batch_norm_training_statistics" + b +
+              " (batch_norm_mean, batch_norm_biased_variance, batch_norm_inverse_std, batch_norm_running_update) + "
+              "batch_norm_normalize" +
+              b + " (batch_norm_output)",
+          "BatchNorm2d::backward" + b + " -> batch_norm_backward" + b + " (batch_norm_input_gradient)",
+          "layers/batch_norm.md"};
+}
+
 }  // namespace pneumo

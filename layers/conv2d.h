@@ -36,6 +36,9 @@ class Conv2d : public Layer {
   Conv2d(int64_t in_channels, int64_t out_channels, int kernel_size, bool bias);
 
   std::string kind() const override { return "Conv2d"; }
+  // CPU: each direction's algorithm as explain_algorithm decides it (and why), with the functions
+  // its dispatch-table row calls; CUDA: the cuDNN calls.
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
   // Backward reads the input and the weights, never the output.

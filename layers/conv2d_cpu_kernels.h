@@ -53,6 +53,8 @@ struct ConvCpuKernel {
   // Floats of scratch `run` takes; filter_prepared: the forward is given its prepared filter.
   int64_t (*scratch_floats)(const Conv2dGeometry& geometry, bool filter_prepared);
   void (*run)(const ConvCpuOperands& operands, const Conv2dGeometry& geometry, ConvScratch& scratch);
+  // The functions `run` calls, for a reader (pneumo inspect, Conv2d::functions).
+  const char* calls;
 };
 
 // The row of a concrete algorithm (throws pneumo::Error for Auto, which is a choice, not a row).

@@ -65,4 +65,10 @@ void dropout_backward_cpu(float* input_gradient, const float* output_gradient, u
   });
 }
 
+LayerFunctions Dropout::functions(Device device, const std::vector<Shape>&) const {
+  const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
+  return {"Dropout::forward" + b + " -> dropout_forward" + b + " (identity at inference)",
+          "Dropout::backward" + b + " -> dropout_backward" + b, "layers/dropout.md"};
+}
+
 }  // namespace pneumo

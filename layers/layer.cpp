@@ -42,6 +42,11 @@ void Layer::require_inputs(const Context& context, const std::vector<const Tenso
   }
 }
 
+LayerFunctions Layer::functions(Device device, const std::vector<Shape>&) const {
+  const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
+  return {kind() + "::forward" + b, kind() + "::backward" + b, "layers/layer.h"};
+}
+
 void Layer::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training) {
   require_inputs(context, inputs, "forward");
   std::vector<Shape> shapes;

@@ -55,6 +55,13 @@ struct LayerSettings {
   std::shared_ptr<ConvSelector> conv_selector;        // Conv2d on the CPU: the policy and auto's memory
 };
 
+// The functions one forward and one backward of a layer call, outermost first
+// ("LeakyReLU::forward_cpu -> leaky_relu_forward_cpu -> leaky_relu (kernels/activation_math.h)"),
+// and the teaching page that explains them, relative to the repository ("layers/leaky_relu.md").
+struct LayerFunctions {
+  std::string forward, backward, teaching_page;
+};
+
 class Layer {
  public:
   virtual ~Layer() = default;
@@ -113,6 +120,11 @@ class Layer {
     (void)slope;
     return false;
   }
+  // What a forward and a backward of this layer call on `device` for these input shapes, as its
+  // code runs them (a convolution: the algorithm its selector decides, and why); `pneumo inspect`
+  // prints it beside each node, and tests/docs/check_docs.py checks every name in it exists.
+  // Default: the layer's own forward_/backward_ override and layers/layer.h.
+  virtual LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const;
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
   void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training);

@@ -48,4 +48,11 @@ void leaky_relu_backward_cpu(float* input_gradient, const float* input, const fl
   });
 }
 
+LayerFunctions LeakyReLU::functions(Device device, const std::vector<Shape>&) const {
+  const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
+  return {"LeakyReLU::forward" + b + " -> leaky_relu_forward" + b + " -> leaky_relu (kernels/activation_math.h)",
+          "LeakyReLU::backward" + b + " -> leaky_relu_backward" + b + " -> leaky_relu_gradient",
+          "layers/leaky_relu.md"};
+}
+
 }  // namespace pneumo

@@ -247,6 +247,44 @@ TEST_CASE("the inspect page is well-formed, self-contained and has one section p
   CHECK(well_formed("<div><p>x</div>") != "");
 }
 
+TEST_CASE("each node's function chain comes from the layer that ran, a convolution's from its policy") {
+  // Once a hand-written table named conv2d_backward_cpu, which does not exist, and never said
+  // which algorithm ran: now each layer answers (Layer::functions), a convolution with the
+  // algorithm its selector decided in the step and why.
+  Context context(Device::CPU);
+  const Batch batch = make_batch();
+  for (const char* names : {"gemm", "winograd4,gemm", "reference"}) {
+    CAPTURE(names);
+    Network network(Device::CPU, kConfig, 3);
+    ConvPolicy policy;
+    policy.algorithms = parse_conv_algorithms(names);
+    policy.origin = "--conv-algo";
+    network.set_conv_policy(policy);
+    Adam adam;
+    const InspectedStep step = inspect_training_step(context, network, adam, batch.images, batch.masks, 1e-3f);
+    const std::string html = inspect_page_html(step, make_source(batch));
+    for (const NodeRecord& node : step.nodes) {
+      CAPTURE(node.name);
+      CHECK(node.functions.forward.rfind(node.kind + "::forward_cpu -> ", 0) == 0);
+      CHECK(node.functions.backward.rfind(node.kind + "::backward_cpu -> ", 0) == 0);
+      CHECK(html.find(html_escape(node.functions.forward)) != std::string::npos);
+      if (node.kind != "Conv2d") continue;
+      // block convs are 3x3 (Winograd runs them), down and head convs 1x1 (gemm, said why).
+      const bool three = node.name.find(".conv1") != std::string::npos ||
+                         node.name.find(".conv2") != std::string::npos || node.name == "conv0";
+      const std::string expected = std::string(names) == "reference" ? "reference [forced (--conv-algo reference)]: "
+                                   : std::string(names) == "gemm"    ? "gemm [forced (--conv-algo gemm)]: "
+                                   : three ? "winograd4 [first runnable of --conv-algo winograd4,gemm]: "
+                                           : "gemm [first runnable of --conv-algo winograd4,gemm (winograd4 runs 3x3";
+      CHECK(node.functions.forward.find("conv2d_forward_cpu -> " + expected) != std::string::npos);
+      CHECK(node.functions.backward.find("conv2d_weight_gradient_cpu -> " + expected) != std::string::npos);
+      CHECK(node.functions.forward.find(std::string(names) == "reference"       ? "conv_reference_forward_cpu"
+                                        : three && std::string(names) != "gemm" ? "conv_winograd_cpu"
+                                                                                : "cpu_sgemm") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("the training recorder's statistics and their page") {
   Context context(Device::CPU);
   Network network(Device::CPU, kConfig, 5);

@@ -12,6 +12,11 @@ From each page's inline code spans (`...`, not fenced blocks) it checks:
     (`ParameterStore`);
   * tensor names of the network (`block1_1.conv1.weight`, `down2.bn.gamma`, ...) follow the
     node naming of layers/network.h.
+It also checks the function chains the code prints (`pneumo inspect`): every name with `_` or
+`::` in the string literals of a layer's `functions` override (layers/*.cpp) and of the CPU
+convolution table (`kKernels`, layers/conv2d_cpu_kernels.cpp), and every `*_cpu` / `*_cuda` /
+`X::y` name in apps/inspect_page*.cpp's literals, must occur in the code outside string
+literals and comments (so a chain cannot vouch for itself).
 Names that belong to other projects (Keras, PyTorch, cuDNN, the notebook) are in ALLOWED below,
 each with the reason; names with a foreign dotted prefix (`torch.`, `np.`, `tf.`, ...) are
 skipped. Usage: check_docs.py [REPOSITORY_ROOT]. Exit 0 when every name resolves, 1 otherwise,
@@ -131,9 +136,76 @@ def check_path(path, page_folder, files):
     return None
 
 
+STRING_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def code_words():
+    """Words of the C++/CUDA sources with string literals and comments removed."""
+    words = set()
+    for top in ["engine", "kernels", "layers", "data", "apps"]:
+        for folder, subfolders, names in os.walk(os.path.join(ROOT, top)):
+            subfolders[:] = [s for s in subfolders if s not in SKIP_FOLDERS]
+            for name in names:
+                if name.endswith((".h", ".cpp", ".cu", ".inc")):
+                    with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as f:
+                        text = COMMENT_RE.sub(" ", STRING_RE.sub('""', f.read()))
+                    words.update(re.findall(r"[A-Za-z_~][A-Za-z0-9_]*", text))
+    return words
+
+
+def chain_literals():
+    """(file:line, literal, strict) for the function chains the code prints."""
+    found = []
+    layers = os.path.join(ROOT, "layers")
+    for name in sorted(os.listdir(layers)):
+        if not name.endswith(".cpp"):
+            continue
+        with open(os.path.join(layers, name), encoding="utf-8") as f:
+            text = f.read()
+        regions = [m.span() for m in re.finditer(r"LayerFunctions \w+::functions\(.*?\n}\n", text, re.S)]
+        regions += [m.span() for m in re.finditer(r"const ConvCpuKernel kKernels\[\] = \{.*?\n};", text, re.S)]
+        for begin, end in regions:
+            line = text.count("\n", 0, begin) + 1
+            # "leaky_relu_forward" + b + " -> ...": the suffix b ("_cpu" or "_cuda") joined in.
+            region = re.sub(r'"\s*\+\s*b\s*\+\s*"', "_cpu", text[begin:end])
+            region = re.sub(r'"\s*\+\s*b\b', '_cpu"', region)
+            for literal in STRING_RE.finditer(region):
+                if literal.group(0) in ('"_cpu"', '"_cuda"'):
+                    continue
+                where = "layers/%s:%d" % (name, line + region.count("\n", 0, literal.start()))
+                found.append((where, literal.group(0)[1:-1], True))
+    apps = os.path.join(ROOT, "apps")
+    for name in sorted(os.listdir(apps)):
+        if name.startswith("inspect_page") and name.endswith(".cpp"):
+            with open(os.path.join(apps, name), encoding="utf-8") as f:
+                text = f.read()
+            for literal in STRING_RE.finditer(text):
+                line = text.count("\n", 0, literal.start()) + 1
+                found.append(("apps/%s:%d" % (name, line), literal.group(0)[1:-1], False))
+    return found
+
+
+def check_chains(problems):
+    words, checked = code_words(), 0
+    for where, literal, strict in chain_literals():
+        for name in IDENT_RE.findall(PATH_RE.sub(" ", literal)):
+            functional = "::" in name or name.endswith(("_cpu", "_cuda"))
+            if not (functional or (strict and "_" in name.strip("_"))):
+                continue
+            if re.match(r"^(?:cudnn|cublas|cuda|nccl)[A-Z]", name):
+                continue  # the CUDA libraries' API
+            for part in [p for p in name.split("::") if p]:
+                checked += 1
+                if part not in words:
+                    problems.append("%s: \"%s\": `%s` is not a function or type of the code" % (where, literal[:60], part))
+    return checked
+
+
 def main():
     words, files = source_words_and_files()
     problems, checked = [], 0
+    checked += check_chains(problems)
     for page in pages():
         relative = os.path.relpath(page, ROOT)
         page_folder = os.path.dirname(page)
