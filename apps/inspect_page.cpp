@@ -1,5 +1,11 @@
-// The inspect pages: plain HTML + CSS, pictures as base64 PNG data: URIs, charts as inline SVG.
+// The inspect pages' sections: what a learner reads about each node (explanation), the flow of the
+// step, the boxes the step's probabilities give, one section per node, and the two pages that
+// string them together. The skeleton (CSS, text, data: URIs) is apps/inspect_page_skeleton.h,
+// the pictures and histograms apps/inspect_page_drawing.h.
 #include "apps/inspect_page.h"
+
+#include "apps/inspect_page_drawing.h"
+#include "apps/inspect_page_skeleton.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,269 +26,7 @@ namespace pneumo::cli {
 
 namespace {
 
-constexpr int kMaxChannels = 8;   // channels drawn per node
-constexpr int kMaxTile = 64;      // stored tile side (pixels); larger maps are box-averaged down
-constexpr int kTileDisplay = 84;  // displayed tile side (CSS pixels)
-
-// ---- text -----------------------------------------------------------------------------------
-
-std::string number(double value, int digits = 4) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*g", digits, value);
-  return text;
-}
-
-// A number the tests read back: data-stat="key" with 9 significant digits; shown with 4.
-std::string stat(const std::string& key, double value) {
-  char exact[64];
-  std::snprintf(exact, sizeof exact, "%.9g", value);
-  return "<span data-stat=\"" + key + "\" data-value=\"" + exact + "\">" + number(value) + "</span>";
-}
-
-std::string with_commas(int64_t value) {
-  std::string digits = std::to_string(value), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string shape_text(Shape shape) { return shape_string(shape); }
-
-std::string flops_text(int64_t flops) {
-  const double value = static_cast<double>(flops);
-  if (value >= 1e9) return number(value * 1e-9, 3) + " GFLOP";
-  if (value >= 1e6) return number(value * 1e-6, 3) + " MFLOP";
-  return number(value * 1e-3, 3) + " kFLOP";
-}
-
-// ---- pictures -------------------------------------------------------------------------------
-
-std::string base64(const std::vector<uint8_t>& bytes) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const uint32_t b0 = bytes[i], b1 = i + 1 < bytes.size() ? bytes[i + 1] : 0,
-                   b2 = i + 2 < bytes.size() ? bytes[i + 2] : 0;
-    const uint32_t triple = (b0 << 16) | (b1 << 8) | b2;
-    out += alphabet[(triple >> 18) & 63];
-    out += alphabet[(triple >> 12) & 63];
-    out += i + 1 < bytes.size() ? alphabet[(triple >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? alphabet[triple & 63] : '=';
-  }
-  return out;
-}
-
-std::string png_uri(const std::vector<uint8_t>& png) { return "data:image/png;base64," + base64(png); }
-
-std::string img(const std::string& uri, int display_width, const std::string& alt, const std::string& css_class = "") {
-  return "<img class=\"" + css_class + "\" src=\"" + uri + "\" width=\"" + std::to_string(display_width) + "\" alt=\"" +
-         html_escape(alt) + "\"/>";
-}
-
-// Blue (negative) - white (0) - red (positive), t in [-1, 1].
-Color signed_color(double t) {
-  t = std::clamp(t, -1.0, 1.0);
-  const Color blue = {33, 102, 172}, red = {178, 24, 43};
-  const Color end = t < 0 ? blue : red;
-  const double a = std::fabs(t);
-  auto mix = [a](uint8_t to) { return static_cast<uint8_t>(std::lround(255.0 + (to - 255.0) * a)); };
-  return {mix(end.r), mix(end.g), mix(end.b)};
-}
-
-struct Strip {
-  std::string uri;
-  int width = 0, tile = 0, tiles = 0;  // stored pixels
-  double low = 0, high = 0;            // value at black / white (grey) or -limit / +limit (signed)
-};
-
-// Channels 0..7 of one image (H,W,C), each box-averaged down to at most kMaxTile pixels, side by
-// side with a 2-pixel gap. Grey from min to max, or (signed) the blue-white-red map from
-// -limit to +limit, limit = the 99th percentile of |value| (so a few large values do not wash
-// out the rest).
-Strip channel_strip(const std::vector<float>& values, int64_t H, int64_t W, int64_t C, bool is_signed) {
-  const int tiles = static_cast<int>(std::min<int64_t>(C, kMaxChannels));
-  const int factor = static_cast<int>((std::max(H, W) + kMaxTile - 1) / kMaxTile);
-  const int th = static_cast<int>(H / factor), tw = static_cast<int>(W / factor);
-  std::vector<std::vector<float>> small(static_cast<size_t>(tiles),
-                                        std::vector<float>(static_cast<size_t>(th * tw), 0.0f));
-  std::vector<float> all;
-  for (int c = 0; c < tiles; ++c)
-    for (int y = 0; y < th; ++y)
-      for (int x = 0; x < tw; ++x) {
-        double sum = 0;
-        for (int dy = 0; dy < factor; ++dy)
-          for (int dx = 0; dx < factor; ++dx)
-            sum += values[((static_cast<int64_t>(y) * factor + dy) * W + x * factor + dx) * C + c];
-        const float mean = static_cast<float>(sum / (factor * factor));
-        small[static_cast<size_t>(c)][static_cast<size_t>(y * tw + x)] = mean;
-        all.push_back(is_signed ? std::fabs(mean) : mean);
-      }
-  Strip strip;
-  strip.tile = tw;
-  strip.tiles = tiles;
-  strip.width = tiles * tw + (tiles - 1) * 2;
-  if (is_signed) {
-    std::vector<float> sorted = all;
-    const size_t at = std::min(sorted.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(sorted.size())));
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(at), sorted.end());
-    double limit = sorted[at];
-    if (!(limit > 0)) limit = *std::max_element(all.begin(), all.end());
-    if (!(limit > 0)) limit = 1;
-    strip.low = -limit;
-    strip.high = limit;
-  } else {
-    strip.low = *std::min_element(all.begin(), all.end());
-    strip.high = *std::max_element(all.begin(), all.end());
-  }
-  const int channels = is_signed ? 3 : 1;
-  std::vector<uint8_t> pixels(static_cast<size_t>(strip.width * th * channels), 255);
-  const double span = strip.high > strip.low ? strip.high - strip.low : 1.0;
-  for (int c = 0; c < tiles; ++c)
-    for (int y = 0; y < th; ++y)
-      for (int x = 0; x < tw; ++x) {
-        const float value = small[static_cast<size_t>(c)][static_cast<size_t>(y * tw + x)];
-        uint8_t* pixel = pixels.data() + (static_cast<size_t>(y) * strip.width + c * (tw + 2) + x) * channels;
-        if (is_signed) {
-          const Color color = signed_color(value / strip.high);
-          pixel[0] = color.r;
-          pixel[1] = color.g;
-          pixel[2] = color.b;
-        } else {
-          pixel[0] = static_cast<uint8_t>(std::lround(std::clamp((value - strip.low) / span, 0.0, 1.0) * 255.0));
-        }
-      }
-  strip.uri = png_uri(encode_png(pixels.data(), strip.width, th, channels));
-  return strip;
-}
-
-std::string strip_html(const Strip& strip, bool is_signed, const std::string& what) {
-  const double scale = static_cast<double>(kTileDisplay) / strip.tile;
-  std::string html = img(strip.uri, static_cast<int>(std::lround(strip.width * scale)), what, "map");
-  html += "<div class=\"scale\"><span>" + number(strip.low) + "</span><span class=\"bar " +
-          std::string(is_signed ? "signed" : "grey") + "\"></span><span>" + number(strip.high) + "</span> <small>" +
-          (is_signed ? "blue negative, white 0, red positive (clipped at the 99th percentile of |value|)"
-                     : "black = lowest, white = highest value shown") +
-          "; channels 0-" + std::to_string(strip.tiles - 1) + "</small></div>";
-  return html;
-}
-
-// A (height,width) map as a picture: grey in [0,1], viridis, or a label image in colours.
-std::string grey_uri(const std::vector<float>& values, int height, int width) {
-  std::vector<uint8_t> pixels(values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    pixels[i] = static_cast<uint8_t>(std::lround(std::clamp(values[i], 0.0f, 1.0f) * 255.0f));
-  return png_uri(encode_png(pixels.data(), width, height, 1));
-}
-
-std::string viridis_uri(const std::vector<float>& values, int height, int width) {
-  std::vector<uint8_t> pixels(values.size() * 3);
-  for (size_t i = 0; i < values.size(); ++i) {
-    const Color color = viridis(std::clamp(static_cast<double>(values[i]), 0.0, 1.0));
-    pixels[3 * i] = color.r;
-    pixels[3 * i + 1] = color.g;
-    pixels[3 * i + 2] = color.b;
-  }
-  return png_uri(encode_png(pixels.data(), width, height, 3));
-}
-
-// Labels (H,W) -> colours (0 = black), nearest-neighbour down to at most `size` pixels.
-std::string labels_uri(const std::vector<int32_t>& labels, int height, int width, int size) {
-  const int out_w = std::min(width, size), out_h = std::min(height, size);
-  static const Color palette[] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48},
-                                  {145, 30, 180}, {70, 240, 240}, {240, 50, 230}, {210, 245, 60}, {250, 190, 212}};
-  std::vector<uint8_t> pixels(static_cast<size_t>(out_w * out_h * 3), 0);
-  for (int y = 0; y < out_h; ++y)
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t label = labels[static_cast<size_t>((y * height / out_h) * width + x * width / out_w)];
-      if (label == 0) continue;
-      const Color color = palette[(label - 1) % 10];
-      uint8_t* pixel = pixels.data() + (static_cast<size_t>(y) * out_w + x) * 3;
-      pixel[0] = color.r;
-      pixel[1] = color.g;
-      pixel[2] = color.b;
-    }
-  return png_uri(encode_png(pixels.data(), out_w, out_h, 3));
-}
-
-// ---- SVG charts -------------------------------------------------------------------------------
-
-// Bars of a histogram, heights log10(1 + count) so rare values stay visible next to a spike.
-std::string svg_histogram(const TensorStatistics& statistics, const std::string& color, const std::string& title) {
-  const int width = 320, height = 120, left = 8, right = 8, top = 18, bottom = 22;
-  const int plot_w = width - left - right, plot_h = height - top - bottom;
-  std::string svg = "<svg class=\"hist\" width=\"" + std::to_string(width) + "\" height=\"" + std::to_string(height) +
-                    "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
-                    "\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\"><title>" + html_escape(title) + "</title>";
-  svg += "<text x=\"" + std::to_string(left) + "\" y=\"12\" class=\"t\">" + html_escape(title) + "</text>";
-  double top_value = 0;
-  for (double count : statistics.counts) top_value = std::max(top_value, std::log10(1.0 + count));
-  const size_t bins = statistics.counts.size();
-  for (size_t b = 0; b < bins && top_value > 0; ++b) {
-    const double h = std::log10(1.0 + statistics.counts[b]) / top_value * plot_h;
-    char rect[200];
-    std::snprintf(rect, sizeof rect, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
-                  left + plot_w * static_cast<double>(b) / bins, top + plot_h - h,
-                  plot_w / static_cast<double>(bins) - 0.5, h, color.c_str());
-    svg += rect;
-  }
-  const int axis_y = top + plot_h;
-  svg += "<line x1=\"" + std::to_string(left) + "\" y1=\"" + std::to_string(axis_y) + "\" x2=\"" +
-         std::to_string(left + plot_w) + "\" y2=\"" + std::to_string(axis_y) + "\" stroke=\"#444\"/>";
-  if (statistics.min < 0 && statistics.max > 0) {
-    const double x = left + plot_w * (-statistics.min) / (statistics.max - statistics.min);
-    svg += "<line x1=\"" + number(x, 5) + "\" y1=\"" + std::to_string(top) + "\" x2=\"" + number(x, 5) + "\" y2=\"" +
-           std::to_string(axis_y + 4) + "\" stroke=\"#888\" stroke-dasharray=\"2,2\"/>";
-  }
-  svg += "<text x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(height - 6) + "\" class=\"a\">" +
-         number(statistics.min) + "</text>";
-  svg += "<text x=\"" + std::to_string(left + plot_w) + "\" y=\"" + std::to_string(height - 6) +
-         "\" class=\"a\" text-anchor=\"end\">" + number(statistics.max) + "</text></svg>";
-  return svg;
-}
-
-const char* kStyle = R"(
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f6f6f3;color:#1d1d1d;line-height:1.45}
-main{max-width:1240px;margin:0 auto;padding:18px 28px 60px}
-h1{font-size:28px;margin:10px 0 4px}h2{font-size:22px;margin:34px 0 6px;border-bottom:2px solid #ddd;padding-bottom:4px}
-h3{font-size:18px;margin:0 0 4px}h4{font-size:13px;margin:6px 0 4px;color:#444;font-weight:600}
-p.what{margin:2px 0 8px;color:#333;max-width:980px}
-.note{background:#fffbe6;border:1px solid #eadc9a;padding:8px 12px;border-radius:6px;max-width:1040px}
-table{border-collapse:collapse;font-size:13px;margin:4px 0}td,th{padding:2px 8px;border-bottom:1px solid #e3e3e3;text-align:right}
-th{background:#eee;font-weight:600}td:first-child,th:first-child{text-align:left}
-.flow{display:flex;flex-wrap:wrap;gap:6px 4px;align-items:stretch}
-.card{display:block;width:128px;padding:5px 6px;border-radius:6px;background:#fff;border:1px solid #ccc;border-left:6px solid #999;
- font-size:11px;text-decoration:none;color:#222}
-.card b{font-size:12px;display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.card .time{height:4px;background:#e35d3a;margin-top:3px;border-radius:2px}
-.arrow{align-self:center;color:#999;font-size:14px}
-.k-Conv2d{border-left-color:#3a6fd8}.k-BatchNorm2d{border-left-color:#2aa876}.k-LeakyReLU{border-left-color:#e3a21a}
-.k-MaxPool2d{border-left-color:#8e5ad6}.k-Add{border-left-color:#d6455d}.k-Sigmoid{border-left-color:#16a3b8}
-.k-Upsample{border-left-color:#7a7a7a}.k-image{border-left-color:#000}.k-boxes{border-left-color:#ff8c00}
-section.node{background:#fff;border:1px solid #ddd;border-radius:8px;padding:12px 16px;margin:14px 0}
-.kind{font-weight:400;color:#666;font-size:14px;margin-left:6px}
-.facts{font-size:13px;color:#444;margin-bottom:6px}
-.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-.panel{min-width:330px}
-img.map{image-rendering:pixelated;display:block;border:1px solid #ccc;height:auto}
-img.pic{display:block;border:1px solid #ccc;image-rendering:pixelated}
-.scale{font-size:12px;display:flex;align-items:center;gap:6px;margin:2px 0 4px}
-.bar{display:inline-block;width:120px;height:10px;border:1px solid #999}
-.bar.grey{background:linear-gradient(to right,#000,#fff)}
-.bar.signed{background:linear-gradient(to right,#2166ac,#fff,#b2182b)}
-.bar.viridis{background:linear-gradient(to right,#440154,#3b528b,#21918c,#5ec962,#fde725)}
-.code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f3f3f0;padding:6px 8px;border-radius:5px;margin-top:8px}
-svg text.t{font-size:12px;font-weight:600;fill:#333}svg text.a{font-size:11px;fill:#444}
-.pictures{display:flex;flex-wrap:wrap;gap:14px}.pictures figure{margin:0}.pictures figcaption{font-size:12px;color:#444;max-width:260px}
-.big{font-size:20px;font-weight:600}
-)";
-
-std::string page_start(const std::string& title) {
-  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>" + html_escape(title) +
-         "</title><style>" + kStyle + "</style></head><body><main>\n";
-}
+using namespace page;
 
 // What a learner should look at in a node of this kind.
 std::string explanation(const std::string& kind) {
@@ -342,9 +86,9 @@ std::string flow_section(const InspectedStep& step) {
   for (const auto& node : step.nodes) {
     html += "<span class=\"arrow\">&#8594;</span><a class=\"card k-" + node.kind + "\" href=\"#node-" +
             html_escape(node.name) + "\" title=\"" + html_escape(node.name) + "\"><b>" + html_escape(node.name) +
-            "</b>" + node.kind + "<br/>" + shape_text(node.output_shape) + "<br/>" + with_commas(node.parameter_count) +
-            " params<br/>" + flops_text(node.flops) + "<br/>fwd " + number(node.forward_ms, 3) + " ms, bwd " +
-            number(node.backward_ms, 3) + " ms";
+            "</b>" + node.kind + "<br/>" + shape_string(node.output_shape) + "<br/>" +
+            with_commas(node.parameter_count) + " params<br/>" + flops_text(node.flops) + "<br/>fwd " +
+            number(node.forward_ms, 3) + " ms, bwd " + number(node.backward_ms, 3) + " ms";
     if (node.inputs.size() > 1 && node.inputs[1] >= 0)
       html += "<br/>+ " + html_escape(step.nodes[static_cast<size_t>(node.inputs[1])].name);
     const double share = slowest > 0 ? (node.forward_ms + node.backward_ms) / slowest : 0;
@@ -452,7 +196,7 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
   for (int input : node.inputs)
     inputs += (inputs.empty() ? "" : " + ") +
               (input < 0 ? std::string("image") : step.nodes[static_cast<size_t>(input)].name);
-  html += "<div class=\"facts\">input " + html_escape(inputs) + " &#183; output " + shape_text(node.output_shape) +
+  html += "<div class=\"facts\">input " + html_escape(inputs) + " &#183; output " + shape_string(node.output_shape) +
           " &#183; " + with_commas(node.parameter_count) + " parameters &#183; " + with_commas(node.flops) +
           " FLOPs &#183; forward " + stat("forward_ms", node.forward_ms) + " ms, backward " +
           stat("backward_ms", node.backward_ms) + " ms</div>";
@@ -490,7 +234,7 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
         "<th>|d loss / d w|</th><th>|update|</th><th>|update| / |w|</th></tr>";
     for (const ParameterRecord& parameter : node.parameters) {
       const std::string key = parameter.name.substr(node.name.size() + 1);
-      html += "<tr><td>" + html_escape(parameter.name) + "</td><td>" + shape_text(parameter.shape) + "</td><td>" +
+      html += "<tr><td>" + html_escape(parameter.name) + "</td><td>" + shape_string(parameter.shape) + "</td><td>" +
               stat(key + ".weight_norm", parameter.weight.norm) + "</td><td>" +
               stat(key + ".gradient_norm", parameter.gradient_norm) + "</td><td>" +
               stat(key + ".update_norm", parameter.update_norm) + "</td><td>" +
@@ -525,8 +269,6 @@ std::string node_section(const InspectedStep& step, const NodeRecord& node, cons
 }
 
 }  // namespace
-
-std::string html_escape(const std::string& text) { return xml_escape(text); }
 
 std::string inspect_page_html(const InspectedStep& step, const InspectSource& source) {
   PNEUMO_REQUIRE(!step.nodes.empty(), "inspect page: no nodes");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/inspect_record.h"
+#include "apps/inspect_page_skeleton.h"  // html_escape
 #include "apps/inspect_step.h"
 #include "data/input/dicom.h"
 #include "data/input/labels.h"
@@ -33,7 +34,5 @@ std::string inspect_page_html(const InspectedStep& step, const InspectSource& so
 
 // The over-training page of a run's inspect.csv rows.
 std::string training_statistics_page_html(const std::vector<LayerStatisticsRow>& rows, const std::string& run_dir);
-
-std::string html_escape(const std::string& text);
 
 }  // namespace pneumo::cli
