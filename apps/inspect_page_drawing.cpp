@@ -23,7 +23,6 @@ Color signed_color(double t) {
   return {mix(end.r), mix(end.g), mix(end.b)};
 }
 
-
 // Channels 0..7 of one image (H,W,C), each box-averaged down to at most kMaxTile pixels, side by
 // side with a 2-pixel gap. Grey from min to max, or (signed) the blue-white-red map from
 // -limit to +limit, limit = the 99th percentile of |value| (so a few large values do not wash

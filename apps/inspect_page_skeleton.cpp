@@ -49,7 +49,6 @@ svg text.t{font-size:12px;font-weight:600;fill:#333}svg text.a{font-size:11px;fi
 .big{font-size:20px;font-weight:600}
 )";
 
-
 }  // namespace
 
 std::string number(double value, int digits) {
@@ -73,7 +72,6 @@ std::string with_commas(int64_t value) {
   }
   return out;
 }
-
 
 std::string flops_text(int64_t flops) {
   const double value = static_cast<double>(flops);
@@ -103,7 +101,6 @@ std::string img(const std::string& uri, int display_width, const std::string& al
   return "<img class=\"" + css_class + "\" src=\"" + uri + "\" width=\"" + std::to_string(display_width) + "\" alt=\"" +
          html_escape(alt) + "\"/>";
 }
-
 
 std::string page_start(const std::string& title) {
   return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>" + html_escape(title) +

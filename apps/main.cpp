@@ -50,9 +50,10 @@ void print_usage(FILE* stream) {
   for (const auto& command : commands) std::fprintf(stream, "  %-10s %s\n", command.name, command.summary);
   std::fprintf(stream,
                "\noptions of every command (CPU convolutions, layers/conv2d.md \"Algorithms\"):\n"
-               "  --conv-algo NAME[,NAME...]  reference, gemm, direct, winograd2, winograd4 or auto\n"
+               "  --conv-algo NAME[,NAME...]  fast, reference, gemm, direct, winograd2, winograd4 or auto\n"
                "                              (also PNEUMO_CONV_ALGO); a list takes the first that runs a\n"
-               "                              layer; default direct,gemm (auto times them: fastest)\n"
+               "                              layer; default fast (a fixed rule per shape and instruction\n"
+               "                              set); direct,gemm sums exactly; auto times them per process\n"
                "  --conv-tuning FILE          the tuning file auto reads its choices from (pneumo tune\n"
                "                              writes one; also PNEUMO_CONV_TUNING); none by default\n"
                "  --show-conv-algos           print each convolution's algorithm choice when made\n"

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "engine/check.h"
+#include "layers/conv_fast_rule.h"
 
 namespace pneumo {
 
@@ -79,6 +80,11 @@ int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device, 
   for (ConvDirection direction : kConvDirections) {
     if (direction == ConvDirection::InputGradient && !input_gradient) continue;
     const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
+    if (chosen == ConvAlgorithm::Fast) {
+      floats = std::max(
+          floats, conv2d_cpu_scratch_floats(geometry, direction, fast_conv_algorithm(direction, geometry).algorithm));
+      continue;
+    }
     if (chosen != ConvAlgorithm::Auto) {
       floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, chosen));
       continue;

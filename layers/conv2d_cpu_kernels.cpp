@@ -398,14 +398,16 @@ float* grow(std::vector<float>& scratch, int64_t count) {
 const ConvCpuKernel& conv_cpu_kernel(ConvAlgorithm algorithm, ConvDirection direction) {
   for (const ConvCpuKernel& kernel : kKernels)
     if (kernel.algorithm == algorithm && kernel.direction == direction) return kernel;
-  throw Error(std::string("no CPU convolution kernel for '") + conv_algorithm_name(algorithm) + "' " +
-              conv_direction_name(direction) +
-              (algorithm == ConvAlgorithm::Auto ? " (auto is a choice, resolve it first)" : ""));
+  throw Error(
+      std::string("no CPU convolution kernel for '") + conv_algorithm_name(algorithm) + "' " +
+      conv_direction_name(direction) +
+      (algorithm == ConvAlgorithm::Auto || algorithm == ConvAlgorithm::Fast ? " (a choice: resolve it first)" : ""));
 }
 
 std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirection direction,
                                               const Conv2dGeometry& geometry) {
   if (algorithm == ConvAlgorithm::Auto) return "auto is not a concrete algorithm";
+  if (algorithm == ConvAlgorithm::Fast) return "fast is a rule, not a concrete algorithm";
   return conv_cpu_kernel(algorithm, direction).unsupported(geometry);
 }
 

@@ -14,6 +14,7 @@ const char* conv_algorithm_name(ConvAlgorithm algorithm) {
     case ConvAlgorithm::Direct: return "direct";
     case ConvAlgorithm::Winograd2: return "winograd2";
     case ConvAlgorithm::Winograd4: return "winograd4";
+    case ConvAlgorithm::Fast: return "fast";
   }
   return "?";
 }
@@ -33,8 +34,9 @@ std::vector<ConvAlgorithm> concrete_conv_algorithms() {
 }
 
 ConvAlgorithm parse_conv_algorithm(const std::string& name) {
-  std::string names = "auto";
+  std::string names = "fast, auto";
   if (name == "auto") return ConvAlgorithm::Auto;
+  if (name == "fast") return ConvAlgorithm::Fast;
   for (ConvAlgorithm algorithm : concrete_conv_algorithms()) {
     if (name == conv_algorithm_name(algorithm)) return algorithm;
     names += std::string(", ") + conv_algorithm_name(algorithm);

@@ -17,10 +17,11 @@ struct Conv2dGeometry {
   int64_t pixels() const { return N * H * W; }
 };
 
-// Auto: choose per shape and direction (timed once, or from a tuning file the policy names). The
-// others are the concrete algorithms; an algorithm that cannot run a shape on this CPU throws
+// Auto: choose per shape and direction (timed once, or from a tuning file the policy names).
+// Fast: choose per shape, direction and instruction set by a fixed rule (layers/conv_fast_rule.h).
+// The others are the concrete algorithms; an algorithm that cannot run a shape on this CPU throws
 // pneumo::Error.
-enum class ConvAlgorithm { Auto, Reference, Gemm, Direct, Winograd2, Winograd4 };
+enum class ConvAlgorithm { Auto, Reference, Gemm, Direct, Winograd2, Winograd4, Fast };
 // The three computations of a convolution, each with its own algorithm.
 enum class ConvDirection { Forward, InputGradient, WeightGradient };
 constexpr ConvDirection kConvDirections[] = {ConvDirection::Forward, ConvDirection::InputGradient,
@@ -30,7 +31,7 @@ const char* conv_algorithm_name(ConvAlgorithm algorithm);  // "reference", "wino
 const char* conv_direction_name(ConvDirection direction);  // "forward", "input-gradient", ...
 // Throws pneumo::Error listing the names when `name` is not one of them.
 ConvAlgorithm parse_conv_algorithm(const std::string& name);
-// Every concrete algorithm (not Auto), in a fixed order: reference, gemm, direct, winograd2,
+// Every concrete algorithm (not Auto or Fast), in a fixed order: reference, gemm, direct, winograd2,
 // winograd4.
 std::vector<ConvAlgorithm> concrete_conv_algorithms();
 // "winograd4,direct" -> {Winograd4, Direct}; throws pneumo::Error on an unknown or empty name.

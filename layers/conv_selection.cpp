@@ -12,6 +12,7 @@
 #include "engine/files.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "layers/conv2d_cpu_kernels.h"
+#include "layers/conv_fast_rule.h"
 
 namespace pneumo {
 
@@ -125,6 +126,7 @@ bool ConvPolicy::uses_auto() const {
 
 ConvPolicy conv_policy_from_environment() {
   ConvPolicy policy;
+  policy.algorithms = {ConvAlgorithm::Fast};  // a program's default: the calibrated rule
   const char* names = std::getenv("PNEUMO_CONV_ALGO");
   if (names && *names) {
     try {
@@ -167,7 +169,7 @@ ConvAlgorithm first_runnable_conv_algorithm(const std::vector<ConvAlgorithm>& pr
                                             const Conv2dGeometry& geometry) {
   std::string reasons;
   for (ConvAlgorithm algorithm : preferences) {
-    if (algorithm == ConvAlgorithm::Auto) return algorithm;
+    if (algorithm == ConvAlgorithm::Auto || algorithm == ConvAlgorithm::Fast) return algorithm;  // always run
     const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, geometry);
     if (reason.empty()) return algorithm;
     reasons += (reasons.empty() ? "" : "; ") + reason;
@@ -201,7 +203,17 @@ ConvAlgorithm ConvSelector::decide(const std::string& layer, const ConvAlgorithm
   }
   if (reason) *reason = own_algorithm ? "set on this layer" : list_reason(policy_, chosen, direction, geometry);
   ConvAlgorithm algorithm = chosen;
-  if (chosen == ConvAlgorithm::Auto) {
+  if (chosen == ConvAlgorithm::Fast) {
+    const ConvRuleChoice rule = fast_conv_algorithm(direction, geometry);
+    if (reason) {
+      // fast named alone (or first) says enough by itself; reached down a list, both are said.
+      if (!own_algorithm && policy_.algorithms.front() == ConvAlgorithm::Fast)
+        *reason = "fast rule (" + list_description(policy_) + "): " + rule.why;
+      else
+        *reason += " -> fast rule: " + rule.why;
+    }
+    algorithm = rule.algorithm;
+  } else if (chosen == ConvAlgorithm::Auto) {
     const ConvAutoChoice automatic = auto_choice(direction, geometry, run_candidate);
     if (reason) {
       // auto named alone (or first) says enough by itself; reached down a list, both are said.

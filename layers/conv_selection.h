@@ -20,8 +20,9 @@ struct ConvPolicy {
   // A preference list: the first entry that can run a layer's shape and direction is used (Auto
   // always can); when none can, the layer throws with every entry's reason. A single name is
   // strict: "winograd4" fails on a 1x1 layer, "winograd4,direct,gemm" uses Winograd where it can.
-  // The default direct,gemm is a fixed rule per shape and instruction set, so the same command
-  // computes the same bits in every process.
+  // The library's default direct,gemm sums exactly like the reference loops (the tests' path); a
+  // program's default is `fast` (conv_policy_from_environment). Both are fixed rules per shape and
+  // instruction set, so the same command computes the same bits in every process.
   std::vector<ConvAlgorithm> algorithms = {ConvAlgorithm::Direct, ConvAlgorithm::Gemm};
   // What set the list, said with it: "the default", "--conv-algo", "PNEUMO_CONV_ALGO=",
   // "conv_algorithms of RUN/config.txt:".
@@ -39,9 +40,11 @@ struct ConvPolicy {
   bool uses_auto() const;
 };
 
-// The policy of the environment alone: PNEUMO_CONV_ALGO (a list), PNEUMO_CONV_TUNING (a tuning
-// file), PNEUMO_CONV_ALGO_REPORT=1. Called once by a program's entry point (apps/main.cpp, the
-// benchmarks), never by a layer. Throws pneumo::Error naming the variable on a bad value.
+// The policy of a program (`pneumo`, the benchmarks) before its command line: `fast` (the
+// calibrated rule, layers/conv_fast_rule.h) unless the environment says otherwise:
+// PNEUMO_CONV_ALGO (a list), PNEUMO_CONV_TUNING (a tuning file), PNEUMO_CONV_ALGO_REPORT=1.
+// Called once by a program's entry point (apps/main.cpp, bench_network), never by a layer.
+// Throws pneumo::Error naming the variable on a bad value.
 ConvPolicy conv_policy_from_environment();
 
 // The first of `preferences` (a layer's own, else a policy's list) that runs `direction` of

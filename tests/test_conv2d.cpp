@@ -597,7 +597,7 @@ TEST_CASE("Conv2d algorithms refuse what they cannot run, by name") {
   CHECK(parse_conv_algorithms("winograd4,direct") ==
         std::vector<ConvAlgorithm>{ConvAlgorithm::Winograd4, ConvAlgorithm::Direct});
   CHECK_THROWS_WITH_AS(parse_conv_algorithm("fft"),
-                       "unknown convolution algorithm 'fft': expected one of auto, reference, "
+                       "unknown convolution algorithm 'fft': expected one of fast, auto, reference, "
                        "gemm, direct, winograd2, winograd4",
                        Error);
   CHECK_THROWS_AS(parse_conv_algorithms("gemm,"), Error);

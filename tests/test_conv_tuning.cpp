@@ -377,3 +377,45 @@ TEST_CASE("a tuning-file entry that cannot run its shape is said on stderr once,
                     file + "'forward 3 8 8 4 4 1" + machine + " winograd2' cannot run forward of " +
                     "3x8x8x4 -> 4, 1x1 (winograd2 runs 3x3 convolutions only, this one is 1x1); timing it instead\n");
 }
+
+TEST_CASE("fast: a fixed rule per shape and instruction set, every choice runnable, the same in every selector") {
+  // Every convolution shape of the notebook's network (256x256, 32 channels, depth 4) at batch 8.
+  std::vector<Conv2dGeometry> shapes = {{8, 256, 256, 1, 32, 3}, {8, 16, 16, 512, 1, 1}};
+  for (int64_t size = 256, channels = 32; size >= 32; size /= 2, channels *= 2) {
+    shapes.push_back({8, size, size, channels, channels * 2, 1});              // down.conv (before the pool)
+    shapes.push_back({8, size / 2, size / 2, channels * 2, channels * 2, 3});  // block convs
+  }
+  ConvPolicy policy;
+  policy.algorithms = {ConvAlgorithm::Fast};
+  ConvSelector first(policy), second(policy);
+  const bool simd = cpu_isa() != CpuIsa::Scalar;
+  for (const Conv2dGeometry& g : shapes)
+    for (ConvDirection direction : kConvDirections) {
+      CAPTURE(describe_geometry(g));
+      CAPTURE(conv_direction_name(direction));
+      std::string why;
+      const ConvAlgorithm chosen = first.decide(
+          "layer", nullptr, direction, g, [](ConvAlgorithm) { FAIL("fast timed a candidate"); }, &why);
+      CHECK(chosen != ConvAlgorithm::Fast);
+      CHECK(conv_algorithm_unsupported_reason(chosen, direction, g) == "");  // runnable here
+      CHECK(contains(why, "fast rule ("));
+      CHECK(second.decide("layer", nullptr, direction, g, [](ConvAlgorithm) {}) == chosen);
+      if (!simd) {
+        CHECK(chosen == ConvAlgorithm::Gemm);
+        continue;
+      }
+      // The rule as layers/conv_fast_rule.cpp writes it (from the timings listed there).
+      const bool winograd =
+          g.kernel_size == 3 && g.C >= 32 && !(direction == ConvDirection::WeightGradient && g.C >= 512);
+      if (winograd) CHECK(chosen == ConvAlgorithm::Winograd4);
+      if (g.kernel_size == 3 && g.C >= 512 && direction == ConvDirection::WeightGradient)
+        CHECK(chosen == ConvAlgorithm::Gemm);
+      if (g.kernel_size == 1 && g.C > 64 && direction != ConvDirection::WeightGradient)
+        CHECK(chosen == ConvAlgorithm::Gemm);
+    }
+  CHECK(first.records().empty());  // nothing timed, nothing remembered
+  // A program's default is fast; the library's (ConvPolicy{}) stays the exact direct,gemm.
+  const ScopedEnvironment no_list("PNEUMO_CONV_ALGO", "");
+  CHECK(conv_policy_from_environment().algorithms == std::vector<ConvAlgorithm>{ConvAlgorithm::Fast});
+  CHECK(ConvPolicy{}.algorithms == std::vector<ConvAlgorithm>{ConvAlgorithm::Direct, ConvAlgorithm::Gemm});
+}

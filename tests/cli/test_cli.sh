@@ -142,7 +142,17 @@ wrong_1x1() {  # rows of 1x1 convs whose algorithm breaks the rule; $2: whether 
 check "1x1 convs run direct or gemm by the channel rule" "[ -z \"\$(wrong_1x1 $work/conv-algos.log $simd)\" ] && [ \$(conv_rows $work/conv-algos.log | awk '\$6 == \"1x1\"' | wc -l) -eq 15 ]"
 check "head.conv's forward (1 output channel) names why direct was skipped" "conv_rows $work/conv-algos.log | grep '^head.conv *forward' | grep -q 'gemm *first runnable of --conv-algo direct,gemm (direct forward needs a multiple of 32 output channels'"
 PNEUMO_CPU_ISA=scalar "$pneumo" summary --conv-algos --batch 2 > "$work/conv-algos-scalar.log" 2>&1
-check "without SIMD kernels (PNEUMO_CPU_ISA=scalar) the default list runs gemm everywhere" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-scalar.log | awk '\$7 == \"gemm\"' | wc -l) -eq 65 ] && [ -z \"\$(wrong_1x1 $work/conv-algos-scalar.log 0)\" ] && conv_rows $work/conv-algos-scalar.log | grep -q 'first runnable of the default direct,gemm (direct needs AVX2+FMA or AVX-512'"
+check "without SIMD kernels (PNEUMO_CPU_ISA=scalar) the default fast rule runs gemm everywhere" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-scalar.log | awk '\$7 == \"gemm\"' | wc -l) -eq 65 ] && [ -z \"\$(wrong_1x1 $work/conv-algos-scalar.log 0)\" ] && [ \$(conv_rows $work/conv-algos-scalar.log | grep -c 'fast rule (the default fast): no SIMD kernels on this CPU: gemm') -eq 65 ]"
+PNEUMO_CPU_ISA=scalar "$pneumo" summary --conv-algos --conv-algo direct,gemm --batch 2 > "$work/conv-algos-scalar-exact.log" 2>&1
+check "without SIMD kernels direct,gemm runs gemm everywhere, saying why" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-scalar-exact.log | awk '\$7 == \"gemm\"' | wc -l) -eq 65 ] && conv_rows $work/conv-algos-scalar-exact.log | grep -q 'first runnable of --conv-algo direct,gemm (direct needs AVX2+FMA or AVX-512'"
+# The default, fast: a fixed rule per shape and instruction set (layers/conv_fast_rule.cpp).
+"$pneumo" summary --conv-algos --batch 2 > "$work/conv-algos-fast.log" 2>&1
+rc=$?
+if [ $simd -eq 1 ]; then
+  check "the default fast rule: Winograd F(4x4) on every 3x3 with 32+ channels (gemm for the 512-channel weight gradients), each row saying the rule's why" "[ $rc -eq 0 ] && [ \$(conv_rows $work/conv-algos-fast.log | wc -l) -eq 65 ] && [ \$(conv_rows $work/conv-algos-fast.log | grep -c 'fast rule (the default fast): ') -eq 65 ] && [ \$(conv_rows $work/conv-algos-fast.log | awk '\$6 == \"3x3\" && \$1 != \"conv0\" && \$7 != \"winograd4\" && !(\$2 == \"weight-gradient\" && \$5 == \"512,\")' | wc -l) -eq 0 ] && conv_rows $work/conv-algos-fast.log | grep -q '^conv0 *forward .* direct '"
+else
+  echo "skipped: the default fast rule's SIMD choices (this CPU has no AVX2+FMA)"
+fi
 one_line_error "a strict --conv-algo winograd4 fails on the first 1x1 conv, by name" "down1.conv: .*1x1.*winograd4 runs 3x3 convolutions only" "$pneumo" summary --conv-algos --conv-algo winograd4
 "$pneumo" summary --conv-algos --conv-algo winograd4,direct,gemm --batch 2 > "$work/conv-algos-w4.log" 2>&1
 check "winograd4,direct,gemm: Winograd on every 3x3, the 1x1 convs say why not" "[ $? -eq 0 ] && [ \$(conv_rows $work/conv-algos-w4.log | awk '\$6 == \"3x3\" && \$7 != \"winograd4\"' | wc -l) -eq 0 ] && [ \$(conv_rows $work/conv-algos-w4.log | grep -c '1x1 .*(winograd4 runs 3x3 convolutions only, this one is 1x1') -eq 15 ]"
