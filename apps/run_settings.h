@@ -54,7 +54,7 @@ struct TrainSettings {
   double gradient_bucket_mb = 0;  // > 0: per-layer statistics every K steps (apps/inspect_record.h)
   // How the run's CPU convolutions choose their algorithms (layers/conv_selection.h): its list
   // and tuning file are recorded in config.txt (conv_algorithms, conv_tuning) and reused by
-  // --resume, with the choices auto made (RUN/conv-algorithms.txt), so a resumed run computes
+  // --resume, with the choices auto or the fast rule made (RUN/conv-algorithms.txt), so a resumed run computes
   // the same. Read from a config.txt without conv_algorithms (a run from before it was
   // recorded), the list is empty: the resuming command fills it in.
   ConvPolicy conv_policy;

@@ -204,15 +204,15 @@ ConvAlgorithm ConvSelector::decide(const std::string& layer, const ConvAlgorithm
   if (reason) *reason = own_algorithm ? "set on this layer" : list_reason(policy_, chosen, direction, geometry);
   ConvAlgorithm algorithm = chosen;
   if (chosen == ConvAlgorithm::Fast) {
-    const ConvRuleChoice rule = fast_conv_algorithm(direction, geometry);
+    std::string why;
+    algorithm = fast_choice(direction, geometry, &why);
     if (reason) {
       // fast named alone (or first) says enough by itself; reached down a list, both are said.
       if (!own_algorithm && policy_.algorithms.front() == ConvAlgorithm::Fast)
-        *reason = "fast rule (" + list_description(policy_) + "): " + rule.why;
+        *reason = "fast rule (" + list_description(policy_) + "): " + why;
       else
-        *reason += " -> fast rule: " + rule.why;
+        *reason += " -> fast rule: " + why;
     }
-    algorithm = rule.algorithm;
   } else if (chosen == ConvAlgorithm::Auto) {
     const ConvAutoChoice automatic = auto_choice(direction, geometry, run_candidate);
     if (reason) {
@@ -295,6 +295,24 @@ ConvAutoChoice ConvSelector::auto_choice(ConvDirection direction, const Conv2dGe
   std::lock_guard<std::mutex> lock(mutex_);
   records_[key] = record;  // --show-conv-algos prints it with the layer (decide)
   return {record, true};
+}
+
+ConvAlgorithm ConvSelector::fast_choice(ConvDirection direction, const Conv2dGeometry& geometry, std::string* why) {
+  const int threads = cpu_thread_count();
+  const std::string isa = cpu_isa_name(cpu_isa());
+  const std::string key = tuning_key(direction, geometry, threads, isa);
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto found = records_.find(key);
+  if (found != records_.end() &&
+      conv_algorithm_unsupported_reason(found->second.algorithm, direction, geometry).empty()) {
+    const ConvTuningRecord& record = found->second;
+    if (why) *why = record.source == "fast rule" ? record.candidates : "as recorded in " + record.source;
+    return record.algorithm;
+  }
+  const ConvRuleChoice rule = fast_conv_algorithm(direction, geometry);
+  records_[key] = {direction, geometry, threads, isa, rule.algorithm, 0.0, "fast rule", rule.why};
+  if (why) *why = rule.why;
+  return rule.algorithm;
 }
 
 std::vector<ConvTuningRecord> ConvSelector::records() const {

@@ -100,6 +100,10 @@ class ConvSelector {
   // shape is timed again, and said on stderr once per entry (file, entry, reason).
   ConvAutoChoice auto_choice(ConvDirection direction, const Conv2dGeometry& geometry,
                              const std::function<void(ConvAlgorithm)>& run_candidate);
+  // fast: the rule's choice for this shape (layers/conv_fast_rule.h), remembered like auto's (a
+  // record of source "fast rule"), so a run's conv-algorithms.txt holds it and --resume takes it
+  // from there even if a later version of the rule chose otherwise. `why` says which.
+  ConvAlgorithm fast_choice(ConvDirection direction, const Conv2dGeometry& geometry, std::string* why);
   std::vector<ConvTuningRecord> records() const;
   // Adds the records of a tuning file (a missing file adds none), replacing those of the same
   // key: a training run reloads the choices it saved so that a resumed run computes the same.

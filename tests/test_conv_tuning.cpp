@@ -413,7 +413,21 @@ TEST_CASE("fast: a fixed rule per shape and instruction set, every choice runnab
       if (g.kernel_size == 1 && g.C > 64 && direction != ConvDirection::WeightGradient)
         CHECK(chosen == ConvAlgorithm::Gemm);
     }
-  CHECK(first.records().empty());  // nothing timed, nothing remembered
+  // Nothing timed; each choice remembered as the rule's (a run writes them to conv-algorithms.txt).
+  CHECK(first.records().size() == shapes.size() * 3);
+  for (const ConvTuningRecord& record : first.records()) CHECK(record.source == "fast rule");
+  // Read back (a resumed run), a recorded choice wins over the rule, and says where it came from.
+  TemporaryFolder root("pneumo-conv-fast");
+  const std::string path = (root.path / "conv-algorithms.txt").string();
+  const std::string machine = " " + std::to_string(cpu_thread_count()) + " " + cpu_isa_name(cpu_isa());
+  write_text(path, "forward 8 16 16 512 512 3" + machine + " reference 0.000\n");
+  ConvSelector resumed(policy);
+  resumed.load(path);
+  std::string why;
+  CHECK(resumed.decide(
+            "block4_1.conv1", nullptr, ConvDirection::Forward, {8, 16, 16, 512, 512, 3}, [](ConvAlgorithm) {}, &why) ==
+        ConvAlgorithm::Reference);
+  CHECK(contains(why, "as recorded in " + path));
   // A program's default is fast; the library's (ConvPolicy{}) stays the exact direct,gemm.
   const ScopedEnvironment no_list("PNEUMO_CONV_ALGO", "");
   CHECK(conv_policy_from_environment().algorithms == std::vector<ConvAlgorithm>{ConvAlgorithm::Fast});
