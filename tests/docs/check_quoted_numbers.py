@@ -5,7 +5,8 @@ A page marks such a number with an HTML comment right after it (invisible when r
 
     F(2,3)'s β_w = 6<!-- from check_conv2d.py: beta_w_F23 -->
 
-and the script prints a line `beta_w_F23 = 6` (`name = value`, the value a plain number). This
+and the script prints a line `beta_w_F23 = 6` (`name = value`, the value a plain number, optionally
+followed by a `# comment`). This
 test runs every script the pages name, once each, with /usr/bin/python3 (or $PNEUMO_PYTHON), and
 checks that each quoted number is the printed value rounded to the quoted number's last digit
 (`121` matches 121.25, `0.32` matches 0.3152, `4.1e-8` matches 4.14e-08); a missing name, a
@@ -30,7 +31,7 @@ NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
 # a number, optional spaces, then the marker
 QUOTE = re.compile(r"(" + NUMBER + r")\s*<!--\s*from\s+([\w./-]+\.py)\s*:\s*(\w+)\s*-->")
 MARKER = re.compile(r"<!--\s*from\s+[\w./-]+\.py\s*:")
-PRINTED = re.compile(r"^\s*(\w+)\s*=\s*(" + NUMBER + r")\s*$")
+PRINTED = re.compile(r"^\s*(\w+)\s*=\s*(" + NUMBER + r")\s*(?:#.*)?$")  # an optional # comment
 
 
 def pages():
