@@ -152,6 +152,10 @@ void export_onnx(const NetworkConfig& config, const ParameterStore& store, const
       set_string(resize, "mode", "nearest");
       set_string(resize, "coordinate_transformation_mode", "asymmetric");
       set_string(resize, "nearest_mode", "floor");
+    } else if (kind == "Dropout") {
+      // Identity at inference (layers/dropout.md): the exported model is always an inference
+      // model, so the node passes its input through, keeping the one-for-one node names.
+      add_node(graph, "Identity", name, inputs, output);
     } else {
       throw Error(path + ": cannot export a layer of kind " + kind + " (" + name + ")");
     }

@@ -63,5 +63,12 @@ k = -keras_steps(zero, g).item()
 for name, eps_torch in [("torch eps=1e-7", 1e-7), ("torch eps=1e-8 (default)", 1e-8)]:
     s = -torch_steps(zero, g, lambda t, e=eps_torch: e).item()
     print("  keras %.3g   %-26s %.3g   ratio %.1f" % (k, name, s, s / k))
+# A gradient of 1e-3: both move by about lr * sign(g) at step 1; by how much do they differ?
+g = [torch.full((1,), 1e-3, dtype=torch.float64)]
+k = -keras_steps(zero, g).item()
+for name, eps_torch in [("eps_1e_7", 1e-7), ("eps_1e_8", 1e-8)]:
+    s = -torch_steps(zero, g, lambda t, e=eps_torch: e).item()
+    print("step_difference_percent_g_1e_3_%s = %.2f   # torch %.6g vs keras %.6g at step 1"
+          % (name, 100 * (s / k - 1), s, k))
 print("eps_torch equivalent to Keras's 1e-7 at t = 1, 10, 100, 1000, 10000:",
       ", ".join("%.2g" % (EPS / math.sqrt(1 - B2 ** t)) for t in (1, 10, 100, 1000, 10000)))

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """layers/conv2d.md, runnable: the weight gradient is a correlation of the input with the output
 gradient, the input gradient a 'same' convolution of dy with the flipped, in/out-swapped weight;
-and the multiply-add count of each of the three.
+the multiply-add count of each of the three; and Winograd's error constants beta and beta_w.
 
 Run: /usr/bin/python3 layers/check_conv2d.py
 
@@ -42,3 +42,33 @@ for name, size, c_in, k_out, r in [("conv0 3x3 1->32", 256, 1, 32, 3), ("down1.c
                                    ("block1 conv 3x3 64->64", 128, 64, 64, 3), ("block4 conv 3x3 512->512", 16, 512, 512, 3)]:
     macs = 32 * size * size * k_out * r * r * c_in
     print("  %-26s %7.2f G multiply-adds per pass" % (name, macs / 1e9))
+
+# Winograd's error constants (the page's "Winograd's accuracy"), from the transforms of
+# kernels/cpu/conv_winograd.cpp, element-wise in absolute value:
+#   beta   = max over output rows u of sum_a |A^T[u,a]| * ||G[a,:]||_1 * ||B^T[a,:]||_1
+#   beta_w = max over filter taps r of sum_a |G[a,r]| * ||A[a,:]||_1 * ||B^T[a,:]||_1
+# (A = (A^T)^T). The tolerances of tests/test_conv2d.cpp are built from these.
+WINOGRAD = {
+    "F23": {"BT": [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+            "G": [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+            "AT": [[1, 1, 1, 0], [0, 1, -1, -1]]},
+    "F43": {"BT": [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                   [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+            "G": [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+            "AT": [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]},
+}
+print("\nWinograd error constants (the page's beta and beta_w):")
+for name, m in WINOGRAD.items():
+    BT, G, AT = (torch.tensor(m[k], dtype=torch.float64).abs() for k in ("BT", "G", "AT"))
+    # The transforms are right: one 1-D tile through them is the 'valid' correlation.
+    d, g = torch.randn(BT.shape[0], dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    Y = torch.tensor(m["AT"], dtype=torch.float64) @ ((torch.tensor(m["G"], dtype=torch.float64) @ g) *
+                                                     (torch.tensor(m["BT"], dtype=torch.float64) @ d))
+    direct = torch.stack([d[i:i + 3] @ g for i in range(AT.shape[0])])
+    assert (Y - direct).abs().max().item() < 1e-12, name
+    BT_norm, G_norm, A_norm = BT.sum(1), G.sum(1), AT.t().sum(1)
+    beta = (AT * (G_norm * BT_norm)).sum(1).max().item()
+    beta_w = (G.t() * (A_norm * BT_norm)).sum(1).max().item()
+    print("beta_%s = %.4g" % (name, beta))
+    print("beta_w_%s = %.4g" % (name, beta_w))

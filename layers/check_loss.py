@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""layers/loss.md, runnable: the gradient of 0.5*BCE + 0.5*IoU loss, and why one pixel's gradient
-depends on every other pixel of the batch.
+"""layers/loss.md, runnable: the gradient of 0.5*BCE + 0.5*IoU loss, why one pixel's gradient
+depends on every other pixel of the batch, and the IoU term's Hessian by class of pixel.
 
 Run: /usr/bin/python3 layers/check_loss.py
 
@@ -54,3 +54,30 @@ def iou_gradient_at_j(p_value_at_k):
 before, after = iou_gradient_at_j(0.01), iou_gradient_at_j(0.99)
 print("d iou_loss / d p_j (image 0) with p_k (image 1) = 0.01: %.6g, = 0.99: %.6g" % (before, after))
 assert before != after
+
+# The IoU term's Hessian by class of pixel (torch.autograd.functional.hessian on a small batch):
+# D does not contain any pneumonia pixel's p (dD/dp_j = 1 - y_j = 0), and the IoU is linear in
+# I, so the pneumonia x pneumonia block is exactly 0; a pneumonia x background entry is 1/(2 D^2)
+# and a background x background entry -(I + 1)/D^3 (the 0.5 of the loss included), every entry
+# of a block the same. BCE adds its diagonal.
+q = torch.rand(12, dtype=torch.float64)
+yq = (torch.arange(12) % 3 == 0).double()  # 4 pneumonia pixels, 8 background
+
+
+def iou_half(v):
+    i = (yq * v).sum()
+    return 0.5 * (1 - (i + 1) / (yq.sum() + v.sum() - i + 1))
+
+
+H = torch.autograd.functional.hessian(iou_half, q)
+Iq = (yq * q).sum()
+Dq = yq.sum() + q.sum() - Iq + 1
+pneumonia, background = yq.bool(), ~yq.bool()
+blocks = {"pneumonia_pneumonia": H[pneumonia][:, pneumonia], "pneumonia_background": H[pneumonia][:, background],
+          "background_background": H[background][:, background]}
+derived = {"pneumonia_pneumonia": 0.0, "pneumonia_background": 0.5 / Dq ** 2,
+           "background_background": -(Iq + 1) / Dq ** 3}
+for name, block in blocks.items():
+    print("iou_hessian_%s_max_abs = %.3g   # derived %.3g" % (name, block.abs().max().item(), abs(float(derived[name]))))
+    assert (block - derived[name]).abs().max().item() < 1e-15, name
+assert blocks["pneumonia_pneumonia"].abs().max().item() == 0.0

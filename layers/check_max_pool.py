@@ -8,7 +8,11 @@ Exercises
     under the page's rule. Does torch agree on this machine? (The script prints both.)
  2. With odd H, which input row gets no gradient at all, and why is that correct for 'valid'
     pooling?
+ 3. What fraction of down1.pool's windows are tied on a noise image, and on the same image with
+    a flat border? Where do the ties come from? (Measured at the end; worked answer on the page.)
 """
+import os
+
 import torch
 
 torch.manual_seed(0)
@@ -41,3 +45,34 @@ print("last column (W = 7 is odd) gets no gradient:", bool((x.grad[..., 6] == 0)
 tie = torch.ones(1, 1, 2, 2, dtype=torch.float64, requires_grad=True)
 torch.nn.functional.max_pool2d(tie, 2).backward(torch.ones(1, 1, 1, 1, dtype=torch.float64))
 print("a 2x2 tie: page routes dy to (0,0); torch here gives", tie.grad.flatten().tolist())
+
+# Exercise 3: how common are ties where the network pools? down1.pool follows down1.conv, a 1x1
+# convolution after bn -> relu (layers/network.cpp), so its windows hold conv outputs, not ReLU
+# zeros. Measured on the notebook's network (the nn.Module of layers/checkpoint.md, random
+# initial weights) for one 256x256 image of uniform noise, and the same image with a flat (0)
+# border 16 pixels wide, 23.4% of the area.
+page = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoint.md")).read()
+namespace = {}
+exec(page.split("<!-- tested by layers/check_checkpoint.py -->", 1)[1].split("```python", 1)[1].split("```", 1)[0],
+     namespace)
+torch.manual_seed(0)
+network = namespace["PneumoNet"](channels=32, n_blocks=2, depth=4).eval()
+pool_input = {}
+network.nodes["down1"]["conv"].register_forward_hook(lambda module, inputs, output: pool_input.update(x=output))
+
+
+def tied_window_percent(images):
+    with torch.no_grad():
+        network(images)
+    x = pool_input["x"]  # (N,C,H,W), what down1.pool reads
+    N, C, H, W = x.shape
+    windows = x.reshape(N, C, H // 2, 2, W // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(N, C, H // 2, W // 2, 4)
+    largest = windows.max(-1, keepdim=True).values
+    return 100 * ((windows == largest).sum(-1) > 1).double().mean().item()
+
+
+noise = torch.rand(1, 1, 256, 256)
+bordered = torch.zeros_like(noise)
+bordered[..., 16:-16, 16:-16] = noise[..., 16:-16, 16:-16]
+print("down1_pool_tied_windows_percent_noise = %.1f" % tied_window_percent(noise))
+print("down1_pool_tied_windows_percent_flat_border = %.1f" % tied_window_percent(bordered))

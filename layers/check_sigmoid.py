@@ -9,6 +9,7 @@ Exercises
  2. Evaluate 1 / (1 + exp(-x)) in float32 at x = -100 and x = 100 and compare with the page's
     form (e = exp(-|x|)). Which form returns exactly 0 or 1, and which loses x = -30's precision?
 """
+import numpy as np
 import torch
 
 torch.manual_seed(0)
@@ -30,3 +31,36 @@ reference = torch.sigmoid(xs.double())
 relative = ((stable.double() - reference).abs() / reference.clamp_min(1e-300)).max().item()
 print("stable float32 sigmoid: max relative error %.3g over x in [-1000, 1000]" % relative)
 assert relative < 1e-6, relative
+
+# Saturation in float32, with the code's formula (kernels/activation_math.h) in numpy float32 and
+# torch.sigmoid beside it. For x >= 0, y = 1/(1+e) is exactly 1 once 1 + e rounds to 1
+# (e < 2^-24); for x < 0, y = e/(1+e) is about e = exp(x): tiny but not 0, and so is the gradient
+# y(1-y), until exp(x) underflows (subnormals end near x = -103.97).
+
+
+def code_sigmoid(x):
+    x = np.float32(x)
+    e = np.exp(-np.abs(x), dtype=np.float32)
+    return np.float32(1) / (np.float32(1) + e) if x >= 0 else e / (np.float32(1) + e)
+
+
+def code_gradient(y):  # sigmoid_gradient with dy = 1
+    return y * (np.float32(1) - y)
+
+
+for x in (17.0, -17.0):
+    y, t = code_sigmoid(x), torch.sigmoid(torch.tensor(x, dtype=torch.float32)).item()
+    tag = "plus" if x > 0 else "minus"
+    print("float32 sigmoid(%g) = %.9g (torch %.9g), gradient %.3g" % (x, y, t, code_gradient(y)))
+    print("sigmoid_%s17 = %.3g" % (tag, y))
+    print("sigmoid_gradient_%s17 = %.3g" % (tag, code_gradient(y)))
+assert code_sigmoid(17.0) == 1 and code_gradient(code_sigmoid(17.0)) == 0
+assert 4e-8 < code_sigmoid(-17.0) < 4.2e-8 and abs(code_gradient(code_sigmoid(-17.0)) / code_sigmoid(-17.0) - 1) < 1e-6
+# The smallest float32 x at which y is exactly 1, and the largest at which y is exactly 0.
+grid = np.arange(16, 17, 1e-4, dtype=np.float32)
+first_one = next(x for x in grid if code_sigmoid(x) == 1)
+grid = -np.arange(103, 105, 1e-4, dtype=np.float32)
+first_zero = next(x for x in grid if code_sigmoid(x) == 0)
+print("sigmoid_exactly_one_from = %.2f" % first_one)
+print("sigmoid_exactly_zero_below = %.2f" % first_zero)
+assert 16.5 < first_one < 16.7 and -104.1 < first_zero < -103.9

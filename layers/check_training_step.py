@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """layers/training_step.md, runnable: the notebook's network (the nn.Module of
 layers/checkpoint.md), its parameter count, the shapes the page's table gives, the activation
-memory of a batch, and one training step's loss falling under Keras's Adam.
+memory of a batch term by term (the numbers section 2 quotes), and one training step's loss falling under Keras's Adam.
 
 Run: /usr/bin/python3 layers/check_training_step.py
 
@@ -26,25 +26,46 @@ trainable = sum(p.numel() for p in model.parameters())
 print("trainable parameters: %d (page: 12,718,305)" % trainable)
 assert trainable == 12718305
 
-# Output shapes of each depth, and the sum of every node's output (the activations kept for
-# backward), counted with forward hooks on a batch of 1 at 256x256.
-shapes, activation_values = {}, [0]
+# The activations kept for backward, term by term: every node's output on a batch of 1 at
+# 256x256, tallied by the torch function that made it (conv2d, batch_norm, leaky_relu,
+# max_pool2d, add, sigmoid, interpolate = the network's Conv2d, BatchNorm2d, LeakyReLU,
+# MaxPool2d, Add, Sigmoid, Upsample nodes).
+from torch.overrides import TorchFunctionMode
+
+outputs = {}
 
 
-def count(module, inputs, output):
-    activation_values[0] += output.numel()
+class CountOutputs(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor):  # not dim() and the like
+            outputs[func.__name__] = outputs.get(func.__name__, 0) + result.numel()
+        return result
 
 
-for name, module in model.named_modules():
-    if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
-        module.register_forward_hook(count)
-with torch.no_grad():
-    out = model.eval()(torch.rand(1, 1, 256, 256))
+image = torch.rand(1, 1, 256, 256)
+with torch.no_grad(), CountOutputs():
+    out = model.eval()(image)
 print("output", tuple(out.shape))
 assert tuple(out.shape) == (1, 1, 256, 256)
-# conv and batch-norm outputs alone; the page's 182 MiB per image adds ReLU, pool, add, sigmoid
-# and upsample outputs.
-print("conv + batch-norm outputs per image: %.1f MiB" % (activation_values[0] * 4 / 2 ** 20))
+MIB = 4 / 2 ** 20  # float32
+node = {"conv2d": "Conv2d", "batch_norm": "BatchNorm2d", "leaky_relu": "LeakyReLU (in place over BN)",
+        "max_pool2d": "MaxPool2d", "add": "Add (in place over conv2)", "sigmoid": "Sigmoid",
+        "interpolate": "Upsample"}
+assert set(outputs) == set(node), outputs
+print("node outputs per image, MiB (name = value; the node kind after #):")
+for function, label in node.items():
+    print("activations_%s_mib = %.2f   # %s" % (function, outputs[function] * MIB, label))
+# Network::plan_in_place: each LeakyReLU writes over its batch norm's output and each Add over
+# its conv2's output, so their outputs take no memory of their own.
+per_node = sum(outputs.values()) * MIB
+in_place = per_node - (outputs["leaky_relu"] + outputs["add"]) * MIB
+print("activations_per_image_in_place_mib = %.1f" % in_place)
+print("activations_per_image_per_node_mib = %.1f" % per_node)
+print("activations_batch32_in_place_mib = %.0f" % (32 * in_place))
+print("activations_batch32_per_node_mib = %.0f" % (32 * per_node))
+# The page's activations row (training_memory_budget, layers/network.cpp) at batch 32.
+assert round(32 * in_place) == 3880 and round(32 * per_node) == 5816, (in_place, per_node)
 
 # One step on a tiny configuration: the loss before and after a hand-written Keras Adam step.
 torch.manual_seed(0)

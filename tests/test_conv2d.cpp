@@ -203,7 +203,7 @@ double winograd_tolerance(int m, int64_t channels, double max_input, double max_
 //   dg = G^T [ sum over tiles (A dY A^T) (.) (B^T d B) ] G,
 // so the same argument bounds it with the roles swapped: every tile's contribution to one
 // weight is at most beta_w^2 max|d| max|dy|, beta_w = max over filter taps r of
-// sum over a of |G[a,r]| * ||A[a,:]||_1 * ||B^T[a,:]||_1 (5.5 for F(2,3), 53.3 for F(4,3)), and
+// sum over a of |G[a,r]| * ||A[a,:]||_1 * ||B^T[a,:]||_1 (6 for F(2,3), 160/3 = 53.3 for F(4,3)), and
 // the sum runs over the tiles of the batch instead of the channels:
 //   |error| <= u * beta_w^2 * max|d| * max|dy| * sqrt(tiles) * (4 alpha + sqrt(tiles)).
 double winograd_weight_beta(int m) {
@@ -517,6 +517,14 @@ TEST_CASE("Conv2d backward accumulates into every gradient, every algorithm") {
       check_close(conv.weight_gradient.to_vector(), tripled, 1e-6, 1e-5, "weight gradient x3");
     }
   }
+}
+
+TEST_CASE("Winograd's error constants are the page's, computed by layers/check_conv2d.py from the transforms") {
+  // beta: F(2,3) 8, F(4,3) 48; beta_w: F(2,3) 6, F(4,3) 160/3 (layers/conv2d.md quotes the script).
+  CHECK(winograd_beta(2) == doctest::Approx(8).epsilon(1e-12));
+  CHECK(winograd_beta(4) == doctest::Approx(48).epsilon(1e-12));
+  CHECK(winograd_weight_beta(2) == doctest::Approx(6).epsilon(1e-12));
+  CHECK(winograd_weight_beta(4) == doctest::Approx(160.0 / 3).epsilon(1e-12));
 }
 
 TEST_CASE("Winograd stays within its derived tolerance on the notebook's channel counts") {

@@ -160,6 +160,67 @@ TEST_CASE("the exported ONNX model carries the checkpoint and reproduces ONNX Ru
   CHECK(worst <= kProbabilityTolerance);
 }
 
+// Reads an exported model back (and removes the file).
+onnx::ModelProto read_model(const std::string& path) {
+  onnx::ModelProto model;
+  std::ifstream file(path, std::ios::binary);
+  REQUIRE(model.ParseFromIstream(&file));
+  std::remove(path.c_str());
+  return model;
+}
+
+TEST_CASE(
+    "a --dropout network exports, each Dropout an Identity node, and computes what the same network without dropout "
+    "does") {
+  // The same parameters with and without dropout: the dropout network's graph, with each Identity
+  // node bypassed, must be the plain network's graph, node for node (op, inputs, output).
+  const NetworkConfig plain_config{32, 2, 1, 2, 0.0f, 0.0f};
+  NetworkConfig dropout_config = plain_config;
+  dropout_config.dropout = 0.25f;
+  Network plain(Device::CPU, plain_config, 7);
+  Network with_dropout(Device::CPU, dropout_config, 7);
+  REQUIRE(with_dropout.nodes().size() == plain.nodes().size() + 2);  // one before each block's conv2
+  for (const auto& entry : plain.parameters().entries()) {
+    Tensor value = with_dropout.parameters().entry(entry.spec.name).value;
+    value.set_values(entry.value.to_vector());
+  }
+  const std::string plain_path = temporary_path("plain.onnx"), dropout_path = temporary_path("dropout.onnx");
+  cli::export_onnx(plain_config, plain.parameters(), plain_path);  // the checker runs inside
+  cli::export_onnx(dropout_config, with_dropout.parameters(), dropout_path);
+  const onnx::ModelProto plain_model = read_model(plain_path), dropout_model = read_model(dropout_path);
+
+  std::map<std::string, std::string> source_of;  // an Identity's output -> its input
+  int identities = 0;
+  for (const auto& node : dropout_model.graph().node())
+    if (node.op_type() == "Identity") {
+      ++identities;
+      REQUIRE(node.input_size() == 1);
+      REQUIRE(node.output_size() == 1);
+      CHECK(node.name().find(".dropout") != std::string::npos);
+      CHECK(node.input(0).find(".relu2") != std::string::npos);  // relu2 -> dropout -> conv2
+      source_of[node.output(0)] = node.input(0);
+    }
+  CHECK(identities == 2);
+  std::vector<std::string> bypassed;
+  for (const auto& node : dropout_model.graph().node()) {
+    if (node.op_type() == "Identity") continue;
+    std::string line = node.op_type() + " " + node.name() + " <-";
+    for (const auto& input : node.input()) line += " " + (source_of.count(input) ? source_of.at(input) : input);
+    bypassed.push_back(line + " -> " + node.output(0));
+  }
+  std::vector<std::string> expected;
+  for (const auto& node : plain_model.graph().node()) {
+    std::string line = node.op_type() + " " + node.name() + " <-";
+    for (const auto& input : node.input()) line += " " + input;
+    expected.push_back(line + " -> " + node.output(0));
+  }
+  CHECK(bypassed == expected);
+  REQUIRE(dropout_model.graph().initializer_size() == plain_model.graph().initializer_size());
+  for (int i = 0; i < plain_model.graph().initializer_size(); ++i)
+    CHECK(dropout_model.graph().initializer(i).SerializeAsString() ==
+          plain_model.graph().initializer(i).SerializeAsString());
+}
+
 TEST_CASE("export to an unwritable place is a one-line error naming the file") {
   Network network(Device::CPU, NetworkConfig{32, 2, 1, 2, 0.0f}, 1);
   const std::string path = "/nonexistent-folder/model.onnx";
