@@ -8,6 +8,8 @@ packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-t
           libopenmpi-dev openmpi-bin
           libonnx-dev libprotobuf-dev python3-venv
           python3-numpy python3-torch python3-skimage python3-pydicom
+          clang-tidy  # .ci/check-tidy.sh
+          qemu-user  # tests/install/test_cpu_baseline.sh: `pneumo` on an emulated CPU without AVX
           strace chromium)  # strace: the kill-at-every-rename test (tests/cli/test_run_safety.sh); chromium: the headless browser test of the `pneumo inspect` page
 missing=()
 for package in "${packages[@]}"; do

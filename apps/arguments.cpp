@@ -43,7 +43,7 @@ bool Arguments::parse(int argc, char** argv) {
 
 bool Arguments::parse(const std::vector<std::string>& arguments) {
   for (size_t i = 0; i < arguments.size(); ++i) {
-    std::string argument = arguments[i];
+    const std::string& argument = arguments[i];
     if (argument == "--help" || argument == "-h") {
       std::fputs(help().c_str(), stdout);
       return false;
@@ -119,7 +119,7 @@ int64_t Arguments::integer(const std::string& name, int64_t minimum) const {
 }
 
 std::string Arguments::choice(const std::string& name, const std::vector<std::string>& allowed) const {
-  const std::string value = text(name);
+  std::string value = text(name);
   std::string listed;
   for (const auto& candidate : allowed) {
     if (candidate == value) return value;

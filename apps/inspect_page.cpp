@@ -121,7 +121,8 @@ std::string boxes_section(const InspectedStep& step, const InspectSource& source
   std::vector<float> mask_small(static_cast<size_t>(S) * S);
   for (int y = 0; y < S; ++y)
     for (int x = 0; x < S; ++x)
-      mask_small[static_cast<size_t>(y * S + x)] = mask_picture[static_cast<size_t>((y * H0 / S) * W0 + x * W0 / S)];
+      mask_small[static_cast<size_t>(y) * static_cast<size_t>(S) + static_cast<size_t>(x)] =
+          mask_picture[static_cast<size_t>(y * H0 / S) * static_cast<size_t>(W0) + static_cast<size_t>(x * W0 / S)];
 
   const int display = 256;
   std::string html =

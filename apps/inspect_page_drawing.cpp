@@ -42,7 +42,7 @@ Strip channel_strip(const std::vector<float>& values, int64_t H, int64_t W, int6
           for (int dx = 0; dx < factor; ++dx)
             sum += values[((static_cast<int64_t>(y) * factor + dy) * W + x * factor + dx) * C + c];
         const float mean = static_cast<float>(sum / (factor * factor));
-        small[static_cast<size_t>(c)][static_cast<size_t>(y * tw + x)] = mean;
+        small[static_cast<size_t>(c)][static_cast<size_t>(y) * static_cast<size_t>(tw) + static_cast<size_t>(x)] = mean;
         all.push_back(is_signed ? std::fabs(mean) : mean);
       }
   Strip strip;
@@ -68,7 +68,8 @@ Strip channel_strip(const std::vector<float>& values, int64_t H, int64_t W, int6
   for (int c = 0; c < tiles; ++c)
     for (int y = 0; y < th; ++y)
       for (int x = 0; x < tw; ++x) {
-        const float value = small[static_cast<size_t>(c)][static_cast<size_t>(y * tw + x)];
+        const float value =
+            small[static_cast<size_t>(c)][static_cast<size_t>(y) * static_cast<size_t>(tw) + static_cast<size_t>(x)];
         uint8_t* pixel = pixels.data() + (static_cast<size_t>(y) * strip.width + c * (tw + 2) + x) * channels;
         if (is_signed) {
           const Color color = signed_color(value / strip.high);
@@ -121,7 +122,8 @@ std::string labels_uri(const std::vector<int32_t>& labels, int height, int width
   std::vector<uint8_t> pixels(static_cast<size_t>(out_w * out_h * 3), 0);
   for (int y = 0; y < out_h; ++y)
     for (int x = 0; x < out_w; ++x) {
-      const int32_t label = labels[static_cast<size_t>((y * height / out_h) * width + x * width / out_w)];
+      const int32_t label = labels[static_cast<size_t>(y * height / out_h) * static_cast<size_t>(width) +
+                                   static_cast<size_t>(x * width / out_w)];
       if (label == 0) continue;
       const Color color = palette[(label - 1) % 10];
       uint8_t* pixel = pixels.data() + (static_cast<size_t>(y) * out_w + x) * 3;

@@ -10,6 +10,7 @@
 #include "engine/blas_setup.h"
 #include "data/input/dicom.h"
 #include "engine/check.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "layers/conv_selection.h"
 
 namespace {
@@ -120,6 +121,19 @@ std::string one_line(const char* message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all: this build's arithmetic may be compiled for AVX2+FMA (kernels/cpu/cpu_isa.h);
+  // on a CPU without them only the version report and the usage (x86-64 baseline code) run.
+  const bool version_or_help = argc >= 2 && (!std::strcmp(argv[1], "version") || !std::strcmp(argv[1], "--version") ||
+                                             !std::strcmp(argv[1], "-V") || !std::strcmp(argv[1], "--help") ||
+                                             !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help"));
+  if (!pneumo::cpu_runs_compiled_arithmetic() && !version_or_help) {
+    std::fprintf(stderr,
+                 "pneumo: this CPU lacks AVX2 or FMA, and this build compiles its CPU arithmetic for %s "
+                 "(x86-64-v3: Intel Haswell, AMD Excavator or newer); `pneumo version` reports what this "
+                 "CPU offers. Build on this machine with -DPNEUMO_NATIVE=ON for its own instruction set.\n",
+                 pneumo::compiled_arithmetic_isa());
+    return 1;
+  }
   pneumo::select_openblas_kernels(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage(argc < 2 ? stderr : stdout);

@@ -102,7 +102,7 @@ std::map<std::string, std::string> parse_key_values(const std::string& text, con
   std::istringstream lines(text);
   std::string line;
   int number = 0;
-  auto trim = [](std::string value) {
+  auto trim = [](const std::string& value) {
     size_t begin = value.find_first_not_of(" \t\r"), end = value.find_last_not_of(" \t\r");
     return begin == std::string::npos ? std::string() : value.substr(begin, end - begin + 1);
   };

@@ -339,8 +339,9 @@ if [[ $SKIP_BUILD != 1 ]]; then
     report "build: ok in $(( $(date +%s) - BUILD_START )) s"
   else
     BUILT_OK=0
-    # make: "make[2]: *** [CMakeFiles/<target>.dir/build.make:...]"; ninja: "FAILED: CMakeFiles/<target>.dir/..."
-    BROKEN=$(grep -oE '(\*\*\* \[|FAILED: )CMakeFiles/[A-Za-z0-9_]+\.dir' "$LOG_DIR/build.log" |
+    # make: "make[2]: *** [<folder>/CMakeFiles/<target>.dir/build.make:...]"; ninja: "FAILED:
+    # <folder>/CMakeFiles/<target>.dir/..." (each folder of the tree has its own CMakeLists.txt).
+    BROKEN=$(grep -oE '(\*\*\* \[|FAILED: )([A-Za-z0-9_./-]+/)?CMakeFiles/[A-Za-z0-9_]+\.dir' "$LOG_DIR/build.log" |
              sed -E 's/.*CMakeFiles\/([A-Za-z0-9_]+)\.dir/\1/' | sort -u | tr '\n' ' ')
     (( BUILD_STATUS == 124 || BUILD_STATUS == 137 )) && fail "build stopped at its time limit"
     fail "build (status $BUILD_STATUS); targets that did not build: ${BROKEN:-unknown}; first errors:"

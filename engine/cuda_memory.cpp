@@ -24,7 +24,7 @@ void cuda_copy(void* destination, Device destination_device, const void* source,
 }
 
 // Stream-ordered on the default stream: no host synchronisation (gradients are zeroed per step).
-void cuda_zero(void* destination, size_t bytes) { PNEUMO_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, 0)); }
+void cuda_zero(void* destination, size_t bytes) { PNEUMO_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, nullptr)); }
 
 const char* cublas_status_name(cublasStatus_t status) {
   switch (status) {

@@ -67,7 +67,7 @@ void NcclCollectives::allreduce_sum(float* device_values, int64_t count, double 
 
 void NcclCollectives::start_sum(float* device_values, int64_t count) {
   // NCCL's stream waits for the gradients queued on the default stream.
-  PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, 0));
+  PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, nullptr));
   PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(state_->stream, state_->ready, 0));
   PNEUMO_NCCL_CHECK(ncclAllReduce(device_values, device_values, static_cast<size_t>(count), ncclFloat32, ncclSum,
                                   state_->comm, state_->stream));
@@ -97,7 +97,7 @@ void NcclCollectives::wait_started(double timeout_seconds) {
   }
   // The default stream's later work (Adam) runs after the sums.
   PNEUMO_CUDA_CHECK(cudaEventRecord(state_->ready, state_->stream));
-  PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(0, state_->ready, 0));
+  PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(nullptr, state_->ready, 0));
 }
 
 namespace {

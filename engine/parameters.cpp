@@ -34,10 +34,11 @@ std::vector<float> initial_values(const ParameterSpec& spec, uint64_t seed) {
 }
 }  // namespace
 
-ParameterStore::ParameterStore(Device device, std::vector<ParameterSpec> specs, uint64_t seed) : device_(device) {
+ParameterStore::ParameterStore(Device device, const std::vector<ParameterSpec>& specs, uint64_t seed)
+    : device_(device) {
   std::set<std::string> names;
   int64_t trainable = 0, state = 0;
-  for (auto& spec : specs) {
+  for (const auto& spec : specs) {
     if (!names.insert(spec.name).second) throw Error("duplicate parameter name " + spec.name);
     ParameterEntry entry;
     entry.spec = spec;

@@ -44,7 +44,7 @@ class ParameterStore {
   // Allocates the flat buffers on `device` and initializes values on the host with a generator
   // seeded from (seed, name), so a parameter's initial value does not depend on the device or
   // on the other parameters. Names must be unique.
-  ParameterStore(Device device, std::vector<ParameterSpec> specs, uint64_t seed);
+  ParameterStore(Device device, const std::vector<ParameterSpec>& specs, uint64_t seed);
 
   Device device() const { return device_; }
   const std::vector<ParameterEntry>& entries() const { return entries_; }

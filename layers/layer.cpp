@@ -50,6 +50,7 @@ LayerFunctions Layer::functions(Device device, const std::vector<Shape>&) const 
 void Layer::forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training) {
   require_inputs(context, inputs, "forward");
   std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
   for (const Tensor* input : inputs) shapes.push_back(input->shape());
   const std::string what = kind() + " output";
   require_shape(output, output_shape(shapes), what.c_str());
@@ -64,6 +65,7 @@ void Layer::backward(Context& context, const std::vector<const Tensor*>& inputs,
                      const Tensor& output_gradient, const std::vector<Tensor*>& input_gradients) {
   require_inputs(context, inputs, "backward");
   std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
   for (const Tensor* input : inputs) shapes.push_back(input->shape());
   const Shape output_shape_expected = output_shape(shapes);
   const std::string output_what = kind() + " output";

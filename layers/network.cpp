@@ -107,7 +107,7 @@ Network::Network(Device device, NetworkConfig config, uint64_t seed) : config_(c
       spec.name = node.name + "." + spec.name;
       specs.push_back(std::move(spec));
     }
-  store_ = ParameterStore(device, std::move(specs), seed);
+  store_ = ParameterStore(device, specs, seed);
   for (auto& node : nodes_) node.layer->bind_parameters(store_, node.name);
 
   last_consumer_.assign(nodes_.size(), -1);
@@ -498,8 +498,8 @@ std::string format_summary(const ModelSummary& summary) {
                 "forward %.3f GFLOPs per image (%.3f for the batch of %lld); training step ~3x\n"
                 "activations %.1f MiB for the batch (float32 outputs of every node)\n",
                 static_cast<long long>(summary.trainable_parameters), static_cast<long long>(summary.state_values),
-                static_cast<long long>(summary.trainable_parameters + summary.state_values), gflops,
-                gflops * static_cast<double>(summary.batch), static_cast<long long>(summary.batch),
+                static_cast<long long>(summary.trainable_parameters) + static_cast<long long>(summary.state_values),
+                gflops, gflops * static_cast<double>(summary.batch), static_cast<long long>(summary.batch),
                 static_cast<double>(summary.activation_values) * 4.0 / (1024.0 * 1024.0));
   text << line;
   return text.str();

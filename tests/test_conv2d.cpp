@@ -271,7 +271,8 @@ TEST_CASE("Conv2d forward matches a naive direct convolution, every algorithm") 
     CAPTURE(algorithm_name);
     std::mt19937_64 generator(11);
     for (const auto& [g, has_bias] : kShapes) {
-      CAPTURE(describe(g, has_bias));
+      const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+      CAPTURE(shape_name);
       BoundConv conv(Device::CPU, g, has_bias, 5);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
       if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
@@ -296,7 +297,8 @@ TEST_CASE("Conv2d backward passes the finite-difference gradient check, every al
     CAPTURE(algorithm_name);
     std::mt19937_64 generator(12);
     for (const auto& [g, has_bias] : kShapes) {
-      CAPTURE(describe(g, has_bias));
+      const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+      CAPTURE(shape_name);
       BoundConv conv(Device::CPU, g, has_bias, 6);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
       conv.weight.set_values(random_tensor(conv.weight.shape(), generator).to_vector());
@@ -382,7 +384,8 @@ TEST_CASE("Conv2d 32k-channel and one-channel shapes match naive and accumulate,
     CAPTURE(algorithm_name);
     std::mt19937_64 generator(15);
     for (const auto& [g, has_bias] : shapes) {
-      CAPTURE(describe(g, has_bias));
+      const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+      CAPTURE(shape_name);
       BoundConv conv(Device::CPU, g, has_bias, 9);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
       if (has_bias) conv.bias.set_values(random_tensor({g.K}, generator).to_vector());
@@ -430,7 +433,8 @@ TEST_CASE("Conv2d with constant weights prepares its filter once, the same outpu
     CAPTURE(algorithm_name);
     std::mt19937_64 generator(21);
     for (const auto& [g, has_bias] : shapes) {
-      CAPTURE(describe(g, has_bias));
+      const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+      CAPTURE(shape_name);
       BoundConv conv(Device::CPU, g, has_bias, 9);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
       const ConvAlgorithm ran = conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty()
@@ -489,7 +493,8 @@ TEST_CASE("Conv2d backward accumulates into every gradient, every algorithm") {
     CAPTURE(algorithm_name);
     std::mt19937_64 generator(14);
     for (const auto& [g, has_bias] : kShapes) {
-      CAPTURE(describe(g, has_bias));
+      const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+      CAPTURE(shape_name);
       BoundConv conv(Device::CPU, g, has_bias, 8);
       skipped.add(algorithm, describe(g, has_bias), use_algorithm(conv.layer, algorithm, g));
       Tensor input = random_tensor(input_shape(g), generator);
@@ -694,7 +699,8 @@ namespace {
 // Runs forward and backward of the same layer on the CPU and on the GPU and compares outputs and
 // every gradient: |gpu - cpu| <= tolerance * max(1, max |cpu|) per tensor.
 void check_cuda_matches_cpu(const Conv2dGeometry& g, bool has_bias, bool allow_tf32, double tolerance) {
-  CAPTURE(describe(g, has_bias));
+  const std::string shape_name = describe(g, has_bias);  // (CAPTURE keeps a reference)
+  CAPTURE(shape_name);
   CAPTURE(allow_tf32);
   std::mt19937_64 generator(15);
   BoundConv cpu(Device::CPU, g, has_bias, 10);

@@ -43,7 +43,7 @@ TEST_CASE("device choice never falls back silently") {
   if (cuda_device_count() == 0) {
     CHECK(resolve_device("auto") == Device::CPU);
     CHECK_THROWS_AS(resolve_device("cuda"), Error);
-    CHECK_THROWS_AS(Context(Device::CUDA), Error);
+    CHECK_THROWS_AS(Context{Device::CUDA}, Error);
     CHECK(!cuda_unavailable_reason().empty());
   } else {
     CHECK(resolve_device("auto") == Device::CUDA);
@@ -88,7 +88,8 @@ TEST_CASE("cpu_sgemm matches a naive triple loop in every transpose mode") {
   std::uniform_real_distribution<float> uniform(-1, 1);
   const int saved_threads = cpu_thread_count();
   set_cpu_thread_count(3);
-  for (const auto& [M, N, K] : std::vector<std::array<int, 3>>{{37, 29, 53}, {203, 29, 53}, {29, 211, 17}}) {
+  for (const auto& shape : std::vector<std::array<int, 3>>{{37, 29, 53}, {203, 29, 53}, {29, 211, 17}}) {
+    const int M = shape[0], N = shape[1], K = shape[2];  // (CAPTURE keeps a reference: no structured binding)
     CAPTURE(M);
     CAPTURE(N);
     std::vector<float> A(M * K), B(K * N);

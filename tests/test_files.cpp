@@ -38,7 +38,7 @@ std::vector<std::string> names_in(const std::string& folder) {
 
 // A fresh folder under the system's temporary folder whose name is hostile to shells.
 std::string scratch_folder(const std::string& test) {
-  const std::string folder =
+  std::string folder =
       (fs::temp_directory_path() / ("pneumo test_files " + test + " Ann's $(x) \xc3\xa9\xff")).string();
   fs::remove_all(folder);
   return folder;
@@ -54,8 +54,8 @@ TEST_CASE("make_directories and write_file_atomic take any bytes in a path; noth
   make_directories(folder);  // already there: fine
   const std::string path = folder + "/out file.txt";
   write_file_atomic(path, std::string("first"));
-  write_file_atomic(path, std::string("second\n\x00 bytes", 15));
-  CHECK(read_all(path) == std::string("second\n\x00 bytes", 15));
+  write_file_atomic(path, std::string("second\n\x00 bytes", 14));
+  CHECK(read_all(path) == std::string("second\n\x00 bytes", 14));
   CHECK(names_in(folder) == std::vector<std::string>{"out file.txt"});  // no temporary left
   CHECK_FALSE(fs::exists("PWNED"));
   CHECK_FALSE(fs::exists(root + "/PWNED"));
@@ -137,7 +137,7 @@ TEST_CASE("stale temporaries of dead writers go, live ones stay") {
   const std::string root = scratch_folder("stale");
   make_directories(root);
   const std::string own = "best.safetensors.tmp-" + std::to_string(::getpid()) + "-0";
-  for (const std::string name :
+  for (const std::string& name :
        {std::string("best.safetensors.tmp-999999999-1"), std::string("curves.png.tmp.999999999.0"),
         std::string("config.txt.tmp"), own, std::string("notes.txt"), std::string("x.tmp-abc")})
     write_file_atomic(root + "/" + name, std::string("x"));

@@ -6,6 +6,7 @@
 
 #include "engine/blas_setup.h"
 #include "engine/check.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace pneumo::benchmark {
 
@@ -25,6 +26,13 @@ int run(int argc, char** argv, const char* name, const char* summary, const Decl
     cli::Arguments arguments(name, summary, "");
     declare(arguments);
     if (!arguments.parse(argc, argv)) return 0;
+    // As apps/main.cpp: nothing compiled for AVX2+FMA runs on a CPU without them.
+    if (!cpu_runs_compiled_arithmetic()) {
+      std::fprintf(stderr,
+                   "%s: error: this CPU lacks AVX2 or FMA, which this build's CPU arithmetic is compiled for (%s)\n",
+                   name, compiled_arithmetic_isa());
+      return 1;
+    }
     return body(arguments);
   } catch (const cli::UsageError& error) {
     std::fprintf(stderr, "%s: error: %s\n", name, without_prefix(error.what(), name));

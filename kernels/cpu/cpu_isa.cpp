@@ -41,6 +41,22 @@ CpuIsa cpu_isa() {
   return isa;
 }
 
+const char* compiled_arithmetic_isa() {
+#ifdef PNEUMO_AVX2_FMA_ARITHMETIC
+  return "avx2 fma";
+#else
+  return "";
+#endif
+}
+
+bool cpu_runs_compiled_arithmetic() {
+#if defined(PNEUMO_AVX2_FMA_ARITHMETIC) && defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return true;
+#endif
+}
+
 const char* cpu_isa_name(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::Avx512: return "avx512";

@@ -173,7 +173,9 @@ TEST_CASE("damaged copies of every matrix file: a one-line error or a valid imag
     std::vector<char> run = whole;
     std::fill(run.begin() + pixel_start + tail / 4, run.begin() + pixel_start + tail / 4 + 64, static_cast<char>(0xff));
     copies.emplace_back("64 bytes of 0xff", run);
-    for (const auto& [what, bytes] : copies) {
+    for (const auto& copy : copies) {
+      const std::string& what = copy.first;  // (INFO keeps a reference: no structured binding)
+      const auto& bytes = copy.second;
       INFO(entry.file << ", " << what);
       write_bytes(damaged, bytes, bytes.size());
       const auto start = std::chrono::steady_clock::now();

@@ -30,7 +30,7 @@ class ForceWideCudaIndex {
 // A test case that needs a GPU: it belongs to the doctest suite "gpu", which runs only in the
 // binary's own `<binary>_gpu` CTest entry (label gpu), shown by CTest as skipped without a GPU
 // (tests/support/doctest_main.cpp). Its first line is PNEUMO_REQUIRE_GPU_OR_SKIP().
-#define PNEUMO_GPU_TEST_CASE(name) TEST_CASE(name* doctest::test_suite("gpu"))
+#define PNEUMO_GPU_TEST_CASE(name) TEST_CASE((name)*doctest::test_suite("gpu"))
 
 // First line of every GPU test: returns from the test case with a printed reason when no GPU
 // (a second guard for a binary run by hand with its own filters).
