@@ -219,7 +219,8 @@ InspectedStep inspect_training_step(Context& context, Network& network, Adam& ad
   for (int i = 0; i < count; ++i) {
     const NetworkNode& node = nodes[static_cast<size_t>(i)];
     step.nodes[static_cast<size_t>(i)].functions =
-        node.layer->functions(network.device(), network.input_shapes(node, images.N()));
+        node.layer->functions(network.device(), network.input_shapes(node, images.N()),
+                              /*input_gradient=*/node.inputs.at(0) >= 0);  // none for the images
   }
   return step;
 }

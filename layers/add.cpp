@@ -61,7 +61,7 @@ void add_backward_both_cpu(float* first_gradient, float* second_gradient, const 
   });
 }
 
-LayerFunctions Add::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions Add::functions(Device device, const std::vector<Shape>&, bool) const {
   const bool cpu = device == Device::CPU;
   const std::string b = cpu ? "_cpu" : "_cuda";
   return {"Add::forward" + b + " -> add_forward" + b,

@@ -11,7 +11,7 @@ namespace pneumo {
 class Add : public Layer {
  public:
   std::string kind() const override { return "Add"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   int input_count() const override { return 2; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 1 per element

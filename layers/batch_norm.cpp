@@ -330,7 +330,7 @@ void batch_norm_backward_cpu(float* input_gradient, float* gamma_gradient, float
   });
 }
 
-LayerFunctions BatchNorm2d::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions BatchNorm2d::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"BatchNorm2d::forward" + b + " -> batch_norm_training_statistics" + b +
               " (batch_norm_mean, batch_norm_biased_variance, batch_norm_inverse_std, batch_norm_running_update) + "

@@ -27,7 +27,7 @@ class BatchNorm2d : public Layer {
  public:
   explicit BatchNorm2d(int64_t channels, float momentum = 0.9f, float epsilon = 1e-3f);
   std::string kind() const override { return "BatchNorm2d"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   int64_t channels() const { return channels_; }
   float momentum() const { return momentum_; }
   float epsilon() const { return epsilon_; }

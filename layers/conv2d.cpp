@@ -206,7 +206,7 @@ ConvAlgorithmDecision Conv2d::explain_algorithm(ConvDirection direction, const S
   return decision;
 }
 
-LayerFunctions Conv2d::functions(Device device, const std::vector<Shape>& inputs) const {
+LayerFunctions Conv2d::functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const {
   if (device != Device::CPU)
     return {"Conv2d::forward_cuda -> conv2d_forward_cuda -> cudnnConvolutionForward (+ cudnnAddTensor for the bias)",
             "Conv2d::backward_cuda -> conv2d_backward_cuda -> cudnnConvolutionBackwardData, "
@@ -217,14 +217,16 @@ LayerFunctions Conv2d::functions(Device device, const std::vector<Shape>& inputs
       const ConvAlgorithmDecision decision = explain_algorithm(direction, inputs.at(0));
       return std::string(conv_algorithm_name(decision.algorithm)) + " [" + decision.reason +
              "]: " + conv_cpu_kernel(decision.algorithm, direction).calls;
-    } catch (const Error& error) {  // e.g. the input gradient of a conv on the images, never run
+    } catch (const Error& error) {  // a strict --conv-algo that cannot run it: what the run would say
       return std::string("(none runs it: ") + error.what() + ")";
     }
   };
-  return {"Conv2d::forward_cpu -> conv2d_forward_cpu -> " + row(ConvDirection::Forward),
-          "Conv2d::backward_cpu -> conv2d_input_gradient_cpu -> " + row(ConvDirection::InputGradient) +
-              "; conv2d_weight_gradient_cpu -> " + row(ConvDirection::WeightGradient),
-          "layers/conv2d.md"};
+  const std::string input_part =
+      input_gradient ? "conv2d_input_gradient_cpu -> " + row(ConvDirection::InputGradient) + "; " : "";
+  return {
+      "Conv2d::forward_cpu -> conv2d_forward_cpu -> " + row(ConvDirection::Forward),
+      "Conv2d::backward_cpu -> " + input_part + "conv2d_weight_gradient_cpu -> " + row(ConvDirection::WeightGradient),
+      "layers/conv2d.md"};
 }
 
 void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Tensor& output, bool) {

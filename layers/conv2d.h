@@ -38,7 +38,7 @@ class Conv2d : public Layer {
   std::string kind() const override { return "Conv2d"; }
   // CPU: each direction's algorithm as explain_algorithm decides it (and why), with the functions
   // its dispatch-table row calls; CUDA: the cuDNN calls.
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;
   // Backward reads the input and the weights, never the output.

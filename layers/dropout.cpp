@@ -65,7 +65,7 @@ void dropout_backward_cpu(float* input_gradient, const float* output_gradient, u
   });
 }
 
-LayerFunctions Dropout::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions Dropout::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"Dropout::forward" + b + " -> dropout_forward" + b + " (identity at inference)",
           "Dropout::backward" + b + " -> dropout_backward" + b, "layers/dropout.md"};

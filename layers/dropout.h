@@ -21,7 +21,7 @@ class Dropout : public Layer {
   // rate in [0, 1); seed selects the layer's mask stream.
   Dropout(float rate, uint64_t seed);
   std::string kind() const override { return "Dropout"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   float rate() const { return rate_; }
   uint64_t seed() const { return seed_; }
   // The step whose mask the next training forward draws (and its backward reuses), and the

@@ -42,7 +42,7 @@ void Layer::require_inputs(const Context& context, const std::vector<const Tenso
   }
 }
 
-LayerFunctions Layer::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions Layer::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {kind() + "::forward" + b, kind() + "::backward" + b, "layers/layer.h"};
 }

@@ -121,10 +121,12 @@ class Layer {
     return false;
   }
   // What a forward and a backward of this layer call on `device` for these input shapes, as its
-  // code runs them (a convolution: the algorithm its selector decides, and why); `pneumo inspect`
-  // prints it beside each node, and tests/docs/check_docs.py checks every name in it exists.
+  // code runs them (a convolution: the algorithm its selector decides, and why); input_gradient:
+  // whether the backward computes the gradient of its input (not for the layer reading the
+  // images). `pneumo inspect` prints it beside each node, and tests/docs/check_docs.py checks
+  // every name in it exists.
   // Default: the layer's own forward_/backward_ override and layers/layer.h.
-  virtual LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const;
+  virtual LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const;
   // Validates the contract above, then runs the context's back end. training=true uses batch
   // statistics and updates running statistics (batch norm).
   void forward(Context& context, const std::vector<const Tensor*>& inputs, Tensor& output, bool training);

@@ -48,7 +48,7 @@ void leaky_relu_backward_cpu(float* input_gradient, const float* input, const fl
   });
 }
 
-LayerFunctions LeakyReLU::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions LeakyReLU::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"LeakyReLU::forward" + b + " -> leaky_relu_forward" + b + " -> leaky_relu (kernels/activation_math.h)",
           "LeakyReLU::backward" + b + " -> leaky_relu_backward" + b + " -> leaky_relu_gradient",

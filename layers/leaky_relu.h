@@ -12,7 +12,7 @@ class LeakyReLU : public Layer {
  public:
   explicit LeakyReLU(float slope);
   std::string kind() const override { return "LeakyReLU"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   float slope() const { return slope_; }
   std::optional<float> leaky_relu_slope() const override { return slope_; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;

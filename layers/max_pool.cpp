@@ -93,7 +93,7 @@ void max_pool_backward_cpu(float* input_gradient, const float* input, const floa
   });
 }
 
-LayerFunctions MaxPool2d::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions MaxPool2d::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"MaxPool2d::forward" + b + " -> max_pool_forward" + b + " -> max_pool_max (kernels/resample_math.h)",
           "MaxPool2d::backward" + b + " -> max_pool_backward" + b + " -> max_pool_route_gradient",

@@ -14,7 +14,7 @@ namespace pneumo {
 class MaxPool2d : public Layer {
  public:
   std::string kind() const override { return "MaxPool2d"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   // 3 comparisons per output element.
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;

@@ -40,7 +40,7 @@ void sigmoid_backward_cpu(float* input_gradient, const float* output, const floa
   });
 }
 
-LayerFunctions Sigmoid::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions Sigmoid::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"Sigmoid::forward" + b + " -> sigmoid_forward" + b + " -> sigmoid (kernels/activation_math.h)",
           "Sigmoid::backward" + b + " -> sigmoid_backward" + b + " -> sigmoid_gradient", "layers/sigmoid.md"};

@@ -11,7 +11,7 @@ namespace pneumo {
 class Sigmoid : public Layer {
  public:
   std::string kind() const override { return "Sigmoid"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   // 4 per element: exp, add, divide, and the |x| / select.
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;

@@ -81,7 +81,7 @@ void upsample_backward_cpu(float* input_gradient, const float* output_gradient, 
   });
 }
 
-LayerFunctions Upsample::functions(Device device, const std::vector<Shape>&) const {
+LayerFunctions Upsample::functions(Device device, const std::vector<Shape>&, bool) const {
   const std::string b = device == Device::CPU ? "_cpu" : "_cuda";
   return {"Upsample::forward" + b + " -> upsample_forward" + b + " -> upsample_source_index (kernels/resample_math.h)",
           "Upsample::backward" + b + " -> upsample_backward" + b, "layers/upsample.md"};

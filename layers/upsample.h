@@ -13,7 +13,7 @@ class Upsample : public Layer {
  public:
   explicit Upsample(int factor);
   std::string kind() const override { return "Upsample"; }
-  LayerFunctions functions(Device device, const std::vector<Shape>& inputs) const override;
+  LayerFunctions functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const override;
   int factor() const { return factor_; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   int64_t forward_flops(const std::vector<Shape>& inputs) const override;  // 0: a pure copy

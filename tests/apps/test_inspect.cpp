@@ -278,6 +278,8 @@ TEST_CASE("each node's function chain comes from the layer that ran, a convoluti
                                            : "gemm [first runnable of --conv-algo winograd4,gemm (winograd4 runs 3x3";
       CHECK(node.functions.forward.find("conv2d_forward_cpu -> " + expected) != std::string::npos);
       CHECK(node.functions.backward.find("conv2d_weight_gradient_cpu -> " + expected) != std::string::npos);
+      // The first convolution reads the images: no input gradient is computed, none is named.
+      CHECK((node.functions.backward.find("conv2d_input_gradient_cpu") != std::string::npos) == (node.name != "conv0"));
       CHECK(node.functions.forward.find(std::string(names) == "reference"       ? "conv_reference_forward_cpu"
                                         : three && std::string(names) != "gemm" ? "conv_winograd_cpu"
                                                                                 : "cpu_sgemm") != std::string::npos);
