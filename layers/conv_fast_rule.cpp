@@ -31,11 +31,24 @@ namespace pneumo {
 //   weight-gradient  8x128x128x64  -> 128, 1x1  37.7    44.5                         gemm
 //   weight-gradient  8x16x16x512   -> 1, 1x1     0.40    0.16                        direct
 //
-// So: Winograd F(4x4) on every 3x3 layer with 32 or more input channels, in all three directions
-// but the weight gradient of the 512-channel layers, where gemm ties with it and sums exactly (its
+// The `cpu` preset's network (128x128, 8 channels, 1 block, depth 4), batch 16, the same machine
+// and day, auto's timings in ms:
+//
+//   forward          16x128x128x1  -> 8, 3x3    11.09     -      14.99      7.43       winograd4
+//   forward          16x64x64x16   -> 16, 3x3    9.08     -       3.53      2.19       winograd4
+//   forward          16x32x32x32   -> 32, 3x3   12.78    3.70     2.48      ~2.5       winograd4
+//   input-gradient   16x64x64x16   -> 16, 3x3    7.81     -       3.66      2.37       winograd4
+//   weight-gradient  16x128x128x1  -> 8, 3x3     7.01     -      11.15      9.03       gemm
+//   weight-gradient  16x64x64x16   -> 16, 3x3    7.20     -       4.01      2.24       winograd4
+//   weight-gradient  16x32x32x32   -> 32, 3x3   10.28   10.89     2.86      (chosen)   winograd4
+//
+// So: Winograd F(4x4) on every 3x3 layer with more than one input channel, in all three
+// directions but the weight gradient of the 512-channel layers, where gemm ties with it and sums
+// exactly (its
 // rounding error is bounded in layers/conv2d.md, "Winograd's accuracy", and training reaches
 // the same mAP: benchmarks/README.md, "Do the algorithms train alike"); the stem (one input
-// channel) with the direct kernel forward and gemm backward; 1x1 layers with the direct kernels
+// channel) with the direct kernel forward where it runs (32 outputs; else Winograd F(4x4)) and gemm
+// for its weight gradient; 1x1 layers with the direct kernels
 // while the image is large (64 or fewer channels on the reduced side) and gemm (OpenBLAS) when the
 // channels grow; the head's 512 -> 1 weight gradient (one output channel) with direct. On AVX-512
 // the same rule applies (the 2026-12-02 auto runs on an AVX-512 EPYC chose winograd4 for the 3x3
@@ -54,10 +67,12 @@ ConvRuleChoice fast_conv_algorithm(ConvDirection direction, const Conv2dGeometry
   if (g.kernel_size == 3) {
     if (direction == ConvDirection::WeightGradient && g.C >= 512)
       return {ConvAlgorithm::Gemm, "3x3 weight gradient with 512+ channels: gemm (ties Winograd F(4x4), sums exactly)"};
-    if (g.C >= 32) return pick(ConvAlgorithm::Winograd4, "3x3 with 32+ input channels: Winograd F(4x4)");
-    if (direction == ConvDirection::Forward)
-      return pick(ConvAlgorithm::Direct, "3x3 with few input channels: the direct kernel");
-    return {ConvAlgorithm::Gemm, "3x3 with few input channels, a gradient: gemm"};
+    if (g.C > 1) return pick(ConvAlgorithm::Winograd4, "3x3 with several input channels: Winograd F(4x4)");
+    // The stem, on the one-channel image.
+    if (direction == ConvDirection::WeightGradient)
+      return {ConvAlgorithm::Gemm, "3x3 on one channel, weight gradient: gemm"};
+    if (runs(ConvAlgorithm::Direct)) return {ConvAlgorithm::Direct, "3x3 on one channel: the direct kernel"};
+    return pick(ConvAlgorithm::Winograd4, "3x3 on one channel, the direct kernel cannot run it: Winograd F(4x4)");
   }
   // 1x1: a GEMM of (pixels, C) x (C, K); the direct kernels win while the pixels are many and the
   // channels few, OpenBLAS once the channels grow.
