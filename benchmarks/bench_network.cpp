@@ -69,7 +69,7 @@ void declare_options(cli::Arguments& arguments) {
                    "CUDA: cuDNN's algorithm per shape from its heuristic, timed (find, as PyTorch's "
                    "cudnn.benchmark=True), or deterministic ones only");
   arguments.option("conv-algo", "NAME[,NAME...]", "",
-                   "CPU convolution algorithms, as pneumo's --conv-algo (default: PNEUMO_CONV_ALGO, else direct,gemm)");
+                   "CPU convolution algorithms, as pneumo's --conv-algo (default: PNEUMO_CONV_ALGO, else fast)");
   arguments.option("conv-tuning", "FILE", "",
                    "the tuning file auto reads (default: PNEUMO_CONV_TUNING, else none: auto times each shape)");
 }
