@@ -23,25 +23,14 @@ import re
 import subprocess
 import sys
 
-ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", ".."))
-PAGE_FOLDERS = ["engine", "kernels", "layers", "data", "apps", "benchmarks"]
-SKIP_FOLDERS = {"third_party", "fixtures", "build", ".git"}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_docs import ROOT, pages  # noqa: E402  the same root (argv[1]) and the same pages
 PYTHON = os.environ.get("PNEUMO_PYTHON", "/usr/bin/python3")
 NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
 # a number, optional spaces, then the marker
 QUOTE = re.compile(r"(" + NUMBER + r")\s*<!--\s*from\s+([\w./-]+\.py)\s*:\s*(\w+)\s*-->")
 MARKER = re.compile(r"<!--\s*from\s+[\w./-]+\.py\s*:")
 PRINTED = re.compile(r"^\s*(\w+)\s*=\s*(" + NUMBER + r")\s*(?:#.*)?$")  # an optional # comment
-
-
-def pages():
-    yield os.path.join(ROOT, "README.md")
-    for folder in PAGE_FOLDERS:
-        for directory, subfolders, files in os.walk(os.path.join(ROOT, folder)):
-            subfolders[:] = [s for s in subfolders if s not in SKIP_FOLDERS]
-            for name in sorted(files):
-                if name.endswith(".md"):
-                    yield os.path.join(directory, name)
 
 
 def to_decimal(text):
