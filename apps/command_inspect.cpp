@@ -85,6 +85,9 @@ int run_inspect(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   arguments.option("lr", "RATE", "0.001", "learning rate of the Adam step");
   arguments.option("threshold", "P", "0.5", "probability threshold of the box post-processing");
   arguments.option("device", "cpu|cuda|auto", "cpu", "where the step runs");
+  arguments.option("precision", "fp32|bf16", "fp32",
+                   "convolutions in fp32, or bf16: inputs, filters and gradients in bfloat16, fp32 accumulation "
+                   "(layers/precision.md)");
   arguments.option("out", "HTML", "inspect.html", "the page to write (with --run: default RUN_DIR/inspect.html)");
   arguments.option("run", "RUN_DIR", "", "draw the recorded layer statistics of a training run instead");
   if (!arguments.parse(argv)) return 0;
@@ -126,6 +129,7 @@ int run_inspect(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   Context context(device);
   Network network(device, config, static_cast<uint64_t>(arguments.integer("seed")));
   network.set_conv_policy(conv_policy);
+  network.set_precision(parse_precision(arguments.choice("precision", {"fp32", "bf16"})));
   Adam adam;
   if (!checkpoint.empty()) adam.set_step_count(load_checkpoint(checkpoint, network.parameters()).step);
 

@@ -26,6 +26,9 @@ int run_predict(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   arguments.option("cache-dir", "DIR", "",
                    "where the preprocessed image cache lives (default: the parent of --images)");
   arguments.option("max-unreadable", "F", "0", "fail when more than this share of images cannot be read");
+  arguments.option("precision", "fp32|bf16", "fp32",
+                   "convolutions in fp32, or bf16: inputs, filters and gradients in bfloat16, fp32 accumulation "
+                   "(layers/precision.md)");
   arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
   arguments.option(
       "cudnn", "heuristic|find|deterministic", "heuristic",
@@ -45,6 +48,7 @@ int run_predict(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   settings.cache_dir = arguments.text("cache-dir");
   settings.max_unreadable_fraction = arguments.number("max-unreadable");
   settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+  settings.precision = parse_precision(arguments.choice("precision", {"fp32", "bf16"}));
   settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
   settings.conv_policy = conv_policy;
   // Checked before any work: the submission replaces neither the checkpoint, the labels nor an image.

@@ -71,6 +71,7 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   arguments.option("checkpoint", "FILE", "", "take the network of a checkpoint");
   arguments.flag("conv-algos", "print every convolution's CPU algorithm per direction, and why");
   arguments.option("threads", "N", "0", "CPU threads (0: all; part of auto's key, as in pneumo tune)");
+  arguments.option("precision", "fp32|bf16", "fp32", "budget the step in this precision (layers/precision.md)");
   if (!arguments.parse(argv)) return 0;
   if (arguments.integer("threads", 0) > 0) set_cpu_thread_count(static_cast<int>(arguments.integer("threads")));
   NetworkConfig config{arguments.integer("size"),
@@ -86,6 +87,7 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   validate_network_config(config);
   Network network(Device::CPU, config, 0);
   network.set_conv_policy(conv_policy);
+  network.set_precision(parse_precision(arguments.choice("precision", {"fp32", "bf16"})));
   std::printf("create_network(input_size=%lld, channels=%lld, n_blocks=%lld, depth=%lld)\n",
               static_cast<long long>(config.input_size), static_cast<long long>(config.channels),
               static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth));

@@ -52,6 +52,9 @@ int run_train(const std::vector<std::string>& argv, const ConvPolicy& conv_polic
   arguments.option(
       "gradient-buckets", "MB", "0",
       "under mpirun: sum the gradients in buckets of MB overlapped with the backward pass (0: one sum after it)");
+  arguments.option("precision", "fp32|bf16", "fp32",
+                   "convolutions in fp32, or bf16: inputs, filters and gradients in bfloat16, fp32 accumulation "
+                   "(layers/precision.md)");
   arguments.option("tf32", "on|off", "off", "CUDA: TF32 tensor cores in cuDNN (off: full fp32, as the CPU)");
   arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
                    "CUDA: cuDNN's algorithm per shape from its heuristic, timed once (find, as PyTorch's "
@@ -68,7 +71,7 @@ int run_train(const std::vector<std::string>& argv, const ConvPolicy& conv_polic
     for (const char* name : {"data",       "preset", "size",    "channels",  "blocks",        "depth",
                              "dropout",    "batch",  "epochs",  "lr",        "validation",    "validation-fraction",
                              "max-images", "seed",   "no-flip", "threshold", "bn-statistics", "force",
-                             "run-dir",    "tf32",   "cudnn"})
+                             "run-dir",    "tf32",   "cudnn",   "precision"})
       if (arguments.has(name))
         throw Error(std::string("--") + name + " cannot be changed when resuming (the run's config.txt is used)");
     TrainSettings settings = read_run_settings(arguments.text("resume"));
@@ -132,6 +135,7 @@ int run_train(const std::vector<std::string>& argv, const ConvPolicy& conv_polic
       throw Error("--bn-statistics expects global or per-rank, got '" + statistics + "'");
     settings.synchronized_batch_norm = statistics == "global";
     settings.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+    settings.precision = parse_precision(arguments.choice("precision", {"fp32", "bf16"}));
     settings.cudnn = arguments.choice("cudnn", {"heuristic", "find", "deterministic"});
     settings.inspect_every = arguments.integer("inspect-every");
     settings.gradient_bucket_mb = arguments.number("gradient-buckets");

@@ -54,6 +54,7 @@ PredictOutcome run_prediction(const PredictSettings& settings) {
   load_checkpoint(settings.checkpoint, network.parameters());
   network.set_constant_weights(true);  // filters transformed once, not once per batch
   network.set_allow_tf32(settings.tf32);
+  network.set_precision(settings.precision);
   network.set_cudnn_search(parse_cudnn_search(settings.cudnn));
   network.set_conv_policy(settings.conv_policy);
   std::printf("device: %s\nmodel: %s (epoch %lld, input %lld, %lld parameters)\n", describe_device(device).c_str(),

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "layers/conv_selection.h"
+#include "layers/precision.h"
 
 namespace pneumo::cli {
 
@@ -22,7 +23,8 @@ struct PredictSettings {
   int64_t workers = 4;
   double threshold = 0.5;
   double max_unreadable_fraction = 0.0;
-  bool tf32 = false;  // CUDA: TF32 tensor cores in cuDNN (off: full fp32)
+  bool tf32 = false;                      // CUDA: TF32 tensor cores in cuDNN (off: full fp32)
+  Precision precision = Precision::Fp32;  // the convolutions' (layers/precision.h)
   std::string cudnn = "heuristic";
   ConvPolicy conv_policy;  // CPU: how the convolutions choose their algorithms  // CUDA: heuristic, find or
                            // deterministic (layers/conv2d_cudnn_algorithm.h)

@@ -54,6 +54,7 @@ std::map<std::string, std::string> settings_to_map(const TrainSettings& settings
   values["conv_algorithms"] = conv_algorithms_name(settings.conv_policy.algorithms);
   if (!settings.conv_policy.tuning_file.empty()) values["conv_tuning"] = settings.conv_policy.tuning_file;
   values["tf32"] = settings.tf32 ? "on" : "off";
+  values["precision"] = precision_name(settings.precision);
   values["cudnn"] = settings.cudnn;
   add_network_metadata(values, settings.network);
   return values;
@@ -133,6 +134,11 @@ TrainSettings settings_from_map(const std::map<std::string, std::string>& values
   const std::string tf32 = values.count("tf32") ? values.at("tf32") : "off";
   if (tf32 != "on" && tf32 != "off") throw Error(source + ": field 'tf32' expects on or off, got " + quoted(tf32, 60));
   settings.tf32 = tf32 == "on";
+  try {
+    settings.precision = parse_precision(values.count("precision") ? values.at("precision") : "fp32");
+  } catch (const Error& error) {
+    throw Error(source + ": field 'precision': " + error.what());
+  }
   settings.cudnn = values.count("cudnn") ? values.at("cudnn") : "heuristic";
   if (settings.cudnn != "heuristic" && settings.cudnn != "find" && settings.cudnn != "deterministic")
     throw Error(source + ": field 'cudnn' expects heuristic, find or deterministic, got " + quoted(settings.cudnn, 60));

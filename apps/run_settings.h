@@ -62,6 +62,8 @@ struct TrainSettings {
   // (heuristic, find, deterministic: layers/conv2d_cudnn_algorithm.h). Part of the run (config.txt).
   bool tf32 = false;
   std::string cudnn = "heuristic";
+  // The convolutions' precision (layers/precision.h): fp32 or bf16. Part of the run (config.txt).
+  Precision precision = Precision::Fp32;
   // Write a new run into a folder that holds other files, or replace the run already there.
   bool force_run_dir = false;
 };

@@ -115,6 +115,10 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   network_ = std::make_unique<Network>(device_, settings_.network, settings_.seed);
   network_->set_conv_policy(settings_.conv_policy);
   network_->set_allow_tf32(settings_.tf32);
+  network_->set_precision(settings_.precision);
+  if (settings_.precision != Precision::Fp32)
+    log_.line(std::string("precision: ") + precision_name(settings_.precision) +
+              " (convolution operands in bfloat16, fp32 accumulation; weights, Adam and batch norm in fp32)");
   network_->set_cudnn_search(parse_cudnn_search(settings_.cudnn));
   if (device_ == Device::CUDA)
     log_.line("cuDNN: algorithms by " + settings_.cudnn + ", TF32 " + (settings_.tf32 ? "on" : "off"));

@@ -130,6 +130,7 @@ struct Row {
   std::string layer;
   ConvDirection direction;
   ConvAlgorithm algorithm;
+  Precision precision;
   double milliseconds, gflops;
 };
 
@@ -168,14 +169,20 @@ void run_cuda(int64_t batch, int repeats, bool tf32, const std::string& only) {
 }
 
 std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
-                         const std::vector<ConvAlgorithm>& algorithms, double peak) {
+                         const std::vector<ConvAlgorithm>& algorithms, const std::vector<Precision>& precisions,
+                         double peak) {
   std::printf("\nCPU, %d threads, %s kernels, OpenBLAS kernels %s, batch %lld, median of %d\n", cpu_thread_count(),
               cpu_isa_name(cpu_isa()), openblas_kernel_name(), static_cast<long long>(batch), repeats);
   std::printf(
       "FMA peak (measured): %.1f GFLOP/s. GF/s counts direct-convolution FLOPs "
       "(2 N H W K R R C per direction).\n",
       peak);
-  std::printf("%-24s %-15s %-10s %10s %10s %7s\n", "layer", "direction", "algorithm", "ms", "GF/s", "% peak");
+  if (std::find(precisions.begin(), precisions.end(), Precision::Bf16) != precisions.end())
+    std::printf(
+        "bf16 rows: the portable path (operands rounded to bfloat16, then the fp32 kernel; layers/precision.md), so "
+        "%% peak is of the FMA peak; this build has no bf16-instruction kernels.\n");
+  std::printf("%-24s %-15s %-10s %-5s %10s %10s %7s\n", "layer", "direction", "algorithm", "prec", "ms", "GF/s",
+              "% peak");
   std::vector<Row> rows;
   std::mt19937 generator(1);
   std::uniform_real_distribution<float> uniform(-1, 1);
@@ -199,32 +206,34 @@ std::vector<Row> run_cpu(int64_t batch, int repeats, const std::string& only,
                          : std::vector<ConvDirection>{ConvDirection::Forward, ConvDirection::WeightGradient};
     Context context(Device::CPU);
     for (ConvDirection direction : directions)
-      for (ConvAlgorithm algorithm : algorithms) {
-        const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, g);
-        if (!reason.empty()) {
-          std::printf("%-24s %-15s %-10s %10s   (%s)\n", c.name, conv_direction_name(direction),
-                      conv_algorithm_name(algorithm), "-", reason.c_str());
-          continue;
+      for (ConvAlgorithm algorithm : algorithms)
+        for (Precision precision : precisions) {
+          const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, g);
+          if (!reason.empty()) {
+            std::printf("%-24s %-15s %-10s %-5s %10s   (%s)\n", c.name, conv_direction_name(direction),
+                        conv_algorithm_name(algorithm), precision_name(precision), "-", reason.c_str());
+            continue;
+          }
+          // reference is slow by design: one run only.
+          const int runs = algorithm == ConvAlgorithm::Reference ? 1 : repeats;
+          const double seconds = median_seconds(context, runs, [&] {
+            if (direction == ConvDirection::Forward)
+              conv2d_forward_cpu(output.data(), input.data(), weight.data(), c.bias ? bias.data() : nullptr, g,
+                                 algorithm, scratch, nullptr, precision);
+            else if (direction == ConvDirection::InputGradient)
+              conv2d_input_gradient_cpu(input_gradient.data(), output_gradient.data(), weight.data(), g, algorithm,
+                                        scratch, precision);
+            else
+              conv2d_weight_gradient_cpu(weight_gradient.data(), c.bias ? bias_gradient.data() : nullptr,
+                                         output_gradient.data(), input.data(), g, algorithm, scratch, precision);
+          });
+          const double gflops = flops / seconds * 1e-9;
+          rows.push_back({c.name, direction, algorithm, precision, seconds * 1e3, gflops});
+          std::printf("%-24s %-15s %-10s %-5s %10.3f %10.1f %6.0f%%\n", c.name, conv_direction_name(direction),
+                      conv_algorithm_name(algorithm), precision_name(precision), seconds * 1e3, gflops,
+                      peak > 0 ? 100.0 * gflops / peak : 0.0);
+          std::fflush(stdout);
         }
-        // reference is slow by design: one run only.
-        const int runs = algorithm == ConvAlgorithm::Reference ? 1 : repeats;
-        const double seconds = median_seconds(context, runs, [&] {
-          if (direction == ConvDirection::Forward)
-            conv2d_forward_cpu(output.data(), input.data(), weight.data(), c.bias ? bias.data() : nullptr, g, algorithm,
-                               scratch);
-          else if (direction == ConvDirection::InputGradient)
-            conv2d_input_gradient_cpu(input_gradient.data(), output_gradient.data(), weight.data(), g, algorithm,
-                                      scratch);
-          else
-            conv2d_weight_gradient_cpu(weight_gradient.data(), c.bias ? bias_gradient.data() : nullptr,
-                                       output_gradient.data(), input.data(), g, algorithm, scratch);
-        });
-        const double gflops = flops / seconds * 1e-9;
-        rows.push_back({c.name, direction, algorithm, seconds * 1e3, gflops});
-        std::printf("%-24s %-15s %-10s %10.3f %10.1f %6.0f%%\n", c.name, conv_direction_name(direction),
-                    conv_algorithm_name(algorithm), seconds * 1e3, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0);
-        std::fflush(stdout);
-      }
   }
   return rows;
 }
@@ -250,7 +259,7 @@ void write_chart(const std::vector<Row>& rows, double peak, const std::string& p
       series.name = conv_algorithm_name(algorithm);
       series.color = colors[color++ % 5];
       for (const Row& row : rows)
-        if (row.direction == direction && row.algorithm == algorithm) {
+        if (row.direction == direction && row.algorithm == algorithm && row.precision == Precision::Fp32) {
           const auto at = std::find(layers.begin(), layers.end(), row.layer) - layers.begin();
           series.x.push_back(double(at + 1));
           series.y.push_back(row.gflops);
@@ -279,6 +288,9 @@ void declare_options(cli::Arguments& arguments) {
   arguments.option("layer", "TEXT", "", "only the layers whose name contains TEXT");
   arguments.option("threads", "T", "0", "CPU threads (0: all hardware threads)");
   arguments.option("algorithms", "a,b,...", "", "CPU algorithms to time (default: every one)");
+  arguments.option("precision", "fp32|bf16|all", "fp32",
+                   "CPU precision of the timed convolutions (all: each algorithm in fp32 and bf16 side by side; "
+                   "the chart draws fp32)");
   arguments.option("chart", "FILE", "conv_algorithms.png", "PNG chart of the CPU timings (\"\" for none)");
 }
 
@@ -296,7 +308,11 @@ int time_convolutions(const cli::Arguments& arguments) {
   if (device_choice == "cuda") resolve_device("cuda");  // throws with the reason when no GPU is usable
   if (device_choice == "cpu" || device_choice == "all") {
     const double peak = measure_fma_peak();
-    const std::vector<Row> rows = run_cpu(batch, repeats, only, algorithms, peak);
+    const std::string precision = arguments.choice("precision", {"fp32", "bf16", "all"});
+    const std::vector<Precision> precisions = precision == "all"
+                                                  ? std::vector<Precision>{Precision::Fp32, Precision::Bf16}
+                                                  : std::vector<Precision>{parse_precision(precision)};
+    const std::vector<Row> rows = run_cpu(batch, repeats, only, algorithms, precisions, peak);
     if (!chart.empty()) write_chart(rows, peak, chart);
   }
   if (device_choice == "cuda" || (device_choice == "all" && cuda_device_count() > 0))

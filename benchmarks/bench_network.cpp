@@ -44,8 +44,9 @@ struct Options {
   int repeats = 3;
   int threads = 0;
   bool layers = false;
-  bool constant_weights = true;  // inference: filters prepared once (Network::set_constant_weights)
-  bool tf32 = false;             // CUDA: let cuDNN use TF32 tensor cores
+  bool constant_weights = true;           // inference: filters prepared once (Network::set_constant_weights)
+  bool tf32 = false;                      // CUDA: let cuDNN use TF32 tensor cores
+  Precision precision = Precision::Fp32;  // the convolutions' (layers/precision.h)
   CudnnSearch cudnn_search = CudnnSearch::Heuristic;  // CUDA: how cuDNN's algorithms are chosen
   ConvPolicy conv_policy;  // CPU: the environment's (PNEUMO_CONV_ALGO, ...), then --conv-algo/--conv-tuning
 };
@@ -63,6 +64,8 @@ void declare_options(cli::Arguments& arguments) {
   arguments.flag("no-constant-weights",
                  "inference prepares (Winograd-transforms, packs) the filters at every forward, as "
                  "training does, instead of once");
+  arguments.option("precision", "fp32|bf16", "fp32",
+                   "convolutions in fp32, or bf16 operands with fp32 accumulation (layers/precision.md)");
   arguments.option("tf32", "on|off", "off",
                    "CUDA: TF32 tensor cores in cuDNN (PyTorch's cuDNN default is on, pneumo's off)");
   arguments.option("cudnn", "heuristic|find|deterministic", "heuristic",
@@ -87,6 +90,7 @@ Options read_options(const cli::Arguments& arguments) {
   options.layers = arguments.has("layers");
   options.constant_weights = !arguments.has("no-constant-weights");
   options.tf32 = arguments.choice("tf32", {"on", "off"}) == "on";
+  options.precision = parse_precision(arguments.choice("precision", {"fp32", "bf16"}));
   options.cudnn_search = parse_cudnn_search(arguments.choice("cudnn", {"heuristic", "find", "deterministic"}));
   options.conv_policy = conv_policy_from_environment();
   if (!arguments.text("conv-algo").empty()) {
@@ -230,6 +234,7 @@ int time_network(const cli::Arguments& arguments) {
   Network network(device, options.config, 1);
   network.set_conv_policy(options.conv_policy);
   network.set_allow_tf32(options.tf32);
+  network.set_precision(options.precision);
   network.set_cudnn_search(options.cudnn_search);
   Adam adam(AdamConfig{});
   const NetworkConfig& config = network.config();
@@ -243,10 +248,11 @@ int time_network(const cli::Arguments& arguments) {
   const ModelSummary summary = summarize(network, N);
   std::printf(
       "bench_network: %s; size %lld channels %lld blocks %lld depth %lld batch %lld; "
-      "%lld parameters, %.2f GFLOPs forward per image; median of %d\n",
+      "%lld parameters, %.2f GFLOPs forward per image; %s convolutions; median of %d\n",
       describe_device(device).c_str(), static_cast<long long>(S), static_cast<long long>(config.channels),
       static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth), static_cast<long long>(N),
-      static_cast<long long>(network.trainable_parameter_count()), summary.flops_per_image * 1e-9, options.repeats);
+      static_cast<long long>(network.trainable_parameter_count()), summary.flops_per_image * 1e-9,
+      precision_name(options.precision), options.repeats);
   if (device == Device::CPU) {
     const std::string kernels = blas_kernels();
     std::printf("  OpenBLAS kernels: %s%s\n", kernels.c_str(),

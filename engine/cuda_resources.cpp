@@ -25,4 +25,12 @@ void* CudaResources::workspace(size_t bytes) {
   return workspace_.data();
 }
 
+void* CudaResources::staging(size_t bytes) {
+  if (bytes > staging_.bytes()) {
+    staging_ = Memory();
+    staging_ = Memory(Device::CUDA, bytes);
+  }
+  return staging_.data();
+}
+
 }  // namespace pneumo

@@ -50,12 +50,16 @@ class CudaResources {
   // maximum), and is shared by every layer, so its contents do not survive the next call.
   void* workspace(size_t bytes);
   size_t workspace_bytes() const { return workspace_.bytes(); }
+  // A second grow-only device area, beside the workspace and used in the same calls: the bf16
+  // convolutions' rounded operands and bf16 results (layers/conv2d.cu). Same lifetime rules.
+  void* staging(size_t bytes);
 
  private:
   // Each member owns its resource; declaration order is creation order.
   CudnnHandle cudnn_;
   CublasHandle cublas_;
   Memory workspace_;  // (workspace_bytes) device bytes, grow-only
+  Memory staging_;    // device bytes, grow-only (staging)
 };
 
 // Generic RAII owner for a cuDNN descriptor: Create/Destroy are the cudnnCreate*/cudnnDestroy*

@@ -81,18 +81,19 @@ int64_t Conv2d::scratch_floats(const std::vector<Shape>& inputs, Device device, 
     if (direction == ConvDirection::InputGradient && !input_gradient) continue;
     const ConvAlgorithm chosen = preferred_algorithm(direction, geometry);
     if (chosen == ConvAlgorithm::Fast) {
-      floats = std::max(
-          floats, conv2d_cpu_scratch_floats(geometry, direction, fast_conv_algorithm(direction, geometry).algorithm));
+      floats =
+          std::max(floats, conv2d_cpu_scratch_floats(geometry, direction,
+                                                     fast_conv_algorithm(direction, geometry).algorithm, precision_));
       continue;
     }
     if (chosen != ConvAlgorithm::Auto) {
-      floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, chosen));
+      floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, chosen, precision_));
       continue;
     }
     // auto picks by timing: budget for the hungriest candidate it may pick.
     for (ConvAlgorithm candidate : concrete_conv_algorithms())
       if (conv_algorithm_unsupported_reason(candidate, direction, geometry).empty())
-        floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, candidate));
+        floats = std::max(floats, conv2d_cpu_scratch_floats(geometry, direction, candidate, precision_));
   }
   return floats;
 }
@@ -130,6 +131,10 @@ void Conv2d::configure(const LayerSettings& settings) {
   set_allow_tf32(settings.allow_tf32);
   set_cudnn_search(settings.cudnn_search);
   if (settings.conv_selector) selector_ = settings.conv_selector;
+  if (settings.precision != precision_) {  // a prepared filter was made in the other precision
+    precision_ = settings.precision;
+    set_constant_weights(constant_weights_);
+  }
 }
 
 ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction, const Conv2dGeometry& geometry) const {
@@ -153,17 +158,19 @@ std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,
                                                         const float* input, const float* output_gradient, float* output,
                                                         std::vector<float>& trial) const {
   const float* weight = weight_.data();  // (K,R,S,C)
+  const Precision precision = precision_;
   switch (direction) {
     case ConvDirection::Forward: {
       const float* bias = has_bias_ ? bias_.data() : nullptr;  // (K)
       return [=](ConvAlgorithm candidate) {
-        conv2d_forward_cpu(output, input, weight, bias, geometry, candidate, conv_scratch());
+        conv2d_forward_cpu(output, input, weight, bias, geometry, candidate, conv_scratch(), nullptr, precision);
       };
     }
     case ConvDirection::InputGradient:
       return [=, &trial](ConvAlgorithm candidate) {
         trial.assign(static_cast<size_t>(geometry.pixels() * geometry.C), 0.0f);  // (N,H,W,C)
-        conv2d_input_gradient_cpu(trial.data(), output_gradient, weight, geometry, candidate, conv_scratch());
+        conv2d_input_gradient_cpu(trial.data(), output_gradient, weight, geometry, candidate, conv_scratch(),
+                                  precision);
       };
     case ConvDirection::WeightGradient: {
       const int64_t weight_count = weight_.count();
@@ -171,7 +178,7 @@ std::function<void(ConvAlgorithm)> Conv2d::trial_runner(ConvDirection direction,
       return [=, &trial](ConvAlgorithm candidate) {
         trial.assign(static_cast<size_t>(weight_count + geometry.K), 0.0f);  // (K,R,S,C) + (K)
         conv2d_weight_gradient_cpu(trial.data(), bias ? trial.data() + weight_count : nullptr, output_gradient, input,
-                                   geometry, candidate, conv_scratch());
+                                   geometry, candidate, conv_scratch(), precision);
       };
     }
   }
@@ -207,6 +214,14 @@ ConvAlgorithmDecision Conv2d::explain_algorithm(ConvDirection direction, const S
 }
 
 LayerFunctions Conv2d::functions(Device device, const std::vector<Shape>& inputs, bool input_gradient) const {
+  if (device != Device::CPU && precision_ == Precision::Bf16)
+    return {
+        "Conv2d::forward_cuda -> conv2d_forward_cuda -> round_to_bf16_cuda (input, weight), "
+        "cudnnConvolutionForward (bf16 data, fp32 compute), bf16_to_float_add_bias_cuda",
+        "Conv2d::backward_cuda -> conv2d_backward_cuda -> round_to_bf16_cuda (operands), "
+        "cudnnConvolutionBackwardData + accumulate_bf16_cuda, cudnnConvolutionBackwardFilter + "
+        "accumulate_bf16_cuda",
+        "layers/precision.md"};
   if (device != Device::CPU)
     return {"Conv2d::forward_cuda -> conv2d_forward_cuda -> cudnnConvolutionForward (+ cudnnAddTensor for the bias)",
             "Conv2d::backward_cuda -> conv2d_backward_cuda -> cudnnConvolutionBackwardData, "
@@ -216,7 +231,8 @@ LayerFunctions Conv2d::functions(Device device, const std::vector<Shape>& inputs
     try {
       const ConvAlgorithmDecision decision = explain_algorithm(direction, inputs.at(0));
       return std::string(conv_algorithm_name(decision.algorithm)) + " [" + decision.reason +
-             "]: " + conv_cpu_kernel(decision.algorithm, direction).calls;
+             "]: " + (precision_ == Precision::Bf16 ? "round_to_bf16_cpu (the operands), " : "") +
+             conv_cpu_kernel(decision.algorithm, direction).calls;
     } catch (const Error& error) {  // a strict --conv-algo that cannot run it: what the run would say
       return std::string("(none runs it: ") + error.what() + ")";
     }
@@ -243,11 +259,11 @@ void Conv2d::forward_cpu(Context&, const std::vector<const Tensor*>& inputs, Ten
   // Constant weights: the filter is prepared at the first forward (per algorithm) and kept.
   if (prepared_algorithm_ != algorithm) {
     prepared_.assign(static_cast<size_t>(prepared_floats), 0.0f);
-    conv2d_prepare_filter_cpu(prepared_.data(), weight_.data(), geometry, algorithm);
+    conv2d_prepare_filter_cpu(prepared_.data(), weight_.data(), geometry, algorithm, precision_);
     prepared_algorithm_ = algorithm;
   }
   conv2d_forward_cpu(output.data(), input.data(), weight_.data(), has_bias_ ? bias_.data() : nullptr, geometry,
-                     algorithm, conv_scratch(), prepared_.data());
+                     algorithm, conv_scratch(), prepared_.data(), precision_);
 }
 
 void Conv2d::set_constant_weights(bool constant) {
@@ -268,14 +284,14 @@ void Conv2d::backward_cpu(Context&, const std::vector<const Tensor*>& inputs, co
         ConvDirection::InputGradient, geometry,
         trial_runner(ConvDirection::InputGradient, geometry, input.data(), output_gradient.data(), nullptr, trial));
     conv2d_input_gradient_cpu(input_gradients[0]->data(), output_gradient.data(), weight_.data(), geometry, algorithm,
-                              scratch);
+                              scratch, precision_);
   }
   const ConvAlgorithm algorithm = resolve_algorithm(
       ConvDirection::WeightGradient, geometry,
       trial_runner(ConvDirection::WeightGradient, geometry, input.data(), output_gradient.data(), nullptr, trial));
   std::vector<float>().swap(trial);
   conv2d_weight_gradient_cpu(weight_gradient_.data(), has_bias_ ? bias_gradient_.data() : nullptr,
-                             output_gradient.data(), input.data(), geometry, algorithm, scratch);
+                             output_gradient.data(), input.data(), geometry, algorithm, scratch, precision_);
 }
 
 }  // namespace pneumo

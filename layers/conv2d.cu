@@ -16,6 +16,7 @@
 #include "engine/cuda_check.h"
 #include "engine/cuda_resources.h"
 #include "engine/memory.h"
+#include "kernels/bf16_cuda.h"
 #include "layers/conv2d_cudnn_algorithm.h"
 #include "layers/conv2d_cuda.h"
 
@@ -227,20 +228,26 @@ ChosenAlgorithm<Direction> choose_algorithm(Conv2dCudaPlan& plan, cudnnHandle_t 
   return chosen;
 }
 
+// bf16: input, filter and output descriptors in bfloat16 with fp32 compute (cuDNN's
+// BFLOAT16_CONFIG), tensor-core math allowed (TF32 does not apply to bf16 data).
 void build_plan(Conv2dCudaPlan& plan, cudnnHandle_t cudnn, const Conv2dGeometry& g, bool allow_tf32, CudnnSearch search,
-                const std::string& layer_name) {
+                const std::string& layer_name, bool bf16) {
   const int N = to_int(g.N, "N"), H = to_int(g.H, "H"), W = to_int(g.W, "W");
   const int C = to_int(g.C, "C"), K = to_int(g.K, "K"), R = g.kernel_size, pad = g.padding();
   to_int(g.pixels() * std::max(g.C, g.K), "tensor size");
-  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.input.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, N, C, H, W));
-  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.output.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, N, K, H, W));
+  const cudnnDataType_t data = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.input.get(), CUDNN_TENSOR_NHWC, data, N, C, H, W));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.output.get(), CUDNN_TENSOR_NHWC, data, N, K, H, W));
   PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan.bias.get(), CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, K, 1, 1));
-  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan.filter.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, K, C, R, R));
+  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan.filter.get(), data, CUDNN_TENSOR_NHWC, K, C, R, R));
   PNEUMO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan.convolution.get(), pad, pad, 1, 1, 1, 1,
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  allow_tf32 = allow_tf32 || bf16;  // from here: whether tensor-core math may be used
   const cudnnMathType_t requested_math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), requested_math));
-  const std::string shape = geometry_string(g) + (allow_tf32 ? " (TF32 allowed)" : " (fp32)");
+  const std::string shape = geometry_string(g) + (bf16         ? " (bf16, fp32 compute)"
+                                                  : allow_tf32 ? " (TF32 allowed)"
+                                                               : " (fp32)");
 
   const auto forward =
       choose_algorithm<ForwardDirection>(plan, cudnn, allow_tf32, requested_math, layer_name, shape, search);
@@ -265,19 +272,21 @@ class Conv2dCudaPlans {
  public:
   explicit Conv2dCudaPlans(std::string layer_name) : layer_name_(std::move(layer_name)) {}
   void set_search(CudnnSearch search) { search_ = search; }
-  Conv2dCudaPlan& get(CudaResources& resources, const Conv2dGeometry& g, bool allow_tf32) {
-    const auto key = std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32, static_cast<int>(search_));
+  Conv2dCudaPlan& get(CudaResources& resources, const Conv2dGeometry& g, bool allow_tf32, bool bf16) {
+    const auto key =
+        std::make_tuple(g.N, g.H, g.W, g.C, g.K, g.kernel_size, allow_tf32, static_cast<int>(search_), bf16);
     auto found = plans_.find(key);
     if (found != plans_.end()) return *found->second;
     auto plan = std::make_unique<Conv2dCudaPlan>();
-    build_plan(*plan, resources.cudnn(), g, allow_tf32, search_, layer_name_);
+    build_plan(*plan, resources.cudnn(), g, allow_tf32, search_, layer_name_, bf16);
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
 
  private:
   std::string layer_name_;  // for errors, e.g. "block1_1.conv1"
   CudnnSearch search_ = CudnnSearch::Heuristic;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool, int>, std::unique_ptr<Conv2dCudaPlan>>
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, bool, int, bool>,
+           std::unique_ptr<Conv2dCudaPlan>>
       plans_;
 };
 
@@ -287,13 +296,48 @@ std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer
 
 void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search) { plans.set_search(search); }
 
+namespace {
+
+// The bf16 operands of one call, rounded into the context's staging area (bfloat16 bits).
+struct Bf16Staging {
+  uint16_t* input;   // (N,H,W,C)
+  uint16_t* weight;  // (K,R,S,C)
+  uint16_t* output;  // (N,H,W,K): the forward's result or the output gradient
+  uint16_t* result;  // (N,H,W,C) input gradient, then reused for the (K,R,S,C) weight gradient
+};
+
+Bf16Staging bf16_staging(CudaResources& resources, const Conv2dGeometry& g) {
+  const int64_t input = g.pixels() * g.C, weight = g.K * g.kernel_size * g.kernel_size * g.C;
+  const int64_t output = g.pixels() * g.K, result = std::max(input, weight);
+  auto* base = static_cast<uint16_t*>(
+      resources.staging(static_cast<size_t>(input + weight + output + result) * sizeof(uint16_t)));
+  return {base, base + input, base + input + weight, base + input + weight + output};
+}
+
+}  // namespace
+
 void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
-                         float* output, const float* input, const float* weight, const float* bias) {
+                         float* output, const float* input, const float* weight, const float* bias,
+                         Precision precision) {
   CudaResources& resources = context.cuda();
-  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
+  const bool bf16 = precision == Precision::Bf16;
+  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32, bf16);
   const float one = 1.0f, zero = 0.0f;
   void* workspace = plan.forward_workspace ? resources.workspace(plan.forward_workspace) : nullptr;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.forward_math));
+  if (bf16) {
+    const Bf16Staging staged = bf16_staging(resources, geometry);
+    round_to_bf16_cuda(staged.input, input, geometry.pixels() * geometry.C);
+    round_to_bf16_cuda(staged.weight, weight, geometry.K * geometry.kernel_size * geometry.kernel_size * geometry.C);
+    // staged output (N,H,W,K) bf16 = conv(staged input, staged weight), fp32 accumulation
+    PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(resources.cudnn(), &one, plan.input.get(), staged.input,
+                                               plan.filter.get(), staged.weight, plan.convolution.get(),
+                                               plan.forward_algorithm, workspace, plan.forward_workspace, &zero,
+                                               plan.output.get(), staged.output));
+    // output (N,H,W,K) = float(staged output) + bias (K)
+    bf16_to_float_add_bias_cuda(output, staged.output, bias, geometry.pixels(), geometry.K);
+    return;
+  }
   // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C))
   PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(resources.cudnn(), &one, plan.input.get(), input, plan.filter.get(),
                                              weight, plan.convolution.get(), plan.forward_algorithm, workspace,
@@ -306,17 +350,33 @@ void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dG
 
 void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
                           float* input_gradient, float* weight_gradient, float* bias_gradient,
-                          const float* output_gradient, const float* input, const float* weight) {
+                          const float* output_gradient, const float* input, const float* weight, Precision precision) {
   CudaResources& resources = context.cuda();
-  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32);
-  const float one = 1.0f;
+  const bool bf16 = precision == Precision::Bf16;
+  Conv2dCudaPlan& plan = plans.get(resources, geometry, allow_tf32, bf16);
+  const float one = 1.0f, zero = 0.0f;
+  const int64_t input_count = geometry.pixels() * geometry.C;
+  const int64_t weight_count = geometry.K * geometry.kernel_size * geometry.kernel_size * geometry.C;
+  // bf16: cuDNN reads rounded copies and writes bf16 gradients (beta = 0) into the staging
+  // area, which are then added to the fp32 accumulators (accumulate_bf16_cuda).
+  Bf16Staging staged{};
+  if (bf16) {
+    staged = bf16_staging(resources, geometry);
+    round_to_bf16_cuda(staged.output, output_gradient, geometry.pixels() * geometry.K);
+    round_to_bf16_cuda(staged.weight, weight, weight_count);
+    round_to_bf16_cuda(staged.input, input, input_count);
+  }
+  const void* dy = bf16 ? static_cast<const void*>(staged.output) : output_gradient;
   if (input_gradient) {
     void* workspace = plan.backward_data_workspace ? resources.workspace(plan.backward_data_workspace) : nullptr;
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_data_math));
     // input_gradient (N,H,W,C) += conv_transpose(output_gradient (N,H,W,K), weight (K,R,S,C))
     PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardData(
-        resources.cudnn(), &one, plan.filter.get(), weight, plan.output.get(), output_gradient, plan.convolution.get(),
-        plan.backward_data_algorithm, workspace, plan.backward_data_workspace, &one, plan.input.get(), input_gradient));
+        resources.cudnn(), &one, plan.filter.get(), bf16 ? static_cast<const void*>(staged.weight) : weight,
+        plan.output.get(), dy, plan.convolution.get(), plan.backward_data_algorithm, workspace,
+        plan.backward_data_workspace, bf16 ? &zero : &one, plan.input.get(),
+        bf16 ? static_cast<void*>(staged.result) : input_gradient));
+    if (bf16) accumulate_bf16_cuda(input_gradient, staged.result, input_count);
     PNEUMO_CUDA_CHECK_LAUNCH();
   }
   {
@@ -324,9 +384,11 @@ void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2d
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.convolution.get(), plan.backward_filter_math));
     // weight_gradient (K,R,S,C) += correlation of input (N,H,W,C) with output_gradient (N,H,W,K)
     PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        resources.cudnn(), &one, plan.input.get(), input, plan.output.get(), output_gradient, plan.convolution.get(),
-        plan.backward_filter_algorithm, workspace, plan.backward_filter_workspace, &one, plan.filter.get(),
-        weight_gradient));
+        resources.cudnn(), &one, plan.input.get(), bf16 ? static_cast<const void*>(staged.input) : input,
+        plan.output.get(), dy, plan.convolution.get(), plan.backward_filter_algorithm, workspace,
+        plan.backward_filter_workspace, bf16 ? &zero : &one, plan.filter.get(),
+        bf16 ? static_cast<void*>(staged.result) : weight_gradient));
+    if (bf16) accumulate_bf16_cuda(weight_gradient, staged.result, weight_count);
     PNEUMO_CUDA_CHECK_LAUNCH();
   }
   if (bias_gradient) {
@@ -353,7 +415,7 @@ void Conv2d::forward_cuda(Context& context, const std::vector<const Tensor*>& in
   if (!cuda_plans_) cuda_plans_ = make_conv2d_cuda_plans(name_);
   cuda_plans_->set_search(cudnn_search_);
   conv2d_forward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_, output.data(), input.data(),
-                      weight_.data(), has_bias_ ? bias_.data() : nullptr);
+                      weight_.data(), has_bias_ ? bias_.data() : nullptr, precision_);
 }
 
 void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& inputs, const Tensor&,
@@ -364,7 +426,7 @@ void Conv2d::backward_cuda(Context& context, const std::vector<const Tensor*>& i
   conv2d_backward_cuda(context, *cuda_plans_, geometry_for(input.shape()), allow_tf32_,
                        input_gradients[0] ? input_gradients[0]->data() : nullptr, weight_gradient_.data(),
                        has_bias_ ? bias_gradient_.data() : nullptr, output_gradient.data(), input.data(),
-                       weight_.data());
+                       weight_.data(), precision_);
 }
 
 }  // namespace pneumo

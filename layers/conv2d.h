@@ -20,6 +20,7 @@
 #include "layers/conv_algorithm.h"
 #include "layers/conv_selection.h"
 #include "layers/layer.h"
+#include "layers/precision.h"
 
 namespace pneumo {
 
@@ -52,7 +53,7 @@ class Conv2d : public Layer {
   // CUDA only: how cuDNN's algorithm is chosen per shape (heuristic, find = timed like PyTorch's
   // cudnn.benchmark, deterministic = the same bits every run); layers/conv2d_cudnn_algorithm.h.
   void set_cudnn_search(CudnnSearch search) { cudnn_search_ = search; }
-  // TF32 and the cuDNN search (CUDA), and the network's ConvSelector (CPU).
+  // TF32 and the cuDNN search (CUDA), the network's ConvSelector (CPU) and the precision.
   void configure(const LayerSettings& settings) override;
   CudnnSearch cudnn_search() const { return cudnn_search_; }
   // CPU only: run this layer's `direction` (or every direction) with `algorithm` (Auto
@@ -64,6 +65,10 @@ class Conv2d : public Layer {
     for (auto& chosen : algorithms_) chosen = algorithm;
   }
   bool allow_tf32() const { return allow_tf32_; }
+  // fp32, or bf16: inputs, filters and output gradients rounded to bfloat16, products
+  // accumulated in fp32 (CPU: conv2d_run_cpu; CUDA: cuDNN with bf16 data, fp32 compute).
+  void set_precision(Precision precision) { precision_ = precision; }
+  Precision precision() const { return precision_; }
   // The policy and auto's memory this layer chooses by: the network's (LayerSettings), or, for a
   // layer used alone, its own with the default policy, made on first use.
   ConvSelector& selector() const;
@@ -113,6 +118,7 @@ class Conv2d : public Layer {
   int kernel_size_;
   bool has_bias_;
   bool allow_tf32_ = false;
+  Precision precision_ = Precision::Fp32;
   CudnnSearch cudnn_search_ = CudnnSearch::Heuristic;
   std::optional<ConvAlgorithm> algorithms_[3];  // per ConvDirection; unset: the policy's list
   // The network's selector (LayerSettings::conv_selector); a layer used alone makes its own with

@@ -4,6 +4,7 @@
 
 #include "engine/check.h"
 #include "engine/cpu_threads.h"
+#include "kernels/cpu/bf16_round.h"
 #include "kernels/cpu/conv3x3_single_channel.h"
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_reference.h"
@@ -411,48 +412,94 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
   return conv_cpu_kernel(algorithm, direction).unsupported(geometry);
 }
 
+namespace {
+
+// bf16 (portable path): the operands the direction multiplies, rounded to bfloat16 values kept
+// as floats (round_to_bf16_cpu), in this order at the head of the scratch. Forward: input (N,H,W,C)
+// and, without a prepared filter, weight (K,R,S,C); input-gradient: output gradient (N,H,W,K) and
+// weight; weight-gradient: output gradient and input. The bias stays fp32.
+int64_t bf16_operand_floats(const Conv2dGeometry& g, ConvDirection direction, bool filter_prepared) {
+  const int64_t weight = g.K * taps(g) * g.C, input = g.pixels() * g.C, output = g.pixels() * g.K;
+  switch (direction) {
+    case ConvDirection::Forward: return input + (filter_prepared ? 0 : weight);
+    case ConvDirection::InputGradient: return output + weight;
+    case ConvDirection::WeightGradient: return output + input;
+  }
+  return 0;
+}
+
+// A rounded copy of `values` (count) taken from the scratch.
+const float* rounded_copy(const float* values, int64_t count, ConvScratch& scratch) {
+  float* rounded = scratch.take(count);
+  round_to_bf16_cpu(rounded, values, count);
+  return rounded;
+}
+
+}  // namespace
+
 void conv2d_run_cpu(ConvAlgorithm algorithm, ConvDirection direction, const ConvCpuOperands& operands,
-                    const Conv2dGeometry& geometry, std::vector<float>& scratch) {
+                    const Conv2dGeometry& geometry, std::vector<float>& scratch, Precision precision) {
   const std::string reason = conv_algorithm_unsupported_reason(algorithm, direction, geometry);
   if (!reason.empty())
     throw Error(std::string("Conv2d ") + conv_direction_name(direction) + " of " + describe_geometry(geometry) +
                 ": algorithm '" + conv_algorithm_name(algorithm) + "' cannot run it: " + reason);
   const ConvCpuKernel& kernel = conv_cpu_kernel(algorithm, direction);
-  const int64_t floats = kernel.scratch_floats(geometry, operands.prepared != nullptr);
+  const bool prepared = operands.prepared != nullptr;
+  const int64_t floats = conv2d_cpu_scratch_floats(geometry, direction, algorithm, precision, prepared);
   ConvScratch pieces(grow(scratch, floats), floats);
-  kernel.run(operands, geometry, pieces);
+  if (precision == Precision::Fp32) {
+    kernel.run(operands, geometry, pieces);
+    return;
+  }
+  // bf16: the row computes on bfloat16-valued operands; its products are exact in fp32 and it
+  // accumulates in fp32, as a bf16 instruction with an fp32 accumulator does.
+  ConvCpuOperands rounded = operands;
+  const int64_t input = geometry.pixels() * geometry.C, output = geometry.pixels() * geometry.K;
+  const int64_t weight = geometry.K * taps(geometry) * geometry.C;
+  if (direction == ConvDirection::Forward) {
+    rounded.input = rounded_copy(operands.input, input, pieces);
+    if (!prepared) rounded.weight = rounded_copy(operands.weight, weight, pieces);
+  } else {
+    rounded.output_gradient = rounded_copy(operands.output_gradient, output, pieces);
+    if (direction == ConvDirection::InputGradient)
+      rounded.weight = rounded_copy(operands.weight, weight, pieces);
+    else
+      rounded.input = rounded_copy(operands.input, input, pieces);
+  }
+  kernel.run(rounded, geometry, pieces);
 }
 
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
-                        const float* prepared) {
+                        const float* prepared, Precision precision) {
   ConvCpuOperands operands;
   operands.output = output;
   operands.input = input;
   operands.weight = weight;
   operands.bias = bias;
   operands.prepared = prepared;
-  conv2d_run_cpu(algorithm, ConvDirection::Forward, operands, geometry, scratch);
+  conv2d_run_cpu(algorithm, ConvDirection::Forward, operands, geometry, scratch, precision);
 }
 
 void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient, const float* weight,
-                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch) {
+                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
+                               Precision precision) {
   ConvCpuOperands operands;
   operands.input_gradient = input_gradient;
   operands.output_gradient = output_gradient;
   operands.weight = weight;
-  conv2d_run_cpu(algorithm, ConvDirection::InputGradient, operands, geometry, scratch);
+  conv2d_run_cpu(algorithm, ConvDirection::InputGradient, operands, geometry, scratch, precision);
 }
 
 void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient, const float* output_gradient,
                                 const float* input, const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                                std::vector<float>& scratch) {
+                                std::vector<float>& scratch, Precision precision) {
   ConvCpuOperands operands;
   operands.weight_gradient = weight_gradient;
   operands.bias_gradient = bias_gradient;
   operands.output_gradient = output_gradient;
   operands.input = input;
-  conv2d_run_cpu(algorithm, ConvDirection::WeightGradient, operands, geometry, scratch);
+  conv2d_run_cpu(algorithm, ConvDirection::WeightGradient, operands, geometry, scratch, precision);
 }
 
 int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgorithm algorithm) {
@@ -465,12 +512,18 @@ int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgori
 }
 
 void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
-                               ConvAlgorithm algorithm) {
+                               ConvAlgorithm algorithm, Precision precision) {
   const std::string reason = conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, geometry);
   if (!reason.empty())
     throw Error("Conv2d forward of " + describe_geometry(geometry) + ": algorithm '" + conv_algorithm_name(algorithm) +
                 "' cannot run it: " + reason);
   if (conv2d_prepared_filter_floats(geometry, algorithm) == 0) return;
+  std::vector<float> rounded;  // bf16: the weight (K,R,S,C) rounded first, as the run would
+  if (precision == Precision::Bf16) {
+    rounded.resize(static_cast<size_t>(geometry.K * taps(geometry) * geometry.C));
+    round_to_bf16_cpu(rounded.data(), weight, static_cast<int64_t>(rounded.size()));
+    weight = rounded.data();
+  }
   if (algorithm == ConvAlgorithm::Direct)
     pack_direct_filter(prepared, weight, geometry.K, geometry.C, geometry.kernel_size, false);
   else
@@ -478,8 +531,10 @@ void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2
                               false);
 }
 
-int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm) {
-  return conv_cpu_kernel(algorithm, direction).scratch_floats(geometry, false);
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm,
+                                  Precision precision, bool filter_prepared) {
+  const int64_t row = conv_cpu_kernel(algorithm, direction).scratch_floats(geometry, filter_prepared);
+  return row + (precision == Precision::Bf16 ? bf16_operand_floats(geometry, direction, filter_prepared) : 0);
 }
 
 }  // namespace pneumo

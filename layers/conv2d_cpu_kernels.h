@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "layers/conv_algorithm.h"
+#include "layers/precision.h"
 
 namespace pneumo {
 
@@ -67,31 +68,38 @@ std::string conv_algorithm_unsupported_reason(ConvAlgorithm algorithm, ConvDirec
 
 // Runs the row of (algorithm, direction) on `operands`, after checking that it can (throws
 // pneumo::Error naming the shape and the reason otherwise). `scratch` is a grow-only host buffer
-// reused between calls; it is grown to the row's scratch_floats.
+// reused between calls; it is grown to conv2d_cpu_scratch_floats. bf16 (the portable path,
+// layers/precision.md): the operands the direction multiplies are first rounded to bfloat16
+// values (round_to_bf16_cpu, into the scratch), then the same row runs on them, so the products
+// are exact and accumulate in fp32; the bias and everything written stay fp32.
 void conv2d_run_cpu(ConvAlgorithm algorithm, ConvDirection direction, const ConvCpuOperands& operands,
-                    const Conv2dGeometry& geometry, std::vector<float>& scratch);
+                    const Conv2dGeometry& geometry, std::vector<float>& scratch, Precision precision = Precision::Fp32);
 
 // The three directions by name (conv2d_run_cpu with the operands of each).
 void conv2d_forward_cpu(float* output, const float* input, const float* weight, const float* bias,
                         const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
-                        const float* prepared = nullptr);
+                        const float* prepared = nullptr, Precision precision = Precision::Fp32);
 void conv2d_input_gradient_cpu(float* input_gradient, const float* output_gradient, const float* weight,
-                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch);
+                               const Conv2dGeometry& geometry, ConvAlgorithm algorithm, std::vector<float>& scratch,
+                               Precision precision = Precision::Fp32);
 void conv2d_weight_gradient_cpu(float* weight_gradient, float* bias_gradient, const float* output_gradient,
                                 const float* input, const Conv2dGeometry& geometry, ConvAlgorithm algorithm,
-                                std::vector<float>& scratch);
+                                std::vector<float>& scratch, Precision precision = Precision::Fp32);
 
 // The forward's filter as `algorithm` reads it, made ahead of the run: the Winograd transform U
 // ((m+2)^2, K/OB, C, OB) or the direct kernels' packed layout (K*R*S*C). 0 floats for reference
 // and gemm, which read the weight as it is, and for the one-channel direct kernel.
 int64_t conv2d_prepared_filter_floats(const Conv2dGeometry& geometry, ConvAlgorithm algorithm);
-// prepared (conv2d_prepared_filter_floats) = that filter, from weight (K,R,S,C). Threaded.
+// prepared (conv2d_prepared_filter_floats) = that filter, from weight (K,R,S,C) (bf16: from the
+// weight rounded to bfloat16, as the run would round it). Threaded.
 void conv2d_prepare_filter_cpu(float* prepared, const float* weight, const Conv2dGeometry& geometry,
-                               ConvAlgorithm algorithm);
+                               ConvAlgorithm algorithm, Precision precision = Precision::Fp32);
 
 // Floats of scratch that `algorithm` grows in `direction` for this geometry (padded copies,
 // im2col columns, packed or transformed filters, per-thread partial sums): the row's
-// scratch_floats without a prepared filter. The memory budget (layers/network.h) is built on it.
-int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm);
+// scratch_floats, plus in bf16 the rounded copies of the operands. The memory budget
+// (layers/network.h) is built on it.
+int64_t conv2d_cpu_scratch_floats(const Conv2dGeometry& geometry, ConvDirection direction, ConvAlgorithm algorithm,
+                                  Precision precision = Precision::Fp32, bool filter_prepared = false);
 
 }  // namespace pneumo

@@ -19,14 +19,20 @@ std::shared_ptr<Conv2dCudaPlans> make_conv2d_cuda_plans(const std::string& layer
 void set_conv2d_cuda_search(Conv2dCudaPlans& plans, CudnnSearch search);
 
 // output (N,H,W,K) = conv(input (N,H,W,C), weight (K,R,S,C)) + bias (K); bias may be null.
-// allow_tf32=false keeps cuDNN on full-fp32 FMA kernels (CUDNN_FMA_MATH).
+// allow_tf32=false keeps cuDNN on full-fp32 FMA kernels (CUDNN_FMA_MATH). bf16: input and weight
+// rounded to bfloat16 (round_to_bf16_cuda, into CudaResources::staging), cuDNN with bf16 data
+// and fp32 compute writes a bf16 result, converted to fp32 with the bias added.
 void conv2d_forward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
-                         float* output, const float* input, const float* weight, const float* bias);
+                         float* output, const float* input, const float* weight, const float* bias,
+                         Precision precision = Precision::Fp32);
 
 // ACCUMULATES into input_gradient (N,H,W,C) (may be null), weight_gradient (K,R,S,C) and
-// bias_gradient (K) (may be null), given output_gradient (N,H,W,K).
+// bias_gradient (K) (may be null), given output_gradient (N,H,W,K). bf16: the operands rounded,
+// cuDNN writes bf16 input and weight gradients that are added to the fp32 ones (the bias
+// gradient stays an fp32 GEMV).
 void conv2d_backward_cuda(Context& context, Conv2dCudaPlans& plans, const Conv2dGeometry& geometry, bool allow_tf32,
                           float* input_gradient, float* weight_gradient, float* bias_gradient,
-                          const float* output_gradient, const float* input, const float* weight);
+                          const float* output_gradient, const float* input, const float* weight,
+                          Precision precision = Precision::Fp32);
 
 }  // namespace pneumo

@@ -37,6 +37,7 @@
 #include "engine/parameters.h"
 #include "engine/tensor.h"
 #include "layers/conv2d_cudnn_algorithm.h"
+#include "layers/precision.h"
 
 namespace pneumo {
 
@@ -53,6 +54,7 @@ struct LayerSettings {
   uint64_t step = 0;                                  // Dropout: the step whose masks the next forward draws
   int64_t first_image = 0;                            // Dropout: this rank's first image in the global batch
   std::shared_ptr<ConvSelector> conv_selector;        // Conv2d on the CPU: the policy and auto's memory
+  Precision precision = Precision::Fp32;              // Conv2d: fp32, or bf16 operands (layers/precision.h)
 };
 
 // The functions one forward and one backward of a layer call, outermost first

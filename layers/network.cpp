@@ -199,6 +199,11 @@ void Network::set_conv_policy(const ConvPolicy& policy) {
 
 ConvSelector& Network::conv_selector() const { return *layer_settings_.conv_selector; }
 
+void Network::set_precision(Precision precision) {
+  layer_settings_.precision = precision;
+  configure_layers();
+}
+
 void Network::set_cudnn_search(CudnnSearch search) {
   layer_settings_.cudnn_search = search;
   configure_layers();
@@ -417,6 +422,7 @@ MemoryBudget training_memory_budget(const Network& network, int64_t batch) {
   budget.state = store.state_count();
   budget.gradients = budget.adam_m = budget.adam_v = store.trainable_count();
   budget.batch_tensors = 2 * shape_count(network.input_shape(batch));
+  budget.precision = network.precision();
   for (const NetworkNode& node : nodes) {
     if (node.overwrites < 0) budget.activations += shape_count(batch_shape(node.image_shape));
     std::vector<Shape> inputs;
@@ -456,13 +462,15 @@ std::string format_memory_budget(const MemoryBudget& budget, int64_t batch) {
   const auto mib = [](int64_t floats) { return static_cast<double>(floats) * 4.0 / (1024.0 * 1024.0); };
   std::ostringstream text;
   char line[256];
-  std::snprintf(line, sizeof line, "memory of one training step, batch %lld (float32, MiB):\n",
-                static_cast<long long>(batch));
+  std::snprintf(line, sizeof line, "memory of one training step, batch %lld, %s convolutions (float32 buffers, MiB):\n",
+                static_cast<long long>(batch), precision_name(budget.precision));
   text << line;
   const std::pair<const char*, int64_t> rows[] = {
       {"activations (node outputs; in-place ones share a buffer)", budget.activations},
       {"activation gradients (backward pool + loss gradient)", budget.activation_gradients},
-      {"layer scratch (conv padded copies, im2col, packed filters)", budget.layer_scratch},
+      {budget.precision == Precision::Bf16 ? "layer scratch (conv bf16 operand copies, padded, im2col)"
+                                           : "layer scratch (conv padded copies, im2col, packed filters)",
+       budget.layer_scratch},
       {"parameters", budget.parameters},
       {"batch-norm running statistics", budget.state},
       {"parameter gradients", budget.gradients},

@@ -95,6 +95,10 @@ class Network {
   void set_allow_tf32(bool allow);
   // CUDA only: how every convolution's cuDNN algorithm is chosen (Conv2d::set_cudnn_search).
   void set_cudnn_search(CudnnSearch search);
+  // Every convolution's precision (Conv2d::set_precision; layers/precision.md): fp32 (default)
+  // or bf16. Parameters, Adam state, batch-norm statistics and the loss stay fp32 either way.
+  void set_precision(Precision precision);
+  Precision precision() const { return layer_settings_.precision; }
   // CPU only: how every convolution's algorithm is chosen (layers/conv_selection.h). A new
   // selector each call (auto's memory starts empty); the default policy (direct,gemm, no tuning
   // file) until called. The program builds the policy once (apps/main.cpp) and passes it here.
@@ -200,18 +204,20 @@ ModelSummary summarize(const Network& network, int64_t batch);
 // The memory of one training step (train_step) at `batch`, in floats, on the network's device:
 // everything the step keeps allocated at its peak (layers/training_step.md, "Memory").
 struct MemoryBudget {
-  int64_t activations = 0;           // every node's output (N,H,W,C), kept for backward; a node
-                                     // that runs in place (NetworkNode::overwrites) adds none
-  int64_t activation_gradients = 0;  // the backward pass's gradient pool at its peak, plus the
-                                     // loss gradient d loss / d probabilities (N,S,S,1)
-  int64_t layer_scratch = 0;         // the layers' shared grow-only scratch: the largest
-                                     // Layer::scratch_floats (a convolution's padded input copy,
-                                     // im2col columns, packed filter)
-  int64_t parameters = 0;            // trainable values (P)
-  int64_t state = 0;                 // batch-norm running statistics
-  int64_t gradients = 0;             // (P), one flat buffer
-  int64_t adam_m = 0, adam_v = 0;    // (P) each
-  int64_t batch_tensors = 0;         // the step's images and masks (N,S,S,1) each
+  int64_t activations = 0;                // every node's output (N,H,W,C), kept for backward; a node
+                                          // that runs in place (NetworkNode::overwrites) adds none
+  int64_t activation_gradients = 0;       // the backward pass's gradient pool at its peak, plus the
+                                          // loss gradient d loss / d probabilities (N,S,S,1)
+  int64_t layer_scratch = 0;              // the layers' shared grow-only scratch: the largest
+                                          // Layer::scratch_floats (a convolution's padded input copy,
+                                          // im2col columns, packed filter)
+  int64_t parameters = 0;                 // trainable values (P)
+  int64_t state = 0;                      // batch-norm running statistics
+  int64_t gradients = 0;                  // (P), one flat buffer
+  int64_t adam_m = 0, adam_v = 0;         // (P) each
+  int64_t batch_tensors = 0;              // the step's images and masks (N,S,S,1) each
+  Precision precision = Precision::Fp32;  // the convolutions': bf16 adds their rounded operand
+                                          // copies to layer_scratch (every buffer is float32)
   int64_t total() const {
     return activations + activation_gradients + layer_scratch + parameters + state + gradients + adam_m + adam_v +
            batch_tensors;

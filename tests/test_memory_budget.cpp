@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <string>
@@ -45,6 +46,13 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 }  // namespace
 
+// PNEUMO_TEST_PRECISION=bf16 (CTest's test_memory_budget_bf16) runs this binary's steps with bf16
+// convolutions, whose budget adds the rounded operand copies (`pneumo summary --precision bf16`).
+static Precision test_precision() {
+  const char* name = std::getenv("PNEUMO_TEST_PRECISION");
+  return name ? parse_precision(name) : Precision::Fp32;
+}
+
 TEST_CASE("the memory budget adds up to the measured peak of two training steps") {
   const int64_t rss_before = proc_status_bytes("VmRSS");
   if (rss_before < 0) {
@@ -54,12 +62,14 @@ TEST_CASE("the memory budget adds up to the measured peak of two training steps"
   conv2d_release_cpu_scratch();
   const int64_t batch = 4;
   Network network(Device::CPU, NetworkConfig{256, 16, 1, 4, 0.0f}, 1);
+  network.set_precision(test_precision());
   const MemoryBudget budget = training_memory_budget(network, batch);
   run_steps(network, batch, 2);
   const int64_t growth = proc_status_bytes("VmHWM") - rss_before;
   const double predicted = static_cast<double>(budget.total()) * 4.0;
-  std::printf("memory budget %.1f MiB, measured peak growth %.1f MiB (ratio %.3f)\n", predicted / kMiB,
-              static_cast<double>(growth) / kMiB, static_cast<double>(growth) / predicted);
+  std::printf("%s: memory budget %.1f MiB, measured peak growth %.1f MiB (ratio %.3f)\n",
+              precision_name(network.precision()), predicted / kMiB, static_cast<double>(growth) / kMiB,
+              static_cast<double>(growth) / predicted);
   // The margin: 5% of the budget, plus 48 MiB for what the budget leaves out (the thread pool's
   // stacks, OpenBLAS's buffers, the allocator's slack, the loss's and batch norm's small partials).
   CHECK(static_cast<double>(growth) >= 0.95 * predicted);
@@ -72,6 +82,7 @@ TEST_CASE("the convolutions' shared scratch is exactly the largest need the budg
   // depth 4 from 32 channels: the stem, 1x1 and 3x3 at 64..256 channels (direct kernels where the
   // CPU has them) and at 512 channels; the default algorithms (direct, else gemm).
   Network network(Device::CPU, NetworkConfig{64, 32, 1, 4, 0.0f}, 2);
+  network.set_precision(test_precision());
   run_steps(network, batch, 1);
   int64_t largest = 0;
   int checked = 0;
