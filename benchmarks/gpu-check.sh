@@ -13,7 +13,8 @@
 #      that launch our kernels, within a fixed share of the budget; a run that does not happen or
 #      does not finish is a failure,
 #   5. times the notebook network (bench_network, without PNEUMO_CUDA_SYNC) against PyTorch, full
-#      fp32 and TF32 on both sides, each configuration run once,
+#      fp32 and TF32 on both sides, and pneumo's --precision bf16 against PyTorch's fastest of fp32
+#      and bf16 autocast, each configuration run once,
 #   6. runs the remaining (CPU) tests in what is left of the budget.
 # The report grows as the check goes: every stage appends to OUT/report.txt and keeps its logs
 # under OUT/logs, and SIGTERM, SIGINT and the end of the script pack what exists, so a check
@@ -299,8 +300,8 @@ if (( DRY_RUN )); then
   report "  ${BUILD[*]} -k (keep going)"
   report "  ${GPU_CTEST[*]}   (GPU entries first, ${GPU_TESTS_S}s; a skipped one fails the check when DEVICE=cuda)"
   (( SANITIZE )) && report "  compute-sanitizer --tool memcheck|racecheck <test> --gpu --test-case=<filter>   (${SANITIZE_S}s in all) for: ${SANITIZED[*]}"
-  report "  ${BENCH[*]} --tf32 off|on"
-  report "  ${COMPARE[*]} --tf32 off|on --bench-output <bench_network's log>"
+  report "  ${BENCH[*]} --tf32 off|on --precision fp32, and --tf32 off --precision bf16"
+  report "  ${COMPARE[*]} (the same options) --bench-output <bench_network's log>"
   report "  ${REST_CTEST[*]}   (the CPU tests, in what is left)"
   finish
 fi
@@ -467,33 +468,38 @@ if (( SANITIZE )); then
   fi
 fi
 
-# ---- 5. network benchmark and the PyTorch comparison, full fp32 and TF32 on both sides ---------
+# ---- 5. network benchmark and the PyTorch comparison: fp32, TF32, bf16 ----------------------------
 stage benchmark
 : > "$OUT_DIR/bench.txt"
-for tf32 in off on; do
+# Three configurations: full fp32 (tf32 off), TF32 on both sides, and pneumo's bf16 convolutions
+# (layers/precision.md) against PyTorch's fastest of fp32 and bf16 autocast.
+for config in off on bf16; do
   if [[ ! -x $BUILD_DIR/bench_network ]]; then fail "bench_network did not build"; break; fi
-  note "benchmark (tf32 $tf32): ${BENCH[*]} --tf32 $tf32"
-  bench_log=$LOG_DIR/bench_network_tf32_$tf32.log
-  if limited "$(stage_limit 90 60)" "${BENCH[@]}" --tf32 "$tf32" > "$bench_log" 2>&1; then
-    report "bench_network tf32 $tf32 (size $SIZE batch $BATCH, median of $REPEATS, no PNEUMO_CUDA_SYNC):"
+  tf32=$config precision=fp32
+  [[ $config == bf16 ]] && tf32=off precision=bf16
+  options=(--tf32 "$tf32" --precision "$precision")
+  note "benchmark ($precision, tf32 $tf32): ${BENCH[*]} ${options[*]}"
+  bench_log=$LOG_DIR/bench_network_${precision}_tf32_$tf32.log
+  if limited "$(stage_limit 90 60)" "${BENCH[@]}" "${options[@]}" > "$bench_log" 2>&1; then
+    report "bench_network $precision tf32 $tf32 (size $SIZE batch $BATCH, median of $REPEATS, no PNEUMO_CUDA_SYNC):"
     report "$(grep -E '^bench_network:|^  (inference|training)' "$bench_log")"
-    if [[ $tf32 == off ]]; then
+    if [[ $config == off ]]; then
       report "  slowest nodes: node kind output inference forward backward share-of-training (ms):"
       report "$(awk 'NF == 7 && $7 ~ /%$/' "$bench_log" | sort -k7 -g -r | head -5)"
     fi
   else
-    fail "bench_network --tf32 $tf32 (status $?):"
+    fail "bench_network ${options[*]} (status $?):"
     report "$(tail -5 "$bench_log")"
     cat "$bench_log" >> "$OUT_DIR/bench.txt"
     continue
   fi
   cat "$bench_log" >> "$OUT_DIR/bench.txt"
-  note "comparison (tf32 $tf32): ${COMPARE[*]} --tf32 $tf32 --bench-output $bench_log"
-  log=$LOG_DIR/pytorch_network_tf32_$tf32.log
-  if limited "$(stage_limit 120 30)" "${COMPARE[@]}" --tf32 "$tf32" --bench-output "$bench_log" > "$log" 2>&1; then
+  note "comparison ($precision, tf32 $tf32): ${COMPARE[*]} ${options[*]} --bench-output $bench_log"
+  log=$LOG_DIR/pytorch_network_${precision}_tf32_$tf32.log
+  if limited "$(stage_limit 120 30)" "${COMPARE[@]}" "${options[@]}" --bench-output "$bench_log" > "$log" 2>&1; then
     report "$(grep -E '^PyTorch|^  pytorch|^comparison|^  (training|inference) +images/s' "$log")"
   else
-    fail "pytorch_network.py --tf32 $tf32 (status $?):"
+    fail "pytorch_network.py ${options[*]} (status $?):"
     report "$(tail -5 "$log")"
   fi
   cat "$log" >> "$OUT_DIR/bench.txt"

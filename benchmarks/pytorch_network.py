@@ -5,6 +5,7 @@ the engine's throughput to PyTorch's.
   /usr/bin/python3 benchmarks/pytorch_network.py [--device cpu|cuda] [--size 256] [--channels 32]
       [--blocks 2] [--depth 4] [--batch 8] [--repeats 3] [--threads 2] [--no-channels-last]
       [--bench build/bench_network | --bench-output FILE] [--layers] [--no-constant-weights] [--no-frozen]
+      [--no-bf16] [--precision fp32|bf16]
 
 Times (median of --repeats after one warm-up) an inference forward (eval mode, no_grad) and a
 training step (training forward, the notebook loss 0.5*BCE + 0.5*IoU, backward, Adam with
@@ -19,6 +20,12 @@ the CPU PyTorch's own inference path with weights fixed ahead is timed too: the 
 through torch.jit.optimize_for_inference (frozen: batch norms folded where they can be, filters
 pre-packed for oneDNN). The ratio is taken against the faster of eager and frozen (--no-frozen:
 eager only).
+
+bfloat16: PyTorch's own mixed precision, torch.autocast(dtype=torch.bfloat16) (convolutions in
+bf16, fp32 weights and optimizer), is timed too for training and inference (--no-bf16: not), and
+the ratio is taken against PyTorch's fastest configuration of fp32 eager, fp32 frozen and bf16
+autocast, per direction. --precision is bench_network's (pneumo's convolutions in fp32 or bf16,
+layers/precision.md).
 """
 import argparse
 import os
@@ -113,6 +120,9 @@ def main():
                         help="pass --no-constant-weights to bench_network (filters prepared every forward)")
     parser.add_argument("--no-frozen", action="store_true",
                         help="CPU: do not also time torch.jit.optimize_for_inference")
+    parser.add_argument("--no-bf16", action="store_true", help="do not time torch.autocast(dtype=torch.bfloat16)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="pneumo's precision (bench_network --precision)")
     parser.add_argument("--tf32", choices=["on", "off"], default="off",
                         help="CUDA: TF32 tensor cores in cuDNN and cuBLAS, on both sides (PyTorch's cuDNN "
                              "default is on; pneumo's is off). Compare like with like.")
@@ -164,6 +174,36 @@ def main():
                 inference_seconds, inference_path = frozen_seconds, "frozen"
         except Exception as error:  # reported, never fatal: eager stands
             frozen_text = f"unavailable ({str(error).splitlines()[0][:120]})"
+    train_path = "fp32 eager"
+    inference_path = {"eager": "fp32 eager", "frozen": "fp32 frozen"}[inference_path]
+    bf16_text = ""
+    if not args.no_bf16:
+        try:
+            def bf16_train_step():
+                optimizer.zero_grad(set_to_none=False)
+                with torch.autocast(args.device, dtype=torch.bfloat16):
+                    probabilities = model(images)
+                notebook_loss(probabilities.float(), masks).backward()
+                optimizer.step()
+
+            def bf16_inference():
+                with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16):
+                    model(images)
+
+            model.train()
+            bf16_train_seconds = median_seconds(bf16_train_step, args.repeats, args.device)
+            model.eval()
+            bf16_inference_seconds = median_seconds(bf16_inference, args.repeats, args.device)
+            bf16_text = (f"  pytorch bf16 autocast training step {bf16_train_seconds * 1e3:10.1f} ms  "
+                         f"{args.batch / bf16_train_seconds:9.2f} images/s\n"
+                         f"  pytorch bf16 autocast inference     {bf16_inference_seconds * 1e3:10.1f} ms  "
+                         f"{args.batch / bf16_inference_seconds:9.2f} images/s")
+            if bf16_train_seconds < train_seconds:
+                train_seconds, train_path = bf16_train_seconds, "bf16 autocast"
+            if bf16_inference_seconds < inference_seconds:
+                inference_seconds, inference_path = bf16_inference_seconds, "bf16 autocast"
+        except Exception as error:  # reported, never fatal: fp32 stands
+            bf16_text = f"  pytorch bf16 autocast unavailable ({str(error).splitlines()[0][:120]})"
     parameters = sum(p.numel() for p in model.parameters())
     where = (f"cpu, {torch.get_num_threads()} threads" if args.device == "cpu"
              else torch.cuda.get_device_name(0))
@@ -172,12 +212,14 @@ def main():
           f"batch {args.batch}, {parameters} parameters, median of {args.repeats}, tf32 {args.tf32}")
     torch_train = args.batch / train_seconds
     torch_inference = args.batch / inference_seconds
-    print(f"  pytorch training step   {train_seconds * 1e3:10.1f} ms  {torch_train:9.2f} images/s")
+    print(f"  pytorch training step   {train_seconds * 1e3:10.1f} ms  {torch_train:9.2f} images/s"
+          f"   (fastest: {train_path})")
     print(f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s"
-          f"   ({inference_path}, the faster)" if frozen_text else
-          f"  pytorch inference       {inference_seconds * 1e3:10.1f} ms  {torch_inference:9.2f} images/s")
+          f"   (fastest: {inference_path})")
     if frozen_text:
         print(f"  pytorch frozen inference {frozen_text}   (torch.jit.optimize_for_inference)")
+    if bf16_text:
+        print(bf16_text)
 
     if args.bench_output:
         try:
@@ -191,7 +233,8 @@ def main():
         return
     command = [args.bench, "--device", args.device, "--size", str(args.size), "--channels",
                str(args.channels), "--blocks", str(args.blocks), "--depth", str(args.depth),
-               "--batch", str(args.batch), "--repeats", str(args.repeats), "--tf32", args.tf32] + \
+               "--batch", str(args.batch), "--repeats", str(args.repeats), "--tf32", args.tf32,
+               "--precision", args.precision] + \
         (["--layers"] if args.layers else []) + (["--no-constant-weights"] if args.no_constant_weights else [])
     print("running: " + " ".join(command), flush=True)
     try:
@@ -215,7 +258,8 @@ def compare(args, output, source, torch_train, torch_inference):
         sys.exit(f"pytorch_network.py: {source} measured device {match.group(1)} batch {match.group(2)}, "
                  f"not device {args.device} batch {args.batch}")
     ours_inference, ours_train = float(match.group(3)), float(match.group(4))
-    print(f"comparison ({args.device}, batch {args.batch}, tf32 {args.tf32} on both sides):")
+    print(f"comparison ({args.device}, batch {args.batch}, tf32 {args.tf32} on both sides; pneumo {args.precision}, "
+          f"PyTorch its fastest configuration per direction):")
     print(f"  training  images/s  pneumo {ours_train:9.2f}  pytorch {torch_train:9.2f}  "
           f"ratio pneumo/pytorch {ours_train / torch_train:6.2f}")
     print(f"  inference images/s  pneumo {ours_inference:9.2f}  pytorch {torch_inference:9.2f}  "

@@ -144,8 +144,7 @@ TEST_CASE("bf16 convolution, every algorithm: the exact convolution of the round
         }
         if (direction == ConvDirection::Forward) {
           std::vector<float> out(y.size(), 7.0f);  // overwritten
-          conv2d_forward_cpu(out.data(), x.data(), w.data(), nullptr, g, algorithm, scratch, nullptr,
-                             Precision::Bf16);
+          conv2d_forward_cpu(out.data(), x.data(), w.data(), nullptr, g, algorithm, scratch, nullptr, Precision::Bf16);
           check_close(out, y, bound(taps * g.C), 0.0, "bf16 forward");
           // It is the rounded operands' convolution, not fp32's: far closer to the first.
           const std::vector<float> y_rounded(y.begin(), y.end()), y_fp32(y32.begin(), y32.end());
@@ -167,8 +166,7 @@ TEST_CASE("bf16 convolution, every algorithm: the exact convolution of the round
           check_close(out, expected, bound(taps * g.K), 0.0, "bf16 input gradient");
         } else {
           std::vector<float> out(dw.size(), 0.0f);
-          conv2d_weight_gradient_cpu(out.data(), nullptr, dy.data(), x.data(), g, algorithm, scratch,
-                                     Precision::Bf16);
+          conv2d_weight_gradient_cpu(out.data(), nullptr, dy.data(), x.data(), g, algorithm, scratch, Precision::Bf16);
           check_close(out, dw, bound(static_cast<double>(g.pixels())), 0.0, "bf16 weight gradient");
         }
       }

@@ -38,8 +38,7 @@ void round_to_bf16_cuda(uint16_t* rounded, const float* values, int64_t count) {
   PNEUMO_CUDA_CHECK_LAUNCH();
 }
 
-void bf16_to_float_add_bias_cuda(float* output, const uint16_t* values, const float* bias, int64_t pixels,
-                                 int64_t K) {
+void bf16_to_float_add_bias_cuda(float* output, const uint16_t* values, const float* bias, int64_t pixels, int64_t K) {
   const int64_t count = pixels * K;
   const int blocks = grid_size_for(count);
   launch_with_index(count, blocks, 256, [&](auto index) {

@@ -251,5 +251,20 @@ check "auto from a tuning file: each choice once, naming the file" 'once_each "$
 "$pneumo" tune $tiny1 --show-conv-algos --output "$work/show-tuned.txt" > /dev/null 2> "$work/show-timed.err"
 check "auto timing (pneumo tune): each choice once, with the times" 'once_each "$work/show-timed.err" 23 "auto: timed " && [ $(reported "$work/show-timed.err" | grep -c "auto: timed now: gemm ") -ge 1 ]'
 
+# --precision bf16 (layers/precision.md): recorded in config.txt, reused and not changeable on
+# --resume; the resumed run equals an uninterrupted bf16 run bit for bit, and differs from fp32.
+"$pneumo" train $small --precision bf16 --run-dir "$work/bf16-full" > "$work/bf16-full.log" 2>&1
+check "a bf16 run trains, says so in its log and records precision = bf16" "[ \$? -eq 0 ] && grep -q '^precision = bf16' $work/bf16-full/config.txt && grep -q 'precision: bf16' $work/bf16-full/log.txt"
+check "fp32 runs record precision = fp32" "grep -q '^precision = fp32' $work/full/config.txt"
+"$pneumo" train $small --precision bf16 --run-dir "$work/bf16-resumed" --stop-after 3 > /dev/null 2>&1
+"$pneumo" train --resume "$work/bf16-resumed" > /dev/null 2>&1
+check "a resumed bf16 run equals the uninterrupted one bit for bit, and not the fp32 run" "cmp -s $work/bf16-full/last.safetensors $work/bf16-resumed/last.safetensors && ! cmp -s $work/full/last.safetensors $work/bf16-full/last.safetensors"
+one_line_error "--precision cannot be changed when resuming" "--precision cannot be changed when resuming" "$pneumo" train --resume "$work/bf16-resumed" --precision fp32
+one_line_error "an unknown --precision names the choices" "--precision expects one of fp32, bf16" "$pneumo" train $small --precision fp16 --run-dir "$work/fp16"
+"$pneumo" predict --checkpoint "$work/full/best.safetensors" --images "$data/stage_2_test_images" --precision bf16 --out "$work/submission-bf16.csv" --workers 2 > /dev/null 2>&1
+check "predict --precision bf16 writes a submission of every test image" "[ \$? -eq 0 ] && [ \$(wc -l < $work/submission-bf16.csv) -eq 9 ]"
+"$pneumo" summary --precision bf16 --batch 4 $tiny > "$work/summary-bf16.log" 2>&1
+check "summary --precision bf16 budgets the rounded operands" "grep -q 'bf16 convolutions' $work/summary-bf16.log && grep -q 'conv bf16 operand copies' $work/summary-bf16.log"
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
