@@ -24,8 +24,9 @@ Tensor tensor_view(const py::array& array, const std::string& what, int rank) {
     throw Error(what + ": expected a float32 array, got " + dtype_name(array) +
                 " (the engine computes in float32; convert with .astype(numpy.float32))");
   if (!(array.flags() & py::array::c_style))
-    throw Error(what + ": expected a C-contiguous array (row-major; activations NHWC), got strides that are not; "
-                       "use numpy.ascontiguousarray");
+    throw Error(what +
+                ": expected a C-contiguous array (row-major; activations NHWC), got strides that are not; "
+                "use numpy.ascontiguousarray");
   const Shape shape = shape_of(array);
   if (rank >= 0 && static_cast<int>(shape.size()) != rank)
     throw Error(what + ": expected " + std::to_string(rank) + " dimensions" +

@@ -42,9 +42,10 @@ struct LayerHandle {
   const ParameterEntry& entry(const std::string& name) const {
     if (!store.contains("layer." + name)) {
       std::string known;
-      for (const ParameterEntry& entry : store.entries()) known += (known.empty() ? "" : ", ") + entry.spec.name.substr(6);
-      throw Error(layer->kind() + " has no parameter " + quoted(name, 60) + " (it has: " +
-                  (known.empty() ? std::string("none") : known) + ")");
+      for (const ParameterEntry& entry : store.entries())
+        known += (known.empty() ? "" : ", ") + entry.spec.name.substr(6);
+      throw Error(layer->kind() + " has no parameter " + quoted(name, 60) +
+                  " (it has: " + (known.empty() ? std::string("none") : known) + ")");
     }
     return store.entry("layer." + name);
   }
@@ -103,7 +104,6 @@ py::object backward(LayerHandle& handle, const py::array& output_gradient) {
   return py::tuple(results);
 }
 
-
 }  // namespace
 
 void bind_layers(py::module_& module) {
@@ -113,7 +113,8 @@ void bind_layers(py::module_& module) {
                           "backward(output_gradient) -> d loss / d input (a tuple for two inputs), computed from the "
                           "last forward; parameter gradients ACCUMULATE (zero_gradients).")
       .def_property_readonly("kind", [](const LayerHandle& handle) { return handle.layer->kind(); })
-      .def("forward", [](LayerHandle& handle, const py::args& arguments, const py::kwargs& options) {
+      .def("forward",
+           [](LayerHandle& handle, const py::args& arguments, const py::kwargs& options) {
              bool training = false;
              for (const auto& [key, value] : options) {
                if (key.cast<std::string>() != "training")
@@ -124,56 +125,80 @@ void bind_layers(py::module_& module) {
              return forward(handle, arguments, training);
            })
       .def("backward", &backward, py::arg("output_gradient"))
-      .def("parameter_names", [](const LayerHandle& handle) {
+      .def("parameter_names",
+           [](const LayerHandle& handle) {
              std::vector<std::string> names;
              for (const ParameterEntry& entry : handle.store.entries()) names.push_back(entry.spec.name.substr(6));
              return names;
            })
-      .def("parameter", [](py::object self, const std::string& name) {
-             return array_view(self.cast<const LayerHandle&>().entry(name).value, self, true);
-           }, py::arg("name"), "A parameter's values, a writable view (conv weight (K,R,S,C)).")
-      .def("parameter_gradient", [](py::object self, const std::string& name) {
-             const ParameterEntry& entry = self.cast<const LayerHandle&>().entry(name);
-             if (!entry.spec.trainable) throw Error(quoted(name, 60) + " is batch-norm state: it has no gradient");
-             return array_view(entry.gradient, self, false);
-           }, py::arg("name"))
+      .def(
+          "parameter",
+          [](py::object self, const std::string& name) {
+            return array_view(self.cast<const LayerHandle&>().entry(name).value, self, true);
+          },
+          py::arg("name"), "A parameter's values, a writable view (conv weight (K,R,S,C)).")
+      .def(
+          "parameter_gradient",
+          [](py::object self, const std::string& name) {
+            const ParameterEntry& entry = self.cast<const LayerHandle&>().entry(name);
+            if (!entry.spec.trainable) throw Error(quoted(name, 60) + " is batch-norm state: it has no gradient");
+            return array_view(entry.gradient, self, false);
+          },
+          py::arg("name"))
       .def("zero_gradients", [](LayerHandle& handle) { handle.store.zero_gradients(); })
-      .def("functions", [](const LayerHandle& handle) {
-             if (handle.inputs.empty()) throw Error(handle.layer->kind() + ".functions: run forward first");
-             std::vector<Shape> shapes;
-             for (const py::array& input : handle.inputs) shapes.push_back(shape_of(input));
-             const LayerFunctions functions = handle.layer->functions(Device::CPU, shapes, true);
-             py::dict result;
-             result["forward"] = functions.forward;
-             result["backward"] = functions.backward;
-             result["teaching_page"] = functions.teaching_page;
-             return result;
-           }, "What the last forward's shapes run (the functions, outermost first) and the teaching page.");
+      .def(
+          "functions",
+          [](const LayerHandle& handle) {
+            if (handle.inputs.empty()) throw Error(handle.layer->kind() + ".functions: run forward first");
+            std::vector<Shape> shapes;
+            for (const py::array& input : handle.inputs) shapes.push_back(shape_of(input));
+            const LayerFunctions functions = handle.layer->functions(Device::CPU, shapes, true);
+            py::dict result;
+            result["forward"] = functions.forward;
+            result["backward"] = functions.backward;
+            result["teaching_page"] = functions.teaching_page;
+            return result;
+          },
+          "What the last forward's shapes run (the functions, outermost first) and the teaching page.");
 
   auto make = [](std::unique_ptr<Layer> layer, uint64_t seed = 0, const std::string& conv_algorithms = "",
                  uint64_t step = 0) {
     return std::make_unique<LayerHandle>(std::move(layer), seed, conv_algorithms, step);
   };
-  layers.def("Conv2d", [make](int64_t in_channels, int64_t out_channels, int kernel_size, bool bias, uint64_t seed,
-                              const std::string& conv_algorithms) {
+  layers.def(
+      "Conv2d",
+      [make](int64_t in_channels, int64_t out_channels, int kernel_size, bool bias, uint64_t seed,
+             const std::string& conv_algorithms) {
         return make(std::make_unique<Conv2d>(in_channels, out_channels, kernel_size, bias), seed, conv_algorithms);
-      }, py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("bias") = false,
+      },
+      py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("bias") = false,
       py::arg("seed") = 0, py::arg("conv_algorithms") = "",
       "Conv2d 'same' (layers/conv2d.h), weight (K,R,S,C) Glorot-initialized from seed, optional bias (K).");
-  layers.def("BatchNorm2d", [make](int64_t channels, float momentum, float epsilon) {
+  layers.def(
+      "BatchNorm2d",
+      [make](int64_t channels, float momentum, float epsilon) {
         return make(std::make_unique<BatchNorm2d>(channels, momentum, epsilon));
-      }, py::arg("channels"), py::arg("momentum") = 0.9f, py::arg("epsilon") = 1e-3f,
+      },
+      py::arg("channels"), py::arg("momentum") = 0.9f, py::arg("epsilon") = 1e-3f,
       "BatchNorm2d (layers/batch_norm.h): gamma, beta (trained), running_mean, running_var (state).");
-  layers.def("LeakyReLU", [make](float slope) { return make(std::make_unique<LeakyReLU>(slope)); },
-             py::arg("slope") = 0.0f, "LeakyReLU (layers/leaky_relu.h); the notebook's slope is 0.");
-  layers.def("MaxPool2d", [make]() { return make(std::make_unique<MaxPool2d>()); }, "2x2 max pooling, stride 2.");
-  layers.def("Upsample", [make](int factor) { return make(std::make_unique<Upsample>(factor)); }, py::arg("factor"),
-             "Nearest upsampling by `factor`.");
-  layers.def("Sigmoid", [make]() { return make(std::make_unique<Sigmoid>()); }, "Elementwise sigmoid.");
-  layers.def("Add", [make]() { return make(std::make_unique<Add>()); }, "first + second (two inputs).");
-  layers.def("Dropout", [make](float rate, uint64_t seed, uint64_t step) {
+  layers.def(
+      "LeakyReLU", [make](float slope) { return make(std::make_unique<LeakyReLU>(slope)); }, py::arg("slope") = 0.0f,
+      "LeakyReLU (layers/leaky_relu.h); the notebook's slope is 0.");
+  layers.def(
+      "MaxPool2d", [make]() { return make(std::make_unique<MaxPool2d>()); }, "2x2 max pooling, stride 2.");
+  layers.def(
+      "Upsample", [make](int factor) { return make(std::make_unique<Upsample>(factor)); }, py::arg("factor"),
+      "Nearest upsampling by `factor`.");
+  layers.def(
+      "Sigmoid", [make]() { return make(std::make_unique<Sigmoid>()); }, "Elementwise sigmoid.");
+  layers.def(
+      "Add", [make]() { return make(std::make_unique<Add>()); }, "first + second (two inputs).");
+  layers.def(
+      "Dropout",
+      [make](float rate, uint64_t seed, uint64_t step) {
         return make(std::make_unique<Dropout>(rate, seed), 0, "", step);
-      }, py::arg("rate"), py::arg("seed") = 0, py::arg("step") = 0,
+      },
+      py::arg("rate"), py::arg("seed") = 0, py::arg("step") = 0,
       "Dropout (layers/dropout.h): the mask of (seed, step); identity when not training.");
 }
 

@@ -34,7 +34,9 @@ std::pair<Tensor, Tensor> batch_views(const NetworkHandle& handle, const py::arr
 }  // namespace
 
 void bind_training(py::module_& module) {
-  module.def("iou_bce_loss", [](const py::array& predictions, const py::array& targets) {
+  module.def(
+      "iou_bce_loss",
+      [](const py::array& predictions, const py::array& targets) {
         const Tensor prediction_view = tensor_view(predictions, "predictions", 4);
         const Tensor target_view = tensor_view(targets, "targets", prediction_view.shape());
         Context context(Device::CPU);
@@ -46,10 +48,13 @@ void bind_training(py::module_& module) {
         result["bce"] = values.bce;
         result["iou_loss"] = values.iou_loss;
         return py::make_tuple(result, gradient_array);
-      }, py::arg("predictions"), py::arg("targets"),
+      },
+      py::arg("predictions"), py::arg("targets"),
       "The notebook's loss 0.5 BCE + 0.5 (1 - soft IoU) of probabilities and 0/1 masks (N,H,W,1) -> "
       "({loss, bce, iou_loss}, d loss / d predictions) (layers/loss.md).");
-  module.def("segmentation_metrics", [](const py::array& predictions, const py::array& targets) {
+  module.def(
+      "segmentation_metrics",
+      [](const py::array& predictions, const py::array& targets) {
         const Tensor prediction_view = tensor_view(predictions, "predictions", 4);
         const Tensor target_view = tensor_view(targets, "targets", prediction_view.shape());
         Context context(Device::CPU);
@@ -58,7 +63,8 @@ void bind_training(py::module_& module) {
         result["accuracy"] = metrics.accuracy;
         result["mean_iou"] = metrics.mean_iou;
         return result;
-      }, py::arg("predictions"), py::arg("targets"), "Keras binary accuracy and the notebook's mean_iou.");
+      },
+      py::arg("predictions"), py::arg("targets"), "Keras binary accuracy and the notebook's mean_iou.");
   module.def("cosine_annealing", &cosine_annealing, py::arg("epoch"), py::arg("base_learning_rate") = 1e-3,
              py::arg("epochs") = 25, "The notebook's schedule: base * (cos(pi * epoch / epochs) + 1) / 2.");
 
@@ -72,26 +78,34 @@ void bind_training(py::module_& module) {
            }),
            py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("epsilon") = 1e-7)
       .def_property("step_count", &Adam::step_count, &Adam::set_step_count, "Updates made (a checkpoint's step).")
-      .def("step", [](Adam& adam, NetworkHandle& handle, float learning_rate) {
-             adam.step(handle.context, handle.network->parameters(), learning_rate);
-           }, py::arg("network"), py::arg("learning_rate"),
-           "One update of every trainable parameter of `network` from its gradients.");
+      .def(
+          "step",
+          [](Adam& adam, NetworkHandle& handle, float learning_rate) {
+            adam.step(handle.context, handle.network->parameters(), learning_rate);
+          },
+          py::arg("network"), py::arg("learning_rate"),
+          "One update of every trainable parameter of `network` from its gradients.");
 
-  module.def("train_step", [](NetworkHandle& handle, Adam& adam, const py::array& images, const py::array& masks,
-                              float learning_rate) {
+  module.def(
+      "train_step",
+      [](NetworkHandle& handle, Adam& adam, const py::array& images, const py::array& masks, float learning_rate) {
         const auto [image_view, mask_view] = batch_views(handle, images, masks);
         handle.node_gradients.clear();
         handle.images = images;  // the network keeps a view of them
         return step_dict(train_step(handle.context, *handle.network, adam, image_view, mask_view, learning_rate));
-      }, py::arg("network"), py::arg("adam"), py::arg("images"), py::arg("masks"), py::arg("learning_rate"),
+      },
+      py::arg("network"), py::arg("adam"), py::arg("images"), py::arg("masks"), py::arg("learning_rate"),
       "One step as `pneumo train` runs it: zero gradients, training forward, loss, backward, Adam. Returns the "
       "loss and metrics of the predictions before the update.");
-  module.def("evaluate_batch", [](NetworkHandle& handle, const py::array& images, const py::array& masks) {
+  module.def(
+      "evaluate_batch",
+      [](NetworkHandle& handle, const py::array& images, const py::array& masks) {
         const auto [image_view, mask_view] = batch_views(handle, images, masks);
         handle.node_gradients.clear();
         handle.images = images;
         return step_dict(evaluate_batch(handle.context, *handle.network, image_view, mask_view));
-      }, py::arg("network"), py::arg("images"), py::arg("masks"),
+      },
+      py::arg("network"), py::arg("images"), py::arg("masks"),
       "Inference forward (running statistics) + loss + metrics; parameters unchanged.");
 }
 

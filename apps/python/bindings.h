@@ -21,7 +21,7 @@ struct NetworkHandle {
   NetworkHandle(const NetworkConfig& config, uint64_t seed);
   Context context{Device::CPU};
   std::unique_ptr<Network> network;
-  py::object images;                               // (N,S,S,1) of the last forward or step
+  py::object images;                                 // (N,S,S,1) of the last forward or step
   std::map<std::string, py::object> node_gradients;  // node name -> (N,H,W,C), from the last backward
 };
 
