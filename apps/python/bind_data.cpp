@@ -34,6 +34,7 @@ ScoredBox scored_of(const ScoredTuple& tuple) {
 }
 std::vector<ScoredTuple> scored_tuples(const std::vector<ScoredBox>& boxes) {
   std::vector<ScoredTuple> tuples;
+  tuples.reserve(boxes.size());
   for (const ScoredBox& scored : boxes)
     tuples.emplace_back(scored.confidence, scored.box.x, scored.box.y, scored.box.width, scored.box.height);
   return tuples;
@@ -70,6 +71,7 @@ void bind_data(py::module_& module) {
       "box_mask",
       [](const std::vector<BoxTuple>& boxes, int height, int width, int size) {
         std::vector<Box> converted;
+        converted.reserve(boxes.size());
         for (const BoxTuple& box : boxes) converted.push_back(box_of(box));
         return array_from_vector(box_mask(converted, height, width, size), {size, size});
       },
@@ -144,7 +146,7 @@ void bind_data(py::module_& module) {
       .def_property_readonly("path", &ImageCache::path)
       .def(
           "image",
-          [](py::object self, const std::string& patient_id) {
+          [](const py::object& self, const std::string& patient_id) {
             const ImageCache& cache = self.cast<const ImageCache&>();
             const float* pixels = cache.find(patient_id);
             if (!pixels) throw Error(cache.path() + ": no image " + quoted(patient_id, 80));
@@ -221,8 +223,10 @@ void bind_data(py::module_& module) {
       "score_image",
       [](const std::vector<BoxTuple>& truth, const std::vector<ScoredTuple>& predictions) -> py::object {
         std::vector<Box> truth_boxes;
+        truth_boxes.reserve(truth.size());
         for (const BoxTuple& box : truth) truth_boxes.push_back(box_of(box));
         std::vector<ScoredBox> predicted;
+        predicted.reserve(predictions.size());
         for (const ScoredTuple& box : predictions) predicted.push_back(scored_of(box));
         const std::optional<ImageScore> score = score_image(truth_boxes, predicted);
         if (!score) return py::none();

@@ -73,6 +73,7 @@ py::object forward(LayerHandle& handle, const py::args& arguments, bool training
     shapes.push_back(views.back().shape());
   }
   std::vector<const Tensor*> inputs;
+  inputs.reserve(views.size());
   for (const Tensor& view : views) inputs.push_back(&view);
   Tensor output;
   py::array_t<float> array = new_array(layer.output_shape(shapes), &output);
@@ -133,13 +134,13 @@ void bind_layers(py::module_& module) {
            })
       .def(
           "parameter",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             return array_view(self.cast<const LayerHandle&>().entry(name).value, self, true);
           },
           py::arg("name"), "A parameter's values, a writable view (conv weight (K,R,S,C)).")
       .def(
           "parameter_gradient",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             const ParameterEntry& entry = self.cast<const LayerHandle&>().entry(name);
             if (!entry.spec.trainable) throw Error(quoted(name, 60) + " is batch-norm state: it has no gradient");
             return array_view(entry.gradient, self, false);

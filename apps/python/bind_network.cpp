@@ -136,7 +136,7 @@ void bind_network(py::module_& module) {
           py::arg("name"), "A node's layer kind, inputs, output shape per image and parameter names.")
       .def(
           "forward",
-          [](py::object self, py::array images, bool training) {
+          [](const py::object& self, const py::array& images, bool training) {
             NetworkHandle& handle = self.cast<NetworkHandle&>();
             const int64_t size = handle.network->config().input_size;
             const Tensor view = tensor_view(images, "images", 4);
@@ -152,7 +152,7 @@ void bind_network(py::module_& module) {
           "until the next forward (copy it to keep it). training=True: batch statistics, running ones updated.")
       .def(
           "backward",
-          [](py::object self, py::array output_gradient, bool input_gradient) -> py::object {
+          [](const py::object& self, const py::array& output_gradient, bool input_gradient) -> py::object {
             NetworkHandle& handle = self.cast<NetworkHandle&>();
             require_forward(handle, "backward");
             Network& network = *handle.network;
@@ -182,7 +182,7 @@ void bind_network(py::module_& module) {
       .def("zero_gradients", [](NetworkHandle& handle) { handle.network->parameters().zero_gradients(); })
       .def(
           "read_output",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             NetworkHandle& handle = self.cast<NetworkHandle&>();
             require_forward(handle, "read_output");
             const Network& network = *handle.network;
@@ -214,7 +214,7 @@ void bind_network(py::module_& module) {
           "Every parameter, trainable then batch-norm state, as the checkpoint names them.")
       .def(
           "parameter",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             const NetworkHandle& handle = self.cast<const NetworkHandle&>();
             return array_view(handle.network->parameters().entry(name).value, self, true);
           },
@@ -223,21 +223,21 @@ void bind_network(py::module_& module) {
           "(K,R,S,C)).")
       .def(
           "parameter_gradient",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             const NetworkHandle& handle = self.cast<const NetworkHandle&>();
             return array_view(trainable_entry(*handle.network, name, "gradient").gradient, self, false);
           },
           py::arg("name"), "d loss / d parameter, accumulated by backward (read-only view).")
       .def(
           "adam_m",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             const NetworkHandle& handle = self.cast<const NetworkHandle&>();
             return array_view(trainable_entry(*handle.network, name, "Adam moment").adam_m, self, false);
           },
           py::arg("name"), "Adam's first moment of a parameter (read-only view).")
       .def(
           "adam_v",
-          [](py::object self, const std::string& name) {
+          [](const py::object& self, const std::string& name) {
             const NetworkHandle& handle = self.cast<const NetworkHandle&>();
             return array_view(trainable_entry(*handle.network, name, "Adam moment").adam_v, self, false);
           },
