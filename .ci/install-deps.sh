@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang clang-format
           libopenmpi-dev openmpi-bin
           libonnx-dev libprotobuf-dev python3-venv
+          python3-pybind11 python3-dev jupyter-nbconvert python3-ipykernel  # the Python module (apps/python/) and its notebook walkthrough
           python3-numpy python3-torch python3-skimage python3-pydicom
           clang-tidy  # .ci/check-tidy.sh
           qemu-user  # tests/install/test_cpu_baseline.sh: `pneumo` on an emulated CPU without AVX

@@ -13,6 +13,7 @@ Exercises
  2. For a gradient of 1e-3 instead of 1e-9, predict whether the two optimizers still differ by
     more than 1% at step 1. Set TINY and look.
 """
+import importlib
 import math
 
 import torch
@@ -72,3 +73,29 @@ for name, eps_torch in [("eps_1e_7", 1e-7), ("eps_1e_8", 1e-8)]:
           % (name, 100 * (s / k - 1), s, k))
 print("eps_torch equivalent to Keras's 1e-7 at t = 1, 10, 100, 1000, 10000:",
       ", ".join("%.2g" % (EPS / math.sqrt(1 - B2 ** t)) for t in (1, 10, 100, 1000, 10000)))
+
+# ---- The engine's own Adam (layers/adam.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+pneumo = engine.load_pneumo()
+if pneumo is not None:
+    import numpy as np  # python3-numpy comes with python3-torch
+    network = pneumo.Network(size=16, channels=2, blocks=1, depth=2, seed=3)
+    adam = pneumo.Adam(beta1=B1, beta2=B2, epsilon=EPS)
+    name = "block1_1.conv1.weight"
+    images = np.random.default_rng(0).random((2, 16, 16, 1), dtype=np.float32)
+    history = [torch.tensor(np.array(network.parameter(name)), dtype=torch.float64).flatten()]
+    gradients = []
+    for step in range(3):  # three steps on three gradients, against keras_steps above
+        network.zero_gradients()
+        network.forward(images, training=True)
+        network.backward(np.full((2, 16, 16, 1), 0.1 * (step + 1), dtype=np.float32))
+        gradients.append(torch.tensor(np.array(network.parameter_gradient(name)), dtype=torch.float64).flatten())
+        adam.step(network, LR)
+    expected = keras_steps(history[0], gradients)
+    mine = torch.tensor(np.array(network.parameter(name)), dtype=torch.float64).flatten()
+    error = (mine - expected).abs().max().item() / (expected - history[0]).abs().max().item()
+    print("engine Adam through pneumo, 3 steps of %s vs the Keras update: max |w - w_keras| / max |step| = %.2g"
+          % (name, error))
+    assert error < 1e-4 and adam.step_count == 3, error

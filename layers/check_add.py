@@ -10,6 +10,7 @@ Exercises
  2. Why must every backward ACCUMULATE (+=) rather than overwrite? Change `block_dx` to keep only
     the last path's contribution and watch the check fail.
 """
+import importlib
 import torch
 
 torch.manual_seed(0)
@@ -28,3 +29,11 @@ block_dx = dy + w * dy * (x.detach() > 0)  # skip path + branch path, accumulate
 error = (block_dx - x.grad).abs().max().item()
 print("residual block x + w*relu(x): max |dx_page - dx_autograd| = %.3g" % error)
 assert error < 1e-14, error
+
+# ---- The engine's own Add (layers/add.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("Add", lambda pneumo: pneumo.layers.Add(), lambda a, b: a + b,
+                   [torch.randn(2, 3, 3, 4, dtype=torch.float64), torch.randn(2, 3, 3, 4, dtype=torch.float64)],
+                   nchw=False)

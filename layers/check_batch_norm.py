@@ -11,6 +11,7 @@ Exercises
     and check it with F.batch_norm(..., training=False).
  3. Raise MEAN to 1e6: at what mean does the unshifted float32 variance become useless?
 """
+import importlib
 import torch
 
 torch.manual_seed(0)
@@ -54,3 +55,14 @@ shifted = ((d * d).mean() - d.mean() ** 2).item()
 print("variance of mean-%g data: true %.6f, float32 naive %.6f, float32 shifted %.6f"
       % (MEAN, true_var, naive, shifted))
 assert abs(shifted - true_var) < 1e-3 * true_var
+
+# ---- The engine's own BatchNorm2d (layers/batch_norm.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+gamma = torch.randn(C, dtype=torch.float64, requires_grad=True)
+beta = torch.randn(C, dtype=torch.float64, requires_grad=True)
+engine.check_layer("BatchNorm2d (training)", lambda pneumo: pneumo.layers.BatchNorm2d(C, epsilon=EPS),
+                   lambda x: torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS),
+                   [torch.randn(N, C, H, W, dtype=torch.float64).mul(2).add(0.5)], training=True,
+                   parameters=[("gamma", gamma, lambda t: t), ("beta", beta, lambda t: t)], tolerance=1e-4)

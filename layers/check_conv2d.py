@@ -11,6 +11,7 @@ Exercises
  2. Rewrite `page_dw` as one matrix product dy^T (K,P) @ col(x) (P,R*S*C) with torch's unfold and
     check it (that is GEMM 2 of the page).
 """
+import importlib
 import torch
 import torch.nn.functional as F
 
@@ -72,3 +73,15 @@ for name, m in WINOGRAD.items():
     beta_w = (G.t() * (A_norm * BT_norm)).sum(1).max().item()
     print("beta_%s = %.4g" % (name, beta))
     print("beta_w_%s = %.4g" % (name, beta_w))
+
+# ---- The engine's own Conv2d (layers/conv2d.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+for kernel in (3, 1):
+    weight = torch.randn(K, C, kernel, kernel, dtype=torch.float64, requires_grad=True)  # torch (K,C,R,S)
+    engine.check_layer("Conv2d %dx%d" % (kernel, kernel),
+                       lambda pneumo, kernel=kernel: pneumo.layers.Conv2d(C, K, kernel),
+                       lambda x, weight=weight, kernel=kernel: F.conv2d(x, weight, padding=kernel // 2),
+                       [torch.randn(N, C, H, W, dtype=torch.float64)],
+                       parameters=[("weight", weight, lambda t: t.permute(0, 2, 3, 1))])  # engine (K,R,S,C)

@@ -11,6 +11,7 @@ Exercises
  3. What fraction of down1.pool's windows are tied on a noise image, and on the same image with
     a flat border? Where do the ties come from? (Measured at the end; worked answer on the page.)
 """
+import importlib
 import os
 
 import torch
@@ -76,3 +77,10 @@ bordered = torch.zeros_like(noise)
 bordered[..., 16:-16, 16:-16] = noise[..., 16:-16, 16:-16]
 print("down1_pool_tied_windows_percent_noise = %.1f" % tied_window_percent(noise))
 print("down1_pool_tied_windows_percent_flat_border = %.1f" % tied_window_percent(bordered))
+
+# ---- The engine's own MaxPool2d (layers/max_pool.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("MaxPool2d", lambda pneumo: pneumo.layers.MaxPool2d(),
+                   lambda x: torch.nn.functional.max_pool2d(x, 2), [x])  # distinct values: one argmax each

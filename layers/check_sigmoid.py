@@ -9,6 +9,7 @@ Exercises
  2. Evaluate 1 / (1 + exp(-x)) in float32 at x = -100 and x = 100 and compare with the page's
     form (e = exp(-|x|)). Which form returns exactly 0 or 1, and which loses x = -30's precision?
 """
+import importlib
 import numpy as np
 import torch
 
@@ -64,3 +65,10 @@ first_zero = next(x for x in grid if code_sigmoid(x) == 0)
 print("sigmoid_exactly_one_from = %.2f" % first_one)
 print("sigmoid_exactly_zero_below = %.2f" % first_zero)
 assert 16.5 < first_one < 16.7 and -104.1 < first_zero < -103.9
+
+# ---- The engine's own Sigmoid (layers/sigmoid.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("Sigmoid", lambda pneumo: pneumo.layers.Sigmoid(), torch.sigmoid,
+                   [torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4], nchw=False)

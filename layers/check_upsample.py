@@ -8,6 +8,7 @@ Exercises
     gradient? Predict the ratio dx.abs().mean() / dy.abs().mean() for random dy (about
     sqrt(factor^2) for independent signs), then set FACTOR = 16 and look.
 """
+import importlib
 import torch
 
 FACTOR = 4
@@ -20,3 +21,10 @@ error = (page - x.grad).abs().max().item()
 print("upsample x%d: max |dx_page - dx_autograd| = %.3g" % (FACTOR, error))
 print("mean |dx| / mean |dy| = %.2f" % (x.grad.abs().mean() / dy.abs().mean()).item())
 assert error < 1e-12, error
+
+# ---- The engine's own Upsample (layers/upsample.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("Upsample x%d" % FACTOR, lambda pneumo: pneumo.layers.Upsample(FACTOR),
+                   lambda x: torch.nn.functional.interpolate(x, scale_factor=FACTOR, mode="nearest"), [x])
