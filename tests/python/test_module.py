@@ -126,6 +126,18 @@ theirs = torch_images.grad.permute(0, 2, 3, 1).numpy()
 input_error = np.abs(dimages - theirs).max() / np.abs(theirs).max()
 check("d loss / d images = torch", input_error < 1e-4, "relative error %.3g" % input_error)
 
+# ---- bf16 convolutions (layers/precision.md) -------------------------------------------------------
+check("a network starts in fp32", network.precision == "fp32")
+fp32_probabilities = network.forward(images, training=True).copy()  # forward returns a view of the output
+network.precision = "bf16"
+difference = np.abs(network.forward(images, training=True) - fp32_probabilities).max()
+check("bf16 forward differs from fp32 by bf16 rounding (0 < max difference < 2e-2)", 0 < difference < 2e-2,
+      "max difference %.3g" % difference)
+network.precision = "fp32"
+check("back to fp32 gives the fp32 forward bit for bit",
+      np.array_equal(network.forward(images, training=True), fp32_probabilities))
+raises("an unknown precision is a pneumo.Error", lambda: setattr(network, "precision", "fp16"), "expected fp32 or bf16")
+
 # ---- without copies, and clear errors otherwise --------------------------------------------------
 weight = network.parameter("conv0.weight")
 check("a parameter is a view of the engine's memory", weight.base is not None and weight.flags.writeable)
