@@ -66,7 +66,7 @@ struct TrainSettings {
   bool force_run_dir = false;
 };
 
-// The files of a run directory (above), and whether `name` is one of them or one of their
+// The files of a run directory (above, and TensorBoard's events.out.tfevents.*), and whether `name` is one of them or one of their
 // temporaries: a new run refuses a folder holding anything else unless forced.
 bool is_run_file_name(const std::string& name);
 
