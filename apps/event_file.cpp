@@ -54,8 +54,7 @@ std::string tfrecord_frame(const std::string& payload) {
 
 EventFileWriter::EventFileWriter(const std::string& path) : path_(path) {
   descriptor_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-  if (descriptor_ < 0)
-    throw Error(path + ": cannot create the TensorBoard event file (" + std::strerror(errno) + ")");
+  if (descriptor_ < 0) throw Error(path + ": cannot create the TensorBoard event file (" + std::strerror(errno) + ")");
 }
 
 EventFileWriter::~EventFileWriter() {

@@ -159,9 +159,10 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   if (is_root()) {
     // A new event file per process: a resumed run adds one beside the earlier ones.
     tensorboard_ = open_tensorboard_log(settings_.run_dir);
-    log_.line(tensorboard_ ? "TensorBoard: " + tensorboard_->path() + " (tensorboard --logdir " + settings_.run_dir + ")"
-                           : std::string("TensorBoard: not available in this build (built without protobuf): "
-                                         "no event files are written"));
+    log_.line(tensorboard_
+                  ? "TensorBoard: " + tensorboard_->path() + " (tensorboard --logdir " + settings_.run_dir + ")"
+                  : std::string("TensorBoard: not available in this build (built without protobuf): "
+                                "no event files are written"));
   }
   log_.line("network: " + std::to_string(network_->trainable_parameter_count()) + " trainable parameters, input " +
             std::to_string(settings_.network.input_size) + "x" + std::to_string(settings_.network.input_size) +
