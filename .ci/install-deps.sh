@@ -6,7 +6,7 @@
 set -euo pipefail
 packages=(cmake g++ make dpkg-dev libopenblas-dev libdcmtk-dev dcmtk libjpeg62-turbo-dev libopenjp2-7-dev libopenjp2-tools zlib1g-dev libstb-dev doctest-dev clang clang-format
           libopenmpi-dev openmpi-bin
-          libonnx-dev libprotobuf-dev python3-venv
+          libonnx-dev libprotobuf-dev protobuf-compiler python3-venv  # protoc: apps/tensorboard.proto
           python3-pybind11 python3-dev jupyter-nbconvert python3-ipykernel  # the Python module (apps/python/) and its notebook walkthrough
           python3-numpy python3-torch python3-skimage python3-pydicom
           clang-tidy  # .ci/check-tidy.sh
@@ -26,7 +26,8 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # Best effort, outside the repository: ONNX + ONNX Runtime from PyPI for CTest's onnx_runtime_check
-# (~30 s). Without PyPI the test reports SKIPPED; nothing else needs it.
+# and TensorBoard for test_tensorboard_files_tensorboard (~40 s). Without PyPI those tests report
+# SKIPPED; nothing else needs them.
 if [ "${PNEUMO_NO_PYPI:-0}" != 1 ]; then
   timeout 300 env PNEUMO_PEERS_ONNX_ONLY=1 bash "$(dirname "$0")/../benchmarks/peers/setup-venv.sh" \
     || echo "install-deps: no ONNX Runtime environment (PyPI unreachable?); onnx_runtime_check will be skipped"

@@ -172,7 +172,7 @@ bool is_run_file_name(const std::string& name) {
     if (name == run_file) return true;
     if (name.rfind(run_file + ".tmp", 0) == 0) return true;  // a writer's temporary
   }
-  return false;
+  return name.rfind("events.out.tfevents.", 0) == 0;  // TensorBoard event files (apps/tensorboard_log.h)
 }
 
 void add_network_metadata(std::map<std::string, std::string>& metadata, const NetworkConfig& config) {

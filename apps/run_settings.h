@@ -68,8 +68,8 @@ struct TrainSettings {
   bool force_run_dir = false;
 };
 
-// The files of a run directory (above), and whether `name` is one of them or one of their
-// temporaries: a new run refuses a folder holding anything else unless forced.
+// The files of a run directory (above, and TensorBoard's events.out.tfevents.*), and whether `name` is one of them or
+// one of their temporaries: a new run refuses a folder holding anything else unless forced.
 bool is_run_file_name(const std::string& name);
 
 // "notebook": 256x256, 32 channels, 2 blocks, depth 4, batch 32, 25 epochs, lr 1e-3, 2560

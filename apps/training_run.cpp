@@ -53,6 +53,21 @@ std::vector<float> image_range(const std::vector<float>& values, int64_t first, 
   return std::vector<float>(values.begin() + first * per_image, values.begin() + (first + count) * per_image);
 }
 
+// TensorBoard histograms of every trainable parameter's values (after the step) and gradients.
+void write_parameter_histograms(TensorBoardLog& log, const Network& network, int64_t step) {
+  const ParameterStore& store = network.parameters();
+  const std::vector<float> values = store.values().to_vector();        // (P), device -> host
+  const std::vector<float> gradients = store.gradients().to_vector();  // (P)
+  std::vector<std::pair<std::string, Histogram>> histograms;
+  for (const ParameterEntry& entry : store.entries()) {
+    if (!entry.spec.trainable) continue;
+    const size_t count = static_cast<size_t>(shape_count(entry.spec.shape));
+    histograms.emplace_back("weights/" + entry.spec.name, make_histogram(values.data() + entry.offset, count));
+    histograms.emplace_back("gradients/" + entry.spec.name, make_histogram(gradients.data() + entry.offset, count));
+  }
+  log.histograms(step, histograms);
+}
+
 // (Re)allocates `tensor` on `device` only when the shape changes.
 void ensure_shape(Tensor& tensor, Device device, const Shape& shape) {
   if (tensor.empty() || tensor.shape() != shape || tensor.device() != device) tensor = Tensor(device, shape);
@@ -145,6 +160,14 @@ Trainer::Trainer(const TrainSettings& settings, bool resume, Communicator* commu
   }
   if (settings_.inspect_every > 0 && communicator_->is_root())  // rank 0 records (its slice)
     recorder_ = std::make_unique<TrainingRecorder>(settings_.run_dir, settings_.inspect_every, adam_.step_count() + 1);
+  if (is_root()) {
+    // A new event file per process: a resumed run adds one beside the earlier ones.
+    tensorboard_ = open_tensorboard_log(settings_.run_dir);
+    log_.line(tensorboard_
+                  ? "TensorBoard: " + tensorboard_->path() + " (tensorboard --logdir " + settings_.run_dir + ")"
+                  : std::string("TensorBoard: not available in this build (built without protobuf): "
+                                "no event files are written"));
+  }
   log_.line("network: " + std::to_string(network_->trainable_parameter_count()) + " trainable parameters, input " +
             std::to_string(settings_.network.input_size) + "x" + std::to_string(settings_.network.input_size) +
             ", batch " + std::to_string(settings_.batch_size) + ", " + std::to_string(settings_.epochs) + " epochs");
@@ -255,6 +278,12 @@ void Trainer::prepare_run_directory(bool resume) {
     for (const char* old : {"last.safetensors", "best.safetensors", "history.csv", "curves.png", "validation_grid.png",
                             "inspect.csv", "inspect.html", "conv-algorithms.txt"})
       fs::remove(fs::path(folder) / old, error);
+  if (!resume) {  // and its TensorBoard files, which TensorBoard would show as part of the new run
+    std::vector<fs::path> event_files;
+    for (const fs::directory_entry& entry : fs::directory_iterator(folder, error))
+      if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0) event_files.push_back(entry.path());
+    for (const fs::path& file : event_files) fs::remove(file, error);
+  }
 }
 
 void Trainer::start_new_run() {
@@ -384,6 +413,7 @@ bool Trainer::train_epoch() {
   Batch batch;
   for (int64_t skipped = 0; skipped < state_.next_batch && train_loader_->next(batch); ++skipped)
     progress.advance(batch.size);
+  auto step_start = std::chrono::steady_clock::now();
   for (int64_t index = state_.next_batch; train_loader_->next(batch); ++index) {
     if (batch.size % ranks != 0)
       throw Error("epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(index + 1) + " has " +
@@ -405,6 +435,7 @@ bool Trainer::train_epoch() {
     const StepResult step =
         train_step(context_, *network_, adam_, images_, masks_, static_cast<float>(learning_rate), *communicator_);
     if (record) recorder_->after_step(*network_, adam_.step_count(), epoch + 1);
+    if (record && tensorboard_) write_parameter_histograms(*tensorboard_, *network_, adam_.step_count());
     if (!std::isfinite(step.loss.loss)) {
       progress.finish();
       throw Error("non-finite loss (" + std::to_string(step.loss.loss) + ") at epoch " + std::to_string(epoch + 1) +
@@ -412,6 +443,18 @@ bool Trainer::train_epoch() {
                   (path_exists(last_path_) ? last_path_ : std::string("(none yet)")) + "; try a lower --lr");
     }
     epoch_sums_.add(step);
+    if (tensorboard_) {  // the step's values as train_step returned them, and the images per second of the loop
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - step_start).count();
+      step_start = now;
+      tensorboard_->scalars(adam_.step_count(), {{"step/loss", step.loss.loss},
+                                                 {"step/bce", step.loss.bce},
+                                                 {"step/iou_loss", step.loss.iou_loss},
+                                                 {"step/accuracy", step.metrics.accuracy},
+                                                 {"step/mean_iou", step.metrics.mean_iou},
+                                                 {"step/learning_rate", learning_rate},
+                                                 {"step/images_per_second", seconds > 0 ? batch.size / seconds : 0.0}});
+    }
     char extra[160];
     std::snprintf(extra, sizeof extra, "loss %.4f acc %.4f iou %.4f lr %.2e", epoch_sums_.mean(epoch_sums_.loss),
                   epoch_sums_.mean(epoch_sums_.accuracy), epoch_sums_.mean(epoch_sums_.iou), learning_rate);
@@ -475,6 +518,21 @@ void Trainer::end_epoch(double learning_rate, double seconds_training) {
   if (improved) save(best_path_, state_);
   if (is_root() && (improved || state_.epoch == settings_.epochs))
     write_validation_grid(settings_.run_dir + "/validation_grid.png", validation);
+  if (tensorboard_) {  // history.csv's row (as floats) and the validation grid, at x = the epoch
+    tensorboard_->scalars(record.epoch, {{"epoch/loss", record.train_loss},
+                                         {"epoch/accuracy", record.train_accuracy},
+                                         {"epoch/mean_iou", record.train_iou},
+                                         {"epoch/val_loss", record.validation_loss},
+                                         {"epoch/val_accuracy", record.validation_accuracy},
+                                         {"epoch/val_mean_iou", record.validation_iou},
+                                         {"epoch/val_map", record.validation_map},
+                                         {"epoch/learning_rate", record.learning_rate},
+                                         {"epoch/seconds", record.seconds}});
+    if (!validation.images.empty()) {
+      const Picture grid = validation_grid(validation);
+      tensorboard_->image(record.epoch, "epoch/validation_grid", grid.png_bytes(), grid.width(), grid.height(), 3);
+    }
+  }
   save(last_path_, state_);
   write_history_views();
 }

@@ -36,6 +36,7 @@
 #include "apps/learning_curves.h"
 #include "apps/run_files.h"
 #include "apps/run_settings.h"
+#include "apps/tensorboard_log.h"
 #include "data/input/cache.h"
 #include "data/input/dataset.h"
 #include "data/input/labels.h"
@@ -127,8 +128,9 @@ class Trainer {
   std::string last_path_, best_path_;
   std::string data_fingerprint_;  // labels file and image list (prepare_data), kept in checkpoints
   // Batch tensors on the device, allocated once per batch size (no device allocation per batch).
-  Tensor images_, masks_;                       // (B/ranks,S,S,1) each: this rank's slice
-  std::unique_ptr<TrainingRecorder> recorder_;  // with --inspect-every K
+  Tensor images_, masks_;                        // (B/ranks,S,S,1) each: this rank's slice
+  std::unique_ptr<TrainingRecorder> recorder_;   // with --inspect-every K
+  std::unique_ptr<TensorBoardLog> tensorboard_;  // rank 0, in a build with protobuf (apps/tensorboard_log.h)
 };
 
 // Runs (or, with resume, continues) a training run: Trainer(settings, resume).run()

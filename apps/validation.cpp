@@ -181,6 +181,11 @@ Box scaled(const Box& box, double scale) {
 
 void write_validation_grid(const std::string& path, const ValidationResult& result) {
   if (result.images.empty()) return;
+  validation_grid(result).save_png(path);
+}
+
+Picture validation_grid(const ValidationResult& result) {
+  if (result.images.empty()) throw Error("validation_grid: no validation images to draw");
   const int tile = 256, gap = 4, columns = 8;
   const int count = static_cast<int>(result.images.size());
   const int rows = (count + columns - 1) / columns;
@@ -205,7 +210,7 @@ void write_validation_grid(const std::string& path, const ValidationResult& resu
     for (int y = 0; y < picture.height(); ++y)
       for (int x = 0; x < picture.width(); ++x) grid.set(x0 + x, y0 + y, picture.get(x, y));
   }
-  grid.save_png(path);
+  return grid;
 }
 
 }  // namespace pneumo::cli

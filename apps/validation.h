@@ -10,6 +10,7 @@
 #include "data/input/loader.h"
 #include "data/evaluation/metric.h"
 #include "data/evaluation/submission.h"
+#include "data/presentation/picture.h"
 #include "engine/context.h"
 #include "engine/distributed.h"
 #include "layers/network.h"
@@ -42,7 +43,9 @@ ValidationResult validate(Context& context, Network& network, BatchLoader& loade
 std::vector<std::vector<ScoredBox>> boxes_for_batch(const Tensor& probabilities, const std::vector<int>& source_widths,
                                                     const std::vector<int>& source_heights, double threshold);
 
-// A grid (8 per row) of the first validation batch: true boxes green, predictions orange.
+// A grid (8 per row) of the first validation batch: true boxes green, predictions orange
+// (result.images must not be empty); write_validation_grid saves it as a PNG (nothing when empty).
+Picture validation_grid(const ValidationResult& result);
 void write_validation_grid(const std::string& path, const ValidationResult& result);
 
 }  // namespace pneumo::cli

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates the Python environment for the framework comparisons (Keras/TensorFlow, PyTorch 2.x,
-# ONNX, ONNX Runtime) OUTSIDE the repository: $PNEUMO_PEERS_VENV, default ~/.cache/pneumo-peers-venv.
+# ONNX, ONNX Runtime, TensorBoard) OUTSIDE the repository: $PNEUMO_PEERS_VENV, default ~/.cache/pneumo-peers-venv.
 # Nothing in the build or the CTest suite needs it; the scripts beside this one do.
 # PyTorch: the CPU-only wheel index (download.pytorch.org) is tried first; when it cannot be
 # reached, PyPI's default torch wheel is installed (it pulls the CUDA runtime wheels, ~3 GB, and
@@ -13,9 +13,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
-"${pip[@]}" numpy onnx onnxruntime safetensors
-if [ "${PNEUMO_PEERS_ONNX_ONLY:-0}" = 1 ]; then  # what CTest's onnx_runtime_check needs (~30 s)
-  echo "setup-venv: $venv (onnx, onnxruntime only)"; exit 0
+# tensorboard: its event-file reader checks `pneumo train`'s files (test_tensorboard_files_tensorboard).
+"${pip[@]}" numpy onnx onnxruntime safetensors tensorboard
+if [ "${PNEUMO_PEERS_ONNX_ONLY:-0}" = 1 ]; then  # what CTest's onnx_runtime_check and TensorBoard test need (~40 s)
+  echo "setup-venv: $venv (onnx, onnxruntime, tensorboard only)"; exit 0
 fi
 "${pip[@]}" matplotlib tensorflow-cpu
 if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
@@ -26,7 +27,7 @@ if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
 fi
 "$venv/bin/python" - <<'PY'
 import importlib
-for name in ("numpy", "onnx", "onnxruntime", "tensorflow", "keras", "torch"):
+for name in ("numpy", "onnx", "onnxruntime", "tensorboard", "tensorflow", "keras", "torch"):
     try:
         module = importlib.import_module(name)
         print(f"setup-venv: {name} {module.__version__}")
