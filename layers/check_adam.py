@@ -72,3 +72,9 @@ for name, eps_torch in [("eps_1e_7", 1e-7), ("eps_1e_8", 1e-8)]:
           % (name, 100 * (s / k - 1), s, k))
 print("eps_torch equivalent to Keras's 1e-7 at t = 1, 10, 100, 1000, 10000:",
       ", ".join("%.2g" % (EPS / math.sqrt(1 - B2 ** t)) for t in (1, 10, 100, 1000, 10000)))
+
+# The exercises' answers (the page's "Solutions").
+# 1. eps / sqrt(1 - b2^t) <= 1.1 eps  <=>  b2^t <= 1 - 1/1.21.
+t_10 = math.ceil(math.log(1 - 1 / 1.1 ** 2) / math.log(B2))
+assert 1 / math.sqrt(1 - B2 ** t_10) <= 1.1 < 1 / math.sqrt(1 - B2 ** (t_10 - 1))
+print("eps_within_10_percent_step = %d" % t_10)

@@ -28,3 +28,11 @@ block_dx = dy + w * dy * (x.detach() > 0)  # skip path + branch path, accumulate
 error = (block_dx - x.grad).abs().max().item()
 print("residual block x + w*relu(x): max |dx_page - dx_autograd| = %.3g" % error)
 assert error < 1e-14, error
+
+# The exercises' answers (the page's "Solutions").
+# 1. dy/dx = 1 + w * [x > 0]: the 1 is the skip path, w * [x > 0] the branch.
+print("skip_path_gradient_share_where_relu_open = %.3f  # 1 / (1 + w)" % (1 / (1 + w)))
+# 2. Overwriting keeps only the last path written (here the branch): the skip path's dy is lost.
+overwritten = w * dy * (x.detach() > 0)
+print("overwrite_error = %.2f  # max |dx_overwrite - dx_autograd| = max |dy|" % (overwritten - x.grad).abs().max().item())
+assert abs((overwritten - x.grad).abs().max().item() - dy.abs().max().item()) < 1e-12

@@ -20,3 +20,9 @@ error = (page - x.grad).abs().max().item()
 print("upsample x%d: max |dx_page - dx_autograd| = %.3g" % (FACTOR, error))
 print("mean |dx| / mean |dy| = %.2f" % (x.grad.abs().mean() / dy.abs().mean()).item())
 assert error < 1e-12, error
+
+# The exercise's answer (the page's "Solutions"): factor 16, each dx sums 256 values of dy.
+x16 = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+dy16 = torch.randn(2, 3, 256, 256, dtype=torch.float64)
+torch.nn.functional.interpolate(x16, scale_factor=16, mode="nearest").backward(dy16)
+print("factor16_dx_over_dy = %.1f" % (x16.grad.abs().mean() / dy16.abs().mean()).item())
