@@ -3,7 +3,8 @@
 unit of work of each CPU convolution algorithm reads, on an 8x8 image with 'same' zero padding
 (the grey ring) and a 3x3 filter.
 
-Run: /usr/bin/python3 layers/figures/make_conv_tiling.py   (plain Python; rewrites the SVG)
+Run: /usr/bin/python3 layers/figures/make_conv_tiling.py [OUTPUT]   (plain Python; rewrites the
+SVG beside this script, or writes OUTPUT; tests/docs/test_network_figures.sh compares the two)
 
 - gemm (im2col + GEMM): one output pixel reads its 3x3 window, copied into one row of col(x);
 - direct: a register tile of 6 output pixels in a row reads a 3 x 8 strip straight from the
@@ -12,6 +13,7 @@ Run: /usr/bin/python3 layers/figures/make_conv_tiling.py   (plain Python; rewrit
   overlap by 2 pixels (m + r - 1 = 4 + 3 - 1 = 6).
 """
 import os
+import sys
 
 CELL, GRID = 20, 10  # 8x8 image plus the padding ring: rows and columns -1..8
 BLUE, ORANGE, GREEN, GREY = "#9ecae1", "#fdae6b", "#a1d99b", "#eeeeee"
@@ -120,7 +122,8 @@ def draw():
 
 
 if __name__ == "__main__":
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conv_tiling.svg")
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               "conv_tiling.svg")
     temporary = path + ".tmp"
     with open(temporary, "w") as out:  # written whole, then renamed over the old figure
         out.write(draw())
