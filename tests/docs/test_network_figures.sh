@@ -25,7 +25,7 @@ for figure in $figures; do
     diff "$source_dir/layers/figures/$figure" "$work/$figure" | head -20 || true
     status=1
   else
-    echo "layers/figures/$figure: the same bytes as pneumo draws"
+    echo "layers/figures/$figure: the same bytes as regenerated now"
   fi
 done
 exit $status
