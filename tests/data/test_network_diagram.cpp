@@ -33,9 +33,9 @@ TEST_CASE("the network diagram draws every node, every edge and every residual s
   CHECK(svg.find("<title>block2_1.add -&gt; block2_2.add</title>") != std::string::npos);
   CHECK(svg.find(">block2_2.conv1</text>") != std::string::npos);
   CHECK(svg.find(">Conv2d 3x3, 16-&gt;16</text>") != std::string::npos);  // depth 2: 4 * 2 * 2 channels
-  CHECK(svg.find(">8x8x16</text>") != std::string::npos);                  // 32 / 2 / 2
-  CHECK(svg.find(">32x32x1</text>") != std::string::npos);                 // the upsampled output
-  CHECK(pneumo::draw_network_svg(network) == svg);                           // deterministic
+  CHECK(svg.find(">8x8x16</text>") != std::string::npos);                 // 32 / 2 / 2
+  CHECK(svg.find(">32x32x1</text>") != std::string::npos);                // the upsampled output
+  CHECK(pneumo::draw_network_svg(network) == svg);                        // deterministic
 }
 
 TEST_CASE("the residual block diagram shows the block's input, its nodes and its skip path") {
