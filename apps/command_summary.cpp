@@ -96,6 +96,9 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
                            {{"--checkpoint", arguments.text("checkpoint")}});
   Network network(Device::CPU, config, 0);
   network.set_conv_policy(conv_policy);
+  // The pictures are drawn first, so a bad --block fails before anything is printed.
+  const std::string network_svg = svg_path.empty() ? "" : draw_network_svg(network);
+  const std::string block_svg = block_svg_path.empty() ? "" : draw_residual_block_svg(network, arguments.text("block"));
   std::printf("create_network(input_size=%lld, channels=%lld, n_blocks=%lld, depth=%lld)\n",
               static_cast<long long>(config.input_size), static_cast<long long>(config.channels),
               static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth));
@@ -106,11 +109,11 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   // Each picture is written whole or not at all (an existing file is replaced only once the new
   // one is complete).
   if (!svg_path.empty()) {
-    write_file_atomic(svg_path, draw_network_svg(network));
+    write_file_atomic(svg_path, network_svg);
     std::printf("wrote %s\n", svg_path.c_str());
   }
   if (!block_svg_path.empty()) {
-    write_file_atomic(block_svg_path, draw_residual_block_svg(network, arguments.text("block")));
+    write_file_atomic(block_svg_path, block_svg);
     std::printf("wrote %s\n", block_svg_path.c_str());
   }
   return 0;

@@ -47,7 +47,7 @@ std::string shape_text(const Shape& shape) {  // (1,H,W,C) -> "HxWxC"
 }
 
 std::string detail_text(const NetworkNode& node) {
-  const std::string kind = node.layer->kind();
+  std::string kind = node.layer->kind();
   if (const auto* conv = dynamic_cast<const Conv2d*>(node.layer.get()))
     return kind + " " + std::to_string(conv->kernel_size()) + "x" + std::to_string(conv->kernel_size()) + ", " +
            std::to_string(conv->in_channels()) + "->" + std::to_string(conv->out_channels());
@@ -170,7 +170,8 @@ std::string draw_network_svg(const Network& network) {
   for (size_t i = 0; i < nodes.size(); ++i)
     for (int input : nodes[i].inputs) {
       edges.push_back({input + 1, static_cast<int>(i) + 1});
-      const Box &from = boxes[static_cast<size_t>(input + 1)], &to = boxes[i + 1];
+      const size_t from_box = input < 0 ? 0 : static_cast<size_t>(input) + 1;  // box 0: the images
+      const Box &from = boxes[from_box], &to = boxes[i + 1];
       if (from.column == to.column && to.row > from.row + 1) ++skips;
     }
   const std::vector<std::string> title = {
