@@ -9,6 +9,8 @@
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "engine/check.h"
+#include "engine/files.h"
+#include "data/presentation/network_diagram.h"
 #include "layers/checkpoint.h"
 #include "layers/conv2d.h"
 #include "layers/network.h"
@@ -60,7 +62,9 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
                       "FLOPs, then the totals, then the memory budget of one training step at --batch on the CPU.\n"
                       "With --conv-algos, then the CPU convolution algorithm of every Conv2d in each\n"
                       "direction of a training step under --conv-algo, and why (auto: timed or from the\n"
-                      "tuning file, as at run time). Defaults to the notebook's create_network(256, 32, 2, 4).");
+                      "tuning file, as at run time). With --svg / --block-svg, also writes SVG pictures of the\n"
+                      "graph and of one residual block (the figures of layers/training_step.md). Defaults to the\n"
+                      "notebook's create_network(256, 32, 2, 4).");
   arguments.option("size", "S", "256", "input size");
   arguments.option("channels", "N", "32", "channels of the first convolution");
   arguments.option("blocks", "N", "2", "residual blocks per depth");
@@ -72,6 +76,9 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   arguments.flag("conv-algos", "print every convolution's CPU algorithm per direction, and why");
   arguments.option("threads", "N", "0", "CPU threads (0: all; part of auto's key, as in pneumo tune)");
   arguments.option("precision", "fp32|bf16", "fp32", "budget the step in this precision (layers/precision.md)");
+  arguments.option("svg", "FILE", "", "write the network's graph as an SVG picture");
+  arguments.option("block-svg", "FILE", "", "write one residual block (--block) as an SVG picture");
+  arguments.option("block", "NAME", "block1_1", "the residual block --block-svg draws");
   if (!arguments.parse(argv)) return 0;
   if (arguments.integer("threads", 0) > 0) set_cpu_thread_count(static_cast<int>(arguments.integer("threads")));
   NetworkConfig config{arguments.integer("size"),
@@ -85,9 +92,15 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
     config = network_config_from_metadata(read_checkpoint_info(arguments.text("checkpoint")).metadata,
                                           arguments.text("checkpoint"));
   validate_network_config(config);
+  const std::string svg_path = arguments.text("svg"), block_svg_path = arguments.text("block-svg");
+  require_outputs_distinct({{"--svg", svg_path}, {"--block-svg", block_svg_path}},
+                           {{"--checkpoint", arguments.text("checkpoint")}});
   Network network(Device::CPU, config, 0);
   network.set_conv_policy(conv_policy);
   network.set_precision(parse_precision(arguments.choice("precision", {"fp32", "bf16"})));
+  // The pictures are drawn first, so a bad --block fails before anything is printed.
+  const std::string network_svg = svg_path.empty() ? "" : draw_network_svg(network);
+  const std::string block_svg = block_svg_path.empty() ? "" : draw_residual_block_svg(network, arguments.text("block"));
   std::printf("create_network(input_size=%lld, channels=%lld, n_blocks=%lld, depth=%lld)\n",
               static_cast<long long>(config.input_size), static_cast<long long>(config.channels),
               static_cast<long long>(config.n_blocks), static_cast<long long>(config.depth));
@@ -95,6 +108,16 @@ int run_summary(const std::vector<std::string>& argv, const ConvPolicy& conv_pol
   std::printf("%s", format_summary(summarize(network, batch)).c_str());
   std::printf("%s", format_memory_budget(training_memory_budget(network, batch), batch).c_str());
   if (arguments.has("conv-algos")) print_conv_algorithms(network, batch);
+  // Each picture is written whole or not at all (an existing file is replaced only once the new
+  // one is complete).
+  if (!svg_path.empty()) {
+    write_file_atomic(svg_path, network_svg);
+    std::printf("wrote %s\n", svg_path.c_str());
+  }
+  if (!block_svg_path.empty()) {
+    write_file_atomic(block_svg_path, block_svg);
+    std::printf("wrote %s\n", block_svg_path.c_str());
+  }
   return 0;
 }
 

@@ -97,3 +97,46 @@ for name, error in errors.items():
     failed = failed or not error <= TOLERANCE
 if failed:
     raise SystemExit("engine/layout.md: a layout formula disagrees with torch beyond the tolerance")
+
+# The exercises' answers (the page's "Solutions").
+# 1. The weight transposed (0, 3, 2, 1) (KCSR read as KCRS) swaps the kernel's rows and columns.
+def torch_conv(x_nhwc, w_kcrs):
+    x_nchw = torch.from_numpy(x_nhwc.transpose(0, 3, 1, 2).copy())
+    return torch.nn.functional.conv2d(x_nchw, torch.from_numpy(w_kcrs), torch.from_numpy(b), padding=P).numpy()
+
+
+symmetric = w + w.transpose(0, 2, 1, 3)  # w[k,i,j,c] == w[k,j,i,c]
+for name, kernel in (("random", w), ("symmetric", symmetric)):
+    right = torch_conv(x, kernel.transpose(0, 3, 1, 2).copy())
+    swapped = torch_conv(x, kernel.transpose(0, 3, 2, 1).copy())
+    print("kcsr_error_%s_kernel = %.2g" % (name, np.abs(swapped - right).max()))
+
+
+# 2. The NHWC buffer read with the NWHC formula ((n*W + x)*H + y)*C + c, input and output alike,
+# is the convolution of the image transposed (H and W swapped), transposed back: the same result
+# only when H == W (else the read is not even a transpose) and the kernel is symmetric.
+def nwhc_read_conv(x_nhwc, kernel):
+    n_, h_, w_, c_ = x_nhwc.shape
+    read = x_nhwc.ravel().reshape(n_, w_, h_, c_).transpose(0, 2, 1, 3)  # what the NWHC formula reads
+    out = torch_conv(read, kernel.transpose(0, 3, 1, 2).copy()).transpose(0, 2, 3, 1)  # (N,H,W,K)
+    return out.transpose(0, 2, 1, 3).ravel().reshape(n_, h_, w_, K)  # written back with the formula
+
+
+square = rng.standard_normal((N, 5, 5, C))
+for name, image, kernel in (("square_symmetric", square, symmetric), ("square_random", square, w),
+                            ("nonsquare_symmetric", x, symmetric)):
+    right = torch_conv(image, kernel.transpose(0, 3, 1, 2).copy()).transpose(0, 2, 3, 1)
+    print("nwhc_error_%s = %.2g" % (name, np.abs(nwhc_read_conv(image, kernel) - right).max()))
+
+
+# 3. Contiguous runs of one im2col row (an interior output pixel of a 3x3 convolution).
+def runs(offsets):
+    return 1 + sum(1 for a, b_ in zip(offsets, offsets[1:]) if b_ != a + 1)
+
+
+C_NET, H_NET, W_NET = 64, 128, 128  # block1_1.conv1
+y0, x0 = 10, 10
+nhwc = [((y0 + i - 1) * W_NET + (x0 + j - 1)) * C_NET + c for i in range(3) for j in range(3) for c in range(C_NET)]
+nchw = sorted((c * H_NET + (y0 + i - 1)) * W_NET + (x0 + j - 1) for i in range(3) for j in range(3) for c in range(C_NET))
+print("im2col_runs_nhwc_c64 = %d  # of %d floats each" % (runs(nhwc), 3 * C_NET))
+print("im2col_runs_nchw_c64 = %d  # of 3 floats each" % runs(nchw))

@@ -99,3 +99,9 @@ if pneumo is not None:
     print("engine Adam through pneumo, 3 steps of %s vs the Keras update: max |w - w_keras| / max |step| = %.2g"
           % (name, error))
     assert error < 1e-4 and adam.step_count == 3, error
+
+# The exercises' answers (the page's "Solutions").
+# 1. eps / sqrt(1 - b2^t) <= 1.1 eps  <=>  b2^t <= 1 - 1/1.21.
+t_10 = math.ceil(math.log(1 - 1 / 1.1 ** 2) / math.log(B2))
+assert 1 / math.sqrt(1 - B2 ** t_10) <= 1.1 < 1 / math.sqrt(1 - B2 ** (t_10 - 1))
+print("eps_within_10_percent_step = %d" % t_10)

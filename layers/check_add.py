@@ -37,3 +37,11 @@ engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_ch
 engine.check_layer("Add", lambda pneumo: pneumo.layers.Add(), lambda a, b: a + b,
                    [torch.randn(2, 3, 3, 4, dtype=torch.float64), torch.randn(2, 3, 3, 4, dtype=torch.float64)],
                    nchw=False)
+
+# The exercises' answers (the page's "Solutions").
+# 1. dy/dx = 1 + w * [x > 0]: the 1 is the skip path, w * [x > 0] the branch.
+print("skip_path_gradient_share_where_relu_open = %.3f  # 1 / (1 + w)" % (1 / (1 + w)))
+# 2. Overwriting keeps only the last path written (here the branch): the skip path's dy is lost.
+overwritten = w * dy * (x.detach() > 0)
+print("overwrite_error = %.2f  # max |dx_overwrite - dx_autograd| = max |dy|" % (overwritten - x.grad).abs().max().item())
+assert abs((overwritten - x.grad).abs().max().item() - dy.abs().max().item()) < 1e-12

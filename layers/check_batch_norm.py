@@ -66,3 +66,24 @@ engine.check_layer("BatchNorm2d (training)", lambda pneumo: pneumo.layers.BatchN
                    lambda x: torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS),
                    [torch.randn(N, C, H, W, dtype=torch.float64).mul(2).add(0.5)], training=True,
                    parameters=[("gamma", gamma, lambda t: t), ("beta", beta, lambda t: t)], tolerance=1e-4)
+
+# The exercises' answers (the page's "Solutions").
+# 1. Dropping a path: the error is the dropped term itself, relative to the largest |dx|.
+scale = x.grad.abs().max().item()
+without_variance = g * inv_std * (dy - sum_dy / M)
+without_mean = g * inv_std * (dy - x_hat * sum_dy_x_hat / M)
+print("drop_variance_term_relative_error = %.2f" % ((without_variance - x.grad).abs().max().item() / scale))
+print("drop_mean_term_relative_error = %.2f" % ((without_mean - x.grad).abs().max().item() / scale))
+# 2. Inference: the statistics are constants, dx = gamma * inv_std * dy.
+running_mean, running_var = torch.randn(C, dtype=torch.float64), torch.rand(C, dtype=torch.float64) + 0.5
+x.grad = None
+torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training=False, eps=EPS).backward(dy)
+inference_dx = g * (1 / torch.sqrt(running_var + EPS)).view(1, C, 1, 1) * dy
+print("inference_dx_error = %.1g" % (inference_dx - x.grad).abs().max().item())
+assert (inference_dx - x.grad).abs().max().item() < 1e-12
+# 3. The unshifted float32 variance of unit-variance data as the mean grows: relative error.
+for mean in (1e2, 1e3, 2e3, 4e3, 1e4, 1e6):
+    values = (torch.randn(100000, dtype=torch.float64) + mean).float()
+    true_var = values.double().var(unbiased=False).item()
+    naive = ((values * values).mean() - values.mean() ** 2).item()
+    print("naive_variance_relative_error_mean_%d = %.2g" % (mean, abs(naive - true_var) / true_var))

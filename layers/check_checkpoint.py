@@ -72,3 +72,24 @@ if __name__ == "__main__":
     error = (probabilities - expected).abs().max().item()
     print("golden checkpoint in nn.Module: max |p_module - p_fixture| = %.3g" % error)
     assert error < 1e-5, error
+
+    # The exercises' answers (the page's "Solutions").
+    # 1. Which names map where: gamma/beta become BatchNorm2d's weight/bias, 4-D conv weights
+    # need (K,R,S,C) -> (K,C,R,S).
+    names = [name[len("final."):] for name in fixture
+             if name.startswith("final.") and name != "final.inference_output" and "/" not in name]
+    renamed = [name for name in names if name.endswith((".gamma", ".beta"))]
+    permuted = [name for name in names if np.asarray(fixture["final." + name]).ndim == 4]
+    print("checkpoint_tensors = %d" % len(names))
+    print("renamed_gamma_beta_tensors = %d" % len(renamed))
+    print("layout_changed_conv_weights = %d" % len(permuted))
+    assert all(name.endswith(".weight") for name in permuted)
+    # 2. train(): batch norm normalizes with the batch's statistics and updates its buffers.
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    with torch.no_grad():
+        trained = model.train()(images).permute(0, 2, 3, 1)
+    changed = sorted({key.rsplit(".", 1)[1] for key, value in model.state_dict().items()
+                      if not torch.equal(value, before[key])})
+    print("train_mode_output_change = %.2g  # max |p_train - p_eval|" % (trained - probabilities).abs().max().item())
+    print("buffers changed by a train() forward:", ", ".join(changed))
+    assert changed == ["num_batches_tracked", "running_mean", "running_var"], changed

@@ -44,6 +44,19 @@ for name, size, c_in, k_out, r in [("conv0 3x3 1->32", 256, 1, 32, 3), ("down1.c
     macs = 32 * size * size * k_out * r * r * c_in
     print("  %-26s %7.2f G multiply-adds per pass" % (name, macs / 1e9))
 
+# The exercises' answers (the page's "Solutions").
+# 1. Each pass is N*H*W*K*R*S*C multiply-adds; the stem's input gradient is skipped (the images
+# need none): conv0's share at batch 32.
+print("conv0_multiply_adds_per_pass_g = %.2f" % (32 * 256 * 256 * 32 * 9 * 1 / 1e9))
+# 2. The weight gradient as one GEMM: dy^T (K, P) @ col(x) (P, C*R*S), P = N*H*W; torch's unfold
+# orders a column (c, i, j), matching its (K,C,R,S) weights (pneumo's im2col orders (i, j, c)).
+columns = F.unfold(x.detach(), R, padding=p)  # (N, C*R*S, H*W)
+col = columns.transpose(1, 2).reshape(N * H * W, C * R * R)  # (P, C*R*S)
+dy_rows = dy.permute(0, 2, 3, 1).reshape(N * H * W, K)  # (P, K)
+gemm_dw = (dy_rows.t() @ col).reshape(K, C, R, R)
+print("gemm2_dw_error = %.1g" % (gemm_dw - w.grad).abs().max().item())
+assert (gemm_dw - w.grad).abs().max().item() < 1e-12
+
 # Winograd's error constants (the page's "Winograd's accuracy"), from the transforms of
 # kernels/cpu/conv_winograd.cpp, element-wise in absolute value:
 #   beta   = max over output rows u of sum_a |A^T[u,a]| * ||G[a,:]||_1 * ||B^T[a,:]||_1

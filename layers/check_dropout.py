@@ -48,3 +48,13 @@ print("E[y] for x = 1: %.4f (expect 1), Var[y]: %.4f (expect rate/(1-rate) = %.4
 assert abs(many.mean().item() - 1) < 0.03
 changed = (mask(SEED, STEP + 1, count, RATE).reshape(shape) != keep).double().mean().item()
 print("share of the mask that changes from step %d to %d: %.2f" % (STEP, STEP + 1, changed))
+
+# The exercises' answers (the page's "Solutions").
+print("variance_constant_input = %.3f  # measured on 20000 draws" % many.var().item())
+print("variance_expected = %.3f  # rate / (1 - rate)" % (RATE / (1 - RATE)))
+assert abs(many.var().item() - RATE / (1 - RATE)) < 0.03
+print("mask_change_share_measured = %.3f  # of 288 entries" % changed)
+large = (mask(SEED, STEP + 1, 20000, RATE) != mask(SEED, STEP, 20000, RATE)).double().mean().item()
+print("mask_change_share_20000 = %.3f" % large)
+print("mask_change_share_expected = %.2f  # 2 * rate * (1 - rate)" % (2 * RATE * (1 - RATE)))
+assert abs(large - 2 * RATE * (1 - RATE)) < 0.02

@@ -29,3 +29,16 @@ assert error < 1e-14, error
 engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
 engine.check_layer("LeakyReLU", lambda pneumo: pneumo.layers.LeakyReLU(SLOPE),
                    lambda x: torch.nn.functional.leaky_relu(x, SLOPE), [x], nchw=False)
+
+# The exercises' answers (the page's "Solutions").
+# 1. Slope 0.2: dx = dy exactly where x > 0, 0.2 * dy elsewhere.
+x2 = x.detach().clone().requires_grad_(True)
+torch.nn.functional.leaky_relu(x2, 0.2).backward(dy)
+print("slope02_share_dx_equals_dy_percent = %.1f" % (100 * (x2.grad == dy).double().mean().item()))
+print("slope02_share_positive_inputs_percent = %.1f" % (100 * (x > 0).double().mean().item()))
+assert torch.equal(x2.grad, torch.where(x > 0, dy, 0.2 * dy))
+# 2. At exactly 0 the page's rule (x > 0 is false) gives slope * dy; so does autograd.
+zero = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+torch.nn.functional.leaky_relu(zero, 0.2).backward(torch.ones(1, dtype=torch.float64))
+print("gradient_at_zero_slope02 = %.1f" % zero.grad.item())
+assert zero.grad.item() == 0.2

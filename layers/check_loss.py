@@ -99,3 +99,27 @@ if pneumo is not None:
     print("engine iou_bce_loss through pneumo vs autograd, max relative error: %s"
           % ", ".join("%s %.2g" % item for item in errors.items()))
     assert max(errors.values()) < 1e-5, errors
+
+# The exercises' answers (the page's "Solutions").
+# 1. The IoU term's gradient: 0.5 (I + 1) / D^2 > 0 on background, -0.5 / D < 0 on pneumonia,
+# the same for every pixel of a class.
+iou_page = 0.5 * ((I + 1) * (1 - y) - y * D) / D ** 2
+print("iou_gradient_background = %.3g  # 0.5 (I + 1) / D^2, every background pixel" % (0.5 * (I + 1) / D ** 2).item())
+print("iou_gradient_pneumonia = %.3g  # -0.5 / D, every pneumonia pixel" % (-0.5 / D).item())
+assert (iou_page[y == 0] > 0).all() and (iou_page[y == 1] < 0).all()
+# 2. The coupling, in numbers: the relative change of the pneumonia pixel's IoU gradient, and
+# BCE's gradient at j, which reads only p_j and y_j (and the pixel count M).
+print("iou_gradient_change_percent = %.2f" % (100 * abs(after - before) / abs(before)))
+
+
+def bce_gradient_at_j(p_value_at_k):
+    q = pd.clone()
+    q[k] = p_value_at_k
+    q.requires_grad_(True)
+    qc = q.clamp(EPS, 1 - EPS)
+    (-(y2 * torch.log(qc) + (1 - y2) * torch.log(1 - qc)).mean()).backward()
+    return q.grad[j].item()
+
+
+print("bce_gradient_change = %.1f" % abs(bce_gradient_at_j(0.99) - bce_gradient_at_j(0.01)))
+assert bce_gradient_at_j(0.99) == bce_gradient_at_j(0.01)

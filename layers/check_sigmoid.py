@@ -72,3 +72,27 @@ assert 16.5 < first_one < 16.7 and -104.1 < first_zero < -103.9
 engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
 engine.check_layer("Sigmoid", lambda pneumo: pneumo.layers.Sigmoid(), torch.sigmoid,
                    [torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4], nchw=False)
+
+# The exercises' answers (the page's "Solutions").
+# 1. In terms of x only: dx = dy * exp(-x) / (1 + exp(-x))^2 (the exp again).
+inputs = (torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4).requires_grad_(True)
+torch.sigmoid(inputs).backward(dy)
+xd = inputs.detach()
+from_x = dy * torch.exp(-xd) / (1 + torch.exp(-xd)) ** 2
+print("gradient_from_x_error = %.1g" % (from_x - inputs.grad).abs().max().item())
+assert (from_x - inputs.grad).abs().max().item() < 1e-14
+
+
+# 2. The naive form in float32 against the page's, at -100, -30 and 100.
+def naive_sigmoid(x):
+    return np.float32(1) / (np.float32(1) + np.exp(-np.float32(x), dtype=np.float32))
+
+
+with np.errstate(over="ignore"):
+    for x in (-100.0, -30.0, 100.0):
+        exact = 1 / (1 + np.exp(-np.float64(x)))
+        tag = ("minus%d" if x < 0 else "plus%d") % abs(x)
+        print("naive_sigmoid_%s = %.3g   # page's form %.3g, exact %.3g"
+              % (tag, naive_sigmoid(x), code_sigmoid(x), exact))
+        print("naive_relative_error_%s = %.2g" % (tag, abs(naive_sigmoid(x) - exact) / exact))
+        print("page_relative_error_%s = %.2g" % (tag, abs(code_sigmoid(x) - exact) / exact))

@@ -43,6 +43,8 @@ class CountOutputs(TorchFunctionMode):
         return result
 
 
+depth2_shape = []  # exercise 1: the output of depth 2 (block2_2's conv2, the add has its shape)
+model.nodes["block2_2"]["conv2"].register_forward_hook(lambda module, inputs, output: depth2_shape.append(output.shape))
 image = torch.rand(1, 1, 256, 256)
 with torch.no_grad(), CountOutputs():
     out = model.eval()(image)
@@ -91,3 +93,27 @@ with torch.no_grad():
 after = loss_of(small(images))
 print("tiny network, one step at lr 1e-2: loss %.5f -> %.5f" % (before.item(), after.item()))
 assert after.item() < before.item()
+
+# The exercises' answers (the page's "Solutions").
+# 1. After depth 2: 256 / 2 / 2 = 64 pixels a side, 32 * 2 * 2 = 128 channels (NCHW in torch).
+print("depth2_output_shape (N,C,H,W) =", tuple(depth2_shape[0]))
+print("depth2_output_side = %d" % depth2_shape[0][2])
+print("depth2_output_channels = %d" % depth2_shape[0][1])
+assert tuple(depth2_shape[0]) == (1, 128, 64, 64)
+
+
+# 2. Doubling the channels: parameters (weights are channels x channels) and activations
+# (channels wide), counted on 64x64 images (the ratio does not depend on the size but for the
+# one-channel sigmoid and upsample outputs).
+def activations(channels):
+    network, images = PneumoNet(channels=channels, n_blocks=2, depth=4).eval(), torch.rand(1, 1, 64, 64)
+    outputs.clear()
+    with torch.no_grad(), CountOutputs():
+        network(images)
+    return sum(outputs.values())
+
+
+parameters64 = sum(p.numel() for p in PneumoNet(channels=64, n_blocks=2, depth=4).parameters())
+print("trainable_parameters_channels64 = %d" % parameters64)
+print("parameter_ratio_channels64 = %.3f" % (parameters64 / trainable))
+print("activation_ratio_channels64 = %.3f" % (activations(64) / activations(32)))

@@ -28,3 +28,9 @@ assert error < 1e-12, error
 engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
 engine.check_layer("Upsample x%d" % FACTOR, lambda pneumo: pneumo.layers.Upsample(FACTOR),
                    lambda x: torch.nn.functional.interpolate(x, scale_factor=FACTOR, mode="nearest"), [x])
+
+# The exercise's answer (the page's "Solutions"): factor 16, each dx sums 256 values of dy.
+x16 = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+dy16 = torch.randn(2, 3, 256, 256, dtype=torch.float64)
+torch.nn.functional.interpolate(x16, scale_factor=16, mode="nearest").backward(dy16)
+print("factor16_dx_over_dy = %.1f" % (x16.grad.abs().mean() / dy16.abs().mean()).item())

@@ -55,3 +55,15 @@ first = image_score([G1, G2], [(0.9, P1), (0.8, P2)])
 second = image_score([G1, G2], [(0.8, P1), (0.9, P2)])
 print("order of matching: P1 first %.6f (page 1/3), P2 first %.6f (page 7/12)" % (first, second))
 assert abs(first - 1 / 3) < 1e-12 and abs(second - 7 / 12) < 1e-12
+
+# The exercises' answers (the page's "Solutions").
+# 1. p2 five pixels right: IoU with B = 45*50 / (2*2500 - 45*50) = 0.818 instead of 0.667.
+moved = image_score([A, B], [(0.9, (0, 0, 100, 80)), (0.8, (205, 200, 50, 50)), (0.3, (500, 500, 10, 10))])
+print("p2_iou_moved_5 = %.3f" % iou(B, (205, 200, 50, 50)))
+print("image_score_p2_moved_5 = %.4f" % moved)
+# 2. Equal confidences: the stable sort keeps the list order, so the order decides the matching.
+tie_p1_first = image_score([G1, G2], [(0.9, P1), (0.9, P2)])
+tie_p2_first = image_score([G1, G2], [(0.9, P2), (0.9, P1)])
+print("tie_p1_listed_first = %.4f" % tie_p1_first)
+print("tie_p2_listed_first = %.4f" % tie_p2_first)
+assert abs(tie_p1_first - 1 / 3) < 1e-12 and abs(tie_p2_first - 7 / 12) < 1e-12

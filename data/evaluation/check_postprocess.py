@@ -68,3 +68,22 @@ for trial in range(20):
 print("20 random maps, %d components: boxes identical to skimage, max |confidence difference| %.3g"
       % (total, worst))
 assert worst < 1e-12
+
+# The exercises' answers (the page's "Solutions").
+# 1. Two pixels touching at a corner: one component under 8-connectivity, two under 4.
+corner = np.zeros((4, 4), dtype=np.float32)
+corner[1, 1] = corner[2, 2] = 0.9
+print("corner_components_8 = %d" % len(boxes_from_map(corner)))
+eight = NEIGHBOURS
+NEIGHBOURS = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+print("corner_components_4 = %d" % len(boxes_from_map(corner)))
+NEIGHBOURS = eight
+# 2. A thin diagonal of 10 pixels at 0.9 on a background of 0.1: its box is 10 x 10, and the
+# confidence averages 10 component pixels with 90 background ones.
+diagonal = np.full((16, 16), 0.1, dtype=np.float32)
+for i in range(10):
+    diagonal[3 + i, 3 + i] = 0.9
+(confidence, x, y, width, height), = boxes_from_map(diagonal)
+print("diagonal_box_side = %d" % width)
+print("diagonal_confidence = %.2f  # the pixels' own mean is 0.9" % confidence)
+assert (width, height) == (10, 10) and abs(confidence - (10 * 0.9 + 90 * 0.1) / 100) < 1e-6

@@ -24,6 +24,7 @@ from skimage.util import img_as_float
 RESIZE_TOLERANCE = 1e-12   # both sides in float64; the sums differ only in order
 MAPPING_TOLERANCE = 1e-15
 MIRROR_EDGE_REPEATED = False
+ALIGN_CORNERS = False  # exercise 2
 
 
 def mirror_index(index, size):
@@ -53,6 +54,8 @@ def axis_matrix(in_size, out_size, anti_aliasing):
     matrix = np.zeros((out_size, in_size))
     for o in range(out_size):
         coordinate = (o + 0.5) * scale - 0.5                                   # resize_source_coordinate
+        if ALIGN_CORNERS:
+            coordinate = o * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
         first = math.floor(coordinate)
         fraction = coordinate - first
         for centre, weight in ((first, 1.0 - fraction), (first + 1, fraction)):  # resize_linear_taps
@@ -155,6 +158,29 @@ for s in range(-128, 128):
     mapping_worst = max(mapping_worst, abs(map_to_unit(s, 8, is_signed=True) - map_to_unit(s + 128, 8)))
 print("mapping: %d hand cases, img_as_float, signed = shifted unsigned: max |error| = %.3g"
       % (len(hand), mapping_worst))
+
+# The exercises' answers (the page's "Solutions").
+# 1. numpy's 'symmetric' mirror (edge repeated) instead of skimage's 'reflect': which cases fail?
+MIRROR_EDGE_REPEATED = True
+failing = []
+for (h, w), (oh, ow) in cases:
+    image = rng.random((h, w))
+    if np.abs(page_resize(image, oh, ow) - resize(image, (oh, ow), mode="reflect")).max() > RESIZE_TOLERANCE:
+        failing.append("%dx%d->%dx%d" % (h, w, oh, ow))
+MIRROR_EDGE_REPEATED = False
+print("symmetric mirror fails for:", ", ".join(failing))
+print("symmetric_mirror_failing_cases = %d  # of %d" % (len(failing), len(cases)))
+# 2. The align-corners source coordinate, 1024 -> 256, on a random image and on a smooth ramp.
+ALIGN_CORNERS = True
+noise = rng.random((1024, 1024))
+ramp = np.add.outer(np.arange(1024.0), np.arange(1024.0)) / 2046
+align_noise = np.abs(page_resize(noise, 256, 256) - resize(noise, (256, 256), mode="reflect")).max()
+align_ramp = np.abs(page_resize(ramp, 256, 256) - resize(ramp, (256, 256), mode="reflect")).max()
+ALIGN_CORNERS = False
+print("align_corners_error_noise = %.2g" % align_noise)
+print("align_corners_error_ramp = %.2g  # a 0..1 ramp: the shift of 1.5 input pixels at the edges" % align_ramp)
+# 3. 12-bit MONOCHROME1, stored 1000: (4095 - 1000) / 4095.
+print("monochrome1_12bit_1000 = %.4f" % map_to_unit(1000, 12, monochrome1=True))
 
 if not worst <= RESIZE_TOLERANCE or not mapping_worst <= MAPPING_TOLERANCE:
     raise SystemExit("data/input/decoding.md: resize error %.3g (tolerance %g), mapping error %.3g (tolerance %g)"

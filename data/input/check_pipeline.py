@@ -117,6 +117,31 @@ def seeded_shuffle(items, seed):
     return items
 
 
+# The exercises' answers (the page's "Solutions").
+# 1. A box 3 pixels wide (x 100..102) in a 1024 image resized to 256.
+thin = (100, 300, 3, 200)
+print("thin_box_centre_rule_columns = %d" % centre_rule(thin, 1024, 1024, 256).any(axis=0).sum())
+print("thin_box_mask_pixels = %d" % notebook_mask([thin], 1024, 1024, 256).sum())
+print("thin_box_profile_peak = %.2f  # the resized 1-D profile's largest value" % axis_profile(100, 103, 1024, 256).max())
+
+
+# 2. Boxes near the left border: the centre rule against the notebook's mask, away from corners.
+def mismatches_away_from_corners(box):
+    x, y, w, h = box
+    ours, theirs = centre_rule(box, 1024, 1024, 256), notebook_mask([box], 1024, 1024, 256)
+    partial_x = axis_profile(x, x + w, 1024, 256)
+    partial_y = axis_profile(y, y + h, 1024, 256)
+    corner = np.outer((partial_y > 1e-12) & (partial_y < 1 - 1e-12), (partial_x > 1e-12) & (partial_x < 1 - 1e-12))
+    return int(((ours != theirs) & ~corner).sum())
+
+
+for x in (0, 1, 2, 3, 5):
+    print("border_box_x%d_mismatches = %d" % (x, mismatches_away_from_corners((x, 300, 100, 200))))
+print("border_box_x2_column0_profile = %.3f  # 0.5 without the mirrored copy" % axis_profile(2, 102, 1024, 256)[0])
+# 3. 10 images, batch 4.
+print("train_batches_10_4 = %d" % (10 // 4))
+print("evaluate_batches_10_4 = %d" % -(-10 // 4))
+
 TRIALS = 24000
 counts = {}
 for seed in range(TRIALS):
