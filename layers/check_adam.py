@@ -74,6 +74,12 @@ for name, eps_torch in [("eps_1e_7", 1e-7), ("eps_1e_8", 1e-8)]:
 print("eps_torch equivalent to Keras's 1e-7 at t = 1, 10, 100, 1000, 10000:",
       ", ".join("%.2g" % (EPS / math.sqrt(1 - B2 ** t)) for t in (1, 10, 100, 1000, 10000)))
 
+# The exercises' answers (the page's "Solutions").
+# 1. eps / sqrt(1 - b2^t) <= 1.1 eps  <=>  b2^t <= 1 - 1/1.21.
+t_10 = math.ceil(math.log(1 - 1 / 1.1 ** 2) / math.log(B2))
+assert 1 / math.sqrt(1 - B2 ** t_10) <= 1.1 < 1 / math.sqrt(1 - B2 ** (t_10 - 1))
+print("eps_within_10_percent_step = %d" % t_10)
+
 # ---- The engine's own Adam (layers/adam.h), through the Python module (apps/python/python.md) ----------
 # The page's formulas above are the explanation; this runs the code the page explains on the same
 # kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
@@ -99,9 +105,3 @@ if pneumo is not None:
     print("engine Adam through pneumo, 3 steps of %s vs the Keras update: max |w - w_keras| / max |step| = %.2g"
           % (name, error))
     assert error < 1e-4 and adam.step_count == 3, error
-
-# The exercises' answers (the page's "Solutions").
-# 1. eps / sqrt(1 - b2^t) <= 1.1 eps  <=>  b2^t <= 1 - 1/1.21.
-t_10 = math.ceil(math.log(1 - 1 / 1.1 ** 2) / math.log(B2))
-assert 1 / math.sqrt(1 - B2 ** t_10) <= 1.1 < 1 / math.sqrt(1 - B2 ** (t_10 - 1))
-print("eps_within_10_percent_step = %d" % t_10)

@@ -30,14 +30,6 @@ error = (block_dx - x.grad).abs().max().item()
 print("residual block x + w*relu(x): max |dx_page - dx_autograd| = %.3g" % error)
 assert error < 1e-14, error
 
-# ---- The engine's own Add (layers/add.h), through the Python module (apps/python/python.md) ----------
-# The page's formulas above are the explanation; this runs the code the page explains on the same
-# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
-engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
-engine.check_layer("Add", lambda pneumo: pneumo.layers.Add(), lambda a, b: a + b,
-                   [torch.randn(2, 3, 3, 4, dtype=torch.float64), torch.randn(2, 3, 3, 4, dtype=torch.float64)],
-                   nchw=False)
-
 # The exercises' answers (the page's "Solutions").
 # 1. dy/dx = 1 + w * [x > 0]: the 1 is the skip path, w * [x > 0] the branch.
 print("skip_path_gradient_share_where_relu_open = %.3f  # 1 / (1 + w)" % (1 / (1 + w)))
@@ -45,3 +37,11 @@ print("skip_path_gradient_share_where_relu_open = %.3f  # 1 / (1 + w)" % (1 / (1
 overwritten = w * dy * (x.detach() > 0)
 print("overwrite_error = %.2f  # max |dx_overwrite - dx_autograd| = max |dy|" % (overwritten - x.grad).abs().max().item())
 assert abs((overwritten - x.grad).abs().max().item() - dy.abs().max().item()) < 1e-12
+
+# ---- The engine's own Add (layers/add.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("Add", lambda pneumo: pneumo.layers.Add(), lambda a, b: a + b,
+                   [torch.randn(2, 3, 3, 4, dtype=torch.float64), torch.randn(2, 3, 3, 4, dtype=torch.float64)],
+                   nchw=False)

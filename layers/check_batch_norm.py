@@ -56,17 +56,6 @@ print("variance of mean-%g data: true %.6f, float32 naive %.6f, float32 shifted 
       % (MEAN, true_var, naive, shifted))
 assert abs(shifted - true_var) < 1e-3 * true_var
 
-# ---- The engine's own BatchNorm2d (layers/batch_norm.h), through the Python module (apps/python/python.md) ----------
-# The page's formulas above are the explanation; this runs the code the page explains on the same
-# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
-engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
-gamma = torch.randn(C, dtype=torch.float64, requires_grad=True)
-beta = torch.randn(C, dtype=torch.float64, requires_grad=True)
-engine.check_layer("BatchNorm2d (training)", lambda pneumo: pneumo.layers.BatchNorm2d(C, epsilon=EPS),
-                   lambda x: torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS),
-                   [torch.randn(N, C, H, W, dtype=torch.float64).mul(2).add(0.5)], training=True,
-                   parameters=[("gamma", gamma, lambda t: t), ("beta", beta, lambda t: t)], tolerance=1e-4)
-
 # The exercises' answers (the page's "Solutions").
 # 1. Dropping a path: the error is the dropped term itself, relative to the largest |dx|.
 scale = x.grad.abs().max().item()
@@ -87,3 +76,14 @@ for mean in (1e2, 1e3, 2e3, 4e3, 1e4, 1e6):
     true_var = values.double().var(unbiased=False).item()
     naive = ((values * values).mean() - values.mean() ** 2).item()
     print("naive_variance_relative_error_mean_%d = %.2g" % (mean, abs(naive - true_var) / true_var))
+
+# ---- The engine's own BatchNorm2d (layers/batch_norm.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine_gamma = torch.randn(C, dtype=torch.float64, requires_grad=True)
+engine_beta = torch.randn(C, dtype=torch.float64, requires_grad=True)
+engine.check_layer("BatchNorm2d (training)", lambda pneumo: pneumo.layers.BatchNorm2d(C, epsilon=EPS),
+                   lambda x: torch.nn.functional.batch_norm(x, None, None, engine_gamma, engine_beta, training=True, eps=EPS),
+                   [torch.randn(N, C, H, W, dtype=torch.float64).mul(2).add(0.5)], training=True,
+                   parameters=[("gamma", engine_gamma, lambda t: t), ("beta", engine_beta, lambda t: t)], tolerance=1e-4)

@@ -23,13 +23,6 @@ error = (page - x.grad).abs().max().item()
 print("LeakyReLU(slope=%g): max |dx_page - dx_autograd| = %.3g" % (SLOPE, error))
 assert error < 1e-14, error
 
-# ---- The engine's own LeakyReLU (layers/leaky_relu.h), through the Python module (apps/python/python.md) ----------
-# The page's formulas above are the explanation; this runs the code the page explains on the same
-# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
-engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
-engine.check_layer("LeakyReLU", lambda pneumo: pneumo.layers.LeakyReLU(SLOPE),
-                   lambda x: torch.nn.functional.leaky_relu(x, SLOPE), [x], nchw=False)
-
 # The exercises' answers (the page's "Solutions").
 # 1. Slope 0.2: dx = dy exactly where x > 0, 0.2 * dy elsewhere.
 x2 = x.detach().clone().requires_grad_(True)
@@ -42,3 +35,10 @@ zero = torch.zeros(1, dtype=torch.float64, requires_grad=True)
 torch.nn.functional.leaky_relu(zero, 0.2).backward(torch.ones(1, dtype=torch.float64))
 print("gradient_at_zero_slope02 = %.1f" % zero.grad.item())
 assert zero.grad.item() == 0.2
+
+# ---- The engine's own LeakyReLU (layers/leaky_relu.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("LeakyReLU", lambda pneumo: pneumo.layers.LeakyReLU(SLOPE),
+                   lambda x: torch.nn.functional.leaky_relu(x, SLOPE), [x], nchw=False)

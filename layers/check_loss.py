@@ -83,23 +83,6 @@ for name, block in blocks.items():
     assert (block - derived[name]).abs().max().item() < 1e-15, name
 assert blocks["pneumonia_pneumonia"].abs().max().item() == 0.0
 
-# ---- The engine's own iou_bce_loss (layers/loss.h), through the Python module (apps/python/python.md) ----------
-# The page's formulas above are the explanation; this runs the code the page explains on the same
-# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
-engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
-pneumo = engine.load_pneumo()
-if pneumo is not None:
-    probabilities = p.detach().float().numpy()  # (N,H,W,1), the float32 values the engine sees
-    leaf = torch.tensor(probabilities, dtype=torch.float64, requires_grad=True)
-    expected = notebook_loss(leaf, y)
-    expected.backward()
-    values, gradient = pneumo.iou_bce_loss(probabilities, y.float().numpy())
-    errors = {"loss": abs(values["loss"] - expected.item()) / expected.item(),
-              "dp": engine.relative_error(torch.from_numpy(gradient).double(), leaf.grad)}
-    print("engine iou_bce_loss through pneumo vs autograd, max relative error: %s"
-          % ", ".join("%s %.2g" % item for item in errors.items()))
-    assert max(errors.values()) < 1e-5, errors
-
 # The exercises' answers (the page's "Solutions").
 # 1. The IoU term's gradient: 0.5 (I + 1) / D^2 > 0 on background, -0.5 / D < 0 on pneumonia,
 # the same for every pixel of a class.
@@ -123,3 +106,20 @@ def bce_gradient_at_j(p_value_at_k):
 
 print("bce_gradient_change = %.1f" % abs(bce_gradient_at_j(0.99) - bce_gradient_at_j(0.01)))
 assert bce_gradient_at_j(0.99) == bce_gradient_at_j(0.01)
+
+# ---- The engine's own iou_bce_loss (layers/loss.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+pneumo = engine.load_pneumo()
+if pneumo is not None:
+    probabilities = p.detach().float().numpy()  # (N,H,W,1), the float32 values the engine sees
+    leaf = torch.tensor(probabilities, dtype=torch.float64, requires_grad=True)
+    expected = notebook_loss(leaf, y)
+    expected.backward()
+    values, gradient = pneumo.iou_bce_loss(probabilities, y.float().numpy())
+    errors = {"loss": abs(values["loss"] - expected.item()) / expected.item(),
+              "dp": engine.relative_error(torch.from_numpy(gradient).double(), leaf.grad)}
+    print("engine iou_bce_loss through pneumo vs autograd, max relative error: %s"
+          % ", ".join("%s %.2g" % item for item in errors.items()))
+    assert max(errors.values()) < 1e-5, errors

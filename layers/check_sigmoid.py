@@ -66,13 +66,6 @@ print("sigmoid_exactly_one_from = %.2f" % first_one)
 print("sigmoid_exactly_zero_below = %.2f" % first_zero)
 assert 16.5 < first_one < 16.7 and -104.1 < first_zero < -103.9
 
-# ---- The engine's own Sigmoid (layers/sigmoid.h), through the Python module (apps/python/python.md) ----------
-# The page's formulas above are the explanation; this runs the code the page explains on the same
-# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
-engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
-engine.check_layer("Sigmoid", lambda pneumo: pneumo.layers.Sigmoid(), torch.sigmoid,
-                   [torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4], nchw=False)
-
 # The exercises' answers (the page's "Solutions").
 # 1. In terms of x only: dx = dy * exp(-x) / (1 + exp(-x))^2 (the exp again).
 inputs = (torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4).requires_grad_(True)
@@ -96,3 +89,10 @@ with np.errstate(over="ignore"):
               % (tag, naive_sigmoid(x), code_sigmoid(x), exact))
         print("naive_relative_error_%s = %.2g" % (tag, abs(naive_sigmoid(x) - exact) / exact))
         print("page_relative_error_%s = %.2g" % (tag, abs(code_sigmoid(x) - exact) / exact))
+
+# ---- The engine's own Sigmoid (layers/sigmoid.h), through the Python module (apps/python/python.md) ----------
+# The page's formulas above are the explanation; this runs the code the page explains on the same
+# kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
+engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
+engine.check_layer("Sigmoid", lambda pneumo: pneumo.layers.Sigmoid(), torch.sigmoid,
+                   [torch.randn(2, 4, 4, 3, dtype=torch.float64) * 4], nchw=False)

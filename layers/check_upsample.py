@@ -22,15 +22,15 @@ print("upsample x%d: max |dx_page - dx_autograd| = %.3g" % (FACTOR, error))
 print("mean |dx| / mean |dy| = %.2f" % (x.grad.abs().mean() / dy.abs().mean()).item())
 assert error < 1e-12, error
 
+# The exercise's answer (the page's "Solutions"): factor 16, each dx sums 256 values of dy.
+x16 = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+dy16 = torch.randn(2, 3, 256, 256, dtype=torch.float64)
+torch.nn.functional.interpolate(x16, scale_factor=16, mode="nearest").backward(dy16)
+print("factor16_dx_over_dy = %.1f" % (x16.grad.abs().mean() / dy16.abs().mean()).item())
+
 # ---- The engine's own Upsample (layers/upsample.h), through the Python module (apps/python/python.md) ----------
 # The page's formulas above are the explanation; this runs the code the page explains on the same
 # kind of inputs and holds it against autograd (skipped, with a line saying so, without the module).
 engine = importlib.import_module("engine_layer_check")  # layers/engine_layer_check.py
 engine.check_layer("Upsample x%d" % FACTOR, lambda pneumo: pneumo.layers.Upsample(FACTOR),
                    lambda x: torch.nn.functional.interpolate(x, scale_factor=FACTOR, mode="nearest"), [x])
-
-# The exercise's answer (the page's "Solutions"): factor 16, each dx sums 256 values of dy.
-x16 = torch.randn(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
-dy16 = torch.randn(2, 3, 256, 256, dtype=torch.float64)
-torch.nn.functional.interpolate(x16, scale_factor=16, mode="nearest").backward(dy16)
-print("factor16_dx_over_dy = %.1f" % (x16.grad.abs().mean() / dy16.abs().mean()).item())

@@ -103,7 +103,8 @@ void bind_network(py::module_& module) {
                                return result;
                              })
       .def_property(
-          "precision", [](const NetworkHandle& handle) { return std::string(precision_name(handle.network->precision())); },
+          "precision",
+          [](const NetworkHandle& handle) { return std::string(precision_name(handle.network->precision())); },
           [](NetworkHandle& handle, const std::string& name) { handle.network->set_precision(parse_precision(name)); },
           "The convolutions' precision, 'fp32' or 'bf16' (layers/precision.md), as `pneumo train --precision`.")
       .def_property_readonly("trainable_parameter_count",
