@@ -389,8 +389,13 @@ const ConvCpuKernel kKernels[] = {
      winograd_weight_gradient<4>, "accumulate_bias_gradient_cpu, conv_winograd_weight_gradient_cpu"},
 };
 
+// The old contents are not needed: the old buffer is freed before the larger one is allocated,
+// so growing never holds both (resize would copy, the peak being old + new).
 float* grow(std::vector<float>& scratch, int64_t count) {
-  if (static_cast<int64_t>(scratch.size()) < count) scratch.resize(static_cast<size_t>(count));
+  if (static_cast<int64_t>(scratch.size()) < count) {
+    std::vector<float>().swap(scratch);
+    scratch.resize(static_cast<size_t>(count));
+  }
   return scratch.data();
 }
 
