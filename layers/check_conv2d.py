@@ -62,16 +62,7 @@ assert (gemm_dw - w.grad).abs().max().item() < 1e-12
 #   beta   = max over output rows u of sum_a |A^T[u,a]| * ||G[a,:]||_1 * ||B^T[a,:]||_1
 #   beta_w = max over filter taps r of sum_a |G[a,r]| * ||A[a,:]||_1 * ||B^T[a,:]||_1
 # (A = (A^T)^T). The tolerances of tests/test_conv2d.cpp are built from these.
-WINOGRAD = {
-    "F23": {"BT": [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-            "G": [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-            "AT": [[1, 1, 1, 0], [0, 1, -1, -1]]},
-    "F43": {"BT": [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                   [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-            "G": [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-            "AT": [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]},
-}
+WINOGRAD = importlib.import_module("winograd_transforms").WINOGRAD  # layers/winograd_transforms.py
 print("\nWinograd error constants (the page's beta and beta_w):")
 for name, m in WINOGRAD.items():
     BT, G, AT = (torch.tensor(m[k], dtype=torch.float64).abs() for k in ("BT", "G", "AT"))

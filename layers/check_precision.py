@@ -16,6 +16,7 @@ Exercises
  4. Why is F(2x2,3x3) usable with a bf16 element-wise stage and F(4x4,3x3) not? Use the measured
     ratios the script prints.
 """
+import importlib
 import struct
 
 import numpy as np
@@ -116,16 +117,7 @@ assert total.item() == 256.0
 # error of up to 2u (u = 2^-8) on each product; through A^T . A the absolute error of one
 # channel's contribution is bounded by 2u * beta^2 * max|d| * max|g| (beta of layers/conv2d.md),
 # where a direct bf16 convolution's is 2u * sum|g||d| <= 2u * 9 * max|d| * max|g|.
-WINOGRAD = {
-    "F23": {"BT": [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-            "G": [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-            "AT": [[1, 1, 1, 0], [0, 1, -1, -1]]},
-    "F43": {"BT": [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                   [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-            "G": [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-            "AT": [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]},
-}
+WINOGRAD = importlib.import_module("winograd_transforms").WINOGRAD  # layers/winograd_transforms.py
 torch.manual_seed(0)
 C, tiles = 64, 2000
 print("\nbf16 error of one output summed over %d channels (inputs in [-1,1], Glorot-sized filters):" % C)
