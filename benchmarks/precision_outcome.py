@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bf16 against fp32 on outcomes (benchmarks/precision_outcome.sh runs the trainings): reads each
 run directory's config.txt and history.csv, tabulates the last epoch's validation mAP per seed and
 precision (mean and sample standard deviation), draws every learning curve (train loss, validation
