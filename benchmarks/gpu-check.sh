@@ -284,7 +284,7 @@ REST_CTEST=("${CTEST[@]}" -LE gpu)
 # keeps each run small enough for its share of SANITIZE_S).
 SANITIZED=("test_connected_components|GPU labelling*" "test_batch_norm|BatchNorm2d CPU vs CUDA parity*"
            "test_loss|CUDA loss*" "test_pointwise_layers|*CUDA parity*" "test_adam|Adam on CUDA*"
-           "test_postprocess|GPU post-processing*")
+           "test_postprocess|GPU post-processing*" "test_precision|Conv2d CUDA bf16*")
 # --cudnn find: cuDNN's algorithms timed per shape, as PyTorch's cudnn.benchmark=True (like with like).
 BENCH=(env -u PNEUMO_CUDA_SYNC "$BUILD_DIR/bench_network" --device "$DEVICE" --size "$SIZE" --batch "$BATCH"
        --repeats "$REPEATS" --layers --cudnn find)
