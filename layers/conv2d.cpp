@@ -131,10 +131,13 @@ void Conv2d::configure(const LayerSettings& settings) {
   set_allow_tf32(settings.allow_tf32);
   set_cudnn_search(settings.cudnn_search);
   if (settings.conv_selector) selector_ = settings.conv_selector;
-  if (settings.precision != precision_) {  // a prepared filter was made in the other precision
-    precision_ = settings.precision;
-    set_constant_weights(constant_weights_);
-  }
+  set_precision(settings.precision);
+}
+
+void Conv2d::set_precision(Precision precision) {
+  if (precision == precision_) return;
+  precision_ = precision;
+  set_constant_weights(constant_weights_);  // a prepared filter was made in the other precision
 }
 
 ConvAlgorithm Conv2d::preferred_algorithm(ConvDirection direction, const Conv2dGeometry& geometry) const {

@@ -67,7 +67,8 @@ class Conv2d : public Layer {
   bool allow_tf32() const { return allow_tf32_; }
   // fp32, or bf16: inputs, filters and output gradients rounded to bfloat16, products
   // accumulated in fp32 (CPU: conv2d_run_cpu; CUDA: cuDNN with bf16 data, fp32 compute).
-  void set_precision(Precision precision) { precision_ = precision; }
+  // A filter prepared for constant weights in the other precision is dropped (made again).
+  void set_precision(Precision precision);
   Precision precision() const { return precision_; }
   // The policy and auto's memory this layer chooses by: the network's (LayerSettings), or, for a
   // layer used alone, its own with the default policy, made on first use.

@@ -174,6 +174,32 @@ TEST_CASE("bf16 convolution, every algorithm: the exact convolution of the round
   }
 }
 
+TEST_CASE("a layer with constant weights switched to bf16 drops its fp32-prepared filter") {
+  const Conv2dGeometry g{2, 10, 9, 32, 32, 3};
+  std::mt19937_64 generator(8);
+  const Tensor input = random_tensor({g.N, g.H, g.W, g.C}, generator);
+  Context context(Device::CPU);
+  for (ConvAlgorithm algorithm : {ConvAlgorithm::Direct, ConvAlgorithm::Winograd4}) {
+    if (!conv_algorithm_unsupported_reason(algorithm, ConvDirection::Forward, g).empty()) continue;
+    const std::string name = conv_algorithm_name(algorithm);
+    CAPTURE(name);
+    Tensor outputs[2] = {Tensor(Device::CPU, {g.N, g.H, g.W, g.K}), Tensor(Device::CPU, {g.N, g.H, g.W, g.K})};
+    for (int constant = 0; constant < 2; ++constant) {
+      Conv2d layer(g.C, g.K, 3, false);
+      std::vector<ParameterSpec> specs = layer.parameter_specs();
+      for (auto& spec : specs) spec.name = "conv." + spec.name;
+      ParameterStore store(Device::CPU, specs, 2);
+      layer.bind_parameters(store, "conv");
+      layer.set_conv_algorithm(algorithm);
+      layer.set_constant_weights(constant == 1);
+      layer.forward(context, {&input}, outputs[constant], false);  // fp32 (prepares the filter when constant)
+      layer.set_precision(Precision::Bf16);
+      layer.forward(context, {&input}, outputs[constant], false);
+    }
+    CHECK(outputs[1].to_vector() == outputs[0].to_vector());
+  }
+}
+
 TEST_CASE("a training step in bf16 follows fp32 within bf16's rounding, and the weights and Adam stay fp32") {
   const NetworkConfig config{64, 8, 1, 2, 0.0f};
   const int64_t batch = 2;
